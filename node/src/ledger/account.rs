@@ -1,0 +1,941 @@
+//! The account state machine: one account's commands, saga messages and timers.
+//!
+//! [`AccountCore::needs`] says which stored records an input depends on; the driver reads them
+//! inside the storage transaction and calls [`AccountCore::step`], which mutates the core and
+//! returns the [`Step`]: the writes to make in that same transaction and the effects to carry
+//! out after it commits. Nothing here does IO, reads a clock or draws a random number.
+
+use super::records::{AccountRecord, IdemRecord, SagaRecord, SenderStatus, StoredReply};
+use protocol::api::{
+    AccountStatus, AccountView, Entry, EntryKind, MovementView, TransferStatus, TransferView,
+};
+use protocol::saga::{CreditOutcome, SagaMsg};
+use protocol::{AccountId, Amount, ApiError, Currency, ErrorCode, TransferId, AMOUNT_MAX};
+use std::collections::BTreeMap;
+
+/// Most unsettled transfers one account may have open as sender; more are refused as
+/// `unavailable` (nothing written, safe to retry) until some settle.
+pub const OPEN_SAGAS_MAX: usize = 4_096;
+
+/// Identifies a client request inside one node, so a reply finds its caller.
+pub type ReqId = u64;
+
+/// Timing rules of the saga, from the node's config.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SagaTiming {
+    /// How long a sender waits for the receiver's outcome before sending `Abort`.
+    pub credit_timeout_ms: u64,
+    /// Longest wait between two `Abort` resends.
+    pub abort_backoff_max_ms: u64,
+}
+
+impl Default for SagaTiming {
+    fn default() -> Self {
+        SagaTiming {
+            credit_timeout_ms: 2_000,
+            abort_backoff_max_ms: 30_000,
+        }
+    }
+}
+
+/// A client command for one account.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Command {
+    /// Open the account (idempotent for the same currency).
+    Open {
+        /// Currency.
+        currency: Currency,
+    },
+    /// Money in.
+    Deposit {
+        /// Amount.
+        amount: Amount,
+        /// Free text.
+        reference: Option<String>,
+        /// Idempotency key.
+        idem_key: Option<String>,
+    },
+    /// Money out.
+    Withdraw {
+        /// Amount.
+        amount: Amount,
+        /// Free text.
+        reference: Option<String>,
+        /// Idempotency key.
+        idem_key: Option<String>,
+    },
+    /// Start a transfer from this account.
+    Transfer {
+        /// Id for the transfer if it is new (chosen by the node that accepted it).
+        transfer_id: TransferId,
+        /// Receiver.
+        to: AccountId,
+        /// Amount.
+        amount: Amount,
+        /// Free text.
+        reference: Option<String>,
+        /// Idempotency key.
+        idem_key: Option<String>,
+    },
+    /// Refuse movements until unfrozen.
+    Freeze,
+    /// Accept movements again.
+    Unfreeze,
+    /// Read the account.
+    Get,
+}
+
+/// One input to the state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A client command and its request id.
+    Command(ReqId, Command),
+    /// A message from another account.
+    Saga(SagaMsg),
+    /// A saga timer of this account fired.
+    Timer(TransferId),
+}
+
+/// The stored records an input depends on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Needs {
+    /// The idempotency record under this key.
+    pub idem_key: Option<String>,
+    /// This account's record of this transfer.
+    pub saga: Option<TransferId>,
+}
+
+impl Needs {
+    /// True when the input depends on no stored record.
+    pub fn is_empty(&self) -> bool {
+        self.idem_key.is_none() && self.saga.is_none()
+    }
+}
+
+/// The records read for [`Needs`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Reads {
+    /// The idempotency record, if one exists.
+    pub idem: Option<IdemRecord>,
+    /// The saga record, if one exists.
+    pub saga: Option<SagaRecord>,
+}
+
+/// A write the driver makes in the step's transaction. The account's own state record is not
+/// listed: the driver writes it once per transaction when it changed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Write {
+    /// The account was created: add it to the account index and take the first lease.
+    Created,
+    /// Append a journal entry.
+    Journal(Entry),
+    /// Write an idempotency record.
+    Idem(String, IdemRecord),
+    /// Write this account's record of a transfer.
+    Saga(SagaRecord),
+    /// Mark (true) or unmark (false) an open sender saga of this account.
+    OpenMark(TransferId, bool),
+    /// Write a transfer summary.
+    Transfer(TransferView),
+    /// Add (true) or remove (false) a transfer from the pending index.
+    Pending(TransferId, bool),
+}
+
+/// A successful reply to a command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reply {
+    /// An account; `created` is true when this command opened it.
+    Account {
+        /// The account.
+        view: AccountView,
+        /// Whether this command created it.
+        created: bool,
+    },
+    /// A deposit or withdrawal.
+    Movement(MovementView),
+    /// A transfer (pending, or settled when replayed from its idempotency record).
+    Transfer(TransferView),
+}
+
+/// A balance change to publish on the account's stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BalanceUpdate {
+    /// Account.
+    pub account: AccountId,
+    /// Held after the entry.
+    pub held: u64,
+    /// The entry (carries seq, balance and available).
+    pub entry: Entry,
+}
+
+/// Something the driver does after the step's transaction committed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Answer a client request.
+    Reply(ReqId, Result<Reply, ApiError>),
+    /// Send a saga message to another account.
+    Send(SagaMsg),
+    /// Publish a journal entry on the balance stream.
+    Publish(BalanceUpdate),
+    /// Deliver `Input::Timer(transfer_id)` to this account after `after_ms`.
+    Timer {
+        /// Transfer.
+        transfer_id: TransferId,
+        /// Delay.
+        after_ms: u64,
+    },
+    /// A transfer of this account (as sender) reached `completed` or `failed`.
+    Settled(TransferView),
+}
+
+/// The result of one step.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Step {
+    /// Writes for the step's transaction.
+    pub writes: Vec<Write>,
+    /// Effects for after the commit.
+    pub effects: Vec<Effect>,
+}
+
+/// An unsettled transfer of this account as sender.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpenSaga {
+    /// Receiver.
+    pub to: AccountId,
+    /// Amount held.
+    pub amount: u64,
+    /// Free text.
+    pub reference: Option<String>,
+    /// Idempotency key and fingerprint of the request that started it.
+    pub idem: Option<(String, String)>,
+    /// When it was accepted.
+    pub created_at: u64,
+    /// How many `Abort`s were sent (0 while still waiting for the credit).
+    pub aborts_sent: u32,
+}
+
+/// One account's in-memory state: the stored record and its open sender sagas.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AccountCore {
+    id: AccountId,
+    record: Option<AccountRecord>,
+    open: BTreeMap<TransferId, OpenSaga>,
+    timing: SagaTiming,
+}
+
+impl AccountCore {
+    /// A core loaded from storage: `record` is `None` for an account never opened.
+    pub fn new(
+        id: AccountId,
+        record: Option<AccountRecord>,
+        open: BTreeMap<TransferId, OpenSaga>,
+        timing: SagaTiming,
+    ) -> Self {
+        let core = AccountCore {
+            id,
+            record,
+            open,
+            timing,
+        };
+        core.validate();
+        core
+    }
+
+    /// The account id.
+    pub fn id(&self) -> &AccountId {
+        &self.id
+    }
+
+    /// The stored record, `None` before the account is opened.
+    pub fn record(&self) -> Option<&AccountRecord> {
+        self.record.as_ref()
+    }
+
+    /// The unsettled sender sagas.
+    pub fn open_sagas(&self) -> &BTreeMap<TransferId, OpenSaga> {
+        &self.open
+    }
+
+    /// Asserts the state's invariants; a violation is a bug, so it crashes.
+    pub fn validate(&self) {
+        match &self.record {
+            None => assert!(
+                self.open.is_empty(),
+                "{}: open sagas without an account",
+                self.id
+            ),
+            Some(r) => {
+                assert!(
+                    r.held <= r.balance,
+                    "{}: held {} > balance {}",
+                    self.id,
+                    r.held,
+                    r.balance
+                );
+                assert!(r.balance <= AMOUNT_MAX, "{}: balance over 2^53-1", self.id);
+                let open_sum: u64 = self.open.values().map(|s| s.amount).sum();
+                assert_eq!(open_sum, r.held, "{}: holds of open sagas != held", self.id);
+                assert!(
+                    self.open.len() <= OPEN_SAGAS_MAX,
+                    "{}: too many open sagas",
+                    self.id
+                );
+            }
+        }
+    }
+
+    /// Effects that re-drive every open saga after an activation: resend `Credit` (the
+    /// receiver answers a repeat with its recorded outcome) and arm the timer.
+    pub fn resume(&self) -> Vec<Effect> {
+        let mut effects = Vec::with_capacity(self.open.len() * 2);
+        for (tid, saga) in &self.open {
+            effects.push(Effect::Send(self.credit_msg(tid, saga)));
+            effects.push(Effect::Timer {
+                transfer_id: tid.clone(),
+                after_ms: self.timing.credit_timeout_ms,
+            });
+        }
+        effects
+    }
+
+    /// The stored records `input` depends on.
+    pub fn needs(&self, input: &Input) -> Needs {
+        match input {
+            Input::Command(_, cmd) => match cmd {
+                Command::Deposit { idem_key, .. }
+                | Command::Withdraw { idem_key, .. }
+                | Command::Transfer { idem_key, .. } => Needs {
+                    idem_key: idem_key.clone(),
+                    saga: None,
+                },
+                Command::Open { .. } | Command::Freeze | Command::Unfreeze | Command::Get => {
+                    Needs::default()
+                }
+            },
+            Input::Saga(
+                SagaMsg::Credit { transfer_id, .. } | SagaMsg::Abort { transfer_id, .. },
+            ) => Needs {
+                idem_key: None,
+                saga: Some(transfer_id.clone()),
+            },
+            Input::Saga(SagaMsg::Outcome { .. }) | Input::Timer(_) => Needs::default(),
+        }
+    }
+
+    /// Applies one input, given the records its [`Needs`] named, at time `now_ms`.
+    pub fn step(&mut self, input: Input, reads: Reads, now_ms: u64) -> Step {
+        let mut step = Step::default();
+        match input {
+            Input::Command(req, cmd) => {
+                let result = self.command(cmd, reads, now_ms, &mut step);
+                step.effects.push(Effect::Reply(req, result));
+            }
+            Input::Saga(SagaMsg::Credit {
+                transfer_id,
+                from,
+                to,
+                amount,
+                currency,
+                reference,
+            }) => {
+                assert_eq!(to, self.id, "credit delivered to the wrong account");
+                self.credit(
+                    transfer_id,
+                    from,
+                    amount,
+                    currency,
+                    reference,
+                    reads,
+                    now_ms,
+                    &mut step,
+                );
+            }
+            Input::Saga(SagaMsg::Abort {
+                transfer_id,
+                from,
+                to,
+            }) => {
+                assert_eq!(to, self.id, "abort delivered to the wrong account");
+                self.abort(transfer_id, from, reads, &mut step);
+            }
+            Input::Saga(SagaMsg::Outcome {
+                transfer_id,
+                from,
+                outcome,
+            }) => {
+                assert_eq!(from, self.id, "outcome delivered to the wrong account");
+                self.outcome(transfer_id, outcome, now_ms, &mut step);
+            }
+            Input::Timer(transfer_id) => self.timer(transfer_id, &mut step),
+        }
+        self.validate();
+        step
+    }
+
+    fn command(
+        &mut self,
+        cmd: Command,
+        reads: Reads,
+        now_ms: u64,
+        step: &mut Step,
+    ) -> Result<Reply, ApiError> {
+        match cmd {
+            Command::Open { currency } => self.open_account(currency, now_ms, step),
+            Command::Get => Ok(Reply::Account {
+                view: self.active_or_any()?.view(&self.id),
+                created: false,
+            }),
+            Command::Freeze => self.set_status(AccountStatus::Frozen),
+            Command::Unfreeze => self.set_status(AccountStatus::Active),
+            Command::Deposit {
+                amount,
+                reference,
+                idem_key,
+            } => {
+                let fingerprint = format!(
+                    "deposit|{}|{}",
+                    amount.get(),
+                    reference.as_deref().unwrap_or("")
+                );
+                if let Some(reply) = replay(&reads, &fingerprint)? {
+                    return Ok(reply);
+                }
+                self.movement(
+                    EntryKind::Deposit,
+                    amount,
+                    reference,
+                    idem_key.map(|k| (k, fingerprint)),
+                    now_ms,
+                    step,
+                )
+            }
+            Command::Withdraw {
+                amount,
+                reference,
+                idem_key,
+            } => {
+                let fingerprint = format!(
+                    "withdrawal|{}|{}",
+                    amount.get(),
+                    reference.as_deref().unwrap_or("")
+                );
+                if let Some(reply) = replay(&reads, &fingerprint)? {
+                    return Ok(reply);
+                }
+                self.movement(
+                    EntryKind::Withdrawal,
+                    amount,
+                    reference,
+                    idem_key.map(|k| (k, fingerprint)),
+                    now_ms,
+                    step,
+                )
+            }
+            Command::Transfer {
+                transfer_id,
+                to,
+                amount,
+                reference,
+                idem_key,
+            } => {
+                let fingerprint = format!(
+                    "transfer|{}|{}|{}",
+                    to,
+                    amount.get(),
+                    reference.as_deref().unwrap_or("")
+                );
+                if let Some(reply) = replay(&reads, &fingerprint)? {
+                    return Ok(reply);
+                }
+                self.start_transfer(
+                    transfer_id,
+                    to,
+                    amount,
+                    reference,
+                    idem_key.map(|k| (k, fingerprint)),
+                    now_ms,
+                    step,
+                )
+            }
+        }
+    }
+
+    /// The record, or `account_not_found`.
+    fn active_or_any(&self) -> Result<&AccountRecord, ApiError> {
+        self.record
+            .as_ref()
+            .ok_or_else(|| ErrorCode::AccountNotFound.into())
+    }
+
+    /// The record if it accepts movements, or the reason it does not.
+    fn movable(&self) -> Result<&AccountRecord, ErrorCode> {
+        let r = self.record.as_ref().ok_or(ErrorCode::AccountNotFound)?;
+        match r.status {
+            AccountStatus::Active => Ok(r),
+            AccountStatus::Frozen => Err(ErrorCode::AccountFrozen),
+            AccountStatus::Closed => Err(ErrorCode::AccountClosed),
+        }
+    }
+
+    fn open_account(
+        &mut self,
+        currency: Currency,
+        now_ms: u64,
+        step: &mut Step,
+    ) -> Result<Reply, ApiError> {
+        if let Some(r) = &self.record {
+            if r.currency != currency {
+                return Err(ApiError::new(
+                    ErrorCode::AccountExists,
+                    format!("account {} exists with currency {}", self.id, r.currency),
+                ));
+            }
+            return Ok(Reply::Account {
+                view: r.view(&self.id),
+                created: false,
+            });
+        }
+        let r = AccountRecord {
+            currency,
+            status: AccountStatus::Active,
+            balance: 0,
+            held: 0,
+            seq: 0,
+            opened_at: now_ms,
+        };
+        let view = r.view(&self.id);
+        self.record = Some(r);
+        step.writes.push(Write::Created);
+        Ok(Reply::Account {
+            view,
+            created: true,
+        })
+    }
+
+    fn set_status(&mut self, status: AccountStatus) -> Result<Reply, ApiError> {
+        let id = self.id.clone();
+        let r = self.record.as_mut().ok_or(ErrorCode::AccountNotFound)?;
+        if r.status == AccountStatus::Closed {
+            return Err(ErrorCode::AccountClosed.into());
+        }
+        r.status = status;
+        Ok(Reply::Account {
+            view: r.view(&id),
+            created: false,
+        })
+    }
+
+    /// Appends a journal entry to the record and returns it (after the balances changed).
+    fn journal(
+        &mut self,
+        kind: EntryKind,
+        amount: u64,
+        transfer_id: Option<TransferId>,
+        reference: Option<String>,
+        now_ms: u64,
+        step: &mut Step,
+    ) -> Entry {
+        let r = self.record.as_mut().expect("journal of an opened account");
+        r.seq = r.seq.checked_add(1).expect("journal sequence overflow");
+        let entry = Entry {
+            seq: r.seq,
+            kind,
+            amount,
+            balance: r.balance,
+            available: r.available(),
+            transfer_id,
+            reference,
+            at: now_ms,
+        };
+        step.writes.push(Write::Journal(entry.clone()));
+        step.effects.push(Effect::Publish(BalanceUpdate {
+            account: self.id.clone(),
+            held: r.held,
+            entry: entry.clone(),
+        }));
+        entry
+    }
+
+    fn movement(
+        &mut self,
+        kind: EntryKind,
+        amount: Amount,
+        reference: Option<String>,
+        idem: Option<(String, String)>,
+        now_ms: u64,
+        step: &mut Step,
+    ) -> Result<Reply, ApiError> {
+        let r = self.movable()?;
+        let a = amount.get();
+        let balance = match kind {
+            EntryKind::Deposit => r
+                .balance
+                .checked_add(a)
+                .filter(|b| *b <= AMOUNT_MAX)
+                .ok_or(ErrorCode::BalanceOverflow)?,
+            EntryKind::Withdrawal => {
+                if r.available() < a {
+                    return Err(ErrorCode::InsufficientFunds.into());
+                }
+                r.balance - a
+            }
+            _ => unreachable!("movement of kind {kind:?}"),
+        };
+        self.record.as_mut().expect("movable").balance = balance;
+        let entry = self.journal(kind, a, None, reference, now_ms, step);
+        let view = MovementView {
+            id: format!("{}:{}", self.id, entry.seq),
+            account: self.id.clone(),
+            amount: a,
+            balance: entry.balance,
+            seq: entry.seq,
+        };
+        if let Some((key, fingerprint)) = idem {
+            step.writes.push(Write::Idem(
+                key,
+                IdemRecord {
+                    fingerprint,
+                    reply: StoredReply::Movement(view.clone()),
+                },
+            ));
+        }
+        Ok(Reply::Movement(view))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn start_transfer(
+        &mut self,
+        transfer_id: TransferId,
+        to: AccountId,
+        amount: Amount,
+        reference: Option<String>,
+        idem: Option<(String, String)>,
+        now_ms: u64,
+        step: &mut Step,
+    ) -> Result<Reply, ApiError> {
+        let r = self.movable()?;
+        if to == self.id {
+            return Err(ErrorCode::SameAccount.into());
+        }
+        let a = amount.get();
+        if r.available() < a {
+            return Err(ErrorCode::InsufficientFunds.into());
+        }
+        if self.open.len() >= OPEN_SAGAS_MAX {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "account {} has {OPEN_SAGAS_MAX} transfers in flight; retry shortly",
+                    self.id
+                ),
+            ));
+        }
+        assert!(
+            !self.open.contains_key(&transfer_id),
+            "transfer id {transfer_id} reused"
+        );
+        self.record.as_mut().expect("movable").held += a;
+        self.journal(
+            EntryKind::Hold,
+            a,
+            Some(transfer_id.clone()),
+            reference.clone(),
+            now_ms,
+            step,
+        );
+        let saga = OpenSaga {
+            to: to.clone(),
+            amount: a,
+            reference,
+            idem,
+            created_at: now_ms,
+            aborts_sent: 0,
+        };
+        let view = self.transfer_view(&transfer_id, &saga, TransferStatus::Pending, None);
+        step.writes.push(Write::Saga(self.sender_record(
+            &transfer_id,
+            &saga,
+            SenderStatus::Holding,
+        )));
+        step.writes.push(Write::OpenMark(transfer_id.clone(), true));
+        step.writes.push(Write::Transfer(view.clone()));
+        step.writes.push(Write::Pending(transfer_id.clone(), true));
+        if let Some((key, fingerprint)) = &saga.idem {
+            step.writes.push(Write::Idem(
+                key.clone(),
+                IdemRecord {
+                    fingerprint: fingerprint.clone(),
+                    reply: StoredReply::Transfer(view.clone()),
+                },
+            ));
+        }
+        step.effects
+            .push(Effect::Send(self.credit_msg(&transfer_id, &saga)));
+        step.effects.push(Effect::Timer {
+            transfer_id: transfer_id.clone(),
+            after_ms: self.timing.credit_timeout_ms,
+        });
+        self.open.insert(transfer_id, saga);
+        Ok(Reply::Transfer(view))
+    }
+
+    fn credit_msg(&self, transfer_id: &TransferId, saga: &OpenSaga) -> SagaMsg {
+        SagaMsg::Credit {
+            transfer_id: transfer_id.clone(),
+            from: self.id.clone(),
+            to: saga.to.clone(),
+            amount: Amount::new(saga.amount).expect("held amounts are valid"),
+            currency: self.record.as_ref().expect("sender exists").currency,
+            reference: saga.reference.clone(),
+        }
+    }
+
+    fn transfer_view(
+        &self,
+        transfer_id: &TransferId,
+        saga: &OpenSaga,
+        status: TransferStatus,
+        reason: Option<ErrorCode>,
+    ) -> TransferView {
+        TransferView {
+            id: transfer_id.clone(),
+            from: self.id.clone(),
+            to: saga.to.clone(),
+            amount: saga.amount,
+            status,
+            reason,
+            created_at: saga.created_at,
+        }
+    }
+
+    fn sender_record(
+        &self,
+        transfer_id: &TransferId,
+        saga: &OpenSaga,
+        status: SenderStatus,
+    ) -> SagaRecord {
+        SagaRecord::Sender {
+            transfer_id: transfer_id.clone(),
+            to: saga.to.clone(),
+            amount: saga.amount,
+            status,
+            idem_key: saga.idem.as_ref().map(|(k, _)| k.clone()),
+            fingerprint: saga.idem.as_ref().map(|(_, f)| f.clone()),
+            reference: saga.reference.clone(),
+            created_at: saga.created_at,
+        }
+    }
+
+    /// Receiver: decide a credit once per transfer, and answer with the recorded decision.
+    #[allow(clippy::too_many_arguments)]
+    fn credit(
+        &mut self,
+        transfer_id: TransferId,
+        from: AccountId,
+        amount: Amount,
+        currency: Currency,
+        reference: Option<String>,
+        reads: Reads,
+        now_ms: u64,
+        step: &mut Step,
+    ) {
+        if let Some(rec) = reads.saga {
+            let outcome = recorded_outcome(&rec, &transfer_id);
+            step.effects.push(Effect::Send(SagaMsg::Outcome {
+                transfer_id,
+                from,
+                outcome,
+            }));
+            return;
+        }
+        let a = amount.get();
+        let decision = self.movable().and_then(|r| {
+            if r.currency != currency {
+                return Err(ErrorCode::CurrencyMismatch);
+            }
+            r.balance
+                .checked_add(a)
+                .filter(|b| *b <= AMOUNT_MAX)
+                .ok_or(ErrorCode::BalanceOverflow)
+        });
+        let outcome = match decision {
+            Ok(balance) => {
+                self.record.as_mut().expect("movable").balance = balance;
+                self.journal(
+                    EntryKind::TransferIn,
+                    a,
+                    Some(transfer_id.clone()),
+                    reference,
+                    now_ms,
+                    step,
+                );
+                CreditOutcome::Applied
+            }
+            Err(code) => CreditOutcome::Rejected(code),
+        };
+        step.writes.push(Write::Saga(SagaRecord::Receiver {
+            transfer_id: transfer_id.clone(),
+            from: from.clone(),
+            amount: a,
+            outcome,
+        }));
+        step.effects.push(Effect::Send(SagaMsg::Outcome {
+            transfer_id,
+            from,
+            outcome,
+        }));
+    }
+
+    /// Receiver: the sender gave up waiting. Tombstone the transfer unless already decided.
+    fn abort(&mut self, transfer_id: TransferId, from: AccountId, reads: Reads, step: &mut Step) {
+        let outcome = match reads.saga {
+            Some(rec) => recorded_outcome(&rec, &transfer_id),
+            None => {
+                step.writes.push(Write::Saga(SagaRecord::Receiver {
+                    transfer_id: transfer_id.clone(),
+                    from: from.clone(),
+                    amount: 0,
+                    outcome: CreditOutcome::Aborted,
+                }));
+                CreditOutcome::Aborted
+            }
+        };
+        step.effects.push(Effect::Send(SagaMsg::Outcome {
+            transfer_id,
+            from,
+            outcome,
+        }));
+    }
+
+    /// Sender: the receiver's decision arrived. Capture or release, once.
+    fn outcome(
+        &mut self,
+        transfer_id: TransferId,
+        outcome: CreditOutcome,
+        now_ms: u64,
+        step: &mut Step,
+    ) {
+        // A repeated or late outcome of a settled transfer: already acted on.
+        let Some(saga) = self.open.remove(&transfer_id) else {
+            return;
+        };
+        let (status, reason, sender_status) = match outcome {
+            CreditOutcome::Applied => {
+                let r = self.record.as_mut().expect("sender with open saga exists");
+                r.balance -= saga.amount;
+                r.held -= saga.amount;
+                self.journal(
+                    EntryKind::TransferOut,
+                    saga.amount,
+                    Some(transfer_id.clone()),
+                    saga.reference.clone(),
+                    now_ms,
+                    step,
+                );
+                (TransferStatus::Completed, None, SenderStatus::Completed)
+            }
+            CreditOutcome::Rejected(code) => {
+                self.release(&transfer_id, &saga, now_ms, step);
+                (
+                    TransferStatus::Failed,
+                    Some(code),
+                    SenderStatus::Failed(code),
+                )
+            }
+            CreditOutcome::Aborted => {
+                // The receiver never decided in time and is now bound to refuse.
+                self.release(&transfer_id, &saga, now_ms, step);
+                let code = ErrorCode::Unavailable;
+                (
+                    TransferStatus::Failed,
+                    Some(code),
+                    SenderStatus::Failed(code),
+                )
+            }
+        };
+        let view = self.transfer_view(&transfer_id, &saga, status, reason);
+        step.writes.push(Write::Saga(self.sender_record(
+            &transfer_id,
+            &saga,
+            sender_status,
+        )));
+        step.writes
+            .push(Write::OpenMark(transfer_id.clone(), false));
+        step.writes.push(Write::Transfer(view.clone()));
+        step.writes.push(Write::Pending(transfer_id, false));
+        if let Some((key, fingerprint)) = saga.idem {
+            step.writes.push(Write::Idem(
+                key,
+                IdemRecord {
+                    fingerprint,
+                    reply: StoredReply::Transfer(view.clone()),
+                },
+            ));
+        }
+        step.effects.push(Effect::Settled(view));
+    }
+
+    fn release(&mut self, transfer_id: &TransferId, saga: &OpenSaga, now_ms: u64, step: &mut Step) {
+        self.record
+            .as_mut()
+            .expect("sender with open saga exists")
+            .held -= saga.amount;
+        self.journal(
+            EntryKind::Release,
+            saga.amount,
+            Some(transfer_id.clone()),
+            saga.reference.clone(),
+            now_ms,
+            step,
+        );
+    }
+
+    /// Sender: no outcome in time. Send `Abort`, and again with backoff until one arrives.
+    fn timer(&mut self, transfer_id: TransferId, step: &mut Step) {
+        let Some(saga) = self.open.get_mut(&transfer_id) else {
+            return; // settled meanwhile
+        };
+        saga.aborts_sent = saga.aborts_sent.saturating_add(1);
+        let shift = saga.aborts_sent.min(16);
+        let after_ms = self
+            .timing
+            .credit_timeout_ms
+            .saturating_mul(1 << shift)
+            .min(self.timing.abort_backoff_max_ms)
+            .max(self.timing.credit_timeout_ms);
+        step.effects.push(Effect::Send(SagaMsg::Abort {
+            transfer_id: transfer_id.clone(),
+            from: self.id.clone(),
+            to: saga.to.clone(),
+        }));
+        step.effects.push(Effect::Timer {
+            transfer_id,
+            after_ms,
+        });
+    }
+}
+
+/// The reply kept under an idempotency key, if the key was used; an error if it was used for
+/// a different request.
+fn replay(reads: &Reads, fingerprint: &str) -> Result<Option<Reply>, ApiError> {
+    let Some(rec) = &reads.idem else {
+        return Ok(None);
+    };
+    if rec.fingerprint != fingerprint {
+        return Err(ErrorCode::IdempotencyKeyReused.into());
+    }
+    Ok(Some(match &rec.reply {
+        StoredReply::Movement(m) => Reply::Movement(m.clone()),
+        StoredReply::Transfer(t) => Reply::Transfer(t.clone()),
+    }))
+}
+
+/// The decision a receiver recorded for a transfer.
+fn recorded_outcome(rec: &SagaRecord, transfer_id: &TransferId) -> CreditOutcome {
+    match rec {
+        SagaRecord::Receiver { outcome, .. } => *outcome,
+        SagaRecord::Sender { .. } => {
+            panic!("transfer {transfer_id}: receiver found a sender record")
+        }
+    }
+}

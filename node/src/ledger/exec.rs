@@ -1,0 +1,324 @@
+//! Storage transaction bodies of the ledger, shared by every driver (actor shell, simulator).
+//!
+//! Every body here is idempotent, as `Store::run` requires (it may run again after a commit
+//! whose result was unknown):
+//! - [`activate`] reads the state and the lease and writes `lease = (node, epoch + 1)` where
+//!   `epoch` is the value it read. If a first run committed, a second run reads the bumped
+//!   lease and bumps it again: the activation ends up with a newer epoch than needed, which
+//!   fences nobody but older activations. Safe.
+//! - [`commit_batch`] first reads the lease and aborts with `Fenced` unless it still carries
+//!   this activation's epoch; then every write is an absolute value computed from the
+//!   activation's in-memory state (which only this activation can change) and from records read
+//!   in the same transaction. If a first run committed, the second run reads the same lease and
+//!   the records the first run wrote, and the core, stepping from the same in-memory state,
+//!   writes the same bytes again: a journal entry at the same sequence, the same saga record.
+//!   A decision read back (an idempotency record or a receiver's outcome written by the first
+//!   run) is simply replayed. Nothing is applied twice.
+//!
+//! A batch is several inputs of one account committed in one transaction: the actor drains its
+//! mailbox (up to a limit) and pays for one commit.
+
+use super::account::{AccountCore, Effect, Input, OpenSaga, Reads, SagaTiming, Write};
+use super::records::{AccountRecord, IdemRecord, Lease, SagaRecord, SenderStatus};
+use crate::storage::codec::{decode, encode};
+use crate::storage::keys::Keys;
+use crate::storage::{StorageError, Store, Txn};
+use protocol::api::{AccountView, EntriesPage, Entry, TransferView};
+use protocol::{AccountId, TransferId};
+use std::collections::BTreeMap;
+
+/// An activated account: its core and the lease epoch its writes must still find.
+#[derive(Clone, Debug)]
+pub struct Activation {
+    /// The state machine.
+    pub core: AccountCore,
+    /// The lease epoch this activation holds (0 for an account not yet opened).
+    pub epoch: u64,
+}
+
+/// Loads an account and takes its lease for `node` (DESIGN.md section 4).
+pub fn activate(
+    store: &Store,
+    keys: &Keys,
+    node: &str,
+    id: &AccountId,
+    timing: SagaTiming,
+) -> Result<Activation, StorageError> {
+    store.run(|txn| {
+        let record: Option<AccountRecord> = get(txn, &keys.state(id.as_str()))?;
+        let lease: Option<Lease> = get(txn, &keys.lease(id.as_str()))?;
+        let mut epoch = lease.map(|l| l.epoch).unwrap_or(0);
+        let mut open = BTreeMap::new();
+        if let Some(r) = &record {
+            epoch += 1;
+            txn.set(
+                &keys.lease(id.as_str()),
+                &encode(&Lease {
+                    node: node.to_owned(),
+                    epoch,
+                }),
+            )?;
+            let (begin, end) = keys.open_range(id.as_str());
+            let marks = txn.get_range(&begin, &end, super::account::OPEN_SAGAS_MAX)?;
+            for (k, _) in marks {
+                let tid = keys
+                    .open_transfer_id(id.as_str(), &k)
+                    .ok_or_else(|| StorageError::Corrupt("open-saga key".into()))?;
+                let rec: SagaRecord =
+                    get(txn, &keys.saga(id.as_str(), &tid))?.ok_or_else(|| {
+                        StorageError::Corrupt(format!("open saga {tid} has no record"))
+                    })?;
+                let SagaRecord::Sender {
+                    transfer_id,
+                    to,
+                    amount,
+                    status: SenderStatus::Holding,
+                    idem_key,
+                    fingerprint,
+                    reference,
+                    created_at,
+                } = rec
+                else {
+                    return Err(StorageError::Corrupt(format!(
+                        "open saga {tid} is not holding"
+                    )));
+                };
+                open.insert(
+                    transfer_id,
+                    OpenSaga {
+                        to,
+                        amount,
+                        reference,
+                        idem: idem_key.zip(fingerprint),
+                        created_at,
+                        aborts_sent: 0,
+                    },
+                );
+            }
+            let held: u64 = open.values().map(|s: &OpenSaga| s.amount).sum();
+            if held != r.held {
+                return Err(StorageError::Corrupt(format!(
+                    "account {id}: held {} but open sagas hold {held}",
+                    r.held
+                )));
+            }
+        }
+        Ok(Activation {
+            core: AccountCore::new(id.clone(), record, open, timing),
+            epoch,
+        })
+    })
+}
+
+/// Runs a batch of inputs of one account in one transaction. Returns the activation after the
+/// batch and the effects to carry out, or the error (then nothing changed in memory, and after
+/// `CommitUnknown` the caller must reload: storage may be ahead of memory).
+pub fn commit_batch(
+    store: &Store,
+    keys: &Keys,
+    node: &str,
+    act: &Activation,
+    inputs: &[Input],
+    now_ms: u64,
+) -> Result<(Activation, Vec<Effect>), StorageError> {
+    // Inputs that depend on no stored record may need no transaction at all (reads, timers,
+    // late outcomes): step a copy and keep it if it wrote nothing.
+    if inputs.iter().all(|i| act.core.needs(i).is_empty()) {
+        let mut work = act.clone();
+        let mut effects = Vec::new();
+        let mut wrote = false;
+        for input in inputs {
+            let step = work.core.step(input.clone(), Reads::default(), now_ms);
+            wrote |= !step.writes.is_empty();
+            effects.extend(step.effects);
+        }
+        if !wrote && work.core.record() == act.core.record() {
+            return Ok((work, effects));
+        }
+    }
+    let id = act.core.id().as_str();
+    store.run(|txn| {
+        let lease: Option<Lease> = get(txn, &keys.lease(id))?;
+        if lease.map(|l| l.epoch).unwrap_or(0) != act.epoch {
+            return Err(StorageError::Fenced);
+        }
+        let mut work = act.clone();
+        let mut effects = Vec::new();
+        for input in inputs {
+            let needs = work.core.needs(input);
+            let reads = Reads {
+                idem: match &needs.idem_key {
+                    Some(k) => get::<IdemRecord>(txn, &keys.idem(id, k))?,
+                    None => None,
+                },
+                saga: match &needs.saga {
+                    Some(t) => get::<SagaRecord>(txn, &keys.saga(id, t.as_str()))?,
+                    None => None,
+                },
+            };
+            let step = work.core.step(input.clone(), reads, now_ms);
+            for w in &step.writes {
+                apply_write(txn, keys, node, &mut work, w)?;
+            }
+            effects.extend(step.effects);
+        }
+        if work.core.record() != act.core.record() {
+            let r = work.core.record().expect("an account is never un-created");
+            txn.set(&keys.state(id), &encode(r))?;
+        }
+        Ok((work, effects))
+    })
+}
+
+fn apply_write(
+    txn: &mut dyn Txn,
+    keys: &Keys,
+    node: &str,
+    work: &mut Activation,
+    w: &Write,
+) -> Result<(), StorageError> {
+    let id = work.core.id().as_str().to_owned();
+    match w {
+        Write::Created => {
+            txn.set(&keys.account_index(&id), b"")?;
+            work.epoch += 1;
+            txn.set(
+                &keys.lease(&id),
+                &encode(&Lease {
+                    node: node.to_owned(),
+                    epoch: work.epoch,
+                }),
+            )?;
+        }
+        Write::Journal(e) => txn.set(&keys.journal(&id, e.seq), &encode(e))?,
+        Write::Idem(k, rec) => txn.set(&keys.idem(&id, k), &encode(rec))?,
+        Write::Saga(rec) => {
+            let tid = match rec {
+                SagaRecord::Sender { transfer_id, .. }
+                | SagaRecord::Receiver { transfer_id, .. } => transfer_id,
+            };
+            txn.set(&keys.saga(&id, tid.as_str()), &encode(rec))?
+        }
+        Write::OpenMark(tid, true) => txn.set(&keys.open(&id, tid.as_str()), b"")?,
+        Write::OpenMark(tid, false) => txn.clear(&keys.open(&id, tid.as_str()))?,
+        Write::Transfer(view) => txn.set(&keys.transfer(view.id.as_str()), &encode(view))?,
+        Write::Pending(tid, true) => txn.set(&keys.pending(tid.as_str()), &encode(&id))?,
+        Write::Pending(tid, false) => txn.clear(&keys.pending(tid.as_str()))?,
+    }
+    Ok(())
+}
+
+fn get<T: serde::de::DeserializeOwned>(
+    txn: &mut dyn Txn,
+    key: &[u8],
+) -> Result<Option<T>, StorageError> {
+    txn.get(key)?.map(|b| decode(&b)).transpose()
+}
+
+/// Reads a page of an account's journal after `after_seq` (committed entries are immutable, so
+/// this needs no actor).
+pub fn read_entries(
+    store: &Store,
+    keys: &Keys,
+    id: &AccountId,
+    after_seq: u64,
+    limit: usize,
+) -> Result<Option<EntriesPage>, StorageError> {
+    store.read(|txn| {
+        if txn.get(&keys.state(id.as_str()))?.is_none() {
+            return Ok(None);
+        }
+        let (begin, end) = keys.journal_after(id.as_str(), after_seq);
+        // One more than asked tells whether a next page exists.
+        let rows = txn.get_range(&begin, &end, limit + 1)?;
+        let more = rows.len() > limit;
+        let entries = rows
+            .iter()
+            .take(limit)
+            .map(|(_, v)| decode::<Entry>(v))
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_after_seq = if more {
+            entries.last().map(|e| e.seq)
+        } else {
+            None
+        };
+        Ok(Some(EntriesPage {
+            entries,
+            next_after_seq,
+        }))
+    })
+}
+
+/// Reads a transfer summary.
+pub fn read_transfer(
+    store: &Store,
+    keys: &Keys,
+    id: &TransferId,
+) -> Result<Option<TransferView>, StorageError> {
+    store.read(|txn| get(txn, &keys.transfer(id.as_str())))
+}
+
+/// Reads a page of accounts, as stored, in id order after `after`.
+pub fn read_accounts(
+    store: &Store,
+    keys: &Keys,
+    after: Option<&AccountId>,
+    limit: usize,
+) -> Result<(Vec<AccountView>, Option<AccountId>), StorageError> {
+    store.read(|txn| {
+        let (begin, end) = keys.account_index_after(after.map(|a| a.as_str()));
+        let rows = txn.get_range(&begin, &end, limit + 1)?;
+        let more = rows.len() > limit;
+        let mut out = Vec::with_capacity(rows.len().min(limit));
+        for (k, _) in rows.iter().take(limit) {
+            let raw = keys
+                .account_index_id(k)
+                .ok_or_else(|| StorageError::Corrupt("account index key".into()))?;
+            let id = AccountId::new(raw).map_err(StorageError::Corrupt)?;
+            let rec: AccountRecord = get(txn, &keys.state(id.as_str()))?.ok_or_else(|| {
+                StorageError::Corrupt(format!("indexed account {id} has no state"))
+            })?;
+            out.push(rec.view(&id));
+        }
+        let next = if more {
+            out.last().map(|a| a.id.clone())
+        } else {
+            None
+        };
+        Ok((out, next))
+    })
+}
+
+/// Reads up to `limit` unsettled transfers after `after` (by id): the pending index joined with
+/// the summaries. Returns them and whether more exist.
+pub fn read_pending(
+    store: &Store,
+    keys: &Keys,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<(TransferView, AccountId)>, bool), StorageError> {
+    store.read(|txn| {
+        let (begin, end) = keys.pending_after(after);
+        let rows = txn.get_range(&begin, &end, limit + 1)?;
+        let more = rows.len() > limit;
+        let mut out = Vec::with_capacity(rows.len().min(limit));
+        for (k, v) in rows.iter().take(limit) {
+            let tid = keys
+                .pending_transfer_id(k)
+                .ok_or_else(|| StorageError::Corrupt("pending key".into()))?;
+            let sender: AccountId = decode(v)?;
+            let view: TransferView = get(txn, &keys.transfer(&tid))?
+                .ok_or_else(|| StorageError::Corrupt(format!("pending {tid} has no summary")))?;
+            out.push((view, sender));
+        }
+        Ok((out, more))
+    })
+}
+
+/// Counts the pending index, up to `limit`.
+pub fn count_pending(store: &Store, keys: &Keys, limit: usize) -> Result<u64, StorageError> {
+    store.read(|txn| {
+        let (begin, end) = keys.pending_range();
+        Ok(txn.get_range(&begin, &end, limit)?.len() as u64)
+    })
+}

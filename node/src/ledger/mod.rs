@@ -1,0 +1,31 @@
+//! The ledger core: accounts and transfer sagas as synchronous, deterministic state machines.
+//!
+//! [`account::AccountCore`] is one account: its stored record ([`records::AccountRecord`]) and
+//! its unsettled sender sagas. An [`account::Input`] (a client command, a saga message from
+//! another account, a timer) goes in through `step`, together with the stored records it
+//! depends on (named by `needs`); the core changes and returns a [`account::Step`]: typed writes
+//! for the step's storage transaction and effects (reply, send, publish, set a timer, settled)
+//! for after the commit. No `.await`, no clock (time comes in as `now_ms`), no randomness (ids
+//! come in with the command), and only ordered maps, so the same inputs give the same outputs.
+//!
+//! [`exec`] holds the storage transaction bodies every driver runs: activation (load the state,
+//! bump the lease epoch) and batched commits (check the epoch, step each input, write). The
+//! actor shell (`crate::cluster`) and the simulator run these same bodies.
+//!
+//! The transfer saga is DESIGN.md section 5, sender-orchestrated:
+//! hold (sender) → `Credit` → applied or rejected once per transfer id (receiver) → `Outcome`
+//! → capture or release (sender). A timer sends `Abort` when no outcome came; the receiver
+//! tombstones the transfer unless it already decided, and answers its decision. The sender
+//! releases only on a definitive `rejected` or `aborted`, and keeps re-sending `Abort` with
+//! backoff until it has one.
+//!
+//! Left out on purpose: closing accounts (no API yet), overdraft limits (no account setting
+//! yet; available never goes below zero), expiry of idempotency records (kept forever, which
+//! satisfies "at least 24 hours"), and currency conversion.
+
+pub mod account;
+pub mod exec;
+pub mod records;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,198 @@
+//! The key layout (DESIGN.md section 3), tuple-encoded, under an optional cluster prefix.
+//!
+//! | key | value |
+//! |---|---|
+//! | `("acct", id, "state")` | `AccountRecord`: balance, held, currency, status, seq, lease epoch |
+//! | `("acct", id, "lease")` | `Lease`: owning node and activation epoch (fencing) |
+//! | `("acct", id, "jrnl", seq)` | `Entry`: immutable journal entry |
+//! | `("acct", id, "idem", key)` | `IdemRecord`: request fingerprint and result |
+//! | `("acct", id, "xfer", transfer_id)` | `SagaRecord`: this account's side of a transfer |
+//! | `("acct", id, "open", transfer_id)` | empty: sender sagas of this account not yet settled |
+//! | `("accts", id)` | empty: index of every opened account, for listings and the audit |
+//! | `("xfer", transfer_id)` | `TransferView`: transfer summary |
+//! | `("pending", transfer_id)` | account id of the sender: unsettled sagas, so none is forgotten |
+
+use foundationdb_tuple::Subspace;
+
+/// Builds every key of the ledger under one prefix.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    root: Subspace,
+}
+
+impl Default for Keys {
+    fn default() -> Self {
+        Keys::new("")
+    }
+}
+
+impl Keys {
+    /// Keys under `prefix` (tuple-encoded as a first element), or at the root when empty.
+    pub fn new(prefix: &str) -> Self {
+        let root = if prefix.is_empty() {
+            Subspace::all()
+        } else {
+            Subspace::all().subspace(&prefix)
+        };
+        Keys { root }
+    }
+
+    /// An account's state record.
+    pub fn state(&self, account: &str) -> Vec<u8> {
+        self.root.pack(&("acct", account, "state"))
+    }
+
+    /// An account's activation lease.
+    pub fn lease(&self, account: &str) -> Vec<u8> {
+        self.root.pack(&("acct", account, "lease"))
+    }
+
+    /// One journal entry.
+    pub fn journal(&self, account: &str, seq: u64) -> Vec<u8> {
+        self.root.pack(&("acct", account, "jrnl", seq))
+    }
+
+    /// The range of journal entries with `seq > after_seq`.
+    pub fn journal_after(&self, account: &str, after_seq: u64) -> (Vec<u8>, Vec<u8>) {
+        let begin = self.journal(account, after_seq.saturating_add(1));
+        let (_, end) = self.root.subspace(&("acct", account, "jrnl")).range();
+        (begin, end)
+    }
+
+    /// Decodes the sequence number of a journal key.
+    pub fn journal_seq(&self, account: &str, key: &[u8]) -> Option<u64> {
+        self.root
+            .subspace(&("acct", account, "jrnl"))
+            .unpack::<(u64,)>(key)
+            .ok()
+            .map(|(s,)| s)
+    }
+
+    /// An idempotency record.
+    pub fn idem(&self, account: &str, key: &str) -> Vec<u8> {
+        self.root.pack(&("acct", account, "idem", key))
+    }
+
+    /// This account's record of one transfer.
+    pub fn saga(&self, account: &str, transfer_id: &str) -> Vec<u8> {
+        self.root.pack(&("acct", account, "xfer", transfer_id))
+    }
+
+    /// Marker of an unsettled sender saga of this account.
+    pub fn open(&self, account: &str, transfer_id: &str) -> Vec<u8> {
+        self.root.pack(&("acct", account, "open", transfer_id))
+    }
+
+    /// The range of this account's open-saga markers.
+    pub fn open_range(&self, account: &str) -> (Vec<u8>, Vec<u8>) {
+        self.root.subspace(&("acct", account, "open")).range()
+    }
+
+    /// Decodes the transfer id of an open-saga marker key.
+    pub fn open_transfer_id(&self, account: &str, key: &[u8]) -> Option<String> {
+        self.root
+            .subspace(&("acct", account, "open"))
+            .unpack::<(String,)>(key)
+            .ok()
+            .map(|(t,)| t)
+    }
+
+    /// An entry of the account index.
+    pub fn account_index(&self, account: &str) -> Vec<u8> {
+        self.root.pack(&("accts", account))
+    }
+
+    /// The range of the account index after `after` (exclusive; from the start when `None`).
+    pub fn account_index_after(&self, after: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+        let sub = self.root.subspace(&("accts",));
+        let (begin, end) = sub.range();
+        match after {
+            // The smallest key above `after`'s own key: append a zero byte.
+            Some(a) => {
+                let mut k = self.account_index(a);
+                k.push(0);
+                (k, end)
+            }
+            None => (begin, end),
+        }
+    }
+
+    /// Decodes the account id of an account-index key.
+    pub fn account_index_id(&self, key: &[u8]) -> Option<String> {
+        self.root
+            .subspace(&("accts",))
+            .unpack::<(String,)>(key)
+            .ok()
+            .map(|(a,)| a)
+    }
+
+    /// A transfer summary.
+    pub fn transfer(&self, transfer_id: &str) -> Vec<u8> {
+        self.root.pack(&("xfer", transfer_id))
+    }
+
+    /// The pending-index entry of a transfer.
+    pub fn pending(&self, transfer_id: &str) -> Vec<u8> {
+        self.root.pack(&("pending", transfer_id))
+    }
+
+    /// The whole pending index.
+    pub fn pending_range(&self) -> (Vec<u8>, Vec<u8>) {
+        self.root.subspace(&("pending",)).range()
+    }
+
+    /// The pending index after `after` (exclusive).
+    pub fn pending_after(&self, after: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+        let (begin, end) = self.pending_range();
+        match after {
+            Some(t) => {
+                let mut k = self.pending(t);
+                k.push(0);
+                (k, end)
+            }
+            None => (begin, end),
+        }
+    }
+
+    /// Decodes the transfer id of a pending-index key.
+    pub fn pending_transfer_id(&self, key: &[u8]) -> Option<String> {
+        self.root
+            .subspace(&("pending",))
+            .unpack::<(String,)>(key)
+            .ok()
+            .map(|(t,)| t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_journal_range_orders_by_sequence_and_excludes_other_accounts() {
+        // Proves journal keys sort numerically and the range stops at the account's end.
+        let k = Keys::new("wallet");
+        let (b, e) = k.journal_after("a", 1);
+        assert!(k.journal("a", 1) < b);
+        assert!(b <= k.journal("a", 2));
+        assert!(k.journal("a", 2) < k.journal("a", 10));
+        assert!(k.journal("a", u64::MAX) < e);
+        assert!(k.state("a") < b || k.state("a") >= e);
+        assert!(!(b <= k.journal("a.", 1) && k.journal("a.", 1) < e));
+        assert_eq!(k.journal_seq("a", &k.journal("a", 42)), Some(42));
+    }
+
+    #[test]
+    fn keys_account_index_after_skips_the_named_account() {
+        // Proves paging the account index resumes strictly after the last id seen.
+        let k = Keys::default();
+        let (b, _) = k.account_index_after(Some("bob"));
+        assert!(k.account_index("bob") < b);
+        assert!(b <= k.account_index("bob0"));
+        assert!(b <= k.account_index("bob:"));
+        assert_eq!(
+            k.account_index_id(&k.account_index("carol")).as_deref(),
+            Some("carol")
+        );
+    }
+}

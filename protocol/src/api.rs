@@ -1,0 +1,196 @@
+//! HTTP request and response bodies of the `/v1` API (API.md).
+
+use crate::{AccountId, Amount, Currency, ErrorCode, TransferId};
+use serde::{Deserialize, Serialize};
+
+/// Default time a `POST /v1/transfers` waits for the saga to settle, in milliseconds.
+pub const TRANSFER_WAIT_MS_DEFAULT: u64 = 5_000;
+
+/// Longest time a client may ask a transfer request to wait, in milliseconds.
+pub const TRANSFER_WAIT_MS_MAX: u64 = 60_000;
+
+/// Largest page of journal entries a history request returns.
+pub const ENTRIES_PAGE_MAX: u32 = 1_000;
+
+/// Page size of a history request without `limit`.
+pub const ENTRIES_PAGE_DEFAULT: u32 = 100;
+
+/// Status of an account.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    /// Accepts every movement.
+    Active,
+    /// Refuses every movement until unfrozen.
+    Frozen,
+    /// Refuses every movement for good.
+    Closed,
+}
+
+/// `POST /v1/accounts` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAccount {
+    /// The new account's id.
+    pub id: AccountId,
+    /// The currency it holds.
+    pub currency: Currency,
+}
+
+/// An account as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountView {
+    /// Account id.
+    pub id: AccountId,
+    /// Currency.
+    pub currency: Currency,
+    /// Status.
+    pub status: AccountStatus,
+    /// Booked balance, minor units.
+    pub balance: u64,
+    /// Balance minus holds, minor units.
+    pub available: u64,
+    /// Sum of open holds, minor units.
+    pub held: u64,
+    /// Sequence number of the last journal entry (0 before any).
+    pub seq: u64,
+}
+
+/// `POST /v1/deposits` and `POST /v1/withdrawals` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Movement {
+    /// The account credited or debited.
+    pub account: AccountId,
+    /// Amount in minor units.
+    pub amount: Amount,
+    /// Free text kept with the entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// Reply to a deposit or withdrawal.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MovementView {
+    /// Id of the movement (the account and its journal sequence).
+    pub id: String,
+    /// The account.
+    pub account: AccountId,
+    /// Amount in minor units.
+    pub amount: u64,
+    /// Balance after the movement.
+    pub balance: u64,
+    /// Journal sequence of the movement's entry.
+    pub seq: u64,
+}
+
+/// `POST /v1/transfers` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TransferRequest {
+    /// Debited account.
+    pub from: AccountId,
+    /// Credited account.
+    pub to: AccountId,
+    /// Amount in minor units.
+    pub amount: Amount,
+    /// Free text kept with the entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// How long to wait for the saga to settle before answering 202 (default 5000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+}
+
+/// Status of a transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TransferStatus {
+    /// The hold is placed; the credit is not yet decided.
+    Pending,
+    /// Debited once and credited once.
+    Completed,
+    /// Neither debited nor credited; `reason` says why.
+    Failed,
+}
+
+/// A transfer as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransferView {
+    /// Transfer id.
+    pub id: TransferId,
+    /// Debited account.
+    pub from: AccountId,
+    /// Credited account.
+    pub to: AccountId,
+    /// Amount in minor units.
+    pub amount: u64,
+    /// Status.
+    pub status: TransferStatus,
+    /// Why it failed, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ErrorCode>,
+    /// When the transfer was accepted, milliseconds since the Unix epoch.
+    pub created_at: u64,
+}
+
+/// Kind of a journal entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryKind {
+    /// Money in from outside.
+    Deposit,
+    /// Money out to outside.
+    Withdrawal,
+    /// A transfer's hold: available goes down, balance stays.
+    Hold,
+    /// A transfer's capture on the sender: balance goes down, hold removed.
+    TransferOut,
+    /// A transfer's credit on the receiver.
+    TransferIn,
+    /// A failed transfer's hold released: available goes back up.
+    Release,
+}
+
+/// One immutable journal entry (the audit log).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    /// Sequence number within the account, from 1, without gaps.
+    pub seq: u64,
+    /// Kind.
+    pub kind: EntryKind,
+    /// Amount in minor units.
+    pub amount: u64,
+    /// Balance after the entry.
+    pub balance: u64,
+    /// Available balance after the entry.
+    pub available: u64,
+    /// The transfer, for transfer entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_id: Option<TransferId>,
+    /// Free text given with the movement.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// When it was written, milliseconds since the Unix epoch.
+    pub at: u64,
+}
+
+/// A page of journal entries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntriesPage {
+    /// Entries in sequence order.
+    pub entries: Vec<Entry>,
+    /// Pass as `after_seq` for the next page; null when this page reached the end.
+    pub next_after_seq: Option<u64>,
+}
+
+/// Query of a history request.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EntriesQuery {
+    /// Return entries after this sequence (default 0: from the start).
+    #[serde(default)]
+    pub after_seq: Option<u64>,
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}

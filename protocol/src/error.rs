@@ -1,0 +1,195 @@
+//! Business error codes: stable, machine-readable, each with its HTTP status.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// A business outcome that is not success, or an infrastructure failure whose outcome is unknown.
+///
+/// The string forms are part of the public contract (API.md) and never change.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorCode {
+    /// Malformed JSON, missing or ill-typed field, bad id, amount out of range.
+    InvalidRequest,
+    /// Missing or bad token.
+    Unauthorized,
+    /// Token not allowed this account or route.
+    Forbidden,
+    /// No such account (never opened).
+    AccountNotFound,
+    /// No such transfer.
+    TransferNotFound,
+    /// Open with an id already used with different settings.
+    AccountExists,
+    /// Same idempotency key, different request.
+    IdempotencyKeyReused,
+    /// Available balance too low.
+    InsufficientFunds,
+    /// Accounts of different currencies.
+    CurrencyMismatch,
+    /// Transfer from an account to itself.
+    SameAccount,
+    /// Account is frozen.
+    AccountFrozen,
+    /// Account is closed.
+    AccountClosed,
+    /// The result would exceed 2^53-1.
+    BalanceOverflow,
+    /// Storage or owner unreachable: the outcome is unknown; retry with the same key.
+    Unavailable,
+    /// No such route (extension: unknown paths).
+    NotFound,
+}
+
+impl ErrorCode {
+    /// Every code, for tests and documentation.
+    pub const ALL: [ErrorCode; 15] = [
+        ErrorCode::InvalidRequest,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::AccountNotFound,
+        ErrorCode::TransferNotFound,
+        ErrorCode::AccountExists,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::InsufficientFunds,
+        ErrorCode::CurrencyMismatch,
+        ErrorCode::SameAccount,
+        ErrorCode::AccountFrozen,
+        ErrorCode::AccountClosed,
+        ErrorCode::BalanceOverflow,
+        ErrorCode::Unavailable,
+        ErrorCode::NotFound,
+    ];
+
+    /// The stable code string.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::AccountNotFound => "account_not_found",
+            ErrorCode::TransferNotFound => "transfer_not_found",
+            ErrorCode::AccountExists => "account_exists",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::InsufficientFunds => "insufficient_funds",
+            ErrorCode::CurrencyMismatch => "currency_mismatch",
+            ErrorCode::SameAccount => "same_account",
+            ErrorCode::AccountFrozen => "account_frozen",
+            ErrorCode::AccountClosed => "account_closed",
+            ErrorCode::BalanceOverflow => "balance_overflow",
+            ErrorCode::Unavailable => "unavailable",
+            ErrorCode::NotFound => "not_found",
+        }
+    }
+
+    /// The HTTP status that carries this code.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidRequest => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
+            ErrorCode::AccountNotFound | ErrorCode::TransferNotFound | ErrorCode::NotFound => 404,
+            ErrorCode::AccountExists => 409,
+            ErrorCode::IdempotencyKeyReused
+            | ErrorCode::InsufficientFunds
+            | ErrorCode::CurrencyMismatch
+            | ErrorCode::SameAccount
+            | ErrorCode::AccountFrozen
+            | ErrorCode::AccountClosed
+            | ErrorCode::BalanceOverflow => 422,
+            ErrorCode::Unavailable => 503,
+        }
+    }
+
+    /// A default human sentence for the code.
+    pub fn default_message(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "the request is malformed",
+            ErrorCode::Unauthorized => "a valid token is required",
+            ErrorCode::Forbidden => "the token does not allow this",
+            ErrorCode::AccountNotFound => "no such account",
+            ErrorCode::TransferNotFound => "no such transfer",
+            ErrorCode::AccountExists => "an account with this id exists with other settings",
+            ErrorCode::IdempotencyKeyReused => {
+                "this idempotency key was used for a different request"
+            }
+            ErrorCode::InsufficientFunds => "the available balance is too low",
+            ErrorCode::CurrencyMismatch => "the accounts hold different currencies",
+            ErrorCode::SameAccount => "a transfer needs two different accounts",
+            ErrorCode::AccountFrozen => "the account is frozen",
+            ErrorCode::AccountClosed => "the account is closed",
+            ErrorCode::BalanceOverflow => "the resulting balance would exceed 2^53-1",
+            ErrorCode::Unavailable => {
+                "the outcome is unknown (storage or owner unreachable); retry with the same idempotency key"
+            }
+            ErrorCode::NotFound => "no such route",
+        }
+    }
+
+    /// True for codes that mean "outcome unknown" rather than a decided rejection.
+    pub fn is_outcome_unknown(self) -> bool {
+        self == ErrorCode::Unavailable
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An error as clients see it: a stable code and a human sentence.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    /// The stable code.
+    pub code: ErrorCode,
+    /// A human sentence.
+    pub message: String,
+}
+
+impl ApiError {
+    /// An error with a specific sentence.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        ApiError {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl From<ErrorCode> for ApiError {
+    fn from(code: ErrorCode) -> Self {
+        ApiError::new(code, code.default_message())
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+/// The JSON body of an error response: `{"error": {"code", "message"}}`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ApiError,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_codes_serialize_to_their_stable_strings() {
+        // Proves serde and as_str agree for every code, so the wire form is the documented one.
+        for code in ErrorCode::ALL {
+            let json = serde_json::to_string(&code).unwrap();
+            assert_eq!(json, format!("\"{}\"", code.as_str()));
+            let back: ErrorCode = serde_json::from_str(&json).unwrap();
+            assert_eq!(back, code);
+        }
+    }
+}
