@@ -9,5 +9,9 @@
 //! - [`gateway`]: the axum HTTP, WebSocket and admin API, and metrics;
 //! - [`server`]: wiring the above into a running node with graceful shutdown (`walletd`).
 
+pub mod cluster;
+pub mod gateway;
 pub mod ledger;
+pub mod metrics;
+pub mod server;
 pub mod storage;

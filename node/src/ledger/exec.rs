@@ -315,10 +315,23 @@ pub fn read_pending(
     })
 }
 
-/// Counts the pending index, up to `limit`.
+/// Counts the pending index, up to `limit`, reading it in pages of the range limit.
 pub fn count_pending(store: &Store, keys: &Keys, limit: usize) -> Result<u64, StorageError> {
     store.read(|txn| {
-        let (begin, end) = keys.pending_range();
-        Ok(txn.get_range(&begin, &end, limit)?.len() as u64)
+        let (mut begin, end) = keys.pending_range();
+        let mut count = 0usize;
+        while count < limit {
+            let page = (limit - count).min(crate::storage::RANGE_LIMIT_MAX);
+            let rows = txn.get_range(&begin, &end, page)?;
+            count += rows.len();
+            match rows.last() {
+                Some((k, _)) if rows.len() == page => {
+                    begin = k.clone();
+                    begin.push(0);
+                }
+                _ => break,
+            }
+        }
+        Ok(count as u64)
     })
 }

@@ -1,0 +1,76 @@
+//! `walletd`: starts a wallet node.
+
+use anyhow::Context;
+use clap::Parser;
+use node::server::Node;
+use std::path::PathBuf;
+
+/// A wallet ledger node: account actors, transfer sagas, HTTP and WebSocket API.
+#[derive(Parser, Debug)]
+#[command(name = "walletd", version)]
+struct Args {
+    /// Config file (TOML). Without it, defaults: 127.0.0.1:8080, embedded store under ./data.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Address to serve HTTP and WebSocket on (overrides node.listen).
+    #[arg(long, value_name = "ADDR")]
+    listen: Option<String>,
+    /// Directory of the embedded store (overrides storage.path).
+    #[arg(long, value_name = "DIR")]
+    data: Option<PathBuf>,
+}
+
+fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let mut config = match &args.config {
+        Some(path) => cluster_config::load(path)?,
+        None => {
+            let mut c = cluster_config::Config::default();
+            c.apply_env(std::env::vars())?;
+            c
+        }
+    };
+    if let Some(l) = args.listen {
+        config.node.listen = l;
+    }
+    if let Some(d) = args.data {
+        config.storage.path = d;
+    }
+    config.validate()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(async move {
+        let node = Node::start(&config).await?;
+        // Tests and scripts read this line to learn the port when listening on port 0.
+        println!(
+            "walletd {} listening on http://{} (node {}, storage {} at {})",
+            env!("CARGO_PKG_VERSION"),
+            node.addr(),
+            config.node.id,
+            node.shell().store().backend_name(),
+            config.storage.path.display()
+        );
+        shutdown_signal().await;
+        tracing::info!("shutting down: finishing in-flight requests and draining actors");
+        node.shutdown().await;
+        tracing::info!("stopped");
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("installing the SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,71 @@
+//! Background duties of a node: resuming unsettled sagas and passivating idle actors.
+
+use super::Shell;
+use crate::ledger::exec;
+use protocol::AccountId;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Pending-index entries read per page when sweeping.
+pub const SWEEP_PAGE: usize = 1_000;
+/// Most senders activated per sweep (the rest wait for the next sweep).
+pub const SWEEP_ACTIVATIONS_MAX: usize = 10_000;
+
+/// Activates the sender of every unsettled transfer whose actor is not active; activation
+/// resumes its sagas. Returns how many senders were activated.
+pub async fn sweep_pending_once(shell: &Shell) -> usize {
+    let mut after: Option<String> = None;
+    let mut activated = 0;
+    loop {
+        let (store, keys, cursor) = (shell.store().clone(), shell.keys().clone(), after.clone());
+        let page = tokio::task::spawn_blocking(move || {
+            exec::read_pending(&store, &keys, cursor.as_deref(), SWEEP_PAGE)
+        })
+        .await
+        .expect("pending read does not panic");
+        let (rows, more) = match page {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "pending sweep could not read the index");
+                return activated;
+            }
+        };
+        for (view, sender) in &rows {
+            if !shell.is_active(sender) && activated < SWEEP_ACTIVATIONS_MAX {
+                let sender: AccountId = sender.clone();
+                if shell.ensure_active(&sender).await.is_ok() {
+                    activated += 1;
+                }
+            }
+            after = Some(view.id.as_str().to_owned());
+        }
+        if !more || activated >= SWEEP_ACTIVATIONS_MAX {
+            return activated;
+        }
+    }
+}
+
+/// Runs the sweeps until `stop` changes: pending sagas every `pending_every`, idle actors
+/// every `idle_every`.
+pub async fn run(shell: Shell, pending_every: Duration, mut stop: watch::Receiver<bool>) {
+    let idle = Duration::from_millis(shell.config().idle_passivate_ms);
+    let idle_every = (idle / 4).max(Duration::from_millis(25));
+    let mut pending_tick = tokio::time::interval(pending_every);
+    let mut idle_tick = tokio::time::interval(idle_every);
+    loop {
+        tokio::select! {
+            _ = pending_tick.tick() => {
+                let n = sweep_pending_once(&shell).await;
+                if n > 0 {
+                    tracing::info!(senders = n, "resumed unsettled transfers");
+                }
+            }
+            _ = idle_tick.tick() => {
+                for actor in shell.directory().idle_actors(idle) {
+                    let _ = actor.send_message(super::actor::AccountMsg::IdleCheck);
+                }
+            }
+            _ = stop.changed() => return,
+        }
+    }
+}

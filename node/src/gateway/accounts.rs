@@ -1,0 +1,96 @@
+//! `/v1/accounts`: open, read, freeze, unfreeze, history.
+
+use super::error::{invalid, ApiJson, ApiQuery, HttpError};
+use super::{blocking, parse_account, AppState};
+use crate::ledger::account::{Command, Reply};
+use crate::ledger::exec;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use protocol::api::{EntriesQuery, OpenAccount, ENTRIES_PAGE_DEFAULT, ENTRIES_PAGE_MAX};
+use protocol::ErrorCode;
+
+/// `POST /v1/accounts`: 201 when created, 200 when it existed with the same settings.
+pub async fn open(
+    State(st): State<AppState>,
+    ApiJson(body): ApiJson<OpenAccount>,
+) -> Result<Response, HttpError> {
+    let (reply, _) = st
+        .shell
+        .call(
+            &body.id,
+            Command::Open {
+                currency: body.currency,
+            },
+        )
+        .await?;
+    account_response(reply)
+}
+
+/// `GET /v1/accounts/{id}`: strongly consistent, served by the account's actor.
+pub async fn get(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
+    let id = parse_account(id)?;
+    let (reply, _) = st.shell.call(&id, Command::Get).await?;
+    account_response(reply)
+}
+
+/// `POST /v1/accounts/{id}/freeze`.
+pub async fn freeze(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
+    let id = parse_account(id)?;
+    let (reply, _) = st.shell.call(&id, Command::Freeze).await?;
+    account_response(reply)
+}
+
+/// `POST /v1/accounts/{id}/unfreeze`.
+pub async fn unfreeze(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
+    let id = parse_account(id)?;
+    let (reply, _) = st.shell.call(&id, Command::Unfreeze).await?;
+    account_response(reply)
+}
+
+fn account_response(reply: Reply) -> Result<Response, HttpError> {
+    match reply {
+        Reply::Account { view, created } => {
+            let status = if created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Ok((status, Json(view)).into_response())
+        }
+        other => panic!("account command answered {other:?}"),
+    }
+}
+
+/// `GET /v1/accounts/{id}/entries?after_seq=&limit=`: a page of the journal.
+pub async fn entries(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<EntriesQuery>,
+) -> Result<Response, HttpError> {
+    let id = parse_account(id)?;
+    let limit = q.limit.unwrap_or(ENTRIES_PAGE_DEFAULT);
+    if limit == 0 || limit > ENTRIES_PAGE_MAX {
+        return Err(invalid(format!(
+            "limit must be from 1 to {ENTRIES_PAGE_MAX}"
+        )));
+    }
+    let after = q.after_seq.unwrap_or(0);
+    let (store, keys) = (st.shell.store().clone(), st.shell.keys().clone());
+    let page =
+        blocking(move || exec::read_entries(&store, &keys, &id, after, limit as usize)).await?;
+    match page {
+        Some(p) => Ok(Json(p).into_response()),
+        None => Err(ErrorCode::AccountNotFound.into()),
+    }
+}

@@ -1,0 +1,67 @@
+//! `/v1/deposits` and `/v1/withdrawals`.
+
+use super::error::{idempotency_key, invalid, ApiJson, HttpError};
+use super::AppState;
+use crate::ledger::account::{Command, Reply};
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use protocol::api::Movement;
+use protocol::ids::REFERENCE_LEN_MAX;
+
+/// `POST /v1/deposits`.
+pub async fn deposit(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Movement>,
+) -> Result<Response, HttpError> {
+    movement(st, headers, body, true).await
+}
+
+/// `POST /v1/withdrawals`.
+pub async fn withdraw(
+    State(st): State<AppState>,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<Movement>,
+) -> Result<Response, HttpError> {
+    movement(st, headers, body, false).await
+}
+
+async fn movement(
+    st: AppState,
+    headers: HeaderMap,
+    body: Movement,
+    deposit: bool,
+) -> Result<Response, HttpError> {
+    let idem_key = idempotency_key(&headers)?.map(String::from);
+    check_reference(body.reference.as_deref())?;
+    let cmd = if deposit {
+        Command::Deposit {
+            amount: body.amount,
+            reference: body.reference,
+            idem_key,
+        }
+    } else {
+        Command::Withdraw {
+            amount: body.amount,
+            reference: body.reference,
+            idem_key,
+        }
+    };
+    let (reply, _) = st.shell.call(&body.account, cmd).await?;
+    match reply {
+        Reply::Movement(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
+        other => panic!("movement answered {other:?}"),
+    }
+}
+
+/// Refuses a reference longer than the limit.
+pub fn check_reference(reference: Option<&str>) -> Result<(), HttpError> {
+    match reference {
+        Some(r) if r.len() > REFERENCE_LEN_MAX => Err(invalid(format!(
+            "reference must be at most {REFERENCE_LEN_MAX} bytes"
+        ))),
+        _ => Ok(()),
+    }
+}

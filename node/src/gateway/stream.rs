@@ -1,0 +1,356 @@
+//! `GET /v1/stream`: the WebSocket API, balance streams and commands.
+//!
+//! Each socket remembers, per subscribed account, the last sequence it delivered. A live update
+//! is delivered only when it is the next one; an older one is a duplicate and skipped; a newer
+//! one means updates were missed (the node-wide channel overflowed, or the subscription began
+//! mid-flight), and the missing entries are read from the journal first. Entries are published
+//! only after their commit, so the journal always holds what the channel announces. This makes
+//! each stream gap-free and duplicate-free, and `from_seq` makes it resumable across
+//! reconnects.
+
+use super::AppState;
+use crate::ledger::account::BalanceUpdate;
+use crate::ledger::account::{Command, Reply};
+use crate::ledger::exec;
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use protocol::api::{Entry, TransferStatus, TRANSFER_WAIT_MS_DEFAULT};
+use protocol::stream::{ClientFrame, CommandResult, ServerFrame, SUBSCRIPTIONS_PER_SOCKET_MAX};
+use protocol::{AccountId, ApiError, ErrorCode};
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc};
+
+/// Largest frame a client may send, in bytes.
+pub const FRAME_BYTES_MAX: usize = 64 * 1024;
+/// Most commands of one socket running at once.
+pub const COMMANDS_IN_FLIGHT_MAX: usize = 64;
+/// Journal entries read per page when back-filling a stream.
+pub const BACKFILL_PAGE: usize = 500;
+
+/// Upgrades the connection.
+pub async fn upgrade(State(st): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_message_size(FRAME_BYTES_MAX)
+        .on_upgrade(move |socket| serve(st, socket))
+}
+
+struct Connection {
+    st: AppState,
+    socket: WebSocket,
+    /// Last delivered sequence per subscribed account.
+    subs: BTreeMap<AccountId, u64>,
+    results: mpsc::Sender<ServerFrame>,
+    in_flight: usize,
+}
+
+/// The socket closed or failed: stop serving it.
+struct Closed;
+
+async fn serve(st: AppState, socket: WebSocket) {
+    st.shell
+        .metrics()
+        .ws_connections
+        .fetch_add(1, Ordering::Relaxed);
+    let mut updates = st.shell.subscribe_updates();
+    let mut shutdown = st.shutdown.clone();
+    let (results, mut results_rx) = mpsc::channel(COMMANDS_IN_FLIGHT_MAX);
+    let mut c = Connection {
+        st: st.clone(),
+        socket,
+        subs: BTreeMap::new(),
+        results,
+        in_flight: 0,
+    };
+    loop {
+        let step = tokio::select! {
+            msg = c.socket.recv() => match msg {
+                Some(Ok(Message::Text(t))) => c.frame(t.as_str()).await,
+                Some(Ok(Message::Binary(_))) => c.error(ErrorCode::InvalidRequest, "frames must be JSON text".into(), None).await,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => Ok(()),
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Err(Closed),
+            },
+            u = updates.recv() => match u {
+                Ok(u) => c.live(&u).await,
+                Err(broadcast::error::RecvError::Lagged(_)) => c.catch_up_all().await,
+                Err(broadcast::error::RecvError::Closed) => Err(Closed),
+            },
+            Some(frame) = results_rx.recv() => {
+                c.in_flight -= 1;
+                c.send(&frame).await
+            }
+            _ = shutdown.changed() => {
+                let _ = c.socket.send(Message::Close(None)).await;
+                Err(Closed)
+            }
+        };
+        if step.is_err() {
+            break;
+        }
+    }
+    st.shell
+        .metrics()
+        .ws_connections
+        .fetch_sub(1, Ordering::Relaxed);
+}
+
+impl Connection {
+    async fn send(&mut self, frame: &ServerFrame) -> Result<(), Closed> {
+        let text = serde_json::to_string(frame).expect("frames serialize");
+        self.socket
+            .send(Message::Text(text.into()))
+            .await
+            .map_err(|_| Closed)
+    }
+
+    async fn error(
+        &mut self,
+        code: ErrorCode,
+        message: String,
+        req_id: Option<String>,
+    ) -> Result<(), Closed> {
+        self.send(&ServerFrame::Error {
+            code,
+            message,
+            req_id,
+        })
+        .await
+    }
+
+    async fn frame(&mut self, text: &str) -> Result<(), Closed> {
+        let frame = match serde_json::from_str::<ClientFrame>(text) {
+            Ok(f) => f,
+            Err(e) => {
+                return self
+                    .error(ErrorCode::InvalidRequest, format!("bad frame: {e}"), None)
+                    .await
+            }
+        };
+        match frame {
+            ClientFrame::Ping => self.send(&ServerFrame::Pong).await,
+            ClientFrame::Subscribe { account, from_seq } => self.subscribe(account, from_seq).await,
+            ClientFrame::Unsubscribe { account } => {
+                self.subs.remove(&account);
+                self.send(&ServerFrame::Unsubscribed { account }).await
+            }
+            ClientFrame::Get { req_id, account } => {
+                self.command(req_id, account, Command::Get).await
+            }
+            ClientFrame::Deposit {
+                req_id,
+                account,
+                amount,
+                idempotency_key,
+            } => {
+                let cmd = Command::Deposit {
+                    amount,
+                    reference: None,
+                    idem_key: idempotency_key.map(String::from),
+                };
+                self.command(req_id, account, cmd).await
+            }
+            ClientFrame::Withdraw {
+                req_id,
+                account,
+                amount,
+                idempotency_key,
+            } => {
+                let cmd = Command::Withdraw {
+                    amount,
+                    reference: None,
+                    idem_key: idempotency_key.map(String::from),
+                };
+                self.command(req_id, account, cmd).await
+            }
+            ClientFrame::Transfer {
+                req_id,
+                from,
+                to,
+                amount,
+                idempotency_key,
+            } => {
+                if from == to {
+                    return self
+                        .error(
+                            ErrorCode::SameAccount,
+                            ErrorCode::SameAccount.default_message().into(),
+                            Some(req_id),
+                        )
+                        .await;
+                }
+                let cmd = Command::Transfer {
+                    transfer_id: super::transfers::new_transfer_id(),
+                    to,
+                    amount,
+                    reference: None,
+                    idem_key: idempotency_key.map(String::from),
+                };
+                self.command(req_id, from, cmd).await
+            }
+        }
+    }
+
+    async fn subscribe(&mut self, account: AccountId, from_seq: Option<u64>) -> Result<(), Closed> {
+        if !self.subs.contains_key(&account) && self.subs.len() >= SUBSCRIPTIONS_PER_SOCKET_MAX {
+            let msg = format!("at most {SUBSCRIPTIONS_PER_SOCKET_MAX} subscriptions per socket");
+            return self.error(ErrorCode::InvalidRequest, msg, None).await;
+        }
+        // The actor's answer is the account's committed sequence now.
+        let seq = match self.st.shell.call(&account, Command::Get).await {
+            Ok((Reply::Account { view, .. }, _)) => view.seq,
+            Ok((other, _)) => panic!("get answered {other:?}"),
+            Err(e) => return self.error(e.code, e.message, None).await,
+        };
+        self.subs.insert(account.clone(), from_seq.unwrap_or(seq));
+        self.send(&ServerFrame::Subscribed {
+            account: account.clone(),
+            seq,
+        })
+        .await?;
+        self.catch_up(&account, None).await
+    }
+
+    async fn command(
+        &mut self,
+        req_id: String,
+        account: AccountId,
+        cmd: Command,
+    ) -> Result<(), Closed> {
+        if self.in_flight >= COMMANDS_IN_FLIGHT_MAX {
+            let msg = format!("at most {COMMANDS_IN_FLIGHT_MAX} commands in flight per socket");
+            return self
+                .error(ErrorCode::InvalidRequest, msg, Some(req_id))
+                .await;
+        }
+        self.in_flight += 1;
+        let (shell, results) = (self.st.shell.clone(), self.results.clone());
+        tokio::spawn(async move {
+            let frame = match shell.call(&account, cmd).await {
+                Ok((reply, settle)) => {
+                    let result = match reply {
+                        Reply::Account { view, .. } => CommandResult::Account(view),
+                        Reply::Movement(m) => CommandResult::Movement(m),
+                        Reply::Transfer(view) => {
+                            let mut view = view;
+                            if let (TransferStatus::Pending, Some(rx)) = (view.status, settle) {
+                                if let Ok(Ok(done)) = tokio::time::timeout(
+                                    Duration::from_millis(TRANSFER_WAIT_MS_DEFAULT),
+                                    rx,
+                                )
+                                .await
+                                {
+                                    view = done;
+                                }
+                            }
+                            CommandResult::Transfer(view)
+                        }
+                    };
+                    ServerFrame::Result { req_id, result }
+                }
+                Err(ApiError { code, message }) => ServerFrame::Error {
+                    code,
+                    message,
+                    req_id: Some(req_id),
+                },
+            };
+            let _ = results.send(frame).await;
+        });
+        Ok(())
+    }
+
+    async fn live(&mut self, u: &BalanceUpdate) -> Result<(), Closed> {
+        let Some(&last) = self.subs.get(&u.account) else {
+            return Ok(());
+        };
+        let seq = u.entry.seq;
+        if seq <= last {
+            return Ok(()); // already delivered (from the journal)
+        }
+        if seq > last + 1 {
+            self.catch_up(&u.account, Some(seq - 1)).await?;
+        }
+        if self.subs.get(&u.account) == Some(&(seq - 1)) {
+            self.deliver(&u.account, &u.entry, u.held).await?;
+        }
+        Ok(())
+    }
+
+    async fn catch_up_all(&mut self) -> Result<(), Closed> {
+        let accounts: Vec<AccountId> = self.subs.keys().cloned().collect();
+        for a in accounts {
+            self.catch_up(&a, None).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the journal entries after the last delivered one, up to `upto` (or the end).
+    async fn catch_up(&mut self, account: &AccountId, upto: Option<u64>) -> Result<(), Closed> {
+        loop {
+            let Some(&last) = self.subs.get(account) else {
+                return Ok(());
+            };
+            if upto.is_some_and(|u| last >= u) {
+                return Ok(());
+            }
+            let (store, keys, id) = (
+                self.st.shell.store().clone(),
+                self.st.shell.keys().clone(),
+                account.clone(),
+            );
+            let page = tokio::task::spawn_blocking(move || {
+                exec::read_entries(&store, &keys, &id, last, BACKFILL_PAGE)
+            })
+            .await
+            .expect("journal read does not panic");
+            let page = match page {
+                Ok(Some(p)) => p,
+                Ok(None) => return Ok(()),
+                Err(e) => {
+                    let msg = format!(
+                        "stream of {account} interrupted: {e}; resubscribe with from_seq={last}"
+                    );
+                    self.subs.remove(account);
+                    return self.error(ErrorCode::Unavailable, msg, None).await;
+                }
+            };
+            for e in &page.entries {
+                if upto.is_some_and(|u| e.seq > u) {
+                    return Ok(());
+                }
+                let held = e.balance - e.available;
+                self.deliver(account, e, held).await?;
+            }
+            if page.next_after_seq.is_none() {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn deliver(
+        &mut self,
+        account: &AccountId,
+        entry: &Entry,
+        held: u64,
+    ) -> Result<(), Closed> {
+        let last = self
+            .subs
+            .get_mut(account)
+            .expect("delivering to a subscription");
+        assert_eq!(
+            entry.seq,
+            *last + 1,
+            "stream of {account} would skip or repeat"
+        );
+        *last = entry.seq;
+        let frame = ServerFrame::Balance {
+            account: account.clone(),
+            seq: entry.seq,
+            balance: entry.balance,
+            available: entry.available,
+            held,
+            entry: entry.clone(),
+        };
+        self.send(&frame).await
+    }
+}

@@ -1,0 +1,102 @@
+//! A node started in-process on a free loopback port, for API tests.
+
+#![allow(dead_code)]
+
+use node::server::Node;
+use serde_json::Value;
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+
+/// A node serving on 127.0.0.1 with a memory store, stopped on drop.
+pub struct TestNode {
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl TestNode {
+    /// Starts a node with the memory backend.
+    pub fn start() -> TestNode {
+        Self::start_with(|_| {})
+    }
+
+    /// Starts a node after letting the caller adjust the config.
+    pub fn start_with(adjust: impl FnOnce(&mut cluster_config::Config)) -> TestNode {
+        let mut config = cluster_config::Config::default();
+        config.node.listen = "127.0.0.1:0".into();
+        config.storage.backend = cluster_config::Backend::Memory;
+        adjust(&mut config);
+        config.validate().expect("test config is valid");
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async move {
+                let node = Node::start(&config).await.expect("node starts");
+                addr_tx.send(node.addr()).unwrap();
+                let _ = stop_rx.await;
+                node.shutdown().await;
+            });
+        });
+        let addr = addr_rx.recv().expect("node reports its address");
+        TestNode {
+            url: format!("http://{addr}"),
+            stop: Some(stop),
+            thread: Some(thread),
+        }
+    }
+
+    /// The `host:port` of the node.
+    pub fn host(&self) -> &str {
+        self.url.trim_start_matches("http://")
+    }
+}
+
+impl Drop for TestNode {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// A blocking HTTP client that returns every status as a value, not an error.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .build()
+        .into()
+}
+
+/// Sends a request; returns status and parsed JSON body (Null when empty or not JSON).
+pub fn call(method: &str, url: &str, body: Option<&str>, key: Option<&str>) -> (u16, Value) {
+    let a = agent();
+    let mut resp = match (method, body) {
+        ("GET", _) => a.get(url).call(),
+        ("POST", b) => {
+            let mut req = a.post(url).header("content-type", "application/json");
+            if let Some(k) = key {
+                req = req.header("idempotency-key", k);
+            }
+            req.send(b.unwrap_or(""))
+        }
+        _ => panic!("method {method}"),
+    }
+    .expect("the node answers");
+    let status = resp.status().as_u16();
+    let text = resp.body_mut().read_to_string().unwrap_or_default();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+/// The error code of an error body.
+pub fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("<no error code>")
+}
