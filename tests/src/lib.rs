@@ -1,1 +1,128 @@
-//! End-to-end tests live in `tests/`; this library is empty.
+//! Harness of the end-to-end tests: run the built `walletd` and `walletctl` over real sockets.
+//!
+//! The binaries are those `cargo test --workspace` builds into the same target directory as
+//! these tests (`target/debug/`). Run alone, `cargo test -p e2e` needs them built first:
+//! `cargo build -p node --bins`.
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// Path of a binary built next to the running test (`target/<profile>/NAME`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/e2e-HASH -> target/<profile>/NAME
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target profile dir");
+    let path = dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built; run `cargo test --workspace` or `cargo build -p node --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// A `walletd` child process on a free loopback port, killed on drop.
+pub struct Walletd {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub url: String,
+}
+
+impl Walletd {
+    /// Starts `walletd` on the embedded store in `data`, logging to `data/walletd.log`.
+    pub fn start(data: &Path) -> Walletd {
+        std::fs::create_dir_all(data).expect("data dir");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data.join("walletd.log"))
+            .expect("log file");
+        let mut child = Command::new(binary("walletd"))
+            .args(["--listen", "127.0.0.1:0", "--data"])
+            .arg(data)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .expect("walletd starts");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("walletd prints its address");
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://"))
+            .unwrap_or_else(|| {
+                panic!(
+                    "no address in {line:?}; see {}",
+                    data.join("walletd.log").display()
+                )
+            })
+            .to_owned();
+        Walletd { child, url }
+    }
+
+    /// Kills the process with SIGKILL (no chance to flush or shut down) and reaps it.
+    pub fn kill9(mut self) {
+        self.child.kill().expect("SIGKILL");
+        self.child.wait().expect("reaped");
+    }
+
+    /// Sends SIGTERM and waits for a graceful exit; returns whether it exited with success.
+    pub fn terminate(mut self) -> bool {
+        let pid = self.child.id().to_string();
+        let _ = Command::new("kill").args(["-TERM", &pid]).status();
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for Walletd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A blocking HTTP client that returns every status as a value, with a request timeout.
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_global(Some(Duration::from_secs(15)))
+        .build()
+        .into()
+}
+
+/// Status and JSON body of a request; `Err` when no answer came (connection failed).
+pub fn request(
+    agent: &ureq::Agent,
+    method: &str,
+    url: &str,
+    body: Option<&Value>,
+    key: Option<&str>,
+) -> Result<(u16, Value), String> {
+    let result = match method {
+        "GET" => agent.get(url).call(),
+        "POST" => {
+            let mut req = agent.post(url).header("content-type", "application/json");
+            if let Some(k) = key {
+                req = req.header("idempotency-key", k);
+            }
+            req.send(body.map(|b| b.to_string()).unwrap_or_default())
+        }
+        m => panic!("method {m}"),
+    };
+    let mut resp = result.map_err(|e| e.to_string())?;
+    let status = resp.status().as_u16();
+    let text = resp
+        .body_mut()
+        .read_to_string()
+        .map_err(|e| e.to_string())?;
+    Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
+}
