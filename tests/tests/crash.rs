@@ -98,7 +98,7 @@ fn crash_sigkill_mid_load_loses_nothing_acknowledged() {
             while !stop.load(Ordering::Relaxed) {
                 n += 1;
                 let x = (w as u64) * 7919 + n * 104_729;
-                let op = if n % 3 == 0 {
+                let op = if n.is_multiple_of(3) {
                     Op::Deposit {
                         account: acct((x % ACCOUNTS as u64) as usize),
                         amount: 1 + x % 50,

@@ -16,6 +16,9 @@ use tokio::sync::watch;
 /// Most idle actors asked to passivate per idle scan.
 pub const IDLE_SCAN_BATCH_MAX: usize = 1_024;
 
+/// An actor being stopped and the sender whose drop wakes the waiters on its slot.
+type Stop = (ActorRef<AccountMsg>, watch::Sender<()>);
+
 enum Slot {
     Active {
         actor: ActorRef<AccountMsg>,
@@ -45,7 +48,7 @@ impl Inner {
     }
 
     /// Marks an active slot busy and returns its actor and the sender that ends the wait.
-    fn begin_stop(&mut self, id: &AccountId) -> Option<(ActorRef<AccountMsg>, watch::Sender<()>)> {
+    fn begin_stop(&mut self, id: &AccountId) -> Option<Stop> {
         match self.slots.get(id) {
             Some(Slot::Active { .. }) => {}
             _ => return None,
@@ -104,10 +107,7 @@ impl Directory {
         enum Found {
             Active(ActorRef<AccountMsg>),
             Wait(watch::Receiver<()>),
-            Spawn(
-                watch::Sender<()>,
-                Vec<(AccountId, (ActorRef<AccountMsg>, watch::Sender<()>))>,
-            ),
+            Spawn(watch::Sender<()>, Vec<(AccountId, Stop)>),
         }
         loop {
             let found = {
@@ -183,10 +183,7 @@ impl Directory {
     }
 
     /// Picks least-recently-used actors to passivate so a new one fits under the cap.
-    fn evictions(
-        &self,
-        g: &mut Inner,
-    ) -> Vec<(AccountId, (ActorRef<AccountMsg>, watch::Sender<()>))> {
+    fn evictions(&self, g: &mut Inner) -> Vec<(AccountId, Stop)> {
         let mut out = Vec::new();
         while g.active >= self.active_max {
             let Some((_, (victim, _))) = g.lru.first_key_value().map(|(k, v)| (*k, v.clone()))

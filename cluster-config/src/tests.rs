@@ -1,0 +1,342 @@
+use super::*;
+
+/// The example of API.md "Operations", verbatim.
+const API_MD_EXAMPLE: &str = r#"
+[node]
+id = "n1"                          # unique in the cluster
+listen = "127.0.0.1:8080"          # HTTP and WebSocket
+cluster_listen = "127.0.0.1:7946"  # node to node
+
+[cluster]
+cookie = "change-me"               # shared secret of the cluster's nodes
+peers = ["127.0.0.1:7947"]         # any live members to join through
+vnodes = 256
+
+[storage]
+backend = "embedded"               # embedded | memory | fdb
+path = "./data"                    # embedded
+# cluster_file = "/etc/foundationdb/fdb.cluster"   # fdb
+# prefix = "wallet"                                  # fdb: key prefix of this cluster
+
+[actors]
+idle_passivate_ms = 60000
+active_max = 1000000
+"#;
+
+fn vars(pairs: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect::<Vec<_>>()
+        .into_iter()
+}
+
+/// Parses `toml`, which must parse, and returns the validation error, which must exist.
+fn invalid(toml: &str) -> ConfigError {
+    let c = Config::from_toml_str(toml).expect("parses");
+    c.validate().expect_err("must be refused")
+}
+
+fn assert_invalid(toml: &str, field: &str, words: &str) {
+    let e = invalid(toml);
+    match &e {
+        ConfigError::Invalid { field: f, message } => {
+            assert_eq!(f, field, "{e}");
+            assert!(message.contains(words), "{e}");
+        }
+        other => panic!("expected Invalid for {field}, got {other:?}"),
+    }
+    let shown = e.to_string();
+    assert!(shown.contains(field), "{shown}");
+}
+
+#[test]
+fn config_defaults_when_file_is_empty() {
+    // Proves an empty file gives every documented default and that the defaults validate.
+    let c = Config::from_toml_str("").unwrap();
+    assert_eq!(c, Config::default());
+    assert_eq!(c.node.id, "n1");
+    assert_eq!(c.node.listen, "127.0.0.1:8080");
+    assert_eq!(c.node.cluster_listen, "127.0.0.1:7946");
+    assert_eq!(c.node.shutdown_grace_ms, 10_000);
+    assert_eq!(c.cluster.cookie, "change-me");
+    assert!(c.cluster.peers.is_empty());
+    assert_eq!(c.cluster.vnodes, 256);
+    assert_eq!(c.storage.backend, Backend::Embedded);
+    assert_eq!(c.storage.path, PathBuf::from("./data"));
+    assert_eq!(c.storage.cluster_file, None);
+    assert_eq!(c.storage.prefix, "wallet");
+    assert_eq!(c.storage.sync, SyncMode::Full);
+    assert_eq!(c.actors.idle_passivate_ms, 60_000);
+    assert_eq!(c.actors.active_max, 1_000_000);
+    assert_eq!(c.saga.credit_timeout_ms, 2_000);
+    c.validate().unwrap();
+    assert_eq!(c.node.listen_addr().unwrap().port(), 8080);
+}
+
+#[test]
+fn config_partial_section_keeps_other_defaults() {
+    // Proves a section with one field set keeps the defaults of its other fields and sections.
+    let c = Config::from_toml_str("[node]\nid = \"n7\"\n[storage]\nsync = \"normal\"\n").unwrap();
+    assert_eq!(c.node.id, "n7");
+    assert_eq!(c.node.listen, "127.0.0.1:8080");
+    assert_eq!(c.storage.sync, SyncMode::Normal);
+    assert_eq!(c.cluster, ClusterConfig::default());
+}
+
+#[test]
+fn config_api_md_example_parses() {
+    // Proves the example TOML of API.md parses and validates to the values it spells out.
+    let c = Config::from_toml_str(API_MD_EXAMPLE).unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.cluster.peers, vec!["127.0.0.1:7947".to_string()]);
+    assert_eq!(
+        c.cluster.peer_addrs().unwrap(),
+        vec!["127.0.0.1:7947".parse::<SocketAddr>().unwrap()]
+    );
+    assert_eq!(c.storage.backend, Backend::Embedded);
+    // Everything not in the example keeps its default.
+    assert_eq!(c.saga, SagaConfig::default());
+    assert_eq!(c.storage.sync, SyncMode::Full);
+}
+
+#[test]
+fn config_extensions_and_fdb_parse() {
+    // Proves the extension fields and an fdb storage section parse and validate.
+    let c = Config::from_toml_str(
+        "[node]\nshutdown_grace_ms = 500\n[saga]\ncredit_timeout_ms = 50\n\
+         [storage]\nbackend = \"fdb\"\ncluster_file = \"/etc/foundationdb/fdb.cluster\"\nprefix = \"w2\"\n",
+    )
+    .unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.node.shutdown_grace_ms, 500);
+    assert_eq!(c.saga.credit_timeout_ms, 50);
+    assert_eq!(c.storage.backend, Backend::Fdb);
+    assert_eq!(c.storage.prefix, "w2");
+}
+
+#[test]
+fn config_round_trips_through_toml() {
+    // Proves a config serializes to TOML that parses back to the same value (for --print-config).
+    let mut c = Config::from_toml_str(API_MD_EXAMPLE).unwrap();
+    c.storage.cluster_file = Some("/x/fdb.cluster".into());
+    let text = toml::to_string(&c).unwrap();
+    assert_eq!(Config::from_toml_str(&text).unwrap(), c);
+}
+
+#[test]
+fn config_node_id_rules() {
+    // Proves node.id is refused when empty, longer than 64, or with a character outside A-Za-z0-9_-.
+    assert_invalid("[node]\nid = \"\"", "node.id", "1 to 64");
+    assert_invalid(
+        &format!("[node]\nid = \"{}\"", "a".repeat(65)),
+        "node.id",
+        "got 65",
+    );
+    assert_invalid("[node]\nid = \"n:1\"", "node.id", "':'");
+    assert_invalid("[node]\nid = \"n 1\"", "node.id", "' '");
+    let ok = Config::from_toml_str(&format!("[node]\nid = \"A-z_0.{}\"", "a".repeat(58))).unwrap();
+    ok.validate().unwrap();
+}
+
+#[test]
+fn config_listen_addresses_rules() {
+    // Proves listen and cluster_listen must be IP:port and must not collide.
+    assert_invalid(
+        "[node]\nlisten = \"localhost:8080\"",
+        "node.listen",
+        "IP:port",
+    );
+    assert_invalid("[node]\nlisten = \"127.0.0.1\"", "node.listen", "IP:port");
+    assert_invalid(
+        "[node]\ncluster_listen = \"127.0.0.1:99999\"",
+        "node.cluster_listen",
+        "IP:port",
+    );
+    assert_invalid(
+        "[node]\nlisten = \"127.0.0.1:9000\"\ncluster_listen = \"127.0.0.1:9000\"",
+        "node.cluster_listen",
+        "collides",
+    );
+    assert_invalid(
+        "[node]\nlisten = \"0.0.0.0:9000\"\ncluster_listen = \"127.0.0.1:9000\"",
+        "node.cluster_listen",
+        "collides",
+    );
+    let ipv6 = Config::from_toml_str("[node]\nlisten = \"[::1]:8080\"").unwrap();
+    ipv6.validate().unwrap();
+}
+
+#[test]
+fn config_cluster_rules() {
+    // Proves an empty cookie, vnodes outside 1..=4096 and a peer that is not IP:port are refused.
+    assert_invalid(
+        "[cluster]\ncookie = \"\"",
+        "cluster.cookie",
+        "must not be empty",
+    );
+    assert_invalid("[cluster]\nvnodes = 0", "cluster.vnodes", "got 0");
+    assert_invalid("[cluster]\nvnodes = 4097", "cluster.vnodes", "got 4097");
+    assert_invalid(
+        "[cluster]\npeers = [\"127.0.0.1:7947\", \"node2:7946\"]",
+        "cluster.peers[1]",
+        "\"node2:7946\"",
+    );
+    let edge = Config::from_toml_str("[cluster]\nvnodes = 4096").unwrap();
+    edge.validate().unwrap();
+}
+
+#[test]
+fn config_storage_rules() {
+    // Proves fdb needs a (non-empty) cluster_file and embedded needs a non-empty path; memory needs neither.
+    assert_invalid(
+        "[storage]\nbackend = \"fdb\"",
+        "storage.cluster_file",
+        "required",
+    );
+    assert_invalid(
+        "[storage]\nbackend = \"fdb\"\ncluster_file = \"\"",
+        "storage.cluster_file",
+        "must not be empty",
+    );
+    assert_invalid(
+        "[storage]\npath = \"\"",
+        "storage.path",
+        "must not be empty",
+    );
+    let mem = Config::from_toml_str("[storage]\nbackend = \"memory\"\npath = \"\"").unwrap();
+    mem.validate().unwrap();
+}
+
+#[test]
+fn config_actor_and_saga_rules() {
+    // Proves idle_passivate_ms < 100, active_max = 0 and credit_timeout_ms outside 50..=600000 are refused.
+    assert_invalid(
+        "[actors]\nidle_passivate_ms = 99",
+        "actors.idle_passivate_ms",
+        "got 99",
+    );
+    assert_invalid("[actors]\nactive_max = 0", "actors.active_max", "got 0");
+    assert_invalid(
+        "[saga]\ncredit_timeout_ms = 49",
+        "saga.credit_timeout_ms",
+        "got 49",
+    );
+    assert_invalid(
+        "[saga]\ncredit_timeout_ms = 600001",
+        "saga.credit_timeout_ms",
+        "got 600001",
+    );
+    let edge = Config::from_toml_str(
+        "[actors]\nidle_passivate_ms = 100\nactive_max = 1\n[saga]\ncredit_timeout_ms = 600000",
+    )
+    .unwrap();
+    edge.validate().unwrap();
+}
+
+#[test]
+fn config_unknown_field_rejected_naming_it() {
+    // Proves a typo in a field or section is a parse error naming it and its line, not a silent default.
+    let e = Config::from_toml_str("[node]\nid = \"n1\"\nlisen = \"127.0.0.1:1\"\n").unwrap_err();
+    let shown = e.to_string();
+    assert!(matches!(e, ConfigError::Parse { .. }), "{e:?}");
+    assert!(shown.contains("lisen"), "{shown}");
+    assert!(shown.contains("line 3"), "{shown}");
+    let e = Config::from_toml_str("[stroage]\npath = \"x\"\n").unwrap_err();
+    assert!(e.to_string().contains("stroage"), "{e}");
+    let e = Config::from_toml_str("[storage]\nbackend = \"sqlite\"\n").unwrap_err();
+    assert!(e.to_string().contains("sqlite"), "{e}");
+    let e = Config::from_toml_str("[cluster]\nvnodes = -1\n").unwrap_err();
+    assert!(matches!(e, ConfigError::Parse { .. }), "{e:?}");
+}
+
+#[test]
+fn config_env_overrides_applied() {
+    // Proves each WALLET_* variable overrides its field, and other variables are ignored.
+    let mut c = Config::from_toml_str(API_MD_EXAMPLE).unwrap();
+    c.apply_env(vars(&[
+        ("WALLET_NODE_ID", "n2"),
+        ("WALLET_LISTEN", "0.0.0.0:9080"),
+        ("WALLET_CLUSTER_LISTEN", "10.0.0.2:9946"),
+        ("WALLET_COOKIE", "s3cret"),
+        ("WALLET_PEERS", " 10.0.0.1:7946, ,10.0.0.3:7946 "),
+        ("WALLET_STORAGE_BACKEND", "fdb"),
+        ("WALLET_DATA", "/var/lib/wallet"),
+        ("WALLET_FDB_CLUSTER_FILE", "/etc/fdb.cluster"),
+        ("HOME", "/root"),
+        ("WALLET_SOMETHING_ELSE", "ignored"),
+    ]))
+    .unwrap();
+    assert_eq!(c.node.id, "n2");
+    assert_eq!(c.node.listen, "0.0.0.0:9080");
+    assert_eq!(c.node.cluster_listen, "10.0.0.2:9946");
+    assert_eq!(c.cluster.cookie, "s3cret");
+    assert_eq!(c.cluster.peers, vec!["10.0.0.1:7946", "10.0.0.3:7946"]);
+    assert_eq!(c.storage.backend, Backend::Fdb);
+    assert_eq!(c.storage.path, PathBuf::from("/var/lib/wallet"));
+    assert_eq!(
+        c.storage.cluster_file,
+        Some(PathBuf::from("/etc/fdb.cluster"))
+    );
+    c.validate().unwrap();
+    // An empty WALLET_PEERS clears the list (a single node, no join).
+    c.apply_env(vars(&[("WALLET_PEERS", "")])).unwrap();
+    assert!(c.cluster.peers.is_empty());
+}
+
+#[test]
+fn config_bad_env_value_rejected_naming_variable() {
+    // Proves a bad WALLET_* value is refused with an Env error naming the variable.
+    for (var, value) in [
+        ("WALLET_NODE_ID", "bad id"),
+        ("WALLET_LISTEN", "localhost:80"),
+        ("WALLET_CLUSTER_LISTEN", "7946"),
+        ("WALLET_COOKIE", ""),
+        ("WALLET_PEERS", "10.0.0.1:7946,nope"),
+        ("WALLET_STORAGE_BACKEND", "Embedded"),
+        ("WALLET_DATA", ""),
+        ("WALLET_FDB_CLUSTER_FILE", ""),
+    ] {
+        let mut c = Config::default();
+        let e = c.apply_env(vars(&[(var, value)])).unwrap_err();
+        assert!(
+            matches!(&e, ConfigError::Env { var: v, .. } if v == var),
+            "{var}: {e:?}"
+        );
+        assert!(e.to_string().contains(var), "{e}");
+    }
+}
+
+#[test]
+fn config_load_missing_file_is_io_error_naming_path() {
+    // Proves load of a missing file gives an Io error whose message names the path.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("nope.toml");
+    let e = load(&path).unwrap_err();
+    assert!(
+        matches!(&e, ConfigError::Io { path: p, .. } if p == &path),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains(&path.display().to_string()), "{e}");
+    assert!(std::error::Error::source(&e).is_some());
+}
+
+#[test]
+fn config_load_reads_validates_and_names_file() {
+    // Proves load parses and validates a real file, and a parse or validation error comes back.
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.toml");
+    std::fs::write(&good, API_MD_EXAMPLE).unwrap();
+    // The test process may carry WALLET_* variables; only assert what they cannot override.
+    let c = load(&good).unwrap();
+    assert_eq!(c.cluster.vnodes, 256);
+    let broken = dir.path().join("broken.toml");
+    std::fs::write(&broken, "[node\n").unwrap();
+    let e = load(&broken).unwrap_err();
+    assert!(matches!(e, ConfigError::Parse { .. }), "{e:?}");
+    assert!(e.to_string().contains("broken.toml"), "{e}");
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "[cluster]\nvnodes = 0\n").unwrap();
+    let e = load(&bad).unwrap_err();
+    assert!(e.to_string().contains("cluster.vnodes"), "{e}");
+}

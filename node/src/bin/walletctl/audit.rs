@@ -1,0 +1,947 @@
+//! The audit's checks (DESIGN.md invariants 1, 2, 3 and 6), pure: no IO, no clock.
+//!
+//! An [`Auditor`] is fed one account at a time ([`Auditor::begin_account`], its journal in
+//! pages with [`Auditor::feed`], then [`Auditor::end_account`]) and returns a [`Report`] from
+//! [`Auditor::finish`]. Journals are replayed as they stream in, so one account's entries are
+//! never all in memory. What grows with the data: the per-transfer map (one small trace per
+//! transfer id, needed because a transfer's legs sit in two journals read at different times),
+//! the table of account ids and currencies that those traces point into, and the per-currency
+//! totals. Violations kept for the report are capped at [`VIOLATIONS_LISTED_MAX`]; the rest are
+//! only counted.
+//!
+//! After a bad entry the replay resynchronizes to the journal's own balance and available, so
+//! one corrupt entry is reported once, not again on every later entry of the account.
+
+use protocol::api::{AccountView, Entry, EntryKind};
+use protocol::{Currency, TransferId, AMOUNT_MAX};
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+/// Most violations listed in a report; further ones are counted in `violations_not_listed`.
+pub const VIOLATIONS_LISTED_MAX: usize = 100;
+
+/// One audited property.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Check {
+    /// No transfer is still pending once the cluster is quiet (invariant 3, liveness).
+    Settled,
+    /// Replaying each journal gives its entries' balances and the stored state (invariant 6).
+    Replay,
+    /// Available never below zero (invariant 2).
+    NoOverdraft,
+    /// Per currency, sum of balances = deposits - withdrawals (invariant 1).
+    Conservation,
+    /// Every transfer is completed (debited once, credited once) or failed (neither) (invariant 3).
+    AtomicTransfers,
+}
+
+impl Check {
+    /// Every check, in report order.
+    pub const ALL: [Check; 5] = [
+        Check::Settled,
+        Check::Replay,
+        Check::NoOverdraft,
+        Check::Conservation,
+        Check::AtomicTransfers,
+    ];
+
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::Settled => "settled",
+            Check::Replay => "replay",
+            Check::NoOverdraft => "no_overdraft",
+            Check::Conservation => "conservation",
+            Check::AtomicTransfers => "atomic_transfers",
+        }
+    }
+
+    /// A short description for the human report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Check::Settled => "no transfer left pending (invariant 3)",
+            Check::Replay => "journals replay to the stored state (invariant 6)",
+            Check::NoOverdraft => "available never below zero (invariant 2)",
+            Check::Conservation => "balances = deposits - withdrawals per currency (invariant 1)",
+            Check::AtomicTransfers => "transfers completed or failed, never half (invariant 3)",
+        }
+    }
+}
+
+/// One broken property, with where it was found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Violation {
+    /// Which check.
+    pub check: Check,
+    /// The account, when the violation is in one account.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The transfer, when the violation is about one transfer.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transfer_id: Option<String>,
+    /// What is wrong, with the values found.
+    pub message: String,
+}
+
+/// Outcome of one check in a report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CheckResult {
+    /// Which check.
+    pub check: Check,
+    /// `PASS` or `FAIL`.
+    pub status: &'static str,
+    /// Violations found (listed or not).
+    pub violations: u64,
+}
+
+/// The audit's result; serialized as the `--json` output.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Report {
+    /// True when every check passed.
+    pub ok: bool,
+    /// Accounts audited.
+    pub accounts: u64,
+    /// Journal entries replayed.
+    pub entries: u64,
+    /// Distinct transfer ids checked.
+    pub transfers: u64,
+    /// Each check's outcome.
+    pub checks: Vec<CheckResult>,
+    /// The first [`VIOLATIONS_LISTED_MAX`] violations.
+    pub violations: Vec<Violation>,
+    /// Violations found beyond those listed.
+    pub violations_not_listed: u64,
+}
+
+/// Sums per currency for the conservation check (u128: no overflow for any realistic ledger).
+#[derive(Clone, Copy, Debug, Default)]
+struct Totals {
+    balances: u128,
+    deposits: u128,
+    withdrawals: u128,
+}
+
+/// The first entry of one kind seen for a transfer, and how many there were.
+#[derive(Clone, Copy, Debug, Default)]
+struct Leg {
+    count: u32,
+    account: u32,
+    amount: u64,
+}
+
+impl Leg {
+    fn add(&mut self, account: u32, amount: u64) {
+        if self.count == 0 {
+            self.account = account;
+            self.amount = amount;
+        }
+        self.count = self.count.saturating_add(1);
+    }
+}
+
+/// Every journal entry of one transfer, by kind (accounts as indexes into `Auditor::accounts`).
+#[derive(Clone, Copy, Debug, Default)]
+struct Trace {
+    hold: Leg,
+    out: Leg,
+    credit: Leg,
+    release: Leg,
+}
+
+/// Replay state of the account being fed.
+#[derive(Debug)]
+struct Replay {
+    index: u32,
+    view: AccountView,
+    next_seq: u64,
+    balance: u64,
+    held: u64,
+}
+
+/// Streams accounts and journals through the checks.
+#[derive(Debug, Default)]
+pub struct Auditor {
+    accounts: Vec<(String, Currency)>,
+    current: Option<Replay>,
+    totals: BTreeMap<Currency, Totals>,
+    transfers: HashMap<TransferId, Trace>,
+    pending: HashSet<TransferId>,
+    entries: u64,
+    listed: Vec<Violation>,
+    counts: BTreeMap<Check, u64>,
+}
+
+impl Auditor {
+    /// An auditor with nothing fed yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records transfers still pending (already a `settled` violation): their partial legs
+    /// (a hold, or a hold and a credit) are not reported again as atomicity violations.
+    pub fn set_pending(&mut self, ids: impl IntoIterator<Item = TransferId>) {
+        self.pending.extend(ids);
+    }
+
+    /// Records a violation found outside the journals (e.g. transfers still pending).
+    pub fn violation(
+        &mut self,
+        check: Check,
+        account: Option<&str>,
+        transfer_id: Option<&str>,
+        message: String,
+    ) {
+        let n = self.counts.entry(check).or_insert(0);
+        *n += 1;
+        if self.listed.len() < VIOLATIONS_LISTED_MAX {
+            self.listed.push(Violation {
+                check,
+                account: account.map(str::to_owned),
+                transfer_id: transfer_id.map(str::to_owned),
+                message,
+            });
+        }
+    }
+
+    /// Starts an account (its stored state as listed); ends the previous one if still open.
+    pub fn begin_account(&mut self, view: &AccountView) {
+        self.end_account();
+        let index = u32::try_from(self.accounts.len()).unwrap_or(u32::MAX);
+        self.accounts
+            .push((view.id.as_str().to_owned(), view.currency));
+        self.current = Some(Replay {
+            index,
+            view: view.clone(),
+            next_seq: 1,
+            balance: 0,
+            held: 0,
+        });
+    }
+
+    /// True while the current account's journal has not reached its listed `seq`.
+    pub fn wants_more(&self) -> bool {
+        self.current
+            .as_ref()
+            .is_some_and(|r| r.next_seq <= r.view.seq)
+    }
+
+    /// Replays a page of the current account's journal (entries in seq order).
+    ///
+    /// Entries after the account's listed `seq` were written after the listing; they are ignored
+    /// so that the replay ends exactly at the stored state that was listed.
+    pub fn feed(&mut self, entries: &[Entry]) {
+        let Some(mut r) = self.current.take() else {
+            return;
+        };
+        for e in entries {
+            self.apply(&mut r, e);
+        }
+        self.current = Some(r);
+    }
+
+    /// Finishes the current account: compares the replay's end with the stored state.
+    pub fn end_account(&mut self) {
+        let Some(r) = self.current.take() else {
+            return;
+        };
+        let v = &r.view;
+        let id = v.id.as_str();
+        let last = r.next_seq - 1;
+        if last < v.seq {
+            self.violation(
+                Check::Replay,
+                Some(id),
+                None,
+                format!(
+                    "the journal ends at seq {last} but the account's seq is {}",
+                    v.seq
+                ),
+            );
+        }
+        let available = r.balance.checked_sub(r.held);
+        if (r.balance, r.held, available) != (v.balance, v.held, Some(v.available)) {
+            self.violation(
+                Check::Replay,
+                Some(id),
+                None,
+                format!(
+                    "stored state is balance {} held {} available {}, the journal replays to balance {} held {} available {}",
+                    v.balance,
+                    v.held,
+                    v.available,
+                    r.balance,
+                    r.held,
+                    fmt_opt(available)
+                ),
+            );
+        }
+        let t = self.totals.entry(v.currency).or_default();
+        t.balances += u128::from(v.balance);
+    }
+
+    /// Feeds one whole account: begin, one page holding every entry, end.
+    #[cfg(test)]
+    pub fn check_account(&mut self, view: &AccountView, entries: &[Entry]) {
+        self.begin_account(view);
+        self.feed(entries);
+        self.end_account();
+    }
+
+    fn apply(&mut self, r: &mut Replay, e: &Entry) {
+        if e.seq > r.view.seq {
+            return;
+        }
+        let id = r.view.id.as_str().to_owned();
+        let id = Some(id.as_str());
+        if e.seq < r.next_seq {
+            self.violation(
+                Check::Replay,
+                id,
+                None,
+                format!(
+                    "entry seq {} repeats or goes backwards (expected seq {}); skipped",
+                    e.seq, r.next_seq
+                ),
+            );
+            return;
+        }
+        if e.seq > r.next_seq {
+            self.violation(
+                Check::Replay,
+                id,
+                None,
+                format!(
+                    "journal gap: seq {} to {} missing before seq {}",
+                    r.next_seq,
+                    e.seq - 1,
+                    e.seq
+                ),
+            );
+        }
+        r.next_seq = e.seq + 1;
+        self.entries += 1;
+        let s = e.seq;
+        let a = e.amount;
+        let kind = kind_str(e.kind);
+        if a == 0 || a > AMOUNT_MAX {
+            self.violation(
+                Check::Replay,
+                id,
+                None,
+                format!("entry seq {s} ({kind}): amount {a} is outside 1 to {AMOUNT_MAX}"),
+            );
+        }
+
+        // Apply the entry with checked arithmetic; a failed subtraction names its check.
+        let (b, h) = (r.balance, r.held);
+        let step: Result<(u64, u64), (Check, String)> = match e.kind {
+            EntryKind::Deposit => b.checked_add(a).map(|b| (b, h)).ok_or((
+                Check::Replay,
+                format!("deposit of {a} overflows balance {b}"),
+            )),
+            EntryKind::Withdrawal => b.checked_sub(a).map(|b| (b, h)).ok_or((
+                Check::NoOverdraft,
+                format!("withdrawal of {a} exceeds balance {b}"),
+            )),
+            EntryKind::Hold => h
+                .checked_add(a)
+                .map(|h| (b, h))
+                .ok_or((Check::Replay, format!("hold of {a} overflows held {h}"))),
+            EntryKind::TransferOut => match (b.checked_sub(a), h.checked_sub(a)) {
+                (Some(b), Some(h)) => Ok((b, h)),
+                (None, _) => Err((
+                    Check::NoOverdraft,
+                    format!("transfer_out of {a} exceeds balance {b}"),
+                )),
+                (_, None) => Err((
+                    Check::Replay,
+                    format!("transfer_out of {a} exceeds held {h} (captured without a hold)"),
+                )),
+            },
+            EntryKind::Release => h
+                .checked_sub(a)
+                .map(|h| (b, h))
+                .ok_or((Check::Replay, format!("release of {a} exceeds held {h}"))),
+            EntryKind::TransferIn => b.checked_add(a).map(|b| (b, h)).ok_or((
+                Check::Replay,
+                format!("transfer_in of {a} overflows balance {b}"),
+            )),
+        };
+        let consistent = match step {
+            Err((check, why)) => {
+                self.violation(check, id, None, format!("entry seq {s} ({kind}): {why}"));
+                false
+            }
+            Ok((nb, nh)) => match nb.checked_sub(nh) {
+                None => {
+                    self.violation(
+                        Check::NoOverdraft,
+                        id,
+                        None,
+                        format!("entry seq {s} ({kind}): available goes below zero (balance {nb}, held {nh})"),
+                    );
+                    false
+                }
+                Some(na) if (nb, na) != (e.balance, e.available) => {
+                    self.violation(
+                        Check::Replay,
+                        id,
+                        None,
+                        format!(
+                            "entry seq {s} ({kind} {a}): journal says balance {} available {}, replay gives balance {nb} available {na}",
+                            e.balance, e.available
+                        ),
+                    );
+                    false
+                }
+                Some(_) => {
+                    r.balance = nb;
+                    r.held = nh;
+                    true
+                }
+            },
+        };
+        if !consistent {
+            // Resynchronize to the journal's own values so later entries are judged on their own.
+            if e.available > e.balance {
+                self.violation(
+                    Check::Replay,
+                    id,
+                    None,
+                    format!(
+                        "entry seq {s}: available {} exceeds balance {} (negative held)",
+                        e.available, e.balance
+                    ),
+                );
+            }
+            r.balance = e.balance;
+            r.held = e.balance.saturating_sub(e.available);
+        }
+        if r.balance > AMOUNT_MAX {
+            self.violation(
+                Check::Replay,
+                id,
+                None,
+                format!("entry seq {s}: balance {} exceeds 2^53-1", r.balance),
+            );
+        }
+
+        let currency = r.view.currency;
+        match e.kind {
+            EntryKind::Deposit => {
+                self.totals.entry(currency).or_default().deposits += u128::from(a)
+            }
+            EntryKind::Withdrawal => {
+                self.totals.entry(currency).or_default().withdrawals += u128::from(a)
+            }
+            EntryKind::Hold
+            | EntryKind::TransferOut
+            | EntryKind::TransferIn
+            | EntryKind::Release => match &e.transfer_id {
+                None => self.violation(
+                    Check::AtomicTransfers,
+                    id,
+                    None,
+                    format!("entry seq {s} ({kind}) has no transfer_id"),
+                ),
+                Some(t) => {
+                    let trace = self.transfers.entry(t.clone()).or_default();
+                    let leg = match e.kind {
+                        EntryKind::Hold => &mut trace.hold,
+                        EntryKind::TransferOut => &mut trace.out,
+                        EntryKind::TransferIn => &mut trace.credit,
+                        _ => &mut trace.release,
+                    };
+                    leg.add(r.index, a);
+                }
+            },
+        }
+    }
+
+    /// Runs the cross-account checks (conservation, atomic transfers) and builds the report.
+    pub fn finish(mut self) -> Report {
+        self.end_account();
+        let totals = std::mem::take(&mut self.totals);
+        for (currency, t) in &totals {
+            let expected = t.deposits as i128 - t.withdrawals as i128;
+            if t.balances as i128 != expected {
+                self.violation(
+                    Check::Conservation,
+                    None,
+                    None,
+                    format!(
+                        "{currency}: sum of balances {} != deposits {} - withdrawals {} = {expected} (off by {})",
+                        t.balances,
+                        t.deposits,
+                        t.withdrawals,
+                        t.balances as i128 - expected
+                    ),
+                );
+            }
+        }
+        let transfers = std::mem::take(&mut self.transfers);
+        // Sorted so that the listed violations do not depend on hash order.
+        let mut bad: Vec<(&TransferId, String, u32)> = transfers
+            .iter()
+            .filter_map(|(t, trace)| {
+                self.judge(trace, self.pending.contains(t))
+                    .map(|(msg, acct)| (t, msg, acct))
+            })
+            .collect();
+        bad.sort_by(|a, b| a.0.cmp(b.0));
+        for (t, msg, acct) in bad {
+            let account = self.accounts.get(acct as usize).map(|a| a.0.clone());
+            self.violation(
+                Check::AtomicTransfers,
+                account.as_deref(),
+                Some(t.as_str()),
+                msg,
+            );
+        }
+        let checks: Vec<CheckResult> = Check::ALL
+            .iter()
+            .map(|&check| {
+                let n = self.counts.get(&check).copied().unwrap_or(0);
+                CheckResult {
+                    check,
+                    status: if n == 0 { "PASS" } else { "FAIL" },
+                    violations: n,
+                }
+            })
+            .collect();
+        let total: u64 = self.counts.values().sum();
+        Report {
+            ok: total == 0,
+            accounts: self.accounts.len() as u64,
+            entries: self.entries,
+            transfers: transfers.len() as u64,
+            checks,
+            violations_not_listed: total - self.listed.len() as u64,
+            violations: self.listed,
+        }
+    }
+
+    /// Why a transfer's legs are not a completed or failed transfer (`None` when they are),
+    /// with the account to name (the sender's when known).
+    fn judge(&self, t: &Trace, pending: bool) -> Option<(String, u32)> {
+        let name = |i: u32| self.accounts.get(i as usize).map_or("?", |a| a.0.as_str());
+        let currency = |i: u32| self.accounts.get(i as usize).map(|a| a.1);
+        let (h, o, c, r) = (t.hold.count, t.out.count, t.credit.count, t.release.count);
+        let who = if h > 0 {
+            t.hold.account
+        } else if o > 0 {
+            t.out.account
+        } else if c > 0 {
+            t.credit.account
+        } else {
+            t.release.account
+        };
+        let counts = format!("{h} hold, {o} transfer_out, {c} transfer_in, {r} release");
+        let shape = match (h, o, c, r) {
+            (1, 1, 1, 0) | (1, 0, 0, 1) => None,
+            // Pending sagas legitimately stop after the hold, or after the credit.
+            (1, 0, 0, 0) | (1, 0, 1, 0) if pending => None,
+            (1, 1, 0, 0) => Some("half-applied: debited but never credited (hold and transfer_out without transfer_in)".to_owned()),
+            (1, 0, 1, 0) => Some("half-applied: credited but the sender's hold was never captured".to_owned()),
+            (1, 0, 0, 0) => Some("never settled: the hold was neither captured nor released".to_owned()),
+            (0, ..) => Some(format!("has no hold ({counts})")),
+            (_, _, c, _) if c > 1 => Some(format!("credited {c} times ({counts})")),
+            (_, o, ..) if o > 1 => Some(format!("debited {o} times ({counts})")),
+            (_, _, _, r) if r > 0 && (o > 0 || c > 0) => {
+                Some(format!("both released and settled ({counts})"))
+            }
+            _ => Some(format!("inconsistent legs ({counts})")),
+        };
+        if let Some(why) = shape {
+            return Some((
+                format!("{why}; expected hold+transfer_out+transfer_in (completed) or hold+release (failed)"),
+                who,
+            ));
+        }
+        let hold = t.hold;
+        if o == 1 {
+            let (out, credit) = (t.out, t.credit);
+            if out.account != hold.account {
+                return Some((
+                    format!(
+                        "transfer_out on {} but the hold is on {}",
+                        name(out.account),
+                        name(hold.account)
+                    ),
+                    who,
+                ));
+            }
+            if out.amount != hold.amount || credit.amount != hold.amount {
+                return Some((
+                    format!(
+                        "amounts differ: hold {}, transfer_out {}, transfer_in {}",
+                        hold.amount, out.amount, credit.amount
+                    ),
+                    who,
+                ));
+            }
+            if credit.account == hold.account {
+                return Some((
+                    format!("credited to the debited account {}", name(hold.account)),
+                    who,
+                ));
+            }
+            if currency(credit.account) != currency(hold.account) {
+                return Some((
+                    format!(
+                        "{} holds {} but {} holds {}",
+                        name(hold.account),
+                        fmt_currency(currency(hold.account)),
+                        name(credit.account),
+                        fmt_currency(currency(credit.account))
+                    ),
+                    who,
+                ));
+            }
+        } else if r == 1 {
+            let release = t.release;
+            if release.account != hold.account || release.amount != hold.amount {
+                return Some((
+                    format!(
+                        "release of {} on {} does not match the hold of {} on {}",
+                        release.amount,
+                        name(release.account),
+                        hold.amount,
+                        name(hold.account)
+                    ),
+                    who,
+                ));
+            }
+        } else if c == 1 && (t.credit.amount != hold.amount || t.credit.account == hold.account) {
+            // A pending transfer with its credit applied: the credit must still match the hold.
+            return Some((
+                format!(
+                    "pending transfer credited {} on {} for a hold of {} on {}",
+                    t.credit.amount,
+                    name(t.credit.account),
+                    hold.amount,
+                    name(hold.account)
+                ),
+                who,
+            ));
+        }
+        None
+    }
+}
+
+fn kind_str(k: EntryKind) -> &'static str {
+    match k {
+        EntryKind::Deposit => "deposit",
+        EntryKind::Withdrawal => "withdrawal",
+        EntryKind::Hold => "hold",
+        EntryKind::TransferOut => "transfer_out",
+        EntryKind::TransferIn => "transfer_in",
+        EntryKind::Release => "release",
+    }
+}
+
+fn fmt_opt(v: Option<u64>) -> String {
+    v.map_or_else(|| "below zero".to_owned(), |v| v.to_string())
+}
+
+fn fmt_currency(c: Option<Currency>) -> String {
+    c.map_or_else(|| "?".to_owned(), |c| c.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use protocol::api::AccountStatus;
+    use protocol::AccountId;
+
+    fn view(id: &str, balance: u64, held: u64, seq: u64) -> AccountView {
+        AccountView {
+            id: AccountId::new(id).unwrap(),
+            currency: Currency::new("EUR").unwrap(),
+            status: AccountStatus::Active,
+            balance,
+            available: balance - held,
+            held,
+            seq,
+        }
+    }
+
+    /// Builds a journal by replaying `ops` correctly, so tests only break what they mean to.
+    fn journal(ops: &[(EntryKind, u64, Option<&str>)]) -> Vec<Entry> {
+        let (mut b, mut h) = (0u64, 0u64);
+        ops.iter()
+            .enumerate()
+            .map(|(i, &(kind, a, t))| {
+                match kind {
+                    EntryKind::Deposit | EntryKind::TransferIn => b += a,
+                    EntryKind::Withdrawal => b -= a,
+                    EntryKind::Hold => h += a,
+                    EntryKind::TransferOut => {
+                        b -= a;
+                        h -= a
+                    }
+                    EntryKind::Release => h -= a,
+                }
+                Entry {
+                    seq: i as u64 + 1,
+                    kind,
+                    amount: a,
+                    balance: b,
+                    available: b - h,
+                    transfer_id: t.map(|t| TransferId::new(t).unwrap()),
+                    reference: None,
+                    at: 0,
+                }
+            })
+            .collect()
+    }
+
+    /// The end state of a well-formed journal, as the account would store it.
+    fn end_view(id: &str, j: &[Entry]) -> AccountView {
+        match j.last() {
+            None => view(id, 0, 0, 0),
+            Some(e) => view(id, e.balance, e.balance - e.available, e.seq),
+        }
+    }
+
+    /// alice pays bob 30 (t1, completed) and tries 500 (t2, failed and released).
+    fn clean_ledger() -> Vec<(AccountView, Vec<Entry>)> {
+        use EntryKind::*;
+        let a = journal(&[
+            (Deposit, 100, None),
+            (Hold, 30, Some("t1")),
+            (TransferOut, 30, Some("t1")),
+            (Hold, 50, Some("t2")),
+            (Release, 50, Some("t2")),
+            (Withdrawal, 20, None),
+        ]);
+        let b = journal(&[(TransferIn, 30, Some("t1"))]);
+        vec![(end_view("alice", &a), a), (end_view("bob", &b), b)]
+    }
+
+    fn audit(ledger: &[(AccountView, Vec<Entry>)]) -> Report {
+        let mut au = Auditor::new();
+        for (v, j) in ledger {
+            au.check_account(v, j);
+        }
+        au.finish()
+    }
+
+    fn checks_failed(r: &Report) -> Vec<Check> {
+        r.checks
+            .iter()
+            .filter(|c| c.status == "FAIL")
+            .map(|c| c.check)
+            .collect()
+    }
+
+    fn has(r: &Report, check: Check, words: &str) -> bool {
+        r.violations
+            .iter()
+            .any(|v| v.check == check && v.message.contains(words))
+    }
+
+    #[test]
+    fn audit_clean_ledger_passes() {
+        // Proves a consistent ledger passes every check and the counts are right.
+        let r = audit(&clean_ledger());
+        assert!(r.ok, "{r:?}");
+        assert_eq!((r.accounts, r.entries, r.transfers), (2, 7, 2));
+        assert!(r.checks.iter().all(|c| c.status == "PASS"));
+        assert!(r.violations.is_empty());
+    }
+
+    #[test]
+    fn audit_paged_feed_equals_whole_feed() {
+        // Proves feeding a journal in pages gives the same report as in one piece.
+        let ledger = clean_ledger();
+        let mut au = Auditor::new();
+        for (v, j) in &ledger {
+            au.begin_account(v);
+            for page in j.chunks(2) {
+                assert!(au.wants_more());
+                au.feed(page);
+            }
+            assert!(!au.wants_more());
+        }
+        assert_eq!(au.finish(), audit(&ledger));
+    }
+
+    #[test]
+    fn audit_seq_gap_is_a_replay_violation() {
+        // Proves a missing journal sequence number is reported as a gap, once.
+        let mut ledger = clean_ledger();
+        // The withdrawal is numbered 7 instead of 6: seq 6 is missing.
+        ledger[0].1[5].seq = 7;
+        ledger[0].0.seq = 7;
+        let r = audit(&ledger);
+        assert!(
+            has(&r, Check::Replay, "journal gap: seq 6 to 6 missing"),
+            "{r:?}"
+        );
+        assert!(!r.ok);
+    }
+
+    #[test]
+    fn audit_wrong_balance_is_a_replay_violation() {
+        // Proves an entry whose balance disagrees with the replay, and a stored state that
+        // disagrees with the journal's end, are both named.
+        let mut ledger = clean_ledger();
+        ledger[1].1[0].balance = 31;
+        ledger[1].1[0].available = 31;
+        let r = audit(&ledger);
+        assert!(has(&r, Check::Replay, "journal says balance 31"), "{r:?}");
+        let mut ledger = clean_ledger();
+        ledger[0].0.balance += 1;
+        ledger[0].0.available += 1;
+        let r = audit(&ledger);
+        assert!(
+            has(&r, Check::Replay, "stored state is balance 51"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn audit_negative_available_is_an_overdraft() {
+        // Proves a hold larger than the balance (available would go below zero) is no_overdraft.
+        use EntryKind::*;
+        let mut j = journal(&[
+            (Deposit, 10, None),
+            (Hold, 10, Some("t9")),
+            (Release, 10, Some("t9")),
+        ]);
+        j[1].amount = 20; // hold 20 on a balance of 10
+        let v = end_view("carol", &j);
+        let r = audit(&[(v, j)]);
+        assert_eq!(
+            checks_failed(&r),
+            vec![Check::NoOverdraft, Check::AtomicTransfers],
+            "{r:?}"
+        );
+        assert!(
+            has(&r, Check::NoOverdraft, "available goes below zero"),
+            "{r:?}"
+        );
+        let mut j = journal(&[(Deposit, 10, None)]);
+        j.push(Entry {
+            seq: 2,
+            kind: Withdrawal,
+            amount: 11,
+            balance: 0,
+            available: 0,
+            transfer_id: None,
+            reference: None,
+            at: 0,
+        });
+        let r = audit(&[(view("dan", 0, 0, 2), j)]);
+        assert!(
+            has(
+                &r,
+                Check::NoOverdraft,
+                "withdrawal of 11 exceeds balance 10"
+            ),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn audit_broken_conservation_is_named_per_currency() {
+        // Proves a credit without its debit breaks conservation (and atomicity), per currency.
+        let mut ledger = clean_ledger();
+        let extra = journal(&[(EntryKind::TransferIn, 5, Some("t7"))]);
+        ledger.push((end_view("eve", &extra), extra));
+        let r = audit(&ledger);
+        assert!(
+            has(&r, Check::Conservation, "EUR: sum of balances 85"),
+            "{r:?}"
+        );
+        assert!(has(&r, Check::AtomicTransfers, "has no hold"), "{r:?}");
+    }
+
+    #[test]
+    fn audit_half_applied_transfer_is_named() {
+        // Proves a hold and transfer_out without the receiver's transfer_in is reported.
+        let mut ledger = clean_ledger();
+        ledger[1].1.clear();
+        ledger[1].0 = view("bob", 0, 0, 0);
+        let r = audit(&ledger);
+        let v = r
+            .violations
+            .iter()
+            .find(|v| v.check == Check::AtomicTransfers)
+            .expect("atomicity violation");
+        assert_eq!(v.transfer_id.as_deref(), Some("t1"));
+        assert_eq!(v.account.as_deref(), Some("alice"));
+        assert!(
+            v.message
+                .contains("half-applied: debited but never credited"),
+            "{v:?}"
+        );
+    }
+
+    #[test]
+    fn audit_double_transfer_in_is_named() {
+        // Proves a transfer credited twice is reported as credited 2 times.
+        use EntryKind::*;
+        let mut ledger = clean_ledger();
+        let b = journal(&[(TransferIn, 30, Some("t1")), (TransferIn, 30, Some("t1"))]);
+        ledger[1] = (end_view("bob", &b), b);
+        let r = audit(&ledger);
+        assert!(has(&r, Check::AtomicTransfers, "credited 2 times"), "{r:?}");
+        assert!(has(&r, Check::Conservation, "off by 30"), "{r:?}");
+    }
+
+    #[test]
+    fn audit_pending_transfers_are_not_reported_twice() {
+        // Proves a known-pending transfer's hold-only legs are not an atomicity violation.
+        use EntryKind::*;
+        let a = journal(&[(Deposit, 100, None), (Hold, 30, Some("t5"))]);
+        let mut au = Auditor::new();
+        au.set_pending([TransferId::new("t5").unwrap()]);
+        au.check_account(&end_view("alice", &a), &a);
+        assert!(au.finish().ok);
+        let mut au = Auditor::new();
+        au.check_account(&end_view("alice", &a), &a);
+        let r = au.finish();
+        assert!(has(&r, Check::AtomicTransfers, "never settled"), "{r:?}");
+    }
+
+    #[test]
+    fn audit_entries_after_listing_are_ignored_and_short_journal_is_named() {
+        // Proves entries written after the account was listed are ignored, and a journal that
+        // ends before the listed seq is a replay violation.
+        let ledger = clean_ledger();
+        let (v, j) = &ledger[0];
+        let mut early = v.clone();
+        early.seq = 1;
+        early.balance = 100;
+        early.available = 100;
+        let mut au = Auditor::new();
+        au.begin_account(&early);
+        au.feed(j);
+        let r = au.finish();
+        assert_eq!(r.entries, 1);
+        assert!(r.ok, "{r:?}");
+        let mut late = v.clone();
+        late.seq = 9;
+        let r = audit(&[(late, j.clone())]);
+        assert!(has(&r, Check::Replay, "journal ends at seq 6"), "{r:?}");
+    }
+
+    #[test]
+    fn audit_caps_listed_violations() {
+        // Proves no more than VIOLATIONS_LISTED_MAX violations are listed and the rest are counted.
+        let mut au = Auditor::new();
+        for i in 0..(VIOLATIONS_LISTED_MAX + 7) {
+            au.violation(Check::Settled, None, None, format!("v{i}"));
+        }
+        let r = au.finish();
+        assert_eq!(r.violations.len(), VIOLATIONS_LISTED_MAX);
+        assert_eq!(r.violations_not_listed, 7);
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["ok"], false);
+        assert_eq!(json["violations"][0]["check"], "settled");
+        assert!(json["violations"][0].get("account").is_none());
+    }
+}

@@ -1,0 +1,197 @@
+//! `walletctl audit`: waits for the cluster to be quiet, then streams every account and journal
+//! from the node through the [`Auditor`](crate::audit::Auditor).
+//!
+//! The audit is meant for a quiescent point: transfers still in flight would look half-applied,
+//! which is why it first waits for `/admin/pending` to drain. Journal entries written after an
+//! account was listed are ignored by the auditor, so ongoing deposits do not cause false alarms.
+
+use crate::audit::{Auditor, Check};
+use crate::client::CliError;
+use crate::commands::{Ctx, Failure};
+use crate::output;
+use indicatif::{ProgressBar, ProgressStyle};
+use protocol::admin::{AccountsPage, PendingPage, ADMIN_PAGE_MAX};
+use protocol::api::{EntriesPage, ENTRIES_PAGE_MAX};
+use protocol::AccountId;
+use std::time::{Duration, Instant};
+
+/// Longest pause between two polls of `/admin/pending`.
+const PENDING_POLL_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Pending transfer ids quoted in the `settled` violation.
+const PENDING_IDS_QUOTED: usize = 5;
+
+/// Spinner and bar redraw period.
+const TICK: Duration = Duration::from_millis(120);
+
+/// `audit [--wait-secs N]`.
+pub fn run(ctx: &Ctx, wait_secs: u64) -> Result<(), Failure> {
+    let mut auditor = Auditor::new();
+    wait_for_pending(ctx, wait_secs, &mut auditor)?;
+    scan(ctx, &mut auditor)?;
+    let report = auditor.finish();
+    if ctx.json {
+        output::json(&report)?;
+    } else {
+        output::line(output::audit_report(&report))?;
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        let n = report.violations.len() as u64 + report.violations_not_listed;
+        Err(CliError::Failed {
+            code: "audit_failed",
+            message: format!(
+                "the audit found {n} violation{}; see the report",
+                if n == 1 { "" } else { "s" }
+            ),
+        }
+        .into())
+    }
+}
+
+/// Polls `/admin/pending` until it is empty or `wait_secs` pass; what is left is a violation.
+fn wait_for_pending(ctx: &Ctx, wait_secs: u64, auditor: &mut Auditor) -> Result<(), CliError> {
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs(wait_secs);
+    let spinner = ProgressBar::new_spinner();
+    spinner.enable_steady_tick(TICK);
+    let result = loop {
+        let page: PendingPage = match ctx
+            .client
+            .get(&format!("/admin/pending?limit={ADMIN_PAGE_MAX}"))
+        {
+            Ok(p) => p,
+            Err(e) => break Err(e),
+        };
+        if page.transfers.is_empty() {
+            break Ok(());
+        }
+        let n = if page.truncated {
+            format!("more than {}", page.transfers.len())
+        } else {
+            page.transfers.len().to_string()
+        };
+        let now = Instant::now();
+        if now >= deadline {
+            let quoted: Vec<&str> = page
+                .transfers
+                .iter()
+                .take(PENDING_IDS_QUOTED)
+                .map(|t| t.id.as_str())
+                .collect();
+            let more = if page.transfers.len() > quoted.len() || page.truncated {
+                ", ..."
+            } else {
+                ""
+            };
+            auditor.violation(
+                Check::Settled,
+                None,
+                None,
+                format!(
+                    "{n} transfers still pending after {wait_secs}s ({}{more})",
+                    quoted.join(", ")
+                ),
+            );
+            auditor.set_pending(page.transfers.into_iter().map(|t| t.id));
+            break Ok(());
+        }
+        spinner.set_message(format!(
+            "waiting for {n} pending transfers to settle ({}s of {wait_secs}s)",
+            (now - started).as_secs()
+        ));
+        std::thread::sleep(PENDING_POLL_INTERVAL.min(deadline - now));
+    };
+    spinner.finish_and_clear();
+    result
+}
+
+/// Pages through every account and its journal, feeding the auditor.
+fn scan(ctx: &Ctx, auditor: &mut Auditor) -> Result<(), CliError> {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} auditing [{bar:30}] {pos}/{len} accounts (listed so far), {msg}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(TICK);
+    let result = scan_pages(ctx, auditor, &bar);
+    bar.finish_and_clear();
+    result
+}
+
+fn scan_pages(ctx: &Ctx, auditor: &mut Auditor, bar: &ProgressBar) -> Result<(), CliError> {
+    // `cursor` is what the next page is asked after; `last` is the last account audited.
+    let mut cursor: Option<AccountId> = None;
+    let mut last: Option<AccountId> = None;
+    let mut entries: u64 = 0;
+    loop {
+        let path = match &cursor {
+            None => format!("/admin/accounts?limit={ADMIN_PAGE_MAX}"),
+            Some(a) => format!("/admin/accounts?after={a}&limit={ADMIN_PAGE_MAX}"),
+        };
+        let page: AccountsPage = ctx.client.get(&path)?;
+        bar.inc_length(page.accounts.len() as u64);
+        for account in &page.accounts {
+            // Strictly increasing ids: a repeated account would be counted twice in conservation.
+            if last.as_ref().is_some_and(|prev| account.id <= *prev) {
+                return Err(bad_order(ctx, &path, &account.id, last.as_ref()));
+            }
+            auditor.begin_account(account);
+            let mut after_seq = 0u64;
+            while auditor.wants_more() {
+                let epath = format!(
+                    "/v1/accounts/{}/entries?after_seq={after_seq}&limit={ENTRIES_PAGE_MAX}",
+                    account.id
+                );
+                let ep: EntriesPage = ctx.client.get(&epath)?;
+                auditor.feed(&ep.entries);
+                entries += ep.entries.len() as u64;
+                match ep.next_after_seq {
+                    None => break,
+                    Some(next) if next <= after_seq => {
+                        return Err(CliError::BadResponse {
+                            url: format!("{}{epath}", ctx.client.base()),
+                            status: 200,
+                            detail: format!(
+                                "next_after_seq {next} does not advance past after_seq {after_seq}"
+                            ),
+                        })
+                    }
+                    Some(next) => after_seq = next,
+                }
+            }
+            auditor.end_account();
+            last = Some(account.id.clone());
+            bar.inc(1);
+            bar.set_message(format!("{entries} entries"));
+        }
+        match page.next_after {
+            None => return Ok(()),
+            Some(next) => {
+                // The cursor must move forward, or the listing would never end.
+                if cursor.as_ref().is_some_and(|prev| next <= *prev) {
+                    return Err(CliError::BadResponse {
+                        url: format!("{}{path}", ctx.client.base()),
+                        status: 200,
+                        detail: format!("next_after {next} does not advance past after"),
+                    });
+                }
+                cursor = Some(next);
+            }
+        }
+    }
+}
+
+fn bad_order(ctx: &Ctx, path: &str, id: &AccountId, prev: Option<&AccountId>) -> CliError {
+    CliError::BadResponse {
+        url: format!("{}{path}", ctx.client.base()),
+        status: 200,
+        detail: format!(
+            "account {id} is listed after {}: the listing must be in strictly increasing id order",
+            prev.map_or("(start)", |p| p.as_str())
+        ),
+    }
+}

@@ -1,0 +1,760 @@
+//! `walletctl bench`: opens and funds accounts, then drives random transfers from worker threads
+//! and reports throughput and latency.
+//!
+//! Each worker has its own ureq agent, so each keeps its own connection alive. Every transfer
+//! has a fresh idempotency key and is sent once: the bench measures the node, not the client's
+//! retries, and counts a 503 or a lost answer as an unknown outcome. Memory stays bounded: the
+//! latencies kept are a uniform sample (reservoir) of at most [`LATENCY_SAMPLES_MAX`], and the
+//! maximum is tracked exactly beside it.
+
+use crate::client::{CliError, Client, ATTEMPTS, REQUEST_TIMEOUT};
+use crate::commands::{transfer_outcome, Ctx, Failure};
+use crate::output;
+use crate::rng::Rng;
+use indicatif::{ProgressBar, ProgressStyle};
+use protocol::api::{
+    AccountView, Movement, MovementView, OpenAccount, TransferRequest, TransferStatus,
+    TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX,
+};
+use protocol::{AccountId, Amount, Currency};
+use serde::Serialize;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Most latency samples kept in total, across workers (8 bytes each).
+pub const LATENCY_SAMPLES_MAX: usize = 1_000_000;
+
+/// Most accounts a bench opens.
+pub const BENCH_ACCOUNTS_MAX: u64 = 1_000_000;
+
+/// Most worker threads.
+pub const BENCH_CONCURRENCY_MAX: u64 = 1_024;
+
+/// Longest run, in seconds (a day).
+pub const BENCH_DURATION_MAX_S: u64 = 86_400;
+
+/// Largest amount of one bench transfer; amounts are drawn from 1 to this.
+pub const TRANSFER_AMOUNT_MAX: u64 = 100;
+
+/// Extra time a worker waits beyond `wait_ms` for a transfer's answer.
+const TRANSFER_TIMEOUT_MARGIN: Duration = Duration::from_secs(10);
+
+/// Progress redraw period, and the window of the live rate (four periods).
+const TICK: Duration = Duration::from_millis(250);
+
+/// `bench` arguments, as typed.
+#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
+pub struct BenchArgs {
+    /// Accounts to open for this run, named bench-<runid>-<i> (at least 2).
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub accounts: u64,
+    /// Seconds of transfers.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub duration: u64,
+    /// Worker threads, each with its own connection.
+    #[arg(long, default_value_t = 4, value_name = "C")]
+    pub concurrency: u64,
+    /// Stop after this many transfers in total, if sooner than --duration.
+    #[arg(long, value_name = "TOTAL")]
+    pub count: Option<u64>,
+    /// Currency of the accounts.
+    #[arg(long, default_value = "EUR", value_name = "CUR")]
+    pub currency: String,
+    /// Minor units deposited into each account before the run.
+    #[arg(long, default_value_t = 1_000_000, value_name = "B")]
+    pub initial_balance: u64,
+    /// Seed of the workload (which accounts, which amounts); random when absent.
+    #[arg(long, value_name = "S")]
+    pub seed: Option<u64>,
+    /// wait_ms sent with each transfer (the node's default when absent).
+    #[arg(long, value_name = "MS")]
+    pub wait_ms: Option<u64>,
+}
+
+/// A validated bench.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Plan {
+    /// Accounts to open.
+    pub accounts: u64,
+    /// Length of the transfer phase.
+    pub duration: Duration,
+    /// Worker threads.
+    pub concurrency: u64,
+    /// Transfer budget, if any.
+    pub count: Option<u64>,
+    /// Currency.
+    pub currency: Currency,
+    /// Initial deposit per account.
+    pub initial_balance: Amount,
+    /// Workload seed.
+    pub seed: u64,
+    /// `wait_ms` of each transfer.
+    pub wait_ms: Option<u64>,
+}
+
+impl BenchArgs {
+    /// Checks every bound; `seed_if_absent` fills a missing `--seed`.
+    pub fn validate(&self, seed_if_absent: u64) -> Result<Plan, CliError> {
+        let usage = |m: String| Err(CliError::Usage(m));
+        if !(2..=BENCH_ACCOUNTS_MAX).contains(&self.accounts) {
+            return usage(format!(
+                "--accounts {}: a bench needs 2 to {BENCH_ACCOUNTS_MAX} accounts",
+                self.accounts
+            ));
+        }
+        if !(1..=BENCH_DURATION_MAX_S).contains(&self.duration) {
+            return usage(format!(
+                "--duration {}: give 1 to {BENCH_DURATION_MAX_S} seconds",
+                self.duration
+            ));
+        }
+        if !(1..=BENCH_CONCURRENCY_MAX).contains(&self.concurrency) {
+            return usage(format!(
+                "--concurrency {}: give 1 to {BENCH_CONCURRENCY_MAX} workers",
+                self.concurrency
+            ));
+        }
+        if self.count == Some(0) {
+            return usage("--count 0: give at least 1 transfer".into());
+        }
+        if self.wait_ms.is_some_and(|w| w > TRANSFER_WAIT_MS_MAX) {
+            return usage(format!("--wait-ms: at most {TRANSFER_WAIT_MS_MAX}"));
+        }
+        let currency = Currency::new(&self.currency)
+            .map_err(|m| CliError::Usage(format!("--currency: {m}")))?;
+        let initial_balance = Amount::new(self.initial_balance)
+            .map_err(|m| CliError::Usage(format!("--initial-balance: {m}")))?;
+        Ok(Plan {
+            accounts: self.accounts,
+            duration: Duration::from_secs(self.duration),
+            concurrency: self.concurrency,
+            count: self.count,
+            currency,
+            initial_balance,
+            seed: self.seed.unwrap_or(seed_if_absent),
+            wait_ms: self.wait_ms,
+        })
+    }
+}
+
+/// Latency figures of completed transfers, in milliseconds.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// 99.9th percentile.
+    pub p999: f64,
+    /// Maximum (exact, not sampled).
+    pub max: f64,
+    /// Samples the percentiles come from.
+    pub samples: u64,
+}
+
+/// The bench's result; serialized as the `--json` output.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BenchReport {
+    /// Names the accounts: bench-<run_id>-<i>.
+    pub run_id: String,
+    /// Workload seed (pass as --seed to replay the same choices).
+    pub seed: u64,
+    /// Accounts used.
+    pub accounts: u64,
+    /// Worker threads.
+    pub concurrency: u64,
+    /// Seconds spent opening and funding accounts.
+    pub setup_s: f64,
+    /// Seconds of the transfer phase (wall time, until the last worker stopped).
+    pub run_s: f64,
+    /// Transfers sent.
+    pub attempted: u64,
+    /// Transfers answered `completed`.
+    pub completed: u64,
+    /// Transfers answered `pending` (not settled within wait_ms; they settle later).
+    pub pending: u64,
+    /// Transfers with an unknown outcome (503 or no answer).
+    pub unknown: u64,
+    /// Transfers refused or failed, by error code.
+    pub failed: BTreeMap<String, u64>,
+    /// Completed transfers per second of run time.
+    pub transfers_per_s: f64,
+    /// Latency of completed transfers; null when none completed.
+    pub latency_ms: Option<Latency>,
+}
+
+/// A uniform sample of at most `cap` values (Vitter's algorithm R), plus the exact maximum.
+#[derive(Clone, Debug)]
+pub struct Reservoir {
+    cap: usize,
+    seen: u64,
+    samples: Vec<u64>,
+    max: u64,
+}
+
+impl Reservoir {
+    /// An empty reservoir keeping at most `cap` (at least 1) values.
+    pub fn new(cap: usize) -> Self {
+        Reservoir {
+            cap: cap.max(1),
+            seen: 0,
+            samples: Vec::new(),
+            max: 0,
+        }
+    }
+
+    /// Offers a value; once full, it replaces a random kept one with probability cap/seen.
+    pub fn push(&mut self, v: u64, rng: &mut Rng) {
+        self.seen += 1;
+        self.max = self.max.max(v);
+        if self.samples.len() < self.cap {
+            self.samples.push(v);
+        } else {
+            let j = rng.below(self.seen);
+            if let Some(slot) = self.samples.get_mut(j as usize) {
+                *slot = v;
+            }
+        }
+    }
+}
+
+/// The value at quantile `q` (0 < q <= 1) of ascending `sorted`, by nearest rank.
+pub fn percentile(sorted: &[u64], q: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let n = sorted.len();
+    let rank = (q * n as f64).ceil() as usize;
+    Some(sorted[rank.clamp(1, n) - 1])
+}
+
+/// Latency figures from per-worker reservoirs of microseconds.
+pub fn latency(reservoirs: Vec<Reservoir>) -> Option<Latency> {
+    let max = reservoirs.iter().map(|r| r.max).max().unwrap_or(0);
+    let mut all: Vec<u64> = reservoirs.into_iter().flat_map(|r| r.samples).collect();
+    if all.is_empty() {
+        return None;
+    }
+    all.sort_unstable();
+    let ms = |q: f64| percentile(&all, q).map_or(0.0, |us| us as f64 / 1000.0);
+    Some(Latency {
+        p50: ms(0.50),
+        p99: ms(0.99),
+        p999: ms(0.999),
+        max: max as f64 / 1000.0,
+        samples: all.len() as u64,
+    })
+}
+
+/// What one worker saw.
+#[derive(Debug)]
+struct WorkerStats {
+    attempted: u64,
+    completed: u64,
+    pending: u64,
+    unknown: u64,
+    failed: BTreeMap<String, u64>,
+    latencies: Reservoir,
+    /// When the worker's last transfer was answered.
+    finished: Instant,
+}
+
+/// Shared counters of the transfer phase.
+struct Shared {
+    issued: AtomicU64,
+    completed: AtomicU64,
+    stop: AtomicBool,
+}
+
+/// `bench ...`.
+pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<(), Failure> {
+    let plan = args.validate(Rng::from_entropy().next_u64())?;
+    let run_id = run_id();
+    let ids: Vec<AccountId> = (0..plan.accounts)
+        .map(|i| AccountId::new(format!("bench-{run_id}-{i}")))
+        .collect::<Result<_, _>>()
+        .map_err(|m| CliError::Usage(format!("bench account id: {m}")))?;
+
+    let setup_started = Instant::now();
+    setup(ctx, &plan, &run_id, &ids)?;
+    let setup_s = setup_started.elapsed().as_secs_f64();
+
+    let (stats, run_s) = transfers(ctx, &plan, &run_id, &ids)?;
+    let mut report = BenchReport {
+        run_id,
+        seed: plan.seed,
+        accounts: plan.accounts,
+        concurrency: plan.concurrency,
+        setup_s,
+        run_s,
+        attempted: 0,
+        completed: 0,
+        pending: 0,
+        unknown: 0,
+        failed: BTreeMap::new(),
+        transfers_per_s: 0.0,
+        latency_ms: None,
+    };
+    let mut reservoirs = Vec::new();
+    for s in stats {
+        report.attempted += s.attempted;
+        report.completed += s.completed;
+        report.pending += s.pending;
+        report.unknown += s.unknown;
+        for (code, n) in s.failed {
+            *report.failed.entry(code).or_insert(0) += n;
+        }
+        reservoirs.push(s.latencies);
+    }
+    report.transfers_per_s = if run_s > 0.0 {
+        report.completed as f64 / run_s
+    } else {
+        0.0
+    };
+    report.latency_ms = latency(reservoirs);
+    if ctx.json {
+        output::json(&report)?;
+    } else {
+        output::line(render(&report, &plan))?;
+    }
+    if report.attempted > 0 && report.completed == 0 {
+        return Err(CliError::Failed {
+            code: "bench_failed",
+            message: format!(
+                "none of the {} transfers completed; see the failures above",
+                report.attempted
+            ),
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// A run id unique enough for account names: seconds since the epoch and 32 random bits, hex.
+fn run_id() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    format!(
+        "{secs:x}{:08x}",
+        Rng::from_entropy().next_u64() & 0xffff_ffff
+    )
+}
+
+fn bar(len: u64, template: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(TICK);
+    bar
+}
+
+/// Opens and funds every account, spread over the workers. Keys are derived from the run id,
+/// so the client's retries of a setup request are safe.
+fn setup(ctx: &Ctx, plan: &Plan, run_id: &str, ids: &[AccountId]) -> Result<(), CliError> {
+    let bar = bar(
+        plan.accounts,
+        "setup [{bar:30}] {pos}/{len} accounts opened and funded ({elapsed})",
+    );
+    let failed = AtomicBool::new(false);
+    let workers = plan.concurrency.min(plan.accounts) as usize;
+    let result = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                let (bar, failed) = (&bar, &failed);
+                s.spawn(move || -> Result<(), CliError> {
+                    let client = Client::new(ctx.client.base())?;
+                    for (i, id) in ids.iter().enumerate().skip(w).step_by(workers) {
+                        if failed.load(Ordering::Relaxed) {
+                            return Ok(());
+                        }
+                        let r = open_and_fund(&client, plan, run_id, i, id);
+                        if r.is_err() {
+                            failed.store(true, Ordering::Relaxed);
+                            return r;
+                        }
+                        bar.inc(1);
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        let mut first_err = None;
+        for h in handles {
+            let r = h
+                .join()
+                .unwrap_or_else(|_| Err(CliError::Usage("a setup worker panicked".into())));
+            if let (Err(e), None) = (r, &first_err) {
+                first_err = Some(e);
+            }
+        }
+        first_err.map_or(Ok(()), Err)
+    });
+    bar.finish_and_clear();
+    result
+}
+
+fn open_and_fund(
+    client: &Client,
+    plan: &Plan,
+    run_id: &str,
+    i: usize,
+    id: &AccountId,
+) -> Result<(), CliError> {
+    let open = OpenAccount {
+        id: id.clone(),
+        currency: plan.currency,
+    };
+    let key = format!("bench-{run_id}-{i}-open");
+    let _: AccountView = client
+        .post_raw("/v1/accounts", &open, &key, REQUEST_TIMEOUT, ATTEMPTS)?
+        .into_result()?;
+    let deposit = Movement {
+        account: id.clone(),
+        amount: plan.initial_balance,
+        reference: Some(format!("bench {run_id} initial balance")),
+    };
+    let key = format!("bench-{run_id}-{i}-deposit");
+    let _: MovementView = client
+        .post_raw("/v1/deposits", &deposit, &key, REQUEST_TIMEOUT, ATTEMPTS)?
+        .into_result()?;
+    Ok(())
+}
+
+/// Runs the workers until the deadline or the budget; returns their stats and the wall time.
+fn transfers(
+    ctx: &Ctx,
+    plan: &Plan,
+    run_id: &str,
+    ids: &[AccountId],
+) -> Result<(Vec<WorkerStats>, f64), CliError> {
+    let shared = Shared {
+        issued: AtomicU64::new(0),
+        completed: AtomicU64::new(0),
+        stop: AtomicBool::new(false),
+    };
+    let progress = bar(1000, "run [{bar:30}] {msg}");
+    progress.disable_steady_tick();
+    let started = Instant::now();
+    let deadline = started + plan.duration;
+    let per_worker_cap = LATENCY_SAMPLES_MAX / plan.concurrency as usize;
+    let result = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..plan.concurrency)
+            .map(|w| {
+                let shared = &shared;
+                s.spawn(move || worker(ctx, plan, run_id, ids, w, deadline, shared, per_worker_cap))
+            })
+            .collect();
+        // The main thread draws progress while the workers run.
+        let mut window: VecDeque<(Instant, u64)> = VecDeque::new();
+        while handles.iter().any(|h| !h.is_finished()) {
+            let now = Instant::now();
+            let done = shared.completed.load(Ordering::Relaxed);
+            window.push_back((now, done));
+            if window.len() > 4 {
+                window.pop_front();
+            }
+            let rate = match (window.front(), window.back()) {
+                (Some(&(t0, c0)), Some(&(t1, c1))) if t1 > t0 => {
+                    (c1 - c0) as f64 / (t1 - t0).as_secs_f64()
+                }
+                _ => 0.0,
+            };
+            let elapsed = now - started;
+            let mut frac = elapsed.as_secs_f64() / plan.duration.as_secs_f64();
+            if let Some(c) = plan.count {
+                frac = frac.max(shared.issued.load(Ordering::Relaxed) as f64 / c as f64);
+            }
+            progress.set_position((frac.min(1.0) * 1000.0) as u64);
+            progress.set_message(format!(
+                "{}s/{}s  {done} completed  {rate:.0} transfers/s",
+                elapsed.as_secs(),
+                plan.duration.as_secs()
+            ));
+            std::thread::sleep(TICK);
+        }
+        let mut stats = Vec::new();
+        let mut first_err = None;
+        for h in handles {
+            match h.join() {
+                Ok(Ok(s)) => stats.push(s),
+                Ok(Err(e)) => first_err = first_err.or(Some(e)),
+                Err(_) => {
+                    first_err =
+                        first_err.or(Some(CliError::Usage("a bench worker panicked".into())))
+                }
+            }
+        }
+        first_err.map_or(Ok(stats), Err)
+    });
+    progress.finish_and_clear();
+    // Wall time until the last worker stopped, not until the progress loop noticed.
+    result
+        .map(|stats| {
+            let end = stats.iter().map(|s| s.finished).max().unwrap_or(started);
+            ((end - started).as_secs_f64(), stats)
+        })
+        .map(|(run_s, stats)| (stats, run_s))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn worker(
+    ctx: &Ctx,
+    plan: &Plan,
+    run_id: &str,
+    ids: &[AccountId],
+    w: u64,
+    deadline: Instant,
+    shared: &Shared,
+    cap: usize,
+) -> Result<WorkerStats, CliError> {
+    let client = Client::new(ctx.client.base())?;
+    // Each worker's stream is fixed by the seed and its number, so --seed replays the workload.
+    let mut rng = Rng::seeded(plan.seed ^ w.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let n = ids.len() as u64;
+    let wait = Duration::from_millis(plan.wait_ms.unwrap_or(TRANSFER_WAIT_MS_DEFAULT));
+    let mut st = WorkerStats {
+        attempted: 0,
+        completed: 0,
+        pending: 0,
+        unknown: 0,
+        failed: BTreeMap::new(),
+        latencies: Reservoir::new(cap),
+        finished: Instant::now(),
+    };
+    loop {
+        if shared.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
+            break;
+        }
+        let nth = shared.issued.fetch_add(1, Ordering::Relaxed);
+        if plan.count.is_some_and(|c| nth >= c) {
+            shared.stop.store(true, Ordering::Relaxed);
+            break;
+        }
+        let from = rng.below(n);
+        let mut to = rng.below(n - 1);
+        if to >= from {
+            to += 1;
+        }
+        let amount = Amount::new(1 + rng.below(TRANSFER_AMOUNT_MAX))
+            .map_err(|m| CliError::Usage(format!("bench amount: {m}")))?;
+        let body = TransferRequest {
+            from: ids[from as usize].clone(),
+            to: ids[to as usize].clone(),
+            amount,
+            reference: None,
+            wait_ms: plan.wait_ms,
+        };
+        let key = format!("bench-{run_id}-w{w}-{}", st.attempted);
+        st.attempted += 1;
+        let t0 = Instant::now();
+        let outcome = client
+            .post_raw(
+                "/v1/transfers",
+                &body,
+                &key,
+                wait + TRANSFER_TIMEOUT_MARGIN,
+                1,
+            )
+            .and_then(transfer_outcome);
+        let us = t0.elapsed().as_micros() as u64;
+        match outcome {
+            Ok(v) => match v.status {
+                TransferStatus::Completed => {
+                    st.completed += 1;
+                    shared.completed.fetch_add(1, Ordering::Relaxed);
+                    st.latencies.push(us, &mut rng);
+                }
+                TransferStatus::Pending => st.pending += 1,
+                TransferStatus::Failed => {
+                    let code = v.reason.map_or("failed", |r| r.as_str());
+                    *st.failed.entry(code.to_owned()).or_insert(0) += 1;
+                }
+            },
+            Err(e) if e.outcome_unknown() => st.unknown += 1,
+            Err(e) => *st.failed.entry(e.code().to_owned()).or_insert(0) += 1,
+        }
+    }
+    st.finished = Instant::now();
+    Ok(st)
+}
+
+/// The human summary.
+fn render(r: &BenchReport, plan: &Plan) -> String {
+    let failed = if r.failed.is_empty() {
+        String::new()
+    } else {
+        let parts: Vec<String> = r.failed.iter().map(|(c, n)| format!("{c} {n}")).collect();
+        format!("  ({})", parts.join(", "))
+    };
+    let failed_total: u64 = r.failed.values().sum();
+    let latency = match &r.latency_ms {
+        None => "no completed transfer".to_owned(),
+        Some(l) => format!(
+            "p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} samples of completed transfers)",
+            l.p50, l.p99, l.p999, l.max, l.samples
+        ),
+    };
+    format!(
+        "bench run {} (seed {}): {} accounts in {}, {} workers\n\
+         setup       {:.2} s (open and fund the accounts)\n\
+         run         {:.2} s\n\
+         attempted   {}\n\
+         completed   {}\n\
+         pending     {} (not settled within wait_ms; they settle later)\n\
+         unknown     {} (503 or no answer)\n\
+         failed      {failed_total}{failed}\n\
+         throughput  {:.1} transfers/s (completed / run time)\n\
+         latency     {latency}",
+        r.run_id,
+        r.seed,
+        r.accounts,
+        plan.currency,
+        r.concurrency,
+        r.setup_s,
+        r.run_s,
+        r.attempted,
+        r.completed,
+        r.pending,
+        r.unknown,
+        r.transfers_per_s,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args() -> BenchArgs {
+        BenchArgs {
+            accounts: 10,
+            duration: 5,
+            concurrency: 2,
+            count: None,
+            currency: "EUR".into(),
+            initial_balance: 1_000,
+            seed: None,
+            wait_ms: None,
+        }
+    }
+
+    #[test]
+    fn percentile_uses_nearest_rank() {
+        // Proves nearest-rank percentiles on small and large samples, and None when empty.
+        assert_eq!(percentile(&[], 0.5), None);
+        assert_eq!(percentile(&[7], 0.999), Some(7));
+        let v: Vec<u64> = (1..=1000).collect();
+        assert_eq!(percentile(&v, 0.50), Some(500));
+        assert_eq!(percentile(&v, 0.99), Some(990));
+        assert_eq!(percentile(&v, 0.999), Some(999));
+        assert_eq!(percentile(&v, 1.0), Some(1000));
+        assert_eq!(percentile(&[1, 2, 3, 4], 0.5), Some(2));
+    }
+
+    #[test]
+    fn latency_merges_reservoirs_and_keeps_exact_max() {
+        // Proves the reservoir never exceeds its cap, keeps the true maximum, and figures are in ms.
+        let mut rng = Rng::seeded(1);
+        let mut r = Reservoir::new(100);
+        for us in 1..=10_000u64 {
+            r.push(us, &mut rng);
+        }
+        assert_eq!(r.samples.len(), 100);
+        let l = latency(vec![r, Reservoir::new(5)]).unwrap();
+        assert_eq!(l.samples, 100);
+        assert_eq!(l.max, 10.0);
+        assert!(l.p50 > 1.0 && l.p50 < 9.0, "{l:?}");
+        assert_eq!(latency(vec![Reservoir::new(3)]), None);
+    }
+
+    #[test]
+    fn bench_arguments_are_validated() {
+        // Proves each bound is enforced with a message naming the flag, and a good set passes.
+        let plan = args().validate(42).unwrap();
+        assert_eq!(plan.seed, 42);
+        assert_eq!(plan.duration, Duration::from_secs(5));
+        let cases: Vec<(BenchArgs, &str)> = vec![
+            (
+                BenchArgs {
+                    accounts: 1,
+                    ..args()
+                },
+                "--accounts",
+            ),
+            (
+                BenchArgs {
+                    duration: 0,
+                    ..args()
+                },
+                "--duration",
+            ),
+            (
+                BenchArgs {
+                    concurrency: 0,
+                    ..args()
+                },
+                "--concurrency",
+            ),
+            (
+                BenchArgs {
+                    concurrency: BENCH_CONCURRENCY_MAX + 1,
+                    ..args()
+                },
+                "--concurrency",
+            ),
+            (
+                BenchArgs {
+                    count: Some(0),
+                    ..args()
+                },
+                "--count",
+            ),
+            (
+                BenchArgs {
+                    currency: "euro".into(),
+                    ..args()
+                },
+                "--currency",
+            ),
+            (
+                BenchArgs {
+                    initial_balance: 0,
+                    ..args()
+                },
+                "--initial-balance",
+            ),
+            (
+                BenchArgs {
+                    wait_ms: Some(TRANSFER_WAIT_MS_MAX + 1),
+                    ..args()
+                },
+                "--wait-ms",
+            ),
+        ];
+        for (a, flag) in cases {
+            let e = a.validate(1).unwrap_err();
+            assert_eq!(e.code(), "invalid_argument");
+            assert!(e.to_string().contains(flag), "{flag}: {e}");
+        }
+        assert_eq!(
+            BenchArgs {
+                seed: Some(9),
+                ..args()
+            }
+            .validate(1)
+            .unwrap()
+            .seed,
+            9
+        );
+    }
+
+    #[test]
+    fn run_ids_make_valid_distinct_account_names() {
+        // Proves bench account names fit the account id rules and two runs do not collide.
+        let (a, b) = (run_id(), run_id());
+        assert_ne!(a, b);
+        assert!(AccountId::new(format!("bench-{a}-{}", BENCH_ACCOUNTS_MAX - 1)).is_ok());
+    }
+}
