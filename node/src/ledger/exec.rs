@@ -9,11 +9,14 @@
 //! - [`commit_batch`] first reads the lease and aborts with `Fenced` unless it still carries
 //!   this activation's epoch; then every write is an absolute value computed from the
 //!   activation's in-memory state (which only this activation can change) and from records read
-//!   in the same transaction. If a first run committed, the second run reads the same lease and
-//!   the records the first run wrote, and the core, stepping from the same in-memory state,
-//!   writes the same bytes again: a journal entry at the same sequence, the same saga record.
-//!   A decision read back (an idempotency record or a receiver's outcome written by the first
-//!   run) is simply replayed. Nothing is applied twice.
+//!   in the same transaction. Writing the same bytes twice would not be enough: if a first run
+//!   committed, a second run would read back the records the first one wrote (an idempotency
+//!   record, a receiver's outcome) and replay them *without* changing memory, leaving the
+//!   activation behind its own storage. So a retry first asks whether the previous attempt
+//!   committed: if the stored account record and lease equal that attempt's result, it did,
+//!   and the retry returns that attempt's result unchanged. A batch that leaves the account
+//!   record unchanged writes only recorded decisions, which a retry reads back and replays
+//!   identically. Nothing is applied twice, and memory never falls behind storage.
 //!
 //! A batch is several inputs of one account committed in one transaction: the actor drains its
 //! mailbox (up to a limit) and pays for one commit.
@@ -137,9 +140,21 @@ pub fn commit_batch(
         }
     }
     let id = act.core.id().as_str();
+    // The result of the last attempt, in case its commit happened but was reported unknown.
+    let mut previous: Option<(Activation, Vec<Effect>)> = None;
     store.run(|txn| {
-        let lease: Option<Lease> = get(txn, &keys.lease(id))?;
-        if lease.map(|l| l.epoch).unwrap_or(0) != act.epoch {
+        let lease_epoch = get::<Lease>(txn, &keys.lease(id))?
+            .map(|l| l.epoch)
+            .unwrap_or(0);
+        if let Some((prev, effects)) = &previous {
+            if prev.core.record() != act.core.record() && lease_epoch == prev.epoch {
+                let stored: Option<AccountRecord> = get(txn, &keys.state(id))?;
+                if stored.as_ref() == prev.core.record() {
+                    return Ok((prev.clone(), effects.clone()));
+                }
+            }
+        }
+        if lease_epoch != act.epoch {
             return Err(StorageError::Fenced);
         }
         let mut work = act.clone();
@@ -166,6 +181,7 @@ pub fn commit_batch(
             let r = work.core.record().expect("an account is never un-created");
             txn.set(&keys.state(id), &encode(r))?;
         }
+        previous = Some((work.clone(), effects.clone()));
         Ok((work, effects))
     })
 }

@@ -1,21 +1,22 @@
 //! The `memory` backend: an ordered map behind one lock, for unit tests and the simulator.
 //!
 //! Design: a `BTreeMap<Vec<u8>, Vec<u8>>` behind a `std::sync::Mutex`. An attempt holds the
-//! lock from the body's first operation to the commit, so transactions run one at a time and
-//! are serializable by construction. The body writes into an overlay (a sorted map of new
-//! values and tombstones) that its own reads consult first; the overlay reaches the map only
-//! when the body returns `Ok` and no injected fault says otherwise, so an aborted attempt
-//! leaves nothing behind. A panicking body poisons the lock but cannot have changed the map,
-//! which is why a poisoned lock is simply taken over.
+//! lock from before its body runs until its writes are applied, so transactions run one at a
+//! time and are serializable by construction (and a body must not start another transaction
+//! on the same backend: it would wait for itself). The body writes into an overlay (a sorted
+//! map of new values and tombstones) that its own reads consult first; the overlay reaches the
+//! map only when the body returns `Ok` and no injected fault says otherwise, so an aborted
+//! attempt leaves nothing behind. A panicking body poisons the lock but cannot have changed
+//! the map, which is why a poisoned lock is simply taken over.
 //!
 //! Faults ([`Fault`]) are queued with [`MemoryBackend::inject`] and consumed one per attempt,
 //! in order, by read-write and read-only attempts alike, so a test or the simulator can make
 //! the next attempt conflict, lose its commit result, find the store unavailable or run late.
 //!
 //! Left out: durability (everything lives in the process), concurrency between transactions
-//! (the lock serializes them; the simulator is single-threaded anyway), optimistic conflict
-//! detection (real conflicts cannot happen; [`Fault::Conflict`] imitates one), and the
-//! time limit, which [`super::LimitedTxn`] enforces for every backend.
+//! (the lock serializes them, readers included), optimistic conflict detection (real conflicts
+//! cannot happen; [`Fault::Conflict`] imitates one), virtual time ([`Fault::LatencyMs`] really
+//! sleeps), and the time limit, which [`super::LimitedTxn`] enforces for every backend.
 
 use super::{Backend, Body, Kv, StorageError, Txn};
 use std::cmp::Ordering;
@@ -102,7 +103,7 @@ impl MemoryBackend {
                 apply(&mut data, overlay);
                 Err(StorageError::CommitUnknown)
             }
-            Some(Fault::Unavailable) | Some(Fault::LatencyMs(_)) | None => {
+            Some(Fault::Unavailable | Fault::LatencyMs(_)) | None => {
                 apply(&mut data, overlay);
                 Ok(())
             }

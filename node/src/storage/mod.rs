@@ -105,7 +105,8 @@ pub type Kv = (Vec<u8>, Vec<u8>);
 pub trait Txn {
     /// Reads one key.
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
-    /// Reads keys in `[begin, end)` in key order, at most `limit` of them.
+    /// Reads keys in `[begin, end)` in key order, at most `limit` of them (0 reads nothing;
+    /// FoundationDB's "0 means no limit" is translated by its adapter).
     fn get_range(
         &mut self,
         begin: &[u8],

@@ -1,0 +1,221 @@
+//! The ledger's transaction bodies under storage faults: a commit reported unknown, whether it
+//! happened or not, is retried without applying anything twice and without leaving the
+//! activation's memory behind its storage; a stale activation is fenced.
+
+use node::ledger::account::{Command, Effect, Input, Reply, SagaTiming};
+use node::ledger::exec::{activate, commit_batch, read_entries, Activation};
+use node::storage::keys::Keys;
+use node::storage::memory::{Fault, MemoryBackend};
+use node::storage::{StorageError, Store};
+use protocol::saga::SagaMsg;
+use protocol::{AccountId, Amount, Currency, TransferId};
+use std::sync::Arc;
+
+fn id(s: &str) -> AccountId {
+    AccountId::new(s).unwrap()
+}
+
+fn setup() -> (Arc<MemoryBackend>, Store, Keys) {
+    let mem = Arc::new(MemoryBackend::new());
+    (mem.clone(), Store::new(mem), Keys::default())
+}
+
+fn run(
+    store: &Store,
+    keys: &Keys,
+    act: &Activation,
+    inputs: Vec<Input>,
+) -> (Activation, Vec<Effect>) {
+    commit_batch(store, keys, "n1", act, &inputs, 1_000).expect("batch commits")
+}
+
+fn open_funded(store: &Store, keys: &Keys, name: &str, amount: u64) -> Activation {
+    let act = activate(store, keys, "n1", &id(name), SagaTiming::default()).unwrap();
+    let (act, _) = run(
+        store,
+        keys,
+        &act,
+        vec![Input::Command(
+            1,
+            Command::Open {
+                currency: Currency::new("EUR").unwrap(),
+            },
+        )],
+    );
+    let (act, _) = run(
+        store,
+        keys,
+        &act,
+        vec![Input::Command(
+            2,
+            Command::Deposit {
+                amount: Amount::new(amount).unwrap(),
+                reference: None,
+                idem_key: None,
+            },
+        )],
+    );
+    act
+}
+
+/// Reloads the account from storage, asserts memory equals it, and returns the reloaded
+/// activation (which took the lease, so the caller must go on with it).
+fn assert_memory_matches_storage(store: &Store, keys: &Keys, act: &Activation) -> Activation {
+    let fresh = activate(store, keys, "n1", act.core.id(), SagaTiming::default()).unwrap();
+    assert_eq!(
+        fresh.core.record(),
+        act.core.record(),
+        "memory and storage diverged"
+    );
+    let page = read_entries(store, keys, act.core.id(), 0, 1000)
+        .unwrap()
+        .unwrap();
+    let seqs: Vec<u64> = page.entries.iter().map(|e| e.seq).collect();
+    assert_eq!(
+        seqs,
+        (1..=act.core.record().unwrap().seq).collect::<Vec<_>>(),
+        "journal has a gap or an overwrite"
+    );
+    fresh
+}
+
+#[test]
+fn exec_deposit_committed_but_reported_unknown_applies_once() {
+    // Proves a deposit whose commit happened but was reported unknown is not re-decided from
+    // the idempotency record it wrote (which would leave memory behind storage).
+    let (mem, store, keys) = setup();
+    let act = open_funded(&store, &keys, "a", 100);
+    mem.inject(Fault::CommitUnknownCommitted);
+    let dep = Input::Command(
+        3,
+        Command::Deposit {
+            amount: Amount::new(5).unwrap(),
+            reference: None,
+            idem_key: Some("k".into()),
+        },
+    );
+    let (act, effects) = run(&store, &keys, &act, vec![dep]);
+    assert_eq!(act.core.record().unwrap().balance, 105);
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Reply(3, Ok(Reply::Movement(m))) if m.balance == 105)));
+    let act = assert_memory_matches_storage(&store, &keys, &act);
+    // The next command builds on the true state.
+    let (act, _) = run(
+        &store,
+        &keys,
+        &act,
+        vec![Input::Command(
+            4,
+            Command::Deposit {
+                amount: Amount::new(1).unwrap(),
+                reference: None,
+                idem_key: None,
+            },
+        )],
+    );
+    assert_eq!(act.core.record().unwrap().balance, 106);
+    let _ = assert_memory_matches_storage(&store, &keys, &act);
+}
+
+#[test]
+fn exec_credit_committed_but_reported_unknown_applies_once() {
+    // Proves a receiver's credit is applied exactly once across an unknown commit result.
+    let (mem, store, keys) = setup();
+    let b = open_funded(&store, &keys, "b", 1);
+    mem.inject(Fault::CommitUnknownCommitted);
+    let credit = Input::Saga(SagaMsg::Credit {
+        transfer_id: TransferId::new("t1").unwrap(),
+        from: id("a"),
+        to: id("b"),
+        amount: Amount::new(30).unwrap(),
+        currency: Currency::new("EUR").unwrap(),
+        reference: None,
+    });
+    let (b, _) = run(&store, &keys, &b, vec![credit.clone()]);
+    assert_eq!(b.core.record().unwrap().balance, 31);
+    let b = assert_memory_matches_storage(&store, &keys, &b);
+    // A duplicate Credit later replays the outcome and changes nothing.
+    let (b, _) = run(&store, &keys, &b, vec![credit]);
+    assert_eq!(b.core.record().unwrap().balance, 31);
+    let _ = assert_memory_matches_storage(&store, &keys, &b);
+}
+
+#[test]
+fn exec_unknown_result_without_commit_applies_on_retry() {
+    // Proves a commit reported unknown that did not happen is applied by the retry, once.
+    let (mem, store, keys) = setup();
+    let act = open_funded(&store, &keys, "a", 100);
+    mem.inject(Fault::CommitUnknownNotCommitted);
+    mem.inject(Fault::Conflict);
+    let w = Input::Command(
+        3,
+        Command::Withdraw {
+            amount: Amount::new(40).unwrap(),
+            reference: None,
+            idem_key: Some("w".into()),
+        },
+    );
+    let (act, _) = run(&store, &keys, &act, vec![w]);
+    assert_eq!(act.core.record().unwrap().balance, 60);
+    let _ = assert_memory_matches_storage(&store, &keys, &act);
+}
+
+#[test]
+fn exec_open_committed_but_reported_unknown_keeps_the_new_lease() {
+    // Proves opening an account (which takes the first lease) survives an unknown result.
+    let (mem, store, keys) = setup();
+    let act = activate(&store, &keys, "n1", &id("c"), SagaTiming::default()).unwrap();
+    mem.inject(Fault::CommitUnknownCommitted);
+    let (act, _) = run(
+        &store,
+        &keys,
+        &act,
+        vec![Input::Command(
+            1,
+            Command::Open {
+                currency: Currency::new("EUR").unwrap(),
+            },
+        )],
+    );
+    assert_eq!(act.epoch, 1);
+    let (act, _) = run(
+        &store,
+        &keys,
+        &act,
+        vec![Input::Command(
+            2,
+            Command::Deposit {
+                amount: Amount::new(9).unwrap(),
+                reference: None,
+                idem_key: None,
+            },
+        )],
+    );
+    let _ = assert_memory_matches_storage(&store, &keys, &act);
+}
+
+#[test]
+fn exec_stale_activation_is_fenced() {
+    // Proves invariant 5: once a newer activation took the lease, the old one cannot commit.
+    let (_, store, keys) = setup();
+    let old = open_funded(&store, &keys, "a", 10);
+    let new = activate(&store, &keys, "n2", &id("a"), SagaTiming::default()).unwrap();
+    assert!(new.epoch > old.epoch);
+    let dep = || {
+        vec![Input::Command(
+            9,
+            Command::Deposit {
+                amount: Amount::new(1).unwrap(),
+                reference: None,
+                idem_key: None,
+            },
+        )]
+    };
+    assert_eq!(
+        commit_batch(&store, &keys, "n1", &old, &dep(), 1).unwrap_err(),
+        StorageError::Fenced
+    );
+    let (new, _) = commit_batch(&store, &keys, "n2", &new, &dep(), 1).unwrap();
+    assert_eq!(new.core.record().unwrap().balance, 11);
+}
