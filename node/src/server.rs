@@ -76,13 +76,21 @@ pub fn open_backend(config: &Config) -> Result<Arc<dyn Backend>, StartError> {
 impl Node {
     /// Starts a node from a validated config.
     pub async fn start(config: &Config) -> Result<Node, StartError> {
+        let backend = open_backend(config)?;
+        Node::start_with_backend(config, backend).await
+    }
+
+    /// Starts a node on a given backend (tests use it to inject storage faults).
+    pub async fn start_with_backend(
+        config: &Config,
+        backend: Arc<dyn Backend>,
+    ) -> Result<Node, StartError> {
         if !config.cluster.peers.is_empty() {
             return Err(StartError::Config(
                 "cluster.peers is set, but this version runs a single node; remove the peers"
                     .into(),
             ));
         }
-        let backend = open_backend(config)?;
         let store = Store::new(backend);
         let keys = match config.storage.backend {
             cluster_config::Backend::Fdb => Keys::new(&config.storage.prefix),

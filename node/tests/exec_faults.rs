@@ -30,7 +30,7 @@ fn run(
 }
 
 fn open_funded(store: &Store, keys: &Keys, name: &str, amount: u64) -> Activation {
-    let act = activate(store, keys, "n1", &id(name), SagaTiming::default()).unwrap();
+    let act = activate(store, keys, "n1", &id(name), SagaTiming::default(), 1).unwrap();
     let (act, _) = run(
         store,
         keys,
@@ -61,7 +61,7 @@ fn open_funded(store: &Store, keys: &Keys, name: &str, amount: u64) -> Activatio
 /// Reloads the account from storage, asserts memory equals it, and returns the reloaded
 /// activation (which took the lease, so the caller must go on with it).
 fn assert_memory_matches_storage(store: &Store, keys: &Keys, act: &Activation) -> Activation {
-    let fresh = activate(store, keys, "n1", act.core.id(), SagaTiming::default()).unwrap();
+    let fresh = activate(store, keys, "n1", act.core.id(), SagaTiming::default(), 2).unwrap();
     assert_eq!(
         fresh.core.record(),
         act.core.record(),
@@ -165,7 +165,7 @@ fn exec_unknown_result_without_commit_applies_on_retry() {
 fn exec_open_committed_but_reported_unknown_keeps_the_new_lease() {
     // Proves opening an account (which takes the first lease) survives an unknown result.
     let (mem, store, keys) = setup();
-    let act = activate(&store, &keys, "n1", &id("c"), SagaTiming::default()).unwrap();
+    let act = activate(&store, &keys, "n1", &id("c"), SagaTiming::default(), 3).unwrap();
     mem.inject(Fault::CommitUnknownCommitted);
     let (act, _) = run(
         &store,
@@ -178,7 +178,7 @@ fn exec_open_committed_but_reported_unknown_keeps_the_new_lease() {
             },
         )],
     );
-    assert_eq!(act.epoch, 1);
+    assert_eq!(act.epoch(), 1);
     let (act, _) = run(
         &store,
         &keys,
@@ -200,8 +200,8 @@ fn exec_stale_activation_is_fenced() {
     // Proves invariant 5: once a newer activation took the lease, the old one cannot commit.
     let (_, store, keys) = setup();
     let old = open_funded(&store, &keys, "a", 10);
-    let new = activate(&store, &keys, "n2", &id("a"), SagaTiming::default()).unwrap();
-    assert!(new.epoch > old.epoch);
+    let new = activate(&store, &keys, "n2", &id("a"), SagaTiming::default(), 4).unwrap();
+    assert!(new.epoch() > old.epoch());
     let dep = || {
         vec![Input::Command(
             9,
@@ -218,4 +218,37 @@ fn exec_stale_activation_is_fenced() {
     );
     let (new, _) = commit_batch(&store, &keys, "n2", &new, &dep(), 1).unwrap();
     assert_eq!(new.core.record().unwrap().balance, 11);
+}
+
+#[test]
+fn exec_racing_opens_never_share_a_lease() {
+    // Proves two activations of a not-yet-opened account cannot both commit: the loser of the
+    // race is fenced even when its retry finds a record equal to the one it meant to write.
+    let (mem, store, keys) = setup();
+    let eur = Currency::new("EUR").unwrap();
+    let p1 = activate(&store, &keys, "n1", &id("r"), SagaTiming::default(), 11).unwrap();
+    let p2 = activate(&store, &keys, "n2", &id("r"), SagaTiming::default(), 22).unwrap();
+    let open = || vec![Input::Command(1, Command::Open { currency: eur })];
+    let (p2, _) = run(&store, &keys, &p2, open());
+    // P1's first attempt is reported unknown without committing; its retry then sees P2's
+    // lease and record (same currency, same time) and must not take them for its own.
+    mem.inject(Fault::CommitUnknownNotCommitted);
+    assert_eq!(
+        commit_batch(&store, &keys, "n1", &p1, &open(), 1_000).unwrap_err(),
+        StorageError::Fenced
+    );
+    let (p2, _) = run(
+        &store,
+        &keys,
+        &p2,
+        vec![Input::Command(
+            2,
+            Command::Deposit {
+                amount: Amount::new(7).unwrap(),
+                reference: None,
+                idem_key: None,
+            },
+        )],
+    );
+    let _ = assert_memory_matches_storage(&store, &keys, &p2);
 }

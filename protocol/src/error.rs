@@ -39,11 +39,14 @@ pub enum ErrorCode {
     Unavailable,
     /// No such route (extension: unknown paths).
     NotFound,
+    /// A transfer's receiver did not decide in time, so the sender aborted it: no money moved
+    /// (extension: the reason of such a failed transfer).
+    TransferAborted,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 15] = [
+    pub const ALL: [ErrorCode; 16] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -59,6 +62,7 @@ impl ErrorCode {
         ErrorCode::BalanceOverflow,
         ErrorCode::Unavailable,
         ErrorCode::NotFound,
+        ErrorCode::TransferAborted,
     ];
 
     /// The stable code string.
@@ -79,6 +83,7 @@ impl ErrorCode {
             ErrorCode::BalanceOverflow => "balance_overflow",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::TransferAborted => "transfer_aborted",
         }
     }
 
@@ -96,7 +101,8 @@ impl ErrorCode {
             | ErrorCode::SameAccount
             | ErrorCode::AccountFrozen
             | ErrorCode::AccountClosed
-            | ErrorCode::BalanceOverflow => 422,
+            | ErrorCode::BalanceOverflow
+            | ErrorCode::TransferAborted => 422,
             ErrorCode::Unavailable => 503,
         }
     }
@@ -123,6 +129,9 @@ impl ErrorCode {
                 "the outcome is unknown (storage or owner unreachable); retry with the same idempotency key"
             }
             ErrorCode::NotFound => "no such route",
+            ErrorCode::TransferAborted => {
+                "the receiver did not answer in time, so the transfer was aborted; no money moved"
+            }
         }
     }
 

@@ -27,6 +27,14 @@ fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    // A panic is a bug: an assertion about money or a state machine failed. Stop the whole
+    // node rather than go on with one actor dead; a restart recovers from storage, where
+    // every acknowledged command already is.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        default_hook(info);
+        std::process::abort();
+    }));
     let args = Args::parse();
     let mut config = match &args.config {
         Some(path) => cluster_config::load(path)?,

@@ -14,6 +14,10 @@ use tokio::sync::oneshot;
 
 /// Most callers waiting on one transfer's settlement.
 pub const WAITERS_PER_TRANSFER_MAX: usize = 64;
+/// First wait before reloading an account whose commit or reload failed.
+pub const RELOAD_BACKOFF_INITIAL: Duration = Duration::from_millis(50);
+/// Longest wait between reload attempts.
+pub const RELOAD_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// What a caller gets back: the reply, and for a pending transfer a receiver of its settlement.
 pub type CommandReply = Result<(Reply, Option<oneshot::Receiver<TransferView>>), ApiError>;
@@ -29,8 +33,10 @@ pub enum AccountMsg {
     },
     /// A saga message from another account.
     Saga(SagaMsg),
-    /// A saga timer fired.
-    Timer(TransferId),
+    /// A saga timer fired; timers of an older generation (armed before a reload) are ignored.
+    Timer(TransferId, u64),
+    /// Reload the account from storage after a failure (the actor sends this to itself).
+    Reload,
     /// Commit everything queued so far (the actor sends this to itself).
     Flush,
     /// The directory asks an idle actor whether it can passivate.
@@ -59,6 +65,12 @@ pub struct ActorState {
     replies: HashMap<ReqId, oneshot::Sender<CommandReply>>,
     waiters: BTreeMap<TransferId, Vec<oneshot::Sender<TransferView>>>,
     next_req: ReqId,
+    /// Generation of saga timers: bumped at every (re)load, which re-arms every open saga.
+    timer_gen: u64,
+    /// Wait before the next reload attempt.
+    reload_backoff: Duration,
+    /// Whether a `Reload` is already scheduled.
+    reload_scheduled: bool,
 }
 
 fn now_ms() -> u64 {
@@ -72,7 +84,10 @@ async fn load(shell: &Shell, id: &AccountId) -> Result<Activation, StorageError>
     let (store, keys) = (shell.store().clone(), shell.keys().clone());
     let (node, timing) = (shell.config().node_id.clone(), shell.config().timing);
     let id = id.clone();
-    tokio::task::spawn_blocking(move || exec::activate(&store, &keys, &node, &id, timing))
+    let mut nonce = [0u8; 8];
+    getrandom::fill(&mut nonce).expect("the OS provides randomness");
+    let nonce = u64::from_le_bytes(nonce);
+    tokio::task::spawn_blocking(move || exec::activate(&store, &keys, &node, &id, timing, nonce))
         .await
         .expect("activation does not panic")
 }
@@ -99,6 +114,9 @@ impl Actor for AccountActor {
             replies: HashMap::new(),
             waiters: BTreeMap::new(),
             next_req: 0,
+            timer_gen: 0,
+            reload_backoff: RELOAD_BACKOFF_INITIAL,
+            reload_scheduled: false,
         };
         state.run_effects(&myself, resume);
         Ok(state)
@@ -118,9 +136,24 @@ impl Actor for AccountActor {
                 state.enqueue(&myself, Input::Command(req, cmd)).await;
             }
             AccountMsg::Saga(m) => state.enqueue(&myself, Input::Saga(m)).await,
-            AccountMsg::Timer(t) => state.enqueue(&myself, Input::Timer(t)).await,
+            AccountMsg::Timer(t, gen) => {
+                if gen == state.timer_gen {
+                    state.enqueue(&myself, Input::Timer(t)).await;
+                }
+            }
             AccountMsg::Flush => state.flush(&myself).await,
+            AccountMsg::Reload => {
+                state.reload_scheduled = false;
+                if state.act.is_none() {
+                    state.reload(&myself).await;
+                }
+            }
             AccountMsg::IdleCheck => {
+                // Callers that gave up waiting do not keep the actor alive.
+                state.waiters.retain(|_, list| {
+                    list.retain(|w| !w.is_closed());
+                    !list.is_empty()
+                });
                 let idle = state.queue.is_empty()
                     && state.replies.is_empty()
                     && state.waiters.is_empty()
@@ -162,16 +195,11 @@ impl ActorState {
             return;
         }
         let inputs = std::mem::take(&mut self.queue);
-        let act = match self.act.take() {
-            Some(a) => a,
-            None => match load(&self.shell, &self.id).await {
-                Ok(a) => {
-                    let resume = a.core.resume();
-                    self.run_effects(myself, resume);
-                    a
-                }
-                Err(e) => return self.fail_batch(&inputs, &e),
-            },
+        if self.act.is_none() {
+            self.reload(myself).await;
+        }
+        let Some(act) = self.act.take() else {
+            return self.fail_batch(&inputs);
         };
         let metrics = self.shell.metrics().clone();
         metrics.batch_inputs.observe(inputs.len() as f64);
@@ -194,18 +222,81 @@ impl ActorState {
             }
             Err(e) => {
                 // The commit may have happened (unknown result): storage may be ahead of
-                // memory, so reload before the next input. A fenced activation reloads too,
-                // taking the lease back only if this node is still asked to serve the account.
+                // memory, so the account is reloaded before it takes more input.
                 tracing::warn!(account = %self.id, error = %e, "batch not committed");
                 drop(act_back);
                 self.fail_pending(&e);
+                if e == StorageError::Fenced {
+                    // A newer activation owns the account: step aside rather than take the
+                    // lease back; the next message here activates afresh.
+                    self.shell.directory().passivate(&self.id, myself.get_id());
+                } else {
+                    self.schedule_reload(myself);
+                }
             }
         }
     }
 
+    /// Loads the account from storage after a failure, re-arming every open saga under a new
+    /// timer generation and answering waiters of transfers that settled meanwhile; on failure,
+    /// tries again later with backoff so no open saga is left without a timer.
+    async fn reload(&mut self, myself: &ActorRef<AccountMsg>) {
+        match load(&self.shell, &self.id).await {
+            Ok(act) => {
+                self.timer_gen += 1;
+                self.reload_backoff = RELOAD_BACKOFF_INITIAL;
+                let resume = act.core.resume();
+                let settled: Vec<TransferId> = self
+                    .waiters
+                    .keys()
+                    .filter(|t| !act.core.open_sagas().contains_key(*t))
+                    .cloned()
+                    .collect();
+                self.act = Some(act);
+                self.run_effects(myself, resume);
+                self.answer_settled_waiters(settled).await;
+            }
+            Err(e) => {
+                tracing::warn!(account = %self.id, error = %e, "account could not be reloaded");
+                self.schedule_reload(myself);
+            }
+        }
+    }
+
+    fn schedule_reload(&mut self, myself: &ActorRef<AccountMsg>) {
+        if self.reload_scheduled {
+            return;
+        }
+        self.reload_scheduled = true;
+        myself.send_after(self.reload_backoff, || AccountMsg::Reload);
+        self.reload_backoff = (self.reload_backoff * 2).min(RELOAD_BACKOFF_MAX);
+    }
+
+    /// Answers the waiters of transfers that are no longer open from their stored summaries
+    /// (their settlement happened in a commit whose result this actor never learned).
+    async fn answer_settled_waiters(&mut self, transfers: Vec<TransferId>) {
+        for tid in transfers {
+            let (store, keys, t) = (
+                self.shell.store().clone(),
+                self.shell.keys().clone(),
+                tid.clone(),
+            );
+            let view = tokio::task::spawn_blocking(move || exec::read_transfer(&store, &keys, &t))
+                .await
+                .expect("transfer read does not panic");
+            let waiters = self.waiters.remove(&tid).unwrap_or_default();
+            if let Ok(Some(view)) = view {
+                for w in waiters {
+                    let _ = w.send(view.clone());
+                }
+            }
+            // Without a summary the waiters are dropped: their callers report "pending",
+            // which is true from their point of view, and can read the transfer later.
+        }
+    }
+
     /// Answers every command of a batch that could not run: outcome unknown.
-    fn fail_batch(&mut self, inputs: &[Input], e: &StorageError) {
-        tracing::warn!(account = %self.id, error = %e, "account could not be reloaded");
+    fn fail_batch(&mut self, inputs: &[Input]) {
         for input in inputs {
             if let Input::Command(req, _) = input {
                 if let Some(port) = self.replies.remove(req) {
@@ -240,8 +331,9 @@ impl ActorState {
                     transfer_id,
                     after_ms,
                 } => {
+                    let gen = self.timer_gen;
                     myself.send_after(Duration::from_millis(after_ms), move || {
-                        AccountMsg::Timer(transfer_id)
+                        AccountMsg::Timer(transfer_id, gen)
                     });
                 }
                 Effect::Settled(view) => {

@@ -229,7 +229,9 @@ impl Directory {
         }
     }
 
-    /// Forgets an actor that died (a bug made it panic) so the next message re-activates it.
+    /// Forgets an actor that refused a message while its slot is still active, which means it
+    /// died (a bug made it panic), so the next message re-activates the account. A draining
+    /// actor's slot is busy, not active, so this never cuts a drain short.
     pub fn forget_dead(&self, id: &AccountId, actor: &ActorRef<AccountMsg>) {
         let mut g = self.inner.lock().expect("directory lock");
         if let Some(Slot::Active { actor: a, tick }) = g.slots.get(id) {

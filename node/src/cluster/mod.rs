@@ -151,8 +151,12 @@ impl Shell {
             let actor = self.inner.directory.get_or_spawn(self, id).await?;
             match actor.send_message(msg.take().expect("message present")) {
                 Ok(()) => break,
-                // The actor stopped between lookup and send (passivation): look it up again.
-                Err(ractor::MessagingErr::SendErr(m)) => msg = Some(m),
+                // The actor stopped between lookup and send (passivation, or it died): look it
+                // up again; a dead actor is forgotten so the account re-activates.
+                Err(ractor::MessagingErr::SendErr(m)) => {
+                    self.inner.directory.forget_dead(id, &actor);
+                    msg = Some(m);
+                }
                 Err(_) => return Err(unavailable("the account actor is stopping")),
             }
         }
@@ -181,7 +185,10 @@ impl Shell {
             };
             match actor.send_message(msg.take().expect("message present")) {
                 Ok(()) => return,
-                Err(ractor::MessagingErr::SendErr(m)) => msg = Some(m),
+                Err(ractor::MessagingErr::SendErr(m)) => {
+                    self.inner.directory.forget_dead(&dest, &actor);
+                    msg = Some(m);
+                }
                 Err(_) => return,
             }
         }

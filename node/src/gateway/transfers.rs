@@ -70,7 +70,7 @@ pub fn transfer_response(view: TransferView) -> Response {
         TransferStatus::Completed => (StatusCode::OK, Json(view)).into_response(),
         TransferStatus::Pending => (StatusCode::ACCEPTED, Json(view)).into_response(),
         TransferStatus::Failed => {
-            let code = view.reason.unwrap_or(ErrorCode::Unavailable);
+            let code = view.reason.expect("a failed transfer records its reason");
             let error = ApiError::new(
                 code,
                 format!("transfer {} failed: {}", view.id, code.default_message()),

@@ -845,7 +845,7 @@ impl AccountCore {
             CreditOutcome::Aborted => {
                 // The receiver never decided in time and is now bound to refuse.
                 self.release(&transfer_id, &saga, now_ms, step);
-                let code = ErrorCode::Unavailable;
+                let code = ErrorCode::TransferAborted;
                 (
                     TransferStatus::Failed,
                     Some(code),

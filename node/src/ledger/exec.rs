@@ -30,37 +30,48 @@ use protocol::api::{AccountView, EntriesPage, Entry, TransferView};
 use protocol::{AccountId, TransferId};
 use std::collections::BTreeMap;
 
-/// An activated account: its core and the lease epoch its writes must still find.
+/// An activated account: its core and the lease its writes must still find.
 #[derive(Clone, Debug)]
 pub struct Activation {
     /// The state machine.
     pub core: AccountCore,
-    /// The lease epoch this activation holds (0 for an account not yet opened).
-    pub epoch: u64,
+    /// The lease this activation holds (`None` for an account not yet opened). A write
+    /// commits only while the stored lease is exactly this one.
+    pub lease: Option<Lease>,
+    /// This activation's nonce, written in the leases it takes: two activations never
+    /// mistake each other's lease for their own, even at the same epoch.
+    pub nonce: u64,
 }
 
-/// Loads an account and takes its lease for `node` (DESIGN.md section 4).
+impl Activation {
+    /// The lease epoch (0 for an account not yet opened).
+    pub fn epoch(&self) -> u64 {
+        self.lease.as_ref().map(|l| l.epoch).unwrap_or(0)
+    }
+}
+
+/// Loads an account and takes its lease for `node` (DESIGN.md section 4). `nonce` must be
+/// unique per activation (the shell draws it at random, the simulator from its seed).
 pub fn activate(
     store: &Store,
     keys: &Keys,
     node: &str,
     id: &AccountId,
     timing: SagaTiming,
+    nonce: u64,
 ) -> Result<Activation, StorageError> {
     store.run(|txn| {
         let record: Option<AccountRecord> = get(txn, &keys.state(id.as_str()))?;
-        let lease: Option<Lease> = get(txn, &keys.lease(id.as_str()))?;
-        let mut epoch = lease.map(|l| l.epoch).unwrap_or(0);
+        let mut lease: Option<Lease> = get(txn, &keys.lease(id.as_str()))?;
         let mut open = BTreeMap::new();
         if let Some(r) = &record {
-            epoch += 1;
-            txn.set(
-                &keys.lease(id.as_str()),
-                &encode(&Lease {
-                    node: node.to_owned(),
-                    epoch,
-                }),
-            )?;
+            let taken = Lease {
+                node: node.to_owned(),
+                epoch: lease.as_ref().map(|l| l.epoch).unwrap_or(0) + 1,
+                nonce,
+            };
+            txn.set(&keys.lease(id.as_str()), &encode(&taken))?;
+            lease = Some(taken);
             let (begin, end) = keys.open_range(id.as_str());
             let marks = txn.get_range(&begin, &end, super::account::OPEN_SAGAS_MAX)?;
             for (k, _) in marks {
@@ -108,7 +119,8 @@ pub fn activate(
         }
         Ok(Activation {
             core: AccountCore::new(id.clone(), record, open, timing),
-            epoch,
+            lease,
+            nonce,
         })
     })
 }
@@ -124,8 +136,11 @@ pub fn commit_batch(
     inputs: &[Input],
     now_ms: u64,
 ) -> Result<(Activation, Vec<Effect>), StorageError> {
-    // Inputs that depend on no stored record may need no transaction at all (reads, timers,
-    // late outcomes): step a copy and keep it if it wrote nothing.
+    let id = act.core.id().as_str();
+    // Inputs that depend on no stored record may need no read-write transaction (reads,
+    // timers, late outcomes): step a copy and keep it if it wrote nothing. A client command
+    // answered this way is still checked against the stored lease, so a fenced activation
+    // never answers from stale memory.
     if inputs.iter().all(|i| act.core.needs(i).is_empty()) {
         let mut work = act.clone();
         let mut effects = Vec::new();
@@ -136,25 +151,30 @@ pub fn commit_batch(
             effects.extend(step.effects);
         }
         if !wrote && work.core.record() == act.core.record() {
+            if inputs.iter().any(|i| matches!(i, Input::Command(..))) {
+                let stored = store.read(|txn| get::<Lease>(txn, &keys.lease(id)))?;
+                if stored != act.lease {
+                    return Err(StorageError::Fenced);
+                }
+            }
             return Ok((work, effects));
         }
     }
-    let id = act.core.id().as_str();
     // The result of the last attempt, in case its commit happened but was reported unknown.
     let mut previous: Option<(Activation, Vec<Effect>)> = None;
     store.run(|txn| {
-        let lease_epoch = get::<Lease>(txn, &keys.lease(id))?
-            .map(|l| l.epoch)
-            .unwrap_or(0);
+        let stored_lease = get::<Lease>(txn, &keys.lease(id))?;
         if let Some((prev, effects)) = &previous {
-            if prev.core.record() != act.core.record() && lease_epoch == prev.epoch {
+            // The lease carries this activation's nonce, so another activation's commit is
+            // never taken for ours.
+            if prev.core.record() != act.core.record() && stored_lease == prev.lease {
                 let stored: Option<AccountRecord> = get(txn, &keys.state(id))?;
                 if stored.as_ref() == prev.core.record() {
                     return Ok((prev.clone(), effects.clone()));
                 }
             }
         }
-        if lease_epoch != act.epoch {
+        if stored_lease != act.lease {
             return Err(StorageError::Fenced);
         }
         let mut work = act.clone();
@@ -197,14 +217,13 @@ fn apply_write(
     match w {
         Write::Created => {
             txn.set(&keys.account_index(&id), b"")?;
-            work.epoch += 1;
-            txn.set(
-                &keys.lease(&id),
-                &encode(&Lease {
-                    node: node.to_owned(),
-                    epoch: work.epoch,
-                }),
-            )?;
+            let taken = Lease {
+                node: node.to_owned(),
+                epoch: work.epoch() + 1,
+                nonce: work.nonce,
+            };
+            txn.set(&keys.lease(&id), &encode(&taken))?;
+            work.lease = Some(taken);
         }
         Write::Journal(e) => txn.set(&keys.journal(&id, e.seq), &encode(e))?,
         Write::Idem(k, rec) => txn.set(&keys.idem(&id, k), &encode(rec))?,

@@ -51,6 +51,8 @@ pub struct Lease {
     pub node: String,
     /// Bumped by every activation; a write of an older epoch is fenced.
     pub epoch: u64,
+    /// The activation's nonce: tells two activations apart even at one epoch.
+    pub nonce: u64,
 }
 
 /// What a request produced, kept under its idempotency key.

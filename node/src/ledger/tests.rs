@@ -533,3 +533,26 @@ fn freeze_unfreeze_and_get() {
         ErrorCode::AccountNotFound
     );
 }
+
+#[test]
+fn aborted_transfer_fails_with_transfer_aborted_not_unavailable() {
+    // Proves a definitive abort is reported as a business failure, never as "outcome unknown".
+    let mut a = funded("a", 100);
+    a.step(transfer("b", 30, "t1", None), Reads::default(), 1);
+    a.step(Input::Timer(tid("t1")), Reads::default(), 2);
+    let s = a.step(
+        Input::Saga(SagaMsg::Outcome {
+            transfer_id: tid("t1"),
+            from: id("a"),
+            outcome: CreditOutcome::Aborted,
+        }),
+        Reads::default(),
+        3,
+    );
+    assert_eq!(a.record().unwrap().held, 0);
+    assert!(s
+        .effects
+        .iter()
+        .any(|e| matches!(e, Effect::Settled(v) if v.reason == Some(ErrorCode::TransferAborted))));
+    assert!(!ErrorCode::TransferAborted.is_outcome_unknown());
+}

@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 use node::server::Node;
+use node::storage::memory::MemoryBackend;
 use serde_json::Value;
 use std::sync::mpsc;
+use std::sync::Arc;
 use std::thread::JoinHandle;
 
 /// A node serving on 127.0.0.1 with a memory store, stopped on drop.
@@ -23,6 +25,14 @@ impl TestNode {
 
     /// Starts a node after letting the caller adjust the config.
     pub fn start_with(adjust: impl FnOnce(&mut cluster_config::Config)) -> TestNode {
+        Self::start_on(Arc::new(MemoryBackend::new()), adjust)
+    }
+
+    /// Starts a node on a given memory backend (to inject faults into it).
+    pub fn start_on(
+        backend: Arc<MemoryBackend>,
+        adjust: impl FnOnce(&mut cluster_config::Config),
+    ) -> TestNode {
         let mut config = cluster_config::Config::default();
         config.node.listen = "127.0.0.1:0".into();
         config.storage.backend = cluster_config::Backend::Memory;
@@ -37,7 +47,9 @@ impl TestNode {
                 .build()
                 .unwrap();
             rt.block_on(async move {
-                let node = Node::start(&config).await.expect("node starts");
+                let node = Node::start_with_backend(&config, backend)
+                    .await
+                    .expect("node starts");
                 addr_tx.send(node.addr()).unwrap();
                 let _ = stop_rx.await;
                 node.shutdown().await;
