@@ -103,7 +103,12 @@ fn walletd_sigterm_under_load_exits_cleanly_and_keeps_acknowledged() {
             }
         }));
     }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
     while acked.lock().unwrap().len() < 100 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no load reached the node; see its log"
+        );
         std::thread::yield_now();
     }
     assert!(node.terminate(), "walletd did not exit 0 on SIGTERM");
