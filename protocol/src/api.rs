@@ -152,6 +152,30 @@ pub enum EntryKind {
     Release,
 }
 
+impl EntryKind {
+    /// Every kind, for tests and listings.
+    pub const ALL: [EntryKind; 6] = [
+        EntryKind::Deposit,
+        EntryKind::Withdrawal,
+        EntryKind::Hold,
+        EntryKind::TransferOut,
+        EntryKind::TransferIn,
+        EntryKind::Release,
+    ];
+
+    /// The wire name of the kind (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EntryKind::Deposit => "deposit",
+            EntryKind::Withdrawal => "withdrawal",
+            EntryKind::Hold => "hold",
+            EntryKind::TransferOut => "transfer_out",
+            EntryKind::TransferIn => "transfer_in",
+            EntryKind::Release => "release",
+        }
+    }
+}
+
 /// One immutable journal entry (the audit log).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Entry {
@@ -193,4 +217,20 @@ pub struct EntriesQuery {
     /// Page size, 1 to 1000 (default 100).
     #[serde(default)]
     pub limit: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entry_kinds_serialize_to_their_wire_names() {
+        // Proves as_str and serde agree for every kind, so listings print the wire form.
+        for k in EntryKind::ALL {
+            assert_eq!(
+                serde_json::to_string(&k).unwrap(),
+                format!("\"{}\"", k.as_str())
+            );
+        }
+    }
 }

@@ -323,7 +323,7 @@ impl Auditor {
         self.entries += 1;
         let s = e.seq;
         let a = e.amount;
-        let kind = kind_str(e.kind);
+        let kind = e.kind.as_str();
         if a == 0 || a > AMOUNT_MAX {
             self.violation(
                 Check::Replay,
@@ -627,17 +627,6 @@ impl Auditor {
             ));
         }
         None
-    }
-}
-
-fn kind_str(k: EntryKind) -> &'static str {
-    match k {
-        EntryKind::Deposit => "deposit",
-        EntryKind::Withdrawal => "withdrawal",
-        EntryKind::Hold => "hold",
-        EntryKind::TransferOut => "transfer_out",
-        EntryKind::TransferIn => "transfer_in",
-        EntryKind::Release => "release",
     }
 }
 

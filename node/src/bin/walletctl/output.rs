@@ -6,7 +6,7 @@
 use crate::audit::Report;
 use crate::client::CliError;
 use protocol::admin::{NodeStatus, OwnerView};
-use protocol::api::{AccountView, Entry, EntryKind, MovementView, TransferStatus, TransferView};
+use protocol::api::{AccountView, Entry, MovementView, TransferStatus, TransferView};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -194,7 +194,7 @@ pub fn entry_row(e: &Entry) -> String {
     let mut s = format!(
         "{:>8}  {:<12}  {:>16}  {:>16}  {:>16}  {:<24}  {}",
         e.seq,
-        kind_name(e.kind),
+        e.kind.as_str(),
         e.amount,
         e.balance,
         e.available,
@@ -205,17 +205,6 @@ pub fn entry_row(e: &Entry) -> String {
         let _ = write!(s, "  {r:?}");
     }
     s.trim_end().to_owned()
-}
-
-fn kind_name(k: EntryKind) -> &'static str {
-    match k {
-        EntryKind::Deposit => "deposit",
-        EntryKind::Withdrawal => "withdrawal",
-        EntryKind::Hold => "hold",
-        EntryKind::TransferOut => "transfer_out",
-        EntryKind::TransferIn => "transfer_in",
-        EntryKind::Release => "release",
-    }
 }
 
 /// The audit report for humans: counts, each check PASS/FAIL, then the listed violations.
