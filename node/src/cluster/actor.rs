@@ -41,6 +41,9 @@ pub enum AccountMsg {
     Flush,
     /// The directory asks an idle actor whether it can passivate.
     IdleCheck,
+    /// The pending sweep found this unsettled transfer of the account: an activation that does
+    /// not know it checks that it still holds the lease, and steps aside if not.
+    Resume(TransferId),
 }
 
 /// The actor's behaviour (stateless; state is in [`ActorState`]).
@@ -146,6 +149,31 @@ impl Actor for AccountActor {
                 state.reload_scheduled = false;
                 if state.act.is_none() {
                     state.reload(&myself).await;
+                }
+            }
+            AccountMsg::Resume(tid) => {
+                let Some(act) = &state.act else {
+                    return Ok(()); // a reload is scheduled; it resumes every open saga
+                };
+                if act.core.open_sagas().contains_key(&tid) {
+                    return Ok(()); // this activation drives it
+                }
+                let (store, keys, act) = (
+                    state.shell.store().clone(),
+                    state.shell.keys().clone(),
+                    act.clone(),
+                );
+                let current =
+                    tokio::task::spawn_blocking(move || exec::is_current(&store, &keys, &act))
+                        .await
+                        .expect("lease read does not panic");
+                if current == Ok(false) {
+                    tracing::info!(account = %state.id, transfer = %tid, "stale activation steps aside");
+                    state.fail_pending(&StorageError::Fenced);
+                    state
+                        .shell
+                        .directory()
+                        .passivate(&state.id, myself.get_id());
                 }
             }
             AccountMsg::IdleCheck => {

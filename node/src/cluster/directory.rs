@@ -98,6 +98,14 @@ impl Directory {
         )
     }
 
+    /// The account's actor if it is active (without activating it or touching its LRU place).
+    pub fn active(&self, id: &AccountId) -> Option<ActorRef<AccountMsg>> {
+        match self.inner.lock().expect("directory lock").slots.get(id) {
+            Some(Slot::Active { actor, .. }) => Some(actor.clone()),
+            _ => None,
+        }
+    }
+
     /// The account's actor, activated if needed.
     pub async fn get_or_spawn(
         &self,

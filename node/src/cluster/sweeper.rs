@@ -1,5 +1,6 @@
 //! Background duties of a node: resuming unsettled sagas and passivating idle actors.
 
+use super::actor::AccountMsg;
 use super::Shell;
 use crate::ledger::exec;
 use protocol::AccountId;
@@ -31,7 +32,12 @@ pub async fn sweep_pending_once(shell: &Shell) -> usize {
             }
         };
         for (view, sender) in &rows {
-            if !shell.is_active(sender) && activated < SWEEP_ACTIVATIONS_MAX {
+            if let Some(actor) = shell.directory().active(sender) {
+                // An active sender may be a stale activation that never saw this saga (a newer
+                // one elsewhere started it and died): the actor checks and steps aside if so,
+                // and the next sweep activates it afresh.
+                let _ = actor.send_message(AccountMsg::Resume(view.id.clone()));
+            } else if activated < SWEEP_ACTIVATIONS_MAX {
                 let sender: AccountId = sender.clone();
                 if shell.ensure_active(&sender).await.is_ok() {
                     activated += 1;
@@ -62,7 +68,7 @@ pub async fn run(shell: Shell, pending_every: Duration, mut stop: watch::Receive
             }
             _ = idle_tick.tick() => {
                 for actor in shell.directory().idle_actors(idle) {
-                    let _ = actor.send_message(super::actor::AccountMsg::IdleCheck);
+                    let _ = actor.send_message(AccountMsg::IdleCheck);
                 }
             }
             _ = stop.changed() => return,

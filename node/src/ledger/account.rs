@@ -5,6 +5,7 @@
 //! returns the [`Step`]: the writes to make in that same transaction and the effects to carry
 //! out after it commits. Nothing here does IO, reads a clock or draws a random number.
 
+use super::planted::{planted, Bug};
 use super::records::{AccountRecord, IdemRecord, SagaRecord, SenderStatus, StoredReply};
 use protocol::api::{
     AccountStatus, AccountView, Entry, EntryKind, MovementView, TransferStatus, TransferView,
@@ -366,6 +367,9 @@ impl AccountCore {
                 assert_eq!(from, self.id, "outcome delivered to the wrong account");
                 self.outcome(transfer_id, outcome, now_ms, &mut step);
             }
+            Input::Timer(transfer_id) if planted(Bug::ReleaseOnTimeout) => {
+                self.outcome(transfer_id, CreditOutcome::Aborted, now_ms, &mut step)
+            }
             Input::Timer(transfer_id) => self.timer(transfer_id, &mut step),
         }
         self.validate();
@@ -392,11 +396,15 @@ impl AccountCore {
                 reference,
                 idem_key,
             } => {
-                let fingerprint = format!(
-                    "deposit|{}|{}",
-                    amount.get(),
-                    reference.as_deref().unwrap_or("")
-                );
+                let fingerprint = if planted(Bug::KeyIgnoresBody) {
+                    "deposit".to_string()
+                } else {
+                    format!(
+                        "deposit|{}|{}",
+                        amount.get(),
+                        reference.as_deref().unwrap_or("")
+                    )
+                };
                 if let Some(reply) = replay(&reads, &fingerprint)? {
                     return Ok(reply);
                 }
@@ -659,7 +667,9 @@ impl AccountCore {
         )));
         step.writes.push(Write::OpenMark(transfer_id.clone(), true));
         step.writes.push(Write::Transfer(view.clone()));
-        step.writes.push(Write::Pending(transfer_id.clone(), true));
+        if !planted(Bug::ForgetPending) {
+            step.writes.push(Write::Pending(transfer_id.clone(), true));
+        }
         if let Some((key, fingerprint)) = &saga.idem {
             step.writes.push(Write::Idem(
                 key.clone(),
@@ -739,7 +749,7 @@ impl AccountCore {
         now_ms: u64,
         step: &mut Step,
     ) {
-        if let Some(rec) = reads.saga {
+        if let Some(rec) = reads.saga.filter(|_| !planted(Bug::CreditTwice)) {
             let outcome = recorded_outcome(&rec, &transfer_id);
             step.effects.push(Effect::Send(SagaMsg::Outcome {
                 transfer_id,

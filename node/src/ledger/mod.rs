@@ -25,6 +25,7 @@
 
 pub mod account;
 pub mod exec;
+pub mod planted;
 pub mod records;
 
 #[cfg(test)]

@@ -1,0 +1,90 @@
+//! Known bugs that can be planted in the core, one at a time, to prove that the simulator's
+//! checkers catch them (`cargo test -p simulation --features planted-bugs`).
+//!
+//! Without the `planted-bugs` feature, [`planted`] is a constant `false` and every planted
+//! branch compiles away. The feature refuses to build with optimizations on, so it can never
+//! reach a release binary. The bug in force is per thread, so parallel runs can each plant
+//! their own.
+
+use std::fmt;
+
+#[cfg(all(feature = "planted-bugs", not(debug_assertions)))]
+compile_error!("the planted-bugs feature is for debug test builds only");
+
+/// A bug that can be planted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Bug {
+    /// `commit_batch` ignores a moved lease: a fenced activation still commits.
+    SkipEpochCheck,
+    /// A sender whose credit timed out releases the hold at once instead of sending `Abort`.
+    ReleaseOnTimeout,
+    /// A receiver applies a repeated `Credit` again instead of answering its recorded decision.
+    CreditTwice,
+    /// After an unknown commit result, a retry takes the previous attempt's result as committed
+    /// without checking the store (memory, and the reply, run ahead of storage).
+    AckUnknownCommit,
+    /// A new transfer is not added to the `pending` index.
+    ForgetPending,
+    /// A deposit's idempotency fingerprint leaves out the request's body (amount and text).
+    KeyIgnoresBody,
+}
+
+impl Bug {
+    /// Every plantable bug.
+    pub const ALL: [Bug; 6] = [
+        Bug::SkipEpochCheck,
+        Bug::ReleaseOnTimeout,
+        Bug::CreditTwice,
+        Bug::AckUnknownCommit,
+        Bug::ForgetPending,
+        Bug::KeyIgnoresBody,
+    ];
+
+    /// The bug's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bug::SkipEpochCheck => "skip-epoch-check",
+            Bug::ReleaseOnTimeout => "release-on-timeout",
+            Bug::CreditTwice => "credit-twice",
+            Bug::AckUnknownCommit => "ack-unknown-commit",
+            Bug::ForgetPending => "forget-pending",
+            Bug::KeyIgnoresBody => "key-ignores-body",
+        }
+    }
+
+    /// The bug of a name.
+    pub fn from_name(name: &str) -> Option<Bug> {
+        Bug::ALL.into_iter().find(|b| b.name() == name)
+    }
+}
+
+impl fmt::Display for Bug {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(feature = "planted-bugs")]
+thread_local! {
+    static PLANTED: std::cell::Cell<Option<Bug>> = const { std::cell::Cell::new(None) };
+}
+
+/// Plants `bug` (or none) for this thread.
+#[cfg(feature = "planted-bugs")]
+pub fn plant(bug: Option<Bug>) {
+    PLANTED.with(|p| p.set(bug));
+}
+
+/// True when `bug` is planted on this thread (always false without the feature).
+#[inline(always)]
+pub fn planted(bug: Bug) -> bool {
+    #[cfg(feature = "planted-bugs")]
+    {
+        PLANTED.with(|p| p.get()) == Some(bug)
+    }
+    #[cfg(not(feature = "planted-bugs"))]
+    {
+        let _ = bug;
+        false
+    }
+}
