@@ -1,0 +1,253 @@
+//! Conservation of money (DESIGN.md 6.1): per currency, the sum of balances equals deposits
+//! minus withdrawals, counting money credited to a receiver whose sender has not yet captured
+//! it as in flight. Checked at every commit, incrementally, and from scratch at phase ends;
+//! at the final quiescent point nothing may be in flight. Also at every commit: the sum of
+//! holds equals the amounts of the sender sagas still holding.
+
+use super::Check;
+use crate::ledger::{Commit, Ledger, Row};
+use crate::workload::OpSpec;
+use node::ledger::records::{SagaRecord, SenderStatus};
+use protocol::api::EntryKind;
+use protocol::saga::CreditOutcome;
+use std::collections::BTreeMap;
+
+/// Running totals per currency.
+#[derive(Default)]
+pub struct Conservation {
+    totals: BTreeMap<String, Totals>,
+}
+
+#[derive(Default, Debug, Clone, PartialEq, Eq)]
+struct Totals {
+    balances: i128,
+    held: i128,
+    deposits_minus_withdrawals: i128,
+    credited_not_captured: i128,
+    holding_sagas: i128,
+}
+
+fn currency_of(before: &Ledger, commit: &Commit, id: &str) -> Option<String> {
+    for r in &commit.rows {
+        if let Row::State(a, Some(s)) = r {
+            if a == id {
+                return Some(s.currency.to_string());
+            }
+        }
+    }
+    before
+        .accounts
+        .get(id)?
+        .state()
+        .map(|s| s.currency.to_string())
+}
+
+fn totals_of(ledger: &Ledger) -> BTreeMap<String, Totals> {
+    let mut t: BTreeMap<String, Totals> = BTreeMap::new();
+    for (id, a) in &ledger.accounts {
+        let Some(s) = a.state() else { continue };
+        let e = t.entry(s.currency.to_string()).or_default();
+        e.balances += s.balance as i128;
+        e.held += s.held as i128;
+        for (entry, _) in a.journal.values() {
+            match entry.kind {
+                EntryKind::Deposit => e.deposits_minus_withdrawals += entry.amount as i128,
+                EntryKind::Withdrawal => e.deposits_minus_withdrawals -= entry.amount as i128,
+                _ => {}
+            }
+        }
+        for (tid, rec) in &a.sagas {
+            match rec {
+                SagaRecord::Sender {
+                    amount,
+                    status: SenderStatus::Holding,
+                    ..
+                } => e.holding_sagas += *amount as i128,
+                SagaRecord::Receiver {
+                    from,
+                    amount,
+                    outcome: CreditOutcome::Applied,
+                    ..
+                } => {
+                    let captured = ledger
+                        .accounts
+                        .get(from.as_str())
+                        .and_then(|s| s.sagas.get(tid));
+                    if !matches!(
+                        captured,
+                        Some(SagaRecord::Sender {
+                            status: SenderStatus::Completed,
+                            ..
+                        })
+                    ) {
+                        e.credited_not_captured += *amount as i128;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let _ = id;
+    }
+    t
+}
+
+fn verify(cur: &str, t: &Totals) -> Result<(), String> {
+    if t.balances - t.credited_not_captured != t.deposits_minus_withdrawals {
+        return Err(format!(
+            "{cur}: balances {} - credited in flight {} != deposits - withdrawals {}",
+            t.balances, t.credited_not_captured, t.deposits_minus_withdrawals
+        ));
+    }
+    if t.held != t.holding_sagas {
+        return Err(format!(
+            "{cur}: holds {} != amounts of holding sagas {}",
+            t.held, t.holding_sagas
+        ));
+    }
+    Ok(())
+}
+
+impl Check for Conservation {
+    fn name(&self) -> &'static str {
+        "conservation (DESIGN.md 6.1)"
+    }
+
+    fn on_commit(
+        &mut self,
+        before: &Ledger,
+        commit: &Commit,
+        _ops: &[OpSpec],
+    ) -> Result<(), String> {
+        let mut touched = Vec::new();
+        for row in &commit.rows {
+            match row {
+                Row::State(id, Some(s)) => {
+                    let old = before.accounts.get(id).and_then(|a| a.state());
+                    let t = self.totals.entry(s.currency.to_string()).or_default();
+                    t.balances += s.balance as i128 - old.map_or(0, |o| o.balance as i128);
+                    t.held += s.held as i128 - old.map_or(0, |o| o.held as i128);
+                    touched.push(s.currency.to_string());
+                }
+                Row::Journal(id, seq, Some(e)) => {
+                    let exists = before
+                        .accounts
+                        .get(id)
+                        .is_some_and(|a| a.journal.contains_key(seq));
+                    if exists {
+                        continue; // a rewrite; the replay check reports it
+                    }
+                    let Some(cur) = currency_of(before, commit, id) else {
+                        return Err(format!("journal entry of {id} without an account"));
+                    };
+                    let t = self.totals.entry(cur.clone()).or_default();
+                    match e.kind {
+                        EntryKind::Deposit => t.deposits_minus_withdrawals += e.amount as i128,
+                        EntryKind::Withdrawal => t.deposits_minus_withdrawals -= e.amount as i128,
+                        _ => {}
+                    }
+                    touched.push(cur);
+                }
+                Row::Saga(id, tid, Some(rec)) => {
+                    let old = before.accounts.get(id).and_then(|a| a.sagas.get(tid));
+                    let cur = currency_of(before, commit, id);
+                    match rec {
+                        SagaRecord::Receiver {
+                            amount,
+                            outcome: CreditOutcome::Applied,
+                            ..
+                        } => {
+                            let was = matches!(
+                                old,
+                                Some(SagaRecord::Receiver {
+                                    outcome: CreditOutcome::Applied,
+                                    ..
+                                })
+                            );
+                            if !was {
+                                let cur =
+                                    cur.ok_or_else(|| format!("credit applied to unopened {id}"))?;
+                                self.totals
+                                    .entry(cur.clone())
+                                    .or_default()
+                                    .credited_not_captured += *amount as i128;
+                                touched.push(cur);
+                            }
+                        }
+                        SagaRecord::Sender {
+                            to, amount, status, ..
+                        } => {
+                            let cur = cur.ok_or_else(|| format!("sender saga on unopened {id}"))?;
+                            let old_status = match old {
+                                Some(SagaRecord::Sender { status, .. }) => Some(*status),
+                                _ => None,
+                            };
+                            let t = self.totals.entry(cur.clone()).or_default();
+                            let was_holding = old_status == Some(SenderStatus::Holding);
+                            let is_holding = *status == SenderStatus::Holding;
+                            t.holding_sagas +=
+                                (is_holding as i128 - was_holding as i128) * *amount as i128;
+                            if *status == SenderStatus::Completed
+                                && old_status != Some(SenderStatus::Completed)
+                            {
+                                // The credit leaves flight when captured (if it was applied;
+                                // the atomicity check reports a capture of an unapplied one).
+                                let applied_now = commit.rows.iter().any(|r| matches!(r,
+                                    Row::Saga(a, t2, Some(SagaRecord::Receiver { outcome: CreditOutcome::Applied, .. })) if a == to.as_str() && t2 == tid));
+                                let applied_before = before
+                                    .accounts
+                                    .get(to.as_str())
+                                    .and_then(|a| a.sagas.get(tid))
+                                    .is_some_and(|r| {
+                                        matches!(
+                                            r,
+                                            SagaRecord::Receiver {
+                                                outcome: CreditOutcome::Applied,
+                                                ..
+                                            }
+                                        )
+                                    });
+                                if applied_now || applied_before {
+                                    t.credited_not_captured -= *amount as i128;
+                                }
+                            }
+                            touched.push(cur);
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+        touched.sort();
+        touched.dedup();
+        for cur in touched {
+            verify(&cur, &self.totals[&cur])?;
+        }
+        Ok(())
+    }
+
+    fn phase_end(
+        &mut self,
+        ledger: &Ledger,
+        _ops: &[OpSpec],
+        quiescent: bool,
+    ) -> Result<(), String> {
+        let fresh = totals_of(ledger);
+        for (cur, t) in &fresh {
+            verify(cur, t)?;
+            if quiescent && (t.credited_not_captured != 0 || t.held != 0) {
+                return Err(format!(
+                    "{cur}: at quiescence {} is credited but not captured and {} held",
+                    t.credited_not_captured, t.held
+                ));
+            }
+            let running = self.totals.get(cur).cloned().unwrap_or_default();
+            if &running != t {
+                return Err(format!(
+                    "{cur}: running totals {running:?} != recomputed {t:?}"
+                ));
+            }
+        }
+        Ok(())
+    }
+}

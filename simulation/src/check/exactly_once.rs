@@ -1,0 +1,93 @@
+//! Exactly once (DESIGN.md 4): a retried request or a repeated message never applies twice, and
+//! an idempotency key reused with different parameters is refused.
+//!
+//! Every client operation carries a unique reference in its entries. At every commit: an
+//! operation's deposit, withdrawal or hold appears at most once; a transfer's hold, capture,
+//! release and credit each appear at most once; and the requests applied under one
+//! idempotency key of an account are all the same request.
+
+use super::Check;
+use crate::ledger::{Commit, Ledger, Row};
+use crate::workload::OpSpec;
+use protocol::api::EntryKind;
+use std::collections::BTreeMap;
+
+/// What has been applied.
+#[derive(Default)]
+pub struct ExactlyOnce {
+    /// (reference, kind) -> where.
+    by_reference: BTreeMap<(String, &'static str), (String, u64)>,
+    /// (account, transfer, kind) -> seq.
+    by_transfer: BTreeMap<(String, String, &'static str), u64>,
+    /// (account, idempotency key) -> the reference applied under it.
+    by_key: BTreeMap<(String, String), String>,
+}
+
+fn op_of<'a>(ops: &'a [OpSpec], reference: &str) -> Option<&'a OpSpec> {
+    let i: usize = reference.strip_prefix('o')?.parse().ok()?;
+    ops.get(i).filter(|o| o.reference == reference)
+}
+
+impl Check for ExactlyOnce {
+    fn name(&self) -> &'static str {
+        "exactly once (DESIGN.md 6.4)"
+    }
+
+    fn on_commit(
+        &mut self,
+        before: &Ledger,
+        commit: &Commit,
+        ops: &[OpSpec],
+    ) -> Result<(), String> {
+        for row in &commit.rows {
+            let Row::Journal(id, seq, Some(e)) = row else {
+                continue;
+            };
+            if before
+                .accounts
+                .get(id)
+                .is_some_and(|a| a.journal.contains_key(seq))
+            {
+                continue; // a rewrite, reported by the replay check
+            }
+            let kind = e.kind.as_str();
+            if let Some(t) = &e.transfer_id {
+                let k = (id.clone(), t.as_str().to_owned(), kind);
+                if let Some(first) = self.by_transfer.insert(k, *seq) {
+                    return Err(format!(
+                        "{id}: {kind} of {t} applied twice (entries {first} and {seq})"
+                    ));
+                }
+            }
+            let by_request = matches!(
+                e.kind,
+                EntryKind::Deposit | EntryKind::Withdrawal | EntryKind::Hold
+            );
+            let Some(reference) = e.reference.as_ref().filter(|_| by_request) else {
+                continue;
+            };
+            if let Some((acct, first)) = self
+                .by_reference
+                .insert((reference.clone(), kind), (id.clone(), *seq))
+            {
+                return Err(format!(
+                    "request {reference} applied twice: {kind} at {acct} entry {first} and {id} entry {seq}"
+                ));
+            }
+            if let Some(op) = op_of(ops, reference) {
+                if let Some(key) = &op.idem_key {
+                    let k = (id.clone(), key.clone());
+                    if let Some(other) = self.by_key.get(&k) {
+                        if other != reference {
+                            return Err(format!(
+                                "{id}: key {key} applied for two different requests, {other} and {reference}"
+                            ));
+                        }
+                    }
+                    self.by_key.insert(k, reference.clone());
+                }
+            }
+        }
+        Ok(())
+    }
+}

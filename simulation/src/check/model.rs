@@ -1,0 +1,184 @@
+//! Client-visible results (DESIGN.md 6.4 and 6.7 from the client's side): every reply a client
+//! receives must be one a serial execution could have given.
+//!
+//! The serial model is the account's own stored history: the journal orders every change, and
+//! a request may take effect at any point between its sending and its reply (the [`Window`]).
+//! An acknowledged success must match its own journal entry (kind, amount, reference, balance
+//! after); a refusal must be justified by a state the account had in the window (insufficient
+//! funds by an available balance below the amount, frozen by a frozen state, and so on); a read
+//! must show a state the account had in the window. An unknown outcome (`unavailable`, or no
+//! reply) may have applied or not; the exactly-once check bounds it to at most once.
+
+use super::{Check, ReplyCtx, Window};
+use crate::ledger::Ledger;
+use crate::workload::{ClientResult, OpKind, OpSpec, HISTORY_PAGE};
+use node::ledger::account::Reply;
+use node::ledger::records::StoredReply;
+use protocol::api::{AccountStatus, AccountView, EntryKind};
+use protocol::{ErrorCode, AMOUNT_MAX};
+
+/// The checker (stateless: it reads the ledger).
+pub struct ClientModel;
+
+fn view_possible(w: &Window, v: &AccountView) -> bool {
+    v.held == v.balance.wrapping_sub(v.available)
+        && w.had_status(v.status)
+        && w.balances
+            .iter()
+            .any(|&(s, b, a)| s == v.seq && b == v.balance && a == v.available)
+}
+
+fn refusal_justified(ctx: &ReplyCtx<'_>, w: &Window, code: ErrorCode, amount: u64) -> bool {
+    match code {
+        ErrorCode::AccountNotFound => w.absent,
+        ErrorCode::AccountFrozen => w.had_status(AccountStatus::Frozen),
+        ErrorCode::InsufficientFunds => w.balances.iter().any(|&(_, _, a)| a < amount),
+        ErrorCode::BalanceOverflow => w
+            .balances
+            .iter()
+            .any(|&(_, b, _)| b.saturating_add(amount) > AMOUNT_MAX),
+        ErrorCode::IdempotencyKeyReused => key_used_by_other(ctx),
+        _ => false,
+    }
+}
+
+/// The op's key holds another request's record.
+fn key_used_by_other(ctx: &ReplyCtx<'_>) -> bool {
+    let (Some(key), Some(a)) = (
+        &ctx.op.idem_key,
+        ctx.ledger.accounts.get(ctx.op.account.as_str()),
+    ) else {
+        return false;
+    };
+    let Some(rec) = a.idem.get(key) else {
+        return false;
+    };
+    let reference = match &rec.reply {
+        StoredReply::Movement(m) => a.journal.get(&m.seq).and_then(|(e, _)| e.reference.clone()),
+        StoredReply::Transfer(t) => a
+            .journal
+            .values()
+            .find(|(e, _)| e.kind == EntryKind::Hold && e.transfer_id.as_ref() == Some(&t.id))
+            .and_then(|(e, _)| e.reference.clone()),
+    };
+    reference.as_deref() != Some(ctx.op.reference.as_str())
+}
+
+fn check_entry(
+    ledger: &Ledger,
+    op: &OpSpec,
+    seq: u64,
+    kind: EntryKind,
+    amount: u64,
+    balance: Option<u64>,
+) -> Result<(), String> {
+    let acct = op.account.as_str();
+    let Some((e, _)) = ledger.accounts.get(acct).and_then(|a| a.journal.get(&seq)) else {
+        return Err(format!("{acct} entry {seq} acknowledged but not stored"));
+    };
+    let same = e.kind == kind
+        && e.amount == amount
+        && e.reference.as_deref() == Some(op.reference.as_str())
+        && balance.is_none_or(|b| b == e.balance);
+    if !same {
+        return Err(format!(
+            "{} acknowledged as {kind:?} {amount} at {acct} entry {seq} (balance {balance:?}), but that entry is {e:?}",
+            op.reference
+        ));
+    }
+    Ok(())
+}
+
+impl Check for ClientModel {
+    fn name(&self) -> &'static str {
+        "client-visible results match a serial model"
+    }
+
+    fn on_reply(&mut self, ctx: &ReplyCtx<'_>) -> Result<(), String> {
+        let op = ctx.op;
+        let acct = op.account.as_str();
+        let w = Window::of(ctx.ledger, acct, ctx.sent_commit);
+        let reply = match ctx.result {
+            ClientResult::Page(Ok(None)) => {
+                return if w.absent {
+                    Ok(())
+                } else {
+                    Err(format!("history of {acct}: not found, but it existed"))
+                };
+            }
+            ClientResult::Page(Ok(Some(page))) => {
+                let OpKind::History(after) = op.kind else {
+                    return Err("a page for a command".into());
+                };
+                let journal = ctx.ledger.accounts.get(acct).map(|a| &a.journal);
+                for (i, e) in page.entries.iter().enumerate() {
+                    let want = after + 1 + i as u64;
+                    let stored = journal.and_then(|j| j.get(&want)).map(|(e, _)| e);
+                    if e.seq != want || stored != Some(e) {
+                        return Err(format!("history of {acct} after {after}: entry {i} is {e:?}, stored {stored:?}"));
+                    }
+                }
+                if page.entries.len() > HISTORY_PAGE {
+                    return Err(format!("history page of {} entries", page.entries.len()));
+                }
+                return Ok(());
+            }
+            ClientResult::Page(Err(e)) => return Err(format!("history refused with {}", e.code)),
+            ClientResult::Reply(r) => r,
+        };
+        let amount = match &op.kind {
+            OpKind::Deposit(a) | OpKind::Withdraw(a) | OpKind::Transfer { amount: a, .. } => *a,
+            _ => 0,
+        };
+        match (reply, &op.kind) {
+            (Err(e), _) if e.code == ErrorCode::AccountNotFound && !matches!(op.kind, OpKind::Open(_)) => {
+                if w.absent { Ok(()) } else { Err(format!("{acct}: account_not_found, but it existed throughout")) }
+            }
+            (Ok(Reply::Account { view, created }), OpKind::Open(c)) => {
+                if view.currency != *c || (!created && !view_possible(&w, view)) || (*created && view.seq != 0) {
+                    return Err(format!("open {acct} {c}: got {view:?} (created {created}), not a state it had"));
+                }
+                Ok(())
+            }
+            (Err(e), OpKind::Open(c)) if e.code == ErrorCode::AccountExists => {
+                let other = ctx.ledger.accounts.get(acct).and_then(|a| a.state()).is_some_and(|s| s.currency != *c);
+                if other { Ok(()) } else { Err(format!("open {acct} {c}: account_exists without another currency")) }
+            }
+            (Ok(Reply::Account { view, created: false }), OpKind::Get | OpKind::Freeze | OpKind::Unfreeze) => {
+                let want = match op.kind {
+                    OpKind::Freeze => Some(AccountStatus::Frozen),
+                    OpKind::Unfreeze => Some(AccountStatus::Active),
+                    _ => None,
+                };
+                if want.is_some_and(|s| s != view.status) || !view_possible(&w, view) {
+                    return Err(format!("{:?} {acct}: got {view:?}, not a state it had while the request was in flight; window {w:?}", op.kind));
+                }
+                Ok(())
+            }
+            (Ok(Reply::Movement(m)), OpKind::Deposit(a)) => {
+                check_entry(ctx.ledger, op, m.seq, EntryKind::Deposit, *a, Some(m.balance))
+            }
+            (Ok(Reply::Movement(m)), OpKind::Withdraw(a)) => {
+                check_entry(ctx.ledger, op, m.seq, EntryKind::Withdrawal, *a, Some(m.balance))
+            }
+            (Ok(Reply::Transfer(t)), OpKind::Transfer { to, amount }) => {
+                if t.from != op.account || &t.to != to || t.amount != *amount {
+                    return Err(format!("{}: transfer acknowledged as {t:?}", op.reference));
+                }
+                let hold = ctx.ledger.accounts.get(acct).and_then(|a| {
+                    a.journal.values().find(|(e, _)| e.kind == EntryKind::Hold && e.transfer_id.as_ref() == Some(&t.id))
+                });
+                match hold {
+                    Some((e, _)) => check_entry(ctx.ledger, op, e.seq, EntryKind::Hold, *amount, None),
+                    None => Err(format!("{}: transfer {} acknowledged without its hold", op.reference, t.id)),
+                }
+            }
+            (Err(e), OpKind::Transfer { to, .. }) if e.code == ErrorCode::SameAccount => {
+                if to == &op.account { Ok(()) } else { Err(format!("{}: same_account for a transfer to {to}", op.reference)) }
+            }
+            (Err(e), _) if refusal_justified(ctx, &w, e.code, amount) => Ok(()),
+            (Err(e), kind) => Err(format!("{kind:?} on {acct} refused with {} ({}) though no state in flight justifies it; window {w:?}", e.code, e.message)),
+            (Ok(r), kind) => Err(format!("{kind:?} on {acct} got an unexpected reply {r:?}")),
+        }
+    }
+}

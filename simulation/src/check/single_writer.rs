@@ -1,0 +1,73 @@
+//! Single writer (DESIGN.md 6.5): at most one activation of an account commits at a time.
+//!
+//! Every commit of an activation (not its activation itself, which takes the lease) must find
+//! the account's lease carrying that activation's nonce at commit time: a commit from a
+//! fenced activation, whose lease a newer one took, is a violation. An activation writes only
+//! its own account's keys, and lease epochs only grow.
+
+use super::Check;
+use crate::ledger::{Commit, Ledger, Row};
+use crate::workload::OpSpec;
+
+/// The checker (stateless).
+pub struct SingleWriter;
+
+impl Check for SingleWriter {
+    fn name(&self) -> &'static str {
+        "single writer (DESIGN.md 6.5)"
+    }
+
+    fn on_commit(
+        &mut self,
+        before: &Ledger,
+        commit: &Commit,
+        _ops: &[OpSpec],
+    ) -> Result<(), String> {
+        for row in &commit.rows {
+            if let Row::Lease(id, Some(l)) = row {
+                let old = before.accounts.get(id).and_then(|a| a.lease.as_ref());
+                if let Some(o) = old {
+                    if l.epoch <= o.epoch {
+                        return Err(format!(
+                            "{id}: lease epoch went from {} to {}",
+                            o.epoch, l.epoch
+                        ));
+                    }
+                }
+            }
+        }
+        let Some(w) = &commit.writer else {
+            return Ok(());
+        };
+        for row in &commit.rows {
+            let owner = match row {
+                Row::State(a, _)
+                | Row::Lease(a, _)
+                | Row::Journal(a, _, _)
+                | Row::Idem(a, _, _)
+                | Row::Saga(a, _, _)
+                | Row::Open(a, _, _)
+                | Row::Index(a, _) => a,
+                Row::Transfer(..) | Row::Pending(..) => continue,
+            };
+            if owner != &w.account {
+                return Err(format!(
+                    "activation of {} on {} wrote {owner}'s keys",
+                    w.account, w.node
+                ));
+            }
+        }
+        if w.activating {
+            return Ok(());
+        }
+        match &commit.lease_at_commit {
+            Some(l) if l.nonce == w.nonce && l.node == w.node => Ok(()),
+            Some(l) => Err(format!(
+                "{} committed by the activation on {} (epoch {}) while {} holds epoch {}: a fenced activation wrote",
+                w.account, w.node, w.epoch, l.node, l.epoch
+            )),
+            None if w.epoch == 0 => Ok(()),
+            None => Err(format!("{} committed by epoch {} without a lease", w.account, w.epoch)),
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! What the store holds, as the checkers see it: every committed write, decoded, kept in a
+//! mirror of the store and in per-account and per-transfer views with their history.
+//!
+//! The mirror is built only from observed commits; at the end of each phase it is compared
+//! byte for byte with the store's own snapshot, so a write the observer missed is caught too.
+
+use crate::store::{RawCommit, Writer};
+use foundationdb_tuple::Element;
+use node::ledger::records::{AccountRecord, IdemRecord, Lease, SagaRecord};
+use node::storage::codec::decode;
+use protocol::api::{Entry, TransferView};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// One decoded write.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Row {
+    /// `("acct", id, "state")`.
+    State(String, Option<AccountRecord>),
+    /// `("acct", id, "lease")`.
+    Lease(String, Option<Lease>),
+    /// `("acct", id, "jrnl", seq)`.
+    Journal(String, u64, Option<Entry>),
+    /// `("acct", id, "idem", key)`.
+    Idem(String, String, Option<IdemRecord>),
+    /// `("acct", id, "xfer", transfer_id)`.
+    Saga(String, String, Option<SagaRecord>),
+    /// `("acct", id, "open", transfer_id)`.
+    Open(String, String, bool),
+    /// `("accts", id)`.
+    Index(String, bool),
+    /// `("xfer", transfer_id)`.
+    Transfer(String, Option<TransferView>),
+    /// `("pending", transfer_id)` and the sender.
+    Pending(String, Option<String>),
+}
+
+/// A decoded commit with its place in the global commit order.
+#[derive(Clone, Debug)]
+pub struct Commit {
+    /// 1-based position in commit order.
+    pub seq: u64,
+    /// Simulated time.
+    pub at_ms: u64,
+    /// Who wrote it.
+    pub writer: Option<Writer>,
+    /// The writer account's lease at commit time.
+    pub lease_at_commit: Option<Lease>,
+    /// The writes.
+    pub rows: Vec<Row>,
+}
+
+/// Decodes a key and value written by the node's key layout.
+pub fn decode_row(key: &[u8], value: Option<&[u8]>) -> Result<Row, String> {
+    let elems = match foundationdb_tuple::unpack::<Element>(key) {
+        Ok(Element::Tuple(v)) => v,
+        Ok(other) => vec![other],
+        Err(e) => return Err(format!("undecodable key {key:?}: {e}")),
+    };
+    let s = |i: usize| match elems.get(i) {
+        Some(Element::String(s)) => Some(s.to_string()),
+        _ => None,
+    };
+    let dec = |what: &str| format!("bad {what} key {elems:?}");
+    macro_rules! val {
+        ($t:ty) => {
+            match value {
+                Some(v) => Some(decode::<$t>(v).map_err(|e| e.to_string())?),
+                None => None,
+            }
+        };
+    }
+    let row = match (s(0).as_deref(), elems.len()) {
+        (Some("acct"), 3) => {
+            let id = s(1).ok_or("account id")?;
+            match s(2).as_deref() {
+                Some("state") => Row::State(id, val!(AccountRecord)),
+                Some("lease") => Row::Lease(id, val!(Lease)),
+                _ => return Err(dec("account")),
+            }
+        }
+        (Some("acct"), 4) => {
+            let id = s(1).ok_or("account id")?;
+            match (s(2).as_deref(), elems.get(3)) {
+                (Some("jrnl"), Some(Element::Int(seq))) => {
+                    Row::Journal(id, *seq as u64, val!(Entry))
+                }
+                (Some("idem"), Some(Element::String(k))) => {
+                    Row::Idem(id, k.to_string(), val!(IdemRecord))
+                }
+                (Some("xfer"), Some(Element::String(t))) => {
+                    Row::Saga(id, t.to_string(), val!(SagaRecord))
+                }
+                (Some("open"), Some(Element::String(t))) => {
+                    Row::Open(id, t.to_string(), value.is_some())
+                }
+                _ => return Err(dec("account")),
+            }
+        }
+        (Some("accts"), 2) => Row::Index(s(1).ok_or("account id")?, value.is_some()),
+        (Some("xfer"), 2) => Row::Transfer(s(1).ok_or("transfer id")?, val!(TransferView)),
+        (Some("pending"), 2) => Row::Pending(s(1).ok_or("transfer id")?, val!(String)),
+        _ => return Err(dec("unknown")),
+    };
+    Ok(row)
+}
+
+/// One account as stored.
+#[derive(Clone, Debug, Default)]
+pub struct AccountObs {
+    /// Every state the account had, with the commit that wrote it (oldest first).
+    pub states: Vec<(u64, AccountRecord)>,
+    /// The lease.
+    pub lease: Option<Lease>,
+    /// The journal: entry and the commit that wrote it.
+    pub journal: BTreeMap<u64, (Entry, u64)>,
+    /// Idempotency records.
+    pub idem: BTreeMap<String, IdemRecord>,
+    /// Saga records by transfer id.
+    pub sagas: BTreeMap<String, SagaRecord>,
+    /// Open sender sagas.
+    pub open: BTreeSet<String>,
+    /// Listed in the account index.
+    pub indexed: bool,
+}
+
+impl AccountObs {
+    /// The current state.
+    pub fn state(&self) -> Option<&AccountRecord> {
+        self.states.last().map(|(_, r)| r)
+    }
+}
+
+/// The store as observed.
+#[derive(Clone, Debug, Default)]
+pub struct Ledger {
+    /// Raw mirror of every key.
+    pub mirror: BTreeMap<Vec<u8>, Vec<u8>>,
+    /// Accounts (including never-opened ones that hold receiver records).
+    pub accounts: BTreeMap<String, AccountObs>,
+    /// Transfer summaries.
+    pub transfers: BTreeMap<String, TransferView>,
+    /// Pending index: transfer id to sender.
+    pub pending: BTreeMap<String, String>,
+    /// Commits applied.
+    pub commits: u64,
+    /// Per account, batches that changed its status more than once, marked at twice the
+    /// commit count when they ran, plus one (a reply from inside such a batch may show a
+    /// status no stored state has).
+    pub mixed_status: BTreeMap<String, BTreeSet<u64>>,
+}
+
+impl Ledger {
+    /// Decodes a raw commit as the next one in commit order.
+    pub fn decode(&self, raw: &RawCommit, at_ms: u64) -> Result<Commit, String> {
+        let mut rows = Vec::with_capacity(raw.writes.len());
+        for (k, v) in &raw.writes {
+            rows.push(decode_row(k, v.as_deref())?);
+        }
+        Ok(Commit {
+            seq: self.commits + 1,
+            at_ms,
+            writer: raw.writer.clone(),
+            lease_at_commit: raw.lease_at_commit.clone(),
+            rows,
+        })
+    }
+
+    /// Applies a decoded commit and its raw writes.
+    pub fn apply(&mut self, commit: &Commit, raw: &[(Vec<u8>, Option<Vec<u8>>)]) {
+        for (k, v) in raw {
+            match v {
+                Some(v) => self.mirror.insert(k.clone(), v.clone()),
+                None => self.mirror.remove(k),
+            };
+        }
+        self.commits = commit.seq;
+        for row in &commit.rows {
+            self.apply_row(commit.seq, row);
+        }
+    }
+
+    fn apply_row(&mut self, seq: u64, row: &Row) {
+        match row {
+            Row::State(id, Some(r)) => self
+                .accounts
+                .entry(id.clone())
+                .or_default()
+                .states
+                .push((seq, r.clone())),
+            Row::State(id, None) => panic!("state of {id} removed"),
+            Row::Lease(id, l) => self.accounts.entry(id.clone()).or_default().lease = l.clone(),
+            Row::Journal(id, s, Some(e)) => {
+                self.accounts
+                    .entry(id.clone())
+                    .or_default()
+                    .journal
+                    .insert(*s, (e.clone(), seq));
+            }
+            Row::Journal(id, s, None) => {
+                self.accounts
+                    .entry(id.clone())
+                    .or_default()
+                    .journal
+                    .remove(s);
+            }
+            Row::Idem(id, k, r) => {
+                let a = self.accounts.entry(id.clone()).or_default();
+                match r {
+                    Some(r) => a.idem.insert(k.clone(), r.clone()),
+                    None => a.idem.remove(k),
+                };
+            }
+            Row::Saga(id, t, r) => {
+                let a = self.accounts.entry(id.clone()).or_default();
+                match r {
+                    Some(r) => a.sagas.insert(t.clone(), r.clone()),
+                    None => a.sagas.remove(t),
+                };
+            }
+            Row::Open(id, t, on) => {
+                let a = self.accounts.entry(id.clone()).or_default();
+                if *on {
+                    a.open.insert(t.clone());
+                } else {
+                    a.open.remove(t);
+                }
+            }
+            Row::Index(id, on) => self.accounts.entry(id.clone()).or_default().indexed = *on,
+            Row::Transfer(t, v) => {
+                match v {
+                    Some(v) => self.transfers.insert(t.clone(), v.clone()),
+                    None => self.transfers.remove(t),
+                };
+            }
+            Row::Pending(t, s) => {
+                match s {
+                    Some(s) => self.pending.insert(t.clone(), s.clone()),
+                    None => self.pending.remove(t),
+                };
+            }
+        }
+    }
+
+    /// A ledger built from a store snapshot (each account's history is just its current state).
+    pub fn from_snapshot(snapshot: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<Ledger, String> {
+        let mut ledger = Ledger::default();
+        let raw: Vec<(Vec<u8>, Option<Vec<u8>>)> = snapshot
+            .iter()
+            .map(|(k, v)| (k.clone(), Some(v.clone())))
+            .collect();
+        let commit = ledger.decode(
+            &RawCommit {
+                writer: None,
+                lease_at_commit: None,
+                writes: raw.clone(),
+            },
+            0,
+        )?;
+        ledger.apply(&commit, &raw);
+        Ok(ledger)
+    }
+}

@@ -1,0 +1,219 @@
+//! What a seed picks for its run ("swarm testing"): the cluster's shape, the workload's shape,
+//! and which faults are on and how often. Each fault class is on for about half the seeds, so
+//! that some runs hammer one fault and others mix them all.
+
+use crate::rng::Rng;
+use std::fmt;
+
+/// Most nodes in a simulated cluster.
+pub const NODES_MAX: u64 = 7;
+/// Most concurrent clients.
+pub const CLIENTS_MAX: u64 = 8;
+
+/// The run's parameters, all drawn from the seed except `ops`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// Nodes in the cluster (1 to 7).
+    pub nodes: usize,
+    /// Virtual nodes per member on the ring.
+    pub vnodes: u32,
+    /// Concurrent clients.
+    pub clients: usize,
+    /// Accounts clients open and use; a few more ids are never opened.
+    pub accounts: usize,
+    /// Currencies in use (1 or 2).
+    pub currencies: usize,
+    /// Client operations in the safety phase (all clients together).
+    pub ops: u64,
+    /// A client gives up waiting for a reply after this long (then the outcome is unknown).
+    pub client_timeout_ms: u64,
+    /// Longest pause of a client between two requests.
+    pub think_max_ms: u64,
+    /// How long a sender waits for a credit's outcome before `Abort`.
+    pub credit_timeout_ms: u64,
+    /// Longest wait between two `Abort`s.
+    pub abort_backoff_max_ms: u64,
+    /// Pending-index sweep interval of each node.
+    pub sweep_every_ms: u64,
+    /// Network: largest normal one-way delay.
+    pub net_delay_max_ms: u64,
+    /// Network: share of messages delayed far longer (reordering), ppm.
+    pub reorder_ppm: u32,
+    /// Network: share of messages lost, ppm.
+    pub loss_ppm: u32,
+    /// Network: share of messages delivered twice, ppm.
+    pub dup_ppm: u32,
+    /// Mean time between partitions (0: none).
+    pub partition_every_ms: u64,
+    /// Longest partition.
+    pub partition_max_ms: u64,
+    /// Mean time between node crashes (0: none).
+    pub crash_every_ms: u64,
+    /// Longest time a crashed node stays down.
+    pub down_max_ms: u64,
+    /// Mean time between forced passivations of an idle actor (0: none).
+    pub passivate_every_ms: u64,
+    /// Mean time between membership changes (0: none).
+    pub churn_every_ms: u64,
+    /// Longest time a node takes to learn a membership change.
+    pub ring_lag_max_ms: u64,
+    /// Storage: share of attempts that conflict, ppm.
+    pub conflict_ppm: u32,
+    /// Storage: share of attempts whose commit happened but is reported unknown, ppm.
+    pub unknown_committed_ppm: u32,
+    /// Storage: share of attempts whose commit did not happen and is reported unknown, ppm.
+    pub unknown_lost_ppm: u32,
+    /// Storage: share of attempts that take a latency spike, ppm.
+    pub slow_ppm: u32,
+    /// Storage: longest latency spike.
+    pub slow_max_ms: u64,
+    /// Mean time between storage outages (0: none).
+    pub outage_every_ms: u64,
+    /// Longest storage outage.
+    pub outage_max_ms: u64,
+}
+
+impl Options {
+    /// Draws a run's options from its seed; `ops` is the workload size asked for.
+    pub fn draw(rng: &mut Rng, ops: u64) -> Self {
+        let nodes = rng.range(1, NODES_MAX) as usize;
+        let on = |rng: &mut Rng| rng.chance(500_000);
+        let ppm = |rng: &mut Rng, on: bool, max: u32| {
+            if on {
+                rng.range(1_000, max as u64) as u32
+            } else {
+                0
+            }
+        };
+        let every =
+            |rng: &mut Rng, on: bool, lo: u64, hi: u64| if on { rng.range(lo, hi) } else { 0 };
+        let credit_timeout_ms = rng.range(50, 2_000);
+        let o_reorder = on(rng);
+        let o_loss = on(rng);
+        let o_dup = on(rng);
+        let o_part = on(rng) && nodes > 1;
+        let o_crash = on(rng);
+        let o_passivate = on(rng);
+        let o_churn = on(rng) && nodes > 1;
+        let o_conflict = on(rng);
+        let o_unknown_c = on(rng);
+        let o_unknown_l = on(rng);
+        let o_slow = on(rng);
+        let o_outage = on(rng);
+        Options {
+            nodes,
+            vnodes: 16,
+            clients: rng.range(1, CLIENTS_MAX) as usize,
+            accounts: rng.range(2, 24) as usize,
+            currencies: rng.range(1, 2) as usize,
+            ops,
+            client_timeout_ms: rng.range(100, 3_000),
+            think_max_ms: rng.range(0, 200),
+            credit_timeout_ms,
+            abort_backoff_max_ms: rng.range(credit_timeout_ms, 20_000),
+            sweep_every_ms: rng.range(200, 5_000),
+            net_delay_max_ms: rng.range(1, 60),
+            reorder_ppm: ppm(rng, o_reorder, 200_000),
+            loss_ppm: ppm(rng, o_loss, 100_000),
+            dup_ppm: ppm(rng, o_dup, 100_000),
+            partition_every_ms: every(rng, o_part, 500, 10_000),
+            partition_max_ms: rng.range(50, 5_000),
+            crash_every_ms: every(rng, o_crash, 500, 15_000),
+            down_max_ms: rng.range(10, 5_000),
+            passivate_every_ms: every(rng, o_passivate, 20, 2_000),
+            churn_every_ms: every(rng, o_churn, 300, 10_000),
+            ring_lag_max_ms: rng.range(0, 1_000),
+            conflict_ppm: ppm(rng, o_conflict, 300_000),
+            unknown_committed_ppm: ppm(rng, o_unknown_c, 100_000),
+            unknown_lost_ppm: ppm(rng, o_unknown_l, 100_000),
+            slow_ppm: ppm(rng, o_slow, 50_000),
+            slow_max_ms: rng.range(10, 3_000),
+            outage_every_ms: every(rng, o_outage, 500, 20_000),
+            outage_max_ms: rng.range(10, 3_000),
+        }
+    }
+
+    /// The names of the fault classes this run has on.
+    pub fn faults(&self) -> Vec<&'static str> {
+        let mut f = Vec::new();
+        let mut add = |on: bool, name| {
+            if on {
+                f.push(name)
+            }
+        };
+        add(self.reorder_ppm > 0, "reorder");
+        add(self.loss_ppm > 0, "loss");
+        add(self.dup_ppm > 0, "duplication");
+        add(self.partition_every_ms > 0, "partitions");
+        add(self.crash_every_ms > 0, "crashes");
+        add(self.passivate_every_ms > 0, "passivation");
+        add(self.churn_every_ms > 0, "membership-churn");
+        add(self.conflict_ppm > 0, "conflicts");
+        add(self.unknown_committed_ppm > 0, "unknown-committed");
+        add(self.unknown_lost_ppm > 0, "unknown-not-committed");
+        add(self.slow_ppm > 0, "latency-spikes");
+        add(self.outage_every_ms > 0, "storage-outages");
+        f
+    }
+}
+
+impl fmt::Display for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "cluster:  {} node(s), {} vnodes each; sweep every {} ms",
+            self.nodes, self.vnodes, self.sweep_every_ms
+        )?;
+        writeln!(
+            f,
+            "workload: {} ops by {} client(s) over {} accounts in {} currenc{}; timeout {} ms, think <= {} ms",
+            self.ops,
+            self.clients,
+            self.accounts,
+            self.currencies,
+            if self.currencies == 1 { "y" } else { "ies" },
+            self.client_timeout_ms,
+            self.think_max_ms
+        )?;
+        writeln!(
+            f,
+            "saga:     credit timeout {} ms, abort backoff <= {} ms",
+            self.credit_timeout_ms, self.abort_backoff_max_ms
+        )?;
+        writeln!(
+            f,
+            "network:  delay <= {} ms, reorder {} ppm, loss {} ppm, dup {} ppm",
+            self.net_delay_max_ms, self.reorder_ppm, self.loss_ppm, self.dup_ppm
+        )?;
+        writeln!(
+            f,
+            "nodes:    partition every ~{} ms (<= {} ms), crash every ~{} ms (down <= {} ms), passivate every ~{} ms, churn every ~{} ms (ring lag <= {} ms)",
+            self.partition_every_ms,
+            self.partition_max_ms,
+            self.crash_every_ms,
+            self.down_max_ms,
+            self.passivate_every_ms,
+            self.churn_every_ms,
+            self.ring_lag_max_ms
+        )?;
+        writeln!(
+            f,
+            "storage:  conflict {} ppm, unknown(committed) {} ppm, unknown(lost) {} ppm, slow {} ppm (<= {} ms), outage every ~{} ms (<= {} ms)",
+            self.conflict_ppm,
+            self.unknown_committed_ppm,
+            self.unknown_lost_ppm,
+            self.slow_ppm,
+            self.slow_max_ms,
+            self.outage_every_ms,
+            self.outage_max_ms
+        )?;
+        write!(f, "faults:   {}", {
+            let names = self.faults();
+            if names.is_empty() {
+                "none".to_string()
+            } else {
+                names.join(", ")
+            }
+        })
+    }
+}

@@ -1,0 +1,233 @@
+//! The seeded workload: what clients ask, and how they behave when a reply does not come.
+//!
+//! Every client operation gets a spec ([`OpSpec`]) with a unique reference (`o<n>`), carried
+//! as the movement's free text, so checkers can find exactly which journal entries an
+//! operation produced. A client has one request in flight at a time. When a reply does not
+//! come in time, or says `unavailable`, the outcome is unknown to the client: an operation
+//! that is safe to repeat (it has an idempotency key, or it is naturally idempotent) is retried
+//! with the same key and body, up to [`RETRIES_MAX`] times; one that is not is abandoned, its
+//! outcome left unknown. Clients also repeat old keyed operations on purpose (same key, same
+//! body: must replay) and reuse old keys with another body (must be refused once recorded).
+
+use crate::rng::Rng;
+use node::ledger::account::Reply;
+use protocol::api::EntriesPage;
+use protocol::{AccountId, ApiError, Currency, AMOUNT_MAX};
+
+/// Most attempts of one operation (the first and its retries).
+pub const RETRIES_MAX: u32 = 6;
+/// First wait before a retry; doubles per retry.
+pub const RETRY_BACKOFF_MS: u64 = 50;
+/// Accounts that are never opened, used as unknown transfer targets.
+pub const GHOSTS: usize = 2;
+/// Journal entries a history read asks for.
+pub const HISTORY_PAGE: usize = 20;
+
+/// What an operation does.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OpKind {
+    /// Open the account in a currency.
+    Open(Currency),
+    /// Deposit.
+    Deposit(u64),
+    /// Withdraw.
+    Withdraw(u64),
+    /// Transfer to another account.
+    Transfer {
+        /// Receiver.
+        to: AccountId,
+        /// Amount.
+        amount: u64,
+    },
+    /// Freeze.
+    Freeze,
+    /// Unfreeze.
+    Unfreeze,
+    /// Read the balance.
+    Get,
+    /// Read a page of history after a sequence.
+    History(u64),
+}
+
+impl OpKind {
+    /// True for operations whose repetition cannot apply twice even without a key.
+    pub fn naturally_idempotent(&self) -> bool {
+        matches!(
+            self,
+            OpKind::Open(_) | OpKind::Freeze | OpKind::Unfreeze | OpKind::Get | OpKind::History(_)
+        )
+    }
+}
+
+/// One client operation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OpSpec {
+    /// Unique reference, also the movement's free text.
+    pub reference: String,
+    /// The account acted on.
+    pub account: AccountId,
+    /// What it does.
+    pub kind: OpKind,
+    /// Idempotency key.
+    pub idem_key: Option<String>,
+    /// The issuing client.
+    pub client: usize,
+}
+
+/// What a client got back.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ClientResult {
+    /// A command's reply.
+    Reply(Result<Reply, ApiError>),
+    /// A history page.
+    Page(Result<Option<EntriesPage>, ApiError>),
+}
+
+impl ClientResult {
+    /// True when the outcome is unknown to the client (`unavailable`).
+    pub fn is_unknown(&self) -> bool {
+        let code = match self {
+            ClientResult::Reply(Err(e)) | ClientResult::Page(Err(e)) => e.code,
+            _ => return false,
+        };
+        code == protocol::ErrorCode::Unavailable
+    }
+}
+
+/// The account universe of a run.
+#[derive(Clone, Debug)]
+pub struct Universe {
+    /// Account ids clients open.
+    pub accounts: Vec<AccountId>,
+    /// Their currencies.
+    pub currencies: Vec<Currency>,
+    /// Ids never opened.
+    pub ghosts: Vec<AccountId>,
+}
+
+const CURRENCIES: [&str; 2] = ["EUR", "USD"];
+
+impl Universe {
+    /// `n` accounts over `currencies` currencies, plus the ghosts.
+    pub fn new(n: usize, currencies: usize) -> Self {
+        Universe {
+            accounts: (0..n)
+                .map(|i| AccountId::new(format!("acc-{i}")).expect("valid id"))
+                .collect(),
+            currencies: (0..n)
+                .map(|i| Currency::new(CURRENCIES[i % currencies]).expect("valid currency"))
+                .collect(),
+            ghosts: (0..GHOSTS)
+                .map(|i| AccountId::new(format!("ghost-{i}")).expect("valid id"))
+                .collect(),
+        }
+    }
+}
+
+/// Draws operations.
+pub struct Generator {
+    rng: Rng,
+    universe: Universe,
+}
+
+impl Generator {
+    /// A generator over `universe`.
+    pub fn new(rng: Rng, universe: Universe) -> Self {
+        Generator { rng, universe }
+    }
+
+    /// The next operation of `client`, given the specs issued so far; returns a new spec or
+    /// the index of an old one to repeat verbatim.
+    pub fn next(&mut self, client: usize, issued: &[OpSpec], keyed_of_client: &[usize]) -> Drawn {
+        let r = &mut self.rng;
+        let u = &self.universe;
+        let n = issued.len();
+        let reference = format!("o{n}");
+        let key = |r: &mut Rng| r.chance(800_000).then(|| format!("k{client}-{n}"));
+        let ai = r.below(u.accounts.len() as u64) as usize;
+        let account = u.accounts[ai].clone();
+        let amount = |r: &mut Rng, hi: u64| {
+            if r.chance(10_000) {
+                AMOUNT_MAX - r.below(1_000)
+            } else {
+                r.range(1, hi)
+            }
+        };
+        let roll = r.below(100);
+        // Old keyed operations: repeat one as is, or reuse its key with another body.
+        if roll < 7 && !keyed_of_client.is_empty() {
+            let old = *r.pick(keyed_of_client);
+            if roll < 3 {
+                return Drawn::Repeat(old);
+            }
+            let o = &issued[old];
+            let kind = match &o.kind {
+                OpKind::Deposit(a) => OpKind::Deposit(a + 1),
+                OpKind::Withdraw(a) => OpKind::Withdraw(a + 1),
+                OpKind::Transfer { to, amount } => OpKind::Transfer {
+                    to: to.clone(),
+                    amount: amount + 1,
+                },
+                other => other.clone(),
+            };
+            return Drawn::New(OpSpec {
+                reference,
+                account: o.account.clone(),
+                kind,
+                idem_key: o.idem_key.clone(),
+                client,
+            });
+        }
+        let (kind, idem_key) = match roll {
+            0..=12 => {
+                // Mostly the account's own currency; sometimes the other (account_exists).
+                let c = if r.chance(100_000) {
+                    Currency::new(CURRENCIES[r.below(2) as usize]).expect("valid")
+                } else {
+                    u.currencies[ai]
+                };
+                (OpKind::Open(c), None)
+            }
+            13..=35 => (OpKind::Deposit(amount(r, 5_000)), key(r)),
+            36..=47 => (OpKind::Withdraw(amount(r, 1_000)), key(r)),
+            48..=79 => {
+                let to = match r.below(20) {
+                    0 => account.clone(),
+                    1 => r.pick(&u.ghosts).clone(),
+                    _ => r.pick(&u.accounts).clone(),
+                };
+                (
+                    OpKind::Transfer {
+                        to,
+                        amount: amount(r, 1_500),
+                    },
+                    key(r),
+                )
+            }
+            80..=81 => (OpKind::Freeze, None),
+            82..=85 => (OpKind::Unfreeze, None),
+            86..=94 => (OpKind::Get, None),
+            _ => (OpKind::History(r.below(30)), None),
+        };
+        Drawn::New(OpSpec {
+            reference,
+            account,
+            kind,
+            idem_key,
+            client,
+        })
+    }
+
+    /// A client's pause before its next request.
+    pub fn think(&mut self, max_ms: u64) -> u64 {
+        self.rng.range(0, max_ms)
+    }
+}
+
+/// A drawn operation.
+pub enum Drawn {
+    /// A new operation.
+    New(OpSpec),
+    /// Repeat an earlier operation with its key and body.
+    Repeat(usize),
+}
