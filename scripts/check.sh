@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one gate: what CI runs, runnable on a developer machine from a clean clone.
 #   formatting, lints (warnings are errors), every test of the workspace (unit, API,
-#   storage conformance, end-to-end crash test), and the compile check of the `fdb` feature.
+#   storage conformance, end-to-end crash test, the simulator's determinism check and its
+#   200-seed sweep), the simulator's planted-bug proof, and the compile check of `fdb`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,6 +16,10 @@ cargo clippy --workspace --all-targets -- -D warnings
 
 step "cargo test --workspace"
 cargo test --workspace
+
+step "simulator catches every planted bug (cargo test --features planted-bugs)"
+cargo clippy -p simulation --all-targets --features planted-bugs -- -D warnings
+cargo test -p simulation --features planted-bugs --test planted -- --nocapture
 
 step "cargo check --features fdb"
 cargo check -p node --features fdb

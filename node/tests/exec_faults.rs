@@ -252,3 +252,48 @@ fn exec_racing_opens_never_share_a_lease() {
     );
     let _ = assert_memory_matches_storage(&store, &keys, &p2);
 }
+
+#[test]
+fn exec_stale_activation_cannot_drop_an_outcome_it_does_not_know() {
+    // Proves a stale activation does not silently drop a saga message from memory: an
+    // `Outcome` for a saga only the newer activation knows is fenced (so the shell steps aside
+    // and the message reaches the saga), and `is_current` tells the pending sweep so.
+    let (_mem, store, keys) = setup();
+    let old = open_funded(&store, &keys, "a", 100);
+    let newer = activate(&store, &keys, "n2", &id("a"), SagaTiming::default(), 2).unwrap();
+    let t = TransferId::new("t-1").unwrap();
+    let (newer, _) = commit_batch(
+        &store,
+        &keys,
+        "n2",
+        &newer,
+        &[Input::Command(
+            1,
+            Command::Transfer {
+                transfer_id: t.clone(),
+                to: id("b"),
+                amount: Amount::new(30).unwrap(),
+                reference: None,
+                idem_key: None,
+            },
+        )],
+        2_000,
+    )
+    .unwrap();
+    assert!(newer.core.open_sagas().contains_key(&t));
+    let outcome = Input::Saga(SagaMsg::Outcome {
+        transfer_id: t,
+        from: id("a"),
+        outcome: protocol::saga::CreditOutcome::Applied,
+    });
+    let r = commit_batch(&store, &keys, "n1", &old, &[outcome], 3_000);
+    assert_eq!(r.err(), Some(StorageError::Fenced));
+    assert_eq!(
+        node::ledger::exec::is_current(&store, &keys, &old),
+        Ok(false)
+    );
+    assert_eq!(
+        node::ledger::exec::is_current(&store, &keys, &newer),
+        Ok(true)
+    );
+}

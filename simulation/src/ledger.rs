@@ -143,7 +143,8 @@ pub struct Ledger {
     pub pending: BTreeMap<String, String>,
     /// Commits applied.
     pub commits: u64,
-    /// Per account, batches that changed its status more than once, marked at twice the
+    /// Per account, batches with two commands that set its status (open, freeze, unfreeze),
+    /// marked at twice the
     /// commit count when they ran, plus one (a reply from inside such a batch may show a
     /// status no stored state has).
     pub mixed_status: BTreeMap<String, BTreeSet<u64>>,

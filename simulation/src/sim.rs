@@ -428,6 +428,13 @@ impl Sim {
 
     /// Runs both phases and the final checks; the outcome is in `failure`.
     pub fn run(&mut self) {
+        self.run_phases();
+        let (attempts, faults) = self.backend.counts();
+        self.stats.attempts = attempts;
+        self.stats.storage_faults = faults;
+    }
+
+    fn run_phases(&mut self) {
         // Safety: the workload with faults, until every client spent its operations.
         while self.failure.is_none() && !self.clients_done() {
             if !self.step() || self.now > SAFETY_TIME_MAX_MS {
@@ -982,10 +989,19 @@ impl Sim {
         });
         let status_cmds = inputs
             .iter()
-            .filter(|i| matches!(i, Input::Command(_, Command::Freeze | Command::Unfreeze)))
+            .filter(|i| {
+                matches!(
+                    i,
+                    Input::Command(
+                        _,
+                        Command::Open { .. } | Command::Freeze | Command::Unfreeze
+                    )
+                )
+            })
             .count();
         if result.is_ok() && status_cmds >= 2 {
-            // Replies from inside this batch may show a status no stored state has (even
+            // Two commands that set the status (opening sets it too): replies from inside
+            // this batch may show a status no stored state has (even
             // none at all, when the batch ends where it began and writes nothing). Marked at
             // 2 * commits + 1: after every request sent before this batch ran.
             let mark = 2 * self.ledger.commits + 1;

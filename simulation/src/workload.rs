@@ -161,12 +161,14 @@ impl Generator {
                 return Drawn::Repeat(old);
             }
             let o = &issued[old];
+            // Another amount, still valid (the largest amount goes one down).
+            let other = |a: u64| if a >= AMOUNT_MAX { a - 1 } else { a + 1 };
             let kind = match &o.kind {
-                OpKind::Deposit(a) => OpKind::Deposit(a + 1),
-                OpKind::Withdraw(a) => OpKind::Withdraw(a + 1),
+                OpKind::Deposit(a) => OpKind::Deposit(other(*a)),
+                OpKind::Withdraw(a) => OpKind::Withdraw(other(*a)),
                 OpKind::Transfer { to, amount } => OpKind::Transfer {
                     to: to.clone(),
-                    amount: amount + 1,
+                    amount: other(*amount),
                 },
                 other => other.clone(),
             };

@@ -92,6 +92,11 @@ fn plant(name: Option<&str>) -> Result<(), String> {
     }
 }
 
+/// The `--plant` flag to repeat in a replay command.
+fn plant_flag(bug: Option<&str>) -> String {
+    bug.map(|b| format!(" --plant {b}")).unwrap_or_default()
+}
+
 fn parse_range(s: &str) -> Result<(u64, u64), String> {
     let (a, b) = s
         .split_once("..")
@@ -156,7 +161,7 @@ fn main() -> ExitCode {
             println!("{}", r.options);
             print_summary(&r);
             println!("trace hash: {:016x}", r.trace_hash);
-            println!("wall time: {:.3} s", took.as_secs_f64());
+            eprintln!("wall time: {:.3} s", took.as_secs_f64());
             match &r.failure {
                 None => {
                     println!("result: PASS");
@@ -167,7 +172,11 @@ fn main() -> ExitCode {
                         "result: FAIL ({:?}) at {} ms: {}: {}",
                         f.kind, f.at_ms, f.check, f.message
                     );
-                    println!("replay: {}", r.replay_command());
+                    println!(
+                        "replay: {}{}",
+                        r.replay_command(),
+                        plant_flag(bug.as_deref())
+                    );
                     ExitCode::from(exit_code(f.kind))
                 }
             }
@@ -206,6 +215,7 @@ fn main() -> ExitCode {
             let ops_done = AtomicU64::new(0);
             let busy_ns = AtomicU64::new(0);
             let stop = std::sync::atomic::AtomicBool::new(false);
+            let finished = AtomicU64::new(0);
             let started = Instant::now();
             std::thread::scope(|s| {
                 for _ in 0..jobs {
@@ -231,17 +241,19 @@ fn main() -> ExitCode {
                             ops_done.fetch_add(r.stats.ops, Ordering::Relaxed);
                             if let Some(f) = &r.failure {
                                 bar.println(format!(
-                                    "seed {seed}: FAIL ({:?}) {}: {}\n  replay: {}",
+                                    "seed {seed}: FAIL ({:?}) {}: {}\n  replay: {}{}",
                                     f.kind,
                                     f.check,
                                     f.message,
-                                    r.replay_command()
+                                    r.replay_command(),
+                                    plant_flag(bug.as_deref())
                                 ));
                                 failures.lock().expect("no panic holds it").push(r);
                                 if fail_fast {
                                     stop.store(true, Ordering::Relaxed);
                                 }
                             }
+                            finished.fetch_add(1, Ordering::Relaxed);
                             bar.inc(1);
                             let n = failures.lock().expect("no panic holds it").len();
                             if n > 0 {
@@ -255,7 +267,7 @@ fn main() -> ExitCode {
             let wall = started.elapsed();
             let mut failures = failures.into_inner().expect("no panic holds it");
             failures.sort_by_key(|r| r.seed);
-            let ran = bar.position();
+            let ran = finished.load(Ordering::Relaxed);
             let ops_total = ops_done.load(Ordering::Relaxed);
             let core_s = Duration::from_nanos(busy_ns.load(Ordering::Relaxed)).as_secs_f64();
             println!(
@@ -274,7 +286,11 @@ fn main() -> ExitCode {
                     "FAIL seed {} ({:?}) {}: {}",
                     r.seed, f.kind, f.check, f.message
                 );
-                println!("  replay: {}", r.replay_command());
+                println!(
+                    "  replay: {}{}",
+                    r.replay_command(),
+                    plant_flag(bug.as_deref())
+                );
             }
             match failures.first().and_then(|r| r.failure.as_ref()) {
                 None => ExitCode::SUCCESS,

@@ -85,12 +85,14 @@ impl Checks {
     pub fn all() -> Self {
         Checks {
             list: vec![
-                Box::new(conservation::Conservation::default()),
-                Box::new(overdraft::NoOverdraft),
-                Box::new(atomic::AtomicTransfers),
-                Box::new(exactly_once::ExactlyOnce::default()),
+                // Most specific first: a fenced write also breaks conservation, but the
+                // single-writer report names the cause.
                 Box::new(single_writer::SingleWriter),
                 Box::new(replay::Replay::default()),
+                Box::new(exactly_once::ExactlyOnce::default()),
+                Box::new(atomic::AtomicTransfers),
+                Box::new(overdraft::NoOverdraft),
+                Box::new(conservation::Conservation::default()),
                 Box::new(durability::Durability::default()),
                 Box::new(model::ClientModel),
             ],

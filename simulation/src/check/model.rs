@@ -136,7 +136,7 @@ impl Check for ClientModel {
             }
             (Ok(Reply::Account { view, created }), OpKind::Open(c)) => {
                 if view.currency != *c || (!created && !view_possible(&w, view)) || (*created && view.seq != 0) {
-                    return Err(format!("open {acct} {c}: got {view:?} (created {created}), not a state it had"));
+                    return Err(format!("open {acct} {c}: got {view:?} (created {created}), not a state it had; window {w:?}"));
                 }
                 Ok(())
             }
