@@ -144,9 +144,8 @@ pub struct Ledger {
     /// Commits applied.
     pub commits: u64,
     /// Per account, batches with two commands that set its status (open, freeze, unfreeze),
-    /// marked at twice the
-    /// commit count when they ran, plus one (a reply from inside such a batch may show a
-    /// status no stored state has).
+    /// marked at twice the commit count when they ran, plus one (a reply from inside such a
+    /// batch may show a status no stored state has).
     pub mixed_status: BTreeMap<String, BTreeSet<u64>>,
 }
 
