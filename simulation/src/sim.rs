@@ -46,8 +46,10 @@ pub const RELOAD_BACKOFF_MAX_MS: u64 = 5_000;
 pub const REORDER_MAX_MS: u64 = 1_000;
 /// Most senders one sweep activates.
 pub const SWEEP_ACTIVATIONS_MAX: usize = 1_000;
-/// Most pending-index rows one sweep reads.
+/// Pending-index rows read per page.
 pub const SWEEP_PAGE: usize = 1_000;
+/// Most pending-index rows one sweep reads.
+pub const SWEEP_ROWS_MAX: usize = 100_000;
 /// Most events one run may handle before it is declared stuck (a liveness failure).
 pub const EVENTS_MAX: u64 = 20_000_000;
 /// Longest simulated safety phase before it is declared stuck.
@@ -455,6 +457,35 @@ impl Sim {
         self.heal();
         let start = self.now;
         let bound = 60_000 + 3 * self.opts.abort_backoff_max_ms + 3 * self.opts.sweep_every_ms;
+        loop {
+            self.settle_pending(start, bound);
+            if self.failure.is_some() {
+                return;
+            }
+            // Let replies, effects and abandoned requests in flight land (nothing new starts);
+            // one of them may still start a transfer, which must settle too.
+            let settle_until = self.now + 10_000;
+            while self.failure.is_none()
+                && self
+                    .events
+                    .keys()
+                    .next()
+                    .is_some_and(|(t, _)| *t <= settle_until)
+            {
+                self.step();
+            }
+            if self.failure.is_some() || self.ledger.pending.is_empty() {
+                break;
+            }
+        }
+        self.stats.liveness_ms = self.now - start;
+        if self.failure.is_none() {
+            self.phase_end(true);
+        }
+    }
+
+    /// Runs until the pending index is empty, or fails the run once `bound` has passed.
+    fn settle_pending(&mut self, start: u64, bound: u64) {
         while self.failure.is_none() && !self.ledger.pending.is_empty() {
             if self.now > start + bound || !self.step() {
                 let why = format!(
@@ -470,21 +501,6 @@ impl Sim {
                 );
                 return;
             }
-        }
-        // Let replies and effects in flight land (bounded: nothing new starts).
-        let settle_until = self.now + 10_000;
-        while self.failure.is_none()
-            && self
-                .events
-                .keys()
-                .next()
-                .is_some_and(|(t, _)| *t <= settle_until)
-        {
-            self.step();
-        }
-        self.stats.liveness_ms = self.now - start;
-        if self.failure.is_none() {
-            self.phase_end(true);
         }
     }
 
@@ -711,7 +727,12 @@ impl Sim {
         self.stats.messages += 1;
         if let (Some(a), Some(b)) = (from, to) {
             if a == b {
-                return Some(0); // in-process: neither lost nor delayed
+                // In-process: never lost, but the shell sends each saga message from its own
+                // task, so one may overtake another.
+                if self.rng_net.chance(self.opts.reorder_ppm) {
+                    return Some(self.rng_net.range(1, REORDER_MAX_MS));
+                }
+                return Some(0);
             }
             if self.blocked.contains_key(&(a, b)) {
                 self.stats.lost += 1;
@@ -738,7 +759,7 @@ impl Sim {
         // built for. A request is one HTTP exchange and a forwarded command one RPC; neither is
         // ever re-sent by the transport (a client's retry is a new attempt with its key).
         let dup = matches!(msg, NodeMsg::Saga { .. });
-        if dup && from != Some(to) && self.rng_net.chance(self.opts.dup_ppm) {
+        if dup && self.rng_net.chance(self.opts.dup_ppm) {
             self.stats.duplicated += 1;
             let d2 = self
                 .rng_net
@@ -1250,10 +1271,22 @@ impl Sim {
     }
 
     fn sweep(&mut self, node: usize) {
-        let (page, _) = self.storage(None, |s, k| exec::read_pending(s, k, None, SWEEP_PAGE));
-        let Ok((rows, _more)) = page else {
-            return; // storage down: the next sweep tries again
-        };
+        let mut rows = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let cursor = after.clone();
+            let (page, _) = self.storage(None, |s, k| {
+                exec::read_pending(s, k, cursor.as_deref(), SWEEP_PAGE)
+            });
+            let Ok((page, more)) = page else {
+                return; // storage down: the next sweep tries again
+            };
+            after = page.last().map(|(v, _)| v.id.as_str().to_owned());
+            rows.extend(page);
+            if !more || rows.len() >= SWEEP_ROWS_MAX {
+                break;
+            }
+        }
         let mut activated = 0;
         for (view, sender) in rows {
             if activated >= SWEEP_ACTIVATIONS_MAX {

@@ -191,23 +191,40 @@ impl Check for Conservation {
                             {
                                 // The credit leaves flight when captured (if it was applied;
                                 // the atomicity check reports a capture of an unapplied one).
-                                let applied_now = commit.rows.iter().any(|r| matches!(r,
-                                    Row::Saga(a, t2, Some(SagaRecord::Receiver { outcome: CreditOutcome::Applied, .. })) if a == to.as_str() && t2 == tid));
-                                let applied_before = before
-                                    .accounts
-                                    .get(to.as_str())
-                                    .and_then(|a| a.sagas.get(tid))
-                                    .is_some_and(|r| {
-                                        matches!(
-                                            r,
-                                            SagaRecord::Receiver {
-                                                outcome: CreditOutcome::Applied,
-                                                ..
-                                            }
-                                        )
+                                let receiver = commit
+                                    .rows
+                                    .iter()
+                                    .find_map(|r| match r {
+                                        Row::Saga(a, t2, Some(rec))
+                                            if a == to.as_str() && t2 == tid =>
+                                        {
+                                            Some(rec)
+                                        }
+                                        _ => None,
+                                    })
+                                    .or_else(|| {
+                                        before
+                                            .accounts
+                                            .get(to.as_str())
+                                            .and_then(|a| a.sagas.get(tid))
                                     });
-                                if applied_now || applied_before {
-                                    t.credited_not_captured -= *amount as i128;
+                                if let Some(SagaRecord::Receiver {
+                                    amount: credited,
+                                    outcome: CreditOutcome::Applied,
+                                    ..
+                                }) = receiver
+                                {
+                                    // Out of flight in the receiver's currency, by the amount
+                                    // it was credited (a mismatch shows at once).
+                                    let rcur = currency_of(before, commit, to.as_str())
+                                        .ok_or_else(|| {
+                                            format!("{tid} credited to unopened {to}")
+                                        })?;
+                                    self.totals
+                                        .entry(rcur.clone())
+                                        .or_default()
+                                        .credited_not_captured -= *credited as i128;
+                                    touched.push(rcur);
                                 }
                             }
                             touched.push(cur);

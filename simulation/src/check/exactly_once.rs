@@ -8,7 +8,7 @@
 
 use super::Check;
 use crate::ledger::{Commit, Ledger, Row};
-use crate::workload::OpSpec;
+use crate::workload::{OpKind, OpSpec};
 use protocol::api::EntryKind;
 use std::collections::BTreeMap;
 
@@ -59,10 +59,49 @@ impl Check for ExactlyOnce {
                     ));
                 }
             }
+            if e.kind == EntryKind::TransferIn {
+                // A credit is exactly the amount its sender holds.
+                let t = e.transfer_id.as_ref().map(|t| t.as_str()).unwrap_or("");
+                let held = before.accounts.values().find_map(|a| match a.sagas.get(t) {
+                    Some(node::ledger::records::SagaRecord::Sender { amount, to, .. })
+                        if to.as_str() == id.as_str() =>
+                    {
+                        Some(*amount)
+                    }
+                    _ => None,
+                });
+                if held != Some(e.amount) {
+                    return Err(format!(
+                        "{id} entry {seq}: credit of {} for {t}, whose sender holds {held:?}",
+                        e.amount
+                    ));
+                }
+            }
             let by_request = matches!(
                 e.kind,
                 EntryKind::Deposit | EntryKind::Withdrawal | EntryKind::Hold
             );
+            if by_request {
+                // Every movement is one some client asked for, on this account, of this amount.
+                let op = e.reference.as_deref().and_then(|r| op_of(ops, r));
+                let asked = op.is_some_and(|o| {
+                    o.account.as_str() == id.as_str()
+                        && match (&o.kind, e.kind) {
+                            (OpKind::Deposit(a), EntryKind::Deposit)
+                            | (OpKind::Withdraw(a), EntryKind::Withdrawal)
+                            | (OpKind::Transfer { amount: a, .. }, EntryKind::Hold) => {
+                                *a == e.amount
+                            }
+                            _ => false,
+                        }
+                });
+                if !asked {
+                    return Err(format!(
+                        "{id} entry {seq}: {kind} of {} (reference {:?}) that no request asked for",
+                        e.amount, e.reference
+                    ));
+                }
+            }
             let Some(reference) = e.reference.as_ref().filter(|_| by_request) else {
                 continue;
             };

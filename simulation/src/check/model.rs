@@ -14,7 +14,7 @@ use crate::ledger::Ledger;
 use crate::workload::{ClientResult, OpKind, OpSpec, HISTORY_PAGE};
 use node::ledger::account::Reply;
 use node::ledger::records::StoredReply;
-use protocol::api::{AccountStatus, AccountView, EntryKind};
+use protocol::api::{AccountStatus, AccountView, EntryKind, TransferStatus};
 use protocol::{ErrorCode, AMOUNT_MAX};
 
 /// The checker (stateless: it reads the ledger).
@@ -164,6 +164,20 @@ impl Check for ClientModel {
             (Ok(Reply::Transfer(t)), OpKind::Transfer { to, amount }) => {
                 if t.from != op.account || &t.to != to || t.amount != *amount {
                     return Err(format!("{}: transfer acknowledged as {t:?}", op.reference));
+                }
+                // A replayed transfer shows its status as of some point: pending, or the
+                // settled status its summary holds.
+                let stored = ctx.ledger.transfers.get(t.id.as_str());
+                let settled_ok = t.status == TransferStatus::Pending
+                    || stored.is_some_and(|s| s.status == t.status && s.reason == t.reason);
+                if !settled_ok {
+                    return Err(format!(
+                        "{}: transfer replied as {:?} {:?}, stored as {:?}",
+                        op.reference,
+                        t.status,
+                        t.reason,
+                        stored.map(|s| (s.status, s.reason))
+                    ));
                 }
                 let hold = ctx.ledger.accounts.get(acct).and_then(|a| {
                     a.journal.values().find(|(e, _)| e.kind == EntryKind::Hold && e.transfer_id.as_ref() == Some(&t.id))
