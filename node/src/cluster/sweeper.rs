@@ -56,7 +56,10 @@ pub async fn sweep_pending_once(shell: &Shell) -> usize {
 pub async fn run(shell: Shell, pending_every: Duration, mut stop: watch::Receiver<bool>) {
     let idle = Duration::from_millis(shell.config().idle_passivate_ms);
     let idle_every = (idle / 4).max(Duration::from_millis(25));
-    let mut pending_tick = tokio::time::interval(pending_every);
+    // The node swept once before declaring itself ready: the first periodic sweep comes one
+    // period later (an immediate second sweep would only race with the first requests).
+    let mut pending_tick =
+        tokio::time::interval_at(tokio::time::Instant::now() + pending_every, pending_every);
     let mut idle_tick = tokio::time::interval(idle_every);
     loop {
         tokio::select! {
