@@ -257,7 +257,7 @@ fn exec_racing_opens_never_share_a_lease() {
 fn exec_stale_activation_cannot_drop_an_outcome_it_does_not_know() {
     // Proves a stale activation does not silently drop a saga message from memory: an
     // `Outcome` for a saga only the newer activation knows is fenced (so the shell steps aside
-    // and the message reaches the saga), and `is_current` tells the pending sweep so.
+    // and the message reaches the saga), and `stale_for` tells the pending sweep so.
     let (_mem, store, keys) = setup();
     let old = open_funded(&store, &keys, "a", 100);
     let newer = activate(&store, &keys, "n2", &id("a"), SagaTiming::default(), 2).unwrap();
@@ -282,18 +282,19 @@ fn exec_stale_activation_cannot_drop_an_outcome_it_does_not_know() {
     .unwrap();
     assert!(newer.core.open_sagas().contains_key(&t));
     let outcome = Input::Saga(SagaMsg::Outcome {
-        transfer_id: t,
+        transfer_id: t.clone(),
         from: id("a"),
         outcome: protocol::saga::CreditOutcome::Applied,
     });
     let r = commit_batch(&store, &keys, "n1", &old, &[outcome], 3_000);
     assert_eq!(r.err(), Some(StorageError::Fenced));
+    let stale_for = node::ledger::exec::stale_for;
+    assert_eq!(stale_for(&store, &keys, &old, &t), Ok(true));
+    assert_eq!(stale_for(&store, &keys, &newer, &t), Ok(false), "drives it");
+    let other = TransferId::new("t-settled").unwrap();
     assert_eq!(
-        node::ledger::exec::is_current(&store, &keys, &old),
-        Ok(false)
-    );
-    assert_eq!(
-        node::ledger::exec::is_current(&store, &keys, &newer),
-        Ok(true)
+        stale_for(&store, &keys, &newer, &other),
+        Ok(false),
+        "current"
     );
 }

@@ -1100,7 +1100,7 @@ impl Sim {
         match input {
             Input::Command(req, cmd) => {
                 if let Some(r) = replies.get(&req) {
-                    let account = self.ops_account_of(&cmd, r);
+                    let account = self.ops_account_of(r);
                     if let Some(account) = account {
                         let msg = NodeMsg::Command {
                             client: r.client,
@@ -1125,7 +1125,7 @@ impl Sim {
     }
 
     /// The account a client's command was for (from the client's operation in flight).
-    fn ops_account_of(&self, _cmd: &Command, r: &ReplyTo) -> Option<AccountId> {
+    fn ops_account_of(&self, r: &ReplyTo) -> Option<AccountId> {
         let (op, _) = self.attempts.get(&r.attempt)?;
         Some(self.ops[*op].account.clone())
     }
@@ -1300,13 +1300,13 @@ impl Sim {
             let stale = match self.nodes[node].actors.get(&sender) {
                 None => true,
                 Some(a) if a.busy => false,
-                Some(a) => match &a.act {
-                    Some(act) if !act.core.open_sagas().contains_key(&view.id) => {
-                        let act = act.clone();
-                        let (current, _) = self.storage(None, |s, k| exec::is_current(s, k, &act));
-                        current == Ok(false)
+                Some(a) => match a.act.clone() {
+                    Some(act) => {
+                        let (stale, _) =
+                            self.storage(None, |s, k| exec::stale_for(s, k, &act, &view.id));
+                        stale == Ok(true)
                     }
-                    _ => false,
+                    None => false,
                 },
             };
             if stale {

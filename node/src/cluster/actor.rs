@@ -155,19 +155,17 @@ impl Actor for AccountActor {
                 let Some(act) = &state.act else {
                     return Ok(()); // a reload is scheduled; it resumes every open saga
                 };
-                if act.core.open_sagas().contains_key(&tid) {
-                    return Ok(()); // this activation drives it
-                }
                 let (store, keys, act) = (
                     state.shell.store().clone(),
                     state.shell.keys().clone(),
                     act.clone(),
                 );
-                let current =
-                    tokio::task::spawn_blocking(move || exec::is_current(&store, &keys, &act))
-                        .await
-                        .expect("lease read does not panic");
-                if current == Ok(false) {
+                let stale = tokio::task::spawn_blocking(move || {
+                    exec::stale_for(&store, &keys, &act, &tid).map(|s| (s, tid))
+                })
+                .await
+                .expect("lease read does not panic");
+                if let Ok((true, tid)) = stale {
                     tracing::info!(account = %state.id, transfer = %tid, "stale activation steps aside");
                     state.fail_pending(&StorageError::Fenced);
                     state

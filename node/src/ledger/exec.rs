@@ -213,14 +213,22 @@ pub fn commit_batch(
     })
 }
 
-/// Whether `act` still holds its account's lease. The pending sweep asks this of a local
-/// activation that does not know a pending saga of its account: a current one can ignore it
-/// (the saga settled since the sweep read the index), a stale one must step aside so a fresh
-/// activation loads and resumes the saga.
-pub fn is_current(store: &Store, keys: &Keys, act: &Activation) -> Result<bool, StorageError> {
+/// Whether `act` must step aside for `transfer`, an unsettled transfer of its account that
+/// the pending sweep found: true when the activation does not drive that saga and no longer
+/// holds the lease (a newer activation started the saga, then died). A current activation
+/// that does not know the saga ignores it: it settled after the sweep read the index.
+pub fn stale_for(
+    store: &Store,
+    keys: &Keys,
+    act: &Activation,
+    transfer: &TransferId,
+) -> Result<bool, StorageError> {
+    if act.core.open_sagas().contains_key(transfer) {
+        return Ok(false);
+    }
     let id = act.core.id().as_str();
     let stored = store.read(|txn| get::<Lease>(txn, &keys.lease(id)))?;
-    Ok(stored == act.lease)
+    Ok(stored != act.lease)
 }
 
 fn apply_write(

@@ -44,7 +44,7 @@ fn currency_of(before: &Ledger, commit: &Commit, id: &str) -> Option<String> {
 
 fn totals_of(ledger: &Ledger) -> BTreeMap<String, Totals> {
     let mut t: BTreeMap<String, Totals> = BTreeMap::new();
-    for (id, a) in &ledger.accounts {
+    for a in ledger.accounts.values() {
         let Some(s) = a.state() else { continue };
         let e = t.entry(s.currency.to_string()).or_default();
         e.balances += s.balance as i128;
@@ -86,7 +86,6 @@ fn totals_of(ledger: &Ledger) -> BTreeMap<String, Totals> {
                 _ => {}
             }
         }
-        let _ = id;
     }
     t
 }

@@ -9,6 +9,7 @@
 use super::Check;
 use crate::ledger::{Commit, Ledger, Row};
 use crate::workload::{OpKind, OpSpec};
+use node::ledger::records::SagaRecord;
 use protocol::api::EntryKind;
 use std::collections::BTreeMap;
 
@@ -62,14 +63,22 @@ impl Check for ExactlyOnce {
             if e.kind == EntryKind::TransferIn {
                 // A credit is exactly the amount its sender holds.
                 let t = e.transfer_id.as_ref().map(|t| t.as_str()).unwrap_or("");
-                let held = before.accounts.values().find_map(|a| match a.sagas.get(t) {
-                    Some(node::ledger::records::SagaRecord::Sender { amount, to, .. })
-                        if to.as_str() == id.as_str() =>
+                // The credit's own commit records the decision, naming the sender.
+                let sender = commit.rows.iter().find_map(|r| match r {
+                    Row::Saga(a, t2, Some(SagaRecord::Receiver { from, .. }))
+                        if a == id && t2 == t =>
                     {
-                        Some(*amount)
+                        Some(from.as_str())
                     }
                     _ => None,
                 });
+                let held = sender
+                    .and_then(|f| before.accounts.get(f))
+                    .and_then(|a| a.sagas.get(t))
+                    .and_then(|r| match r {
+                        SagaRecord::Sender { amount, .. } => Some(*amount),
+                        SagaRecord::Receiver { .. } => None,
+                    });
                 if held != Some(e.amount) {
                     return Err(format!(
                         "{id} entry {seq}: credit of {} for {t}, whose sender holds {held:?}",
