@@ -512,7 +512,8 @@ impl Config {
                 ),
             ));
         }
-        self.cluster.peer_addrs()?;
+        let peers = self.cluster.peer_addrs()?;
+        self.check_storage_reaches_peers(&peers, cluster_listen)?;
         match self.storage.backend {
             Backend::Fdb => match &self.storage.cluster_file {
                 None => {
@@ -566,6 +567,42 @@ impl Config {
             ));
         }
         Ok(())
+    }
+}
+
+impl Config {
+    /// Refuses a cluster whose nodes could not share one store: every node of a cluster must
+    /// see the same ledger, and only FoundationDB is reachable from several machines.
+    fn check_storage_reaches_peers(
+        &self,
+        peers: &[SocketAddr],
+        cluster_listen: SocketAddr,
+    ) -> Result<(), ConfigError> {
+        if peers.is_empty() {
+            return Ok(());
+        }
+        match self.storage.backend {
+            Backend::Fdb => Ok(()),
+            Backend::Memory => Err(ConfigError::invalid(
+                "storage.backend",
+                "\"memory\" keeps the ledger inside one process, so nodes with peers cannot share it; use \"embedded\" for nodes on one machine or \"fdb\" for nodes on several",
+            )),
+            Backend::Embedded => {
+                if let Some((i, p)) = peers.iter().enumerate().find(|(_, p)| !p.ip().is_loopback()) {
+                    return Err(ConfigError::invalid(
+                        format!("cluster.peers[{i}]"),
+                        format!("{p} is not a loopback address, but storage.backend = \"embedded\" is a file that only processes on this machine can share; run every node on this machine with loopback addresses (127.0.0.1), or use storage.backend = \"fdb\" for nodes on several machines"),
+                    ));
+                }
+                if !cluster_listen.ip().is_loopback() {
+                    return Err(ConfigError::invalid(
+                        "node.cluster_listen",
+                        format!("{cluster_listen} lets nodes on other machines join, but storage.backend = \"embedded\" is a file they cannot share; listen on a loopback address (127.0.0.1), or use storage.backend = \"fdb\""),
+                    ));
+                }
+                Ok(())
+            }
+        }
     }
 }
 

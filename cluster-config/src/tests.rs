@@ -340,3 +340,33 @@ fn config_load_reads_validates_and_names_file() {
     let e = load(&bad).unwrap_err();
     assert!(e.to_string().contains("cluster.vnodes"), "{e}");
 }
+
+#[test]
+fn config_refuses_a_cluster_that_cannot_share_its_store() {
+    // Proves a config whose nodes could not see one ledger is refused with a sentence saying
+    // why: memory storage with peers, embedded storage with a peer or a listener on another
+    // host; and that loopback peers on embedded storage, or any peers on fdb, are accepted.
+    assert_invalid(
+        "[cluster]\npeers = [\"127.0.0.1:7947\"]\n[storage]\nbackend = \"memory\"",
+        "storage.backend",
+        "inside one process",
+    );
+    assert_invalid(
+        "[cluster]\npeers = [\"127.0.0.1:7947\", \"10.0.0.2:7946\"]",
+        "cluster.peers[1]",
+        "only processes on this machine can share",
+    );
+    assert_invalid(
+        "[node]\ncluster_listen = \"0.0.0.0:7946\"\n[cluster]\npeers = [\"127.0.0.1:7947\"]",
+        "node.cluster_listen",
+        "other machines",
+    );
+    let ok = Config::from_toml_str("[cluster]\npeers = [\"127.0.0.1:7947\", \"127.0.0.1:7948\"]")
+        .unwrap();
+    ok.validate().unwrap();
+    let fdb = Config::from_toml_str(
+        "[node]\ncluster_listen = \"0.0.0.0:7946\"\n[cluster]\npeers = [\"10.0.0.2:7946\"]\n[storage]\nbackend = \"fdb\"\ncluster_file = \"/etc/foundationdb/fdb.cluster\"",
+    )
+    .unwrap();
+    fdb.validate().unwrap();
+}

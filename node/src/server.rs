@@ -5,10 +5,13 @@
 //! finish, closes WebSockets, drains every actor's mailbox, and returns; every acknowledged
 //! command was committed before its reply, so nothing acknowledged can be lost by stopping.
 
-use crate::cluster::placement::{Member, Ring};
+use crate::cluster::membership::Membership;
+use crate::cluster::network::Network;
+use crate::cluster::placement::Member;
 use crate::cluster::{sweeper, Shell, ShellConfig};
 use crate::gateway::{self, AppState};
 use crate::ledger::account::SagaTiming;
+use crate::ledger::exec;
 use crate::metrics::Metrics;
 use crate::storage::keys::Keys;
 use crate::storage::memory::MemoryBackend;
@@ -31,6 +34,8 @@ pub struct Node {
     shutdown: watch::Sender<bool>,
     serve: JoinHandle<std::io::Result<()>>,
     sweeper: JoinHandle<()>,
+    network: Option<Network>,
+    drained: watch::Receiver<bool>,
     grace: Duration,
 }
 
@@ -85,12 +90,6 @@ impl Node {
         config: &Config,
         backend: Arc<dyn Backend>,
     ) -> Result<Node, StartError> {
-        if !config.cluster.peers.is_empty() {
-            return Err(StartError::Config(
-                "cluster.peers is set, but this version runs a single node; remove the peers"
-                    .into(),
-            ));
-        }
         let store = Store::new(backend);
         let keys = match config.storage.backend {
             cluster_config::Backend::Fdb => Keys::new(&config.storage.prefix),
@@ -105,7 +104,6 @@ impl Node {
                 ..SagaTiming::default()
             },
         };
-        let shell = Shell::new(shell_config, store, keys, Arc::new(Metrics::default()));
         let listener = tokio::net::TcpListener::bind(&config.node.listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -116,18 +114,68 @@ impl Node {
             addr: config.node.listen.clone(),
             source,
         })?;
-        let ring = Arc::new(Ring::new(
-            vec![Member {
+        let store_id = {
+            let (store, keys) = (store.clone(), keys.clone());
+            tokio::task::spawn_blocking(move || {
+                exec::store_identity(
+                    &store,
+                    &keys,
+                    &crate::gateway::transfers::random_hex_id("s"),
+                )
+            })
+            .await
+            .expect("store identity does not panic")?
+        };
+        let membership = Membership::new(
+            Member {
                 node_id: config.node.id.clone(),
                 http: addr.to_string(),
-            }],
+            },
+            config.node.cluster_listen.clone(),
+            store_id,
             config.cluster.vnodes,
-        ));
+        );
+        let shell = Shell::new(
+            shell_config,
+            store,
+            keys,
+            Arc::new(Metrics::default()),
+            membership,
+        );
         let (shutdown, shutdown_rx) = watch::channel(false);
+        // A node with peers joins them (and waits a moment to meet one, so that it does not
+        // take every account for itself); a node without peers runs alone and does not listen.
+        let network = if config.cluster.peers.is_empty() {
+            None
+        } else {
+            let listen = config
+                .node
+                .cluster_listen_addr()
+                .map_err(|e| StartError::Config(e.to_string()))?;
+            let seeds = config
+                .cluster
+                .peer_addrs()
+                .map_err(|e| StartError::Config(e.to_string()))?;
+            let net = Network::start(
+                &shell,
+                listen,
+                &config.cluster.cookie,
+                seeds,
+                shutdown_rx.clone(),
+            )
+            .await
+            .map_err(|e| StartError::Bind {
+                addr: listen.to_string(),
+                source: std::io::Error::other(e.why),
+            })?;
+            Network::wait_for_peers(&shell).await;
+            Some(net)
+        };
+        let (drained_tx, drained) = watch::channel(false);
         let (ready_tx, ready_rx) = watch::channel(false);
         let state = AppState {
             shell: shell.clone(),
-            ring,
+            drained: Arc::new(drained_tx),
             started: Instant::now(),
             shutdown: shutdown_rx.clone(),
             ready: ready_rx,
@@ -159,6 +207,8 @@ impl Node {
             shutdown,
             serve,
             sweeper,
+            network,
+            drained,
             grace: Duration::from_millis(config.node.shutdown_grace_ms),
         })
     }
@@ -173,9 +223,24 @@ impl Node {
         &self.shell
     }
 
-    /// Stops the node gracefully, within the configured grace period.
+    /// Resolves when a drain (`POST /admin/drain`) finished and the node should stop.
+    pub async fn drained(&self) {
+        let mut rx = self.drained.clone();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    }
+
+    /// Stops the node gracefully, within the configured grace period: it leaves the ring first
+    /// (peers take its accounts over at once), then finishes in-flight work.
     pub async fn shutdown(self) {
+        if self.network.is_some() {
+            self.shell.leave_cluster().await;
+        }
         let _ = self.shutdown.send(true);
+        let network = self.network;
         let grace = self.grace;
         let shell = self.shell.clone();
         let drain = async move {
@@ -185,6 +250,12 @@ impl Node {
         };
         if tokio::time::timeout(grace, drain).await.is_err() {
             tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace period ran out; stopping anyway (acknowledged commands are already durable)");
+        }
+        if let Some(net) = network {
+            // Forwarded requests that arrived while HTTP and the actors stopped are answered
+            // (or answered `Moved`) before the sessions close.
+            self.shell.leave_cluster().await;
+            net.stop().await;
         }
     }
 }

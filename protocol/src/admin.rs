@@ -37,6 +37,39 @@ pub struct MemberStatus {
     pub http: String,
     /// Share of the ring it owns, 0.0 to 1.0.
     pub ring_share: f64,
+    /// Account actors active on it; absent when it did not answer in time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_actors: Option<u64>,
+    /// Unsettled transfers whose sender it owns (from the `pending` index).
+    #[serde(default)]
+    pub pending_sagas: u64,
+    /// True while it drains (it has left the ring).
+    #[serde(default)]
+    pub leaving: bool,
+}
+
+/// One node's own figures, as it reports them to a peer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeStats {
+    /// Node id.
+    pub node_id: String,
+    /// Account actors active on it.
+    pub active_actors: u64,
+    /// True while it drains (it owns no account any more).
+    pub leaving: bool,
+}
+
+/// `POST /admin/drain`: where a drain of this node stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainStatus {
+    /// This node's id.
+    pub node_id: String,
+    /// True once it has left the ring (new requests go to the other members).
+    pub left_ring: bool,
+    /// Account actors still active on it.
+    pub active_actors: u64,
+    /// True when no actor is left: the node stops now.
+    pub drained: bool,
 }
 
 impl Eq for MemberStatus {}

@@ -12,6 +12,7 @@
 
 pub mod admin;
 pub mod api;
+pub mod cluster;
 pub mod error;
 pub mod ids;
 pub mod saga;

@@ -66,7 +66,10 @@ fn main() -> anyhow::Result<()> {
             node.shell().store().backend_name(),
             config.storage.path.display()
         );
-        shutdown_signal().await;
+        tokio::select! {
+            _ = shutdown_signal() => {}
+            _ = node.drained() => {}
+        }
         tracing::info!("shutting down: finishing in-flight requests and draining actors");
         node.shutdown().await;
         tracing::info!("stopped");

@@ -1,6 +1,6 @@
 //! The account actor: the ractor shell around one [`AccountCore`] activation.
 
-use super::{unavailable, Shell, BATCH_INPUTS_MAX};
+use super::{unavailable, Refusal, Shell, BATCH_INPUTS_MAX};
 use crate::ledger::account::{Command, Effect, Input, Reply, ReqId};
 use crate::ledger::exec::{self, Activation};
 use crate::storage::StorageError;
@@ -20,7 +20,7 @@ pub const RELOAD_BACKOFF_INITIAL: Duration = Duration::from_millis(50);
 pub const RELOAD_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// What a caller gets back: the reply, and for a pending transfer a receiver of its settlement.
-pub type CommandReply = Result<(Reply, Option<oneshot::Receiver<TransferView>>), ApiError>;
+pub type CommandReply = Result<(Reply, Option<oneshot::Receiver<TransferView>>), Refusal>;
 
 /// A message to an account actor.
 pub enum AccountMsg {
@@ -45,6 +45,9 @@ pub enum AccountMsg {
     /// not know it checks that it still holds the lease, and steps aside if not.
     Resume(TransferId),
 }
+
+// Local only: account messages never cross the network (saga messages travel as `PeerMsg`).
+impl ractor::Message for AccountMsg {}
 
 /// The actor's behaviour (stateless; state is in [`ActorState`]).
 pub struct AccountActor;
@@ -326,19 +329,21 @@ impl ActorState {
         for input in inputs {
             if let Input::Command(req, _) = input {
                 if let Some(port) = self.replies.remove(req) {
-                    let _ = port.send(Err(unavailable("storage is unreachable")));
+                    let _ = port.send(Err(Refusal::Api(unavailable("storage is unreachable"))));
                 }
             }
         }
     }
 
     fn fail_pending(&mut self, e: &StorageError) {
-        let why = match e {
-            StorageError::Fenced => "the account moved to another activation",
-            _ => "storage did not confirm the commit",
+        // Fenced is definitive (the store reports an earlier unknown attempt as unknown, not
+        // fenced): nothing of these commands ran, so the caller may send them to the new owner.
+        let refusal = || match e {
+            StorageError::Fenced => Refusal::Moved,
+            _ => Refusal::Api(unavailable("storage did not confirm the commit")),
         };
         for (_, port) in self.replies.drain() {
-            let _ = port.send(Err(unavailable(why)));
+            let _ = port.send(Err(refusal()));
         }
         // Saga messages of the failed batch are dropped: the sender's timer re-drives them.
     }
@@ -390,6 +395,6 @@ impl ActorState {
             }
             _ => None,
         };
-        let _ = port.send(result.map(|r| (r, settle)));
+        let _ = port.send(result.map(|r| (r, settle)).map_err(Refusal::Api));
     }
 }

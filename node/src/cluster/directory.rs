@@ -106,6 +106,18 @@ impl Directory {
         }
     }
 
+    /// Every active actor's account and actor id.
+    pub fn active_ids(&self) -> Vec<(AccountId, ractor::ActorId)> {
+        let g = self.inner.lock().expect("directory lock");
+        g.slots
+            .iter()
+            .filter_map(|(id, slot)| match slot {
+                Slot::Active { actor, .. } => Some((id.clone(), actor.get_id())),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The account's actor, activated if needed.
     pub async fn get_or_spawn(
         &self,

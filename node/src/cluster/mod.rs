@@ -22,13 +22,24 @@
 //! transfer whose actor is not active (after a restart, or an eviction), which resumes it.
 //!
 //! [`placement::Ring`] is the consistent-hash ring (virtual nodes) that names each account's
-//! owner. With one node every account is local.
+//! owner; [`membership`] keeps the live members and the ring over them, and [`network`] joins
+//! the node to its peers through `ractor_cluster`. [`Shell::execute`] runs a command here when
+//! this node owns the account and forwards it to the owner's endpoint otherwise; an answer
+//! `Moved` (nothing ran) is retried on the newer ring, so membership changes are invisible to
+//! clients. [`Shell::deliver`] routes saga messages the same way. When the ring changes, the
+//! [`sweeper`] passivates the actors of accounts this node no longer owns and resumes the
+//! unsettled transfers whose senders it now owns.
 //!
-//! Left out for now: forwarding to other nodes and membership (`ractor_cluster`), which a later
-//! change adds behind [`Shell::deliver`] and [`Shell::call`] without touching the core.
+//! Single activation does not depend on the rings agreeing: two nodes that both believe they
+//! own an account both activate it, and the lease epoch fences the older activation.
+//!
+//! Left out: a node never forwards a forwarded request again (it answers `Moved`), and saga
+//! messages that reach a non-owner are dropped; both are retried by their senders.
 
 pub mod actor;
 pub mod directory;
+pub mod membership;
+pub mod network;
 pub mod placement;
 pub mod sweeper;
 
@@ -38,7 +49,10 @@ use crate::storage::keys::Keys;
 use crate::storage::Store;
 use actor::{AccountMsg, CommandReply};
 use directory::Directory;
-use protocol::api::TransferView;
+use membership::{Membership, PeerMsg};
+use protocol::admin::NodeStats;
+use protocol::api::{TransferStatus, TransferView, TRANSFER_WAIT_MS_MAX};
+use protocol::cluster::{self, PeerCast, PeerReply, PeerRequest};
 use protocol::saga::SagaMsg;
 use protocol::{AccountId, ApiError, ErrorCode};
 use std::sync::Arc;
@@ -51,8 +65,28 @@ pub const BATCH_INPUTS_MAX: usize = 256;
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most times a message is re-sent when its actor stopped between lookup and send.
 pub const DELIVERY_ATTEMPTS_MAX: u32 = 16;
+/// How long a command keeps following its account while ownership moves.
+pub const MOVE_RETRY_FOR: Duration = Duration::from_secs(10);
+/// First wait before retrying a command whose account moved.
+pub const MOVE_BACKOFF_INITIAL: Duration = Duration::from_millis(20);
+/// Longest wait between retries of a command whose account moved.
+pub const MOVE_BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// Most times a saga message is forwarded between nodes whose rings disagree.
+pub const SAGA_HOPS_MAX: u8 = 3;
+/// Longest wait for a peer to acknowledge that this node leaves, and for the requests peers
+/// sent before to finish.
+pub const LEAVE_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Capacity of the node's balance-update channel; a slower subscriber back-fills from storage.
 pub const STREAM_CHANNEL_CAPACITY: usize = 16_384;
+
+/// Why a command did not produce a reply.
+#[derive(Debug)]
+pub enum Refusal {
+    /// A business error, or `unavailable` (outcome unknown): the client gets it.
+    Api(ApiError),
+    /// The node asked does not own the account (any more) and nothing ran: ask the owner.
+    Moved,
+}
 
 /// Settings of the shell, from the node's config.
 #[derive(Clone, Debug)]
@@ -80,11 +114,18 @@ struct ShellInner {
     directory: Directory,
     updates: broadcast::Sender<Arc<BalanceUpdate>>,
     metrics: Arc<Metrics>,
+    membership: Arc<Membership>,
 }
 
 impl Shell {
-    /// A shell over a store. Actors are activated on demand.
-    pub fn new(config: ShellConfig, store: Store, keys: Keys, metrics: Arc<Metrics>) -> Self {
+    /// A shell over a store, placing accounts by `membership`. Actors are activated on demand.
+    pub fn new(
+        config: ShellConfig,
+        store: Store,
+        keys: Keys,
+        metrics: Arc<Metrics>,
+        membership: Arc<Membership>,
+    ) -> Self {
         let (updates, _) = broadcast::channel(STREAM_CHANNEL_CAPACITY);
         Shell {
             inner: Arc::new(ShellInner {
@@ -94,6 +135,7 @@ impl Shell {
                 keys,
                 updates,
                 metrics,
+                membership,
             }),
         }
     }
@@ -111,6 +153,11 @@ impl Shell {
     /// The shell's settings.
     pub fn config(&self) -> &ShellConfig {
         &self.inner.config
+    }
+
+    /// The live members and the ring.
+    pub fn membership(&self) -> &Arc<Membership> {
+        &self.inner.membership
     }
 
     /// The node's metrics.
@@ -138,17 +185,207 @@ impl Shell {
         let _ = self.inner.updates.send(Arc::new(update));
     }
 
-    /// Runs a command on an account and waits for its committed reply. A transfer that is
-    /// still pending comes with a receiver of its settlement.
-    pub async fn call(
+    /// Runs a command on an account wherever it lives and returns its committed reply. A
+    /// transfer waits up to `wait` for its settlement (it is reported pending after that).
+    ///
+    /// The command goes to the account's owner under the current ring: run here, or forwarded
+    /// to the owner's endpoint. When the owner answers that the account moved (nothing ran),
+    /// the call is retried on the newer ring with backoff, for up to [`MOVE_RETRY_FOR`], so a
+    /// membership change is invisible to the client.
+    pub async fn execute(
         &self,
         id: &AccountId,
         cmd: Command,
-    ) -> Result<(Reply, Option<oneshot::Receiver<TransferView>>), ApiError> {
+        wait: Duration,
+    ) -> Result<Reply, ApiError> {
+        let deadline = tokio::time::Instant::now() + MOVE_RETRY_FOR;
+        let mut backoff = MOVE_BACKOFF_INITIAL;
+        loop {
+            let owner = self.membership().ring().owner(id.as_str()).node_id.clone();
+            let outcome = if owner == self.config().node_id {
+                self.run_local(id, cmd.clone(), wait).await
+            } else {
+                self.run_remote(&owner, id, cmd.clone(), wait).await
+            };
+            match outcome {
+                Ok(reply) => return Ok(reply),
+                Err(Refusal::Api(e)) => return Err(e),
+                Err(Refusal::Moved) => {
+                    if tokio::time::Instant::now() + backoff > deadline {
+                        return Err(unavailable("the account kept moving between nodes"));
+                    }
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MOVE_BACKOFF_MAX);
+                }
+            }
+        }
+    }
+
+    /// Runs a command on an account this node owns; `Moved` when it does not own it (any more).
+    async fn run_local(
+        &self,
+        id: &AccountId,
+        cmd: Command,
+        wait: Duration,
+    ) -> Result<Reply, Refusal> {
+        if !self.membership().owns(id.as_str()) {
+            return Err(Refusal::Moved);
+        }
+        let (reply, settle) = self.call_local(id, cmd).await?;
+        Ok(match (reply, settle) {
+            (Reply::Transfer(view), Some(rx))
+                if view.status == TransferStatus::Pending && !wait.is_zero() =>
+            {
+                match tokio::time::timeout(wait, rx).await {
+                    Ok(Ok(settled)) => Reply::Transfer(settled),
+                    // Timed out, or the actor stopped: the transfer goes on; report it pending.
+                    _ => Reply::Transfer(view),
+                }
+            }
+            (reply, _) => reply,
+        })
+    }
+
+    /// Forwards a command to the node that owns the account.
+    async fn run_remote(
+        &self,
+        node: &str,
+        id: &AccountId,
+        cmd: Command,
+        wait: Duration,
+    ) -> Result<Reply, Refusal> {
+        let req = PeerRequest::Command {
+            account: id.clone(),
+            command: cmd,
+            wait_ms: wait.as_millis() as u64,
+        };
+        match self.call_peer(node, &req, CALL_TIMEOUT + wait).await? {
+            PeerReply::Done(reply) => Ok(reply),
+            PeerReply::Failed(e) => Err(Refusal::Api(e)),
+            PeerReply::Moved => Err(Refusal::Moved),
+            PeerReply::Stats(_) | PeerReply::Ack => Err(Refusal::Api(unavailable(
+                "the owner node answered a command with something else",
+            ))),
+        }
+    }
+
+    /// Sends a request to a peer and waits for its answer. `Moved` when the peer is gone before
+    /// anything was sent; `unavailable` when it may have run but did not answer.
+    pub async fn call_peer(
+        &self,
+        node: &str,
+        req: &PeerRequest,
+        timeout: Duration,
+    ) -> Result<PeerReply, Refusal> {
+        let Some(endpoint) = self.membership().endpoint(node) else {
+            return Err(Refusal::Moved);
+        };
+        let bytes = cluster::encode(req);
+        match endpoint
+            .call(|port| PeerMsg::Call(bytes, port), Some(timeout))
+            .await
+        {
+            Ok(ractor::rpc::CallResult::Success(answer)) => cluster::decode::<PeerReply>(&answer)
+                .map_err(|e| {
+                    Refusal::Api(unavailable(&format!("node {node} answered garbage ({e})")))
+                }),
+            Ok(_) => Err(Refusal::Api(unavailable(&format!(
+                "node {node} did not answer in time or its session ended"
+            )))),
+            // Nothing was sent: the peer's endpoint is gone.
+            Err(_) => Err(Refusal::Moved),
+        }
+    }
+
+    /// Answers a peer's request (run by this node's endpoint).
+    pub async fn serve_peer(&self, req: PeerRequest) -> PeerReply {
+        match req {
+            PeerRequest::Command {
+                account,
+                command,
+                wait_ms,
+            } => {
+                let wait = Duration::from_millis(wait_ms.min(TRANSFER_WAIT_MS_MAX));
+                match self.run_local(&account, command, wait).await {
+                    Ok(reply) => PeerReply::Done(reply),
+                    Err(Refusal::Api(e)) => PeerReply::Failed(e),
+                    Err(Refusal::Moved) => PeerReply::Moved,
+                }
+            }
+            PeerRequest::Stats => PeerReply::Stats(self.stats()),
+            PeerRequest::Leaving(hello) => {
+                self.membership().introduced(hello);
+                PeerReply::Ack
+            }
+        }
+    }
+
+    /// Takes this node out of the ring and makes sure no peer sends it new requests: every
+    /// peer acknowledges the news (or does not answer within [`LEAVE_ACK_TIMEOUT`]), then the
+    /// requests that reached this node before are waited for (up to [`LEAVE_ACK_TIMEOUT`]).
+    /// Returns true when every peer acknowledged and no request is left in flight.
+    pub async fn leave_cluster(&self) -> bool {
+        let peers = self.membership().leave();
+        let hello = self.membership().hello();
+        let asks: Vec<_> = peers
+            .into_iter()
+            .map(|(node, _)| {
+                let (shell, req) = (self.clone(), PeerRequest::Leaving(hello.clone()));
+                tokio::spawn(async move {
+                    matches!(
+                        shell.call_peer(&node, &req, LEAVE_ACK_TIMEOUT).await,
+                        Ok(PeerReply::Ack) | Err(Refusal::Moved)
+                    )
+                })
+            })
+            .collect();
+        let mut all_acked = true;
+        for ask in asks {
+            all_acked &= ask.await.unwrap_or(false);
+        }
+        // A local request through the endpoint's mailbox: once it is answered, every peer
+        // request queued before it has been counted as in flight.
+        if let Some(me) = self.membership().local_endpoint() {
+            let barrier = cluster::encode(&PeerRequest::Stats);
+            let _ = me
+                .call(|port| PeerMsg::Call(barrier, port), Some(LEAVE_ACK_TIMEOUT))
+                .await;
+        }
+        let deadline = tokio::time::Instant::now() + LEAVE_ACK_TIMEOUT;
+        while self.membership().requests_in_flight() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        all_acked
+    }
+
+    /// This node's own figures.
+    pub fn stats(&self) -> NodeStats {
+        NodeStats {
+            node_id: self.config().node_id.clone(),
+            active_actors: self.active_actors() as u64,
+            leaving: self.membership().is_leaving(),
+        }
+    }
+
+    /// Runs a command on this node's actor of the account and waits for its committed reply.
+    /// A transfer that is still pending comes with a receiver of its settlement.
+    async fn call_local(
+        &self,
+        id: &AccountId,
+        cmd: Command,
+    ) -> Result<(Reply, Option<oneshot::Receiver<TransferView>>), Refusal> {
         let (tx, rx) = oneshot::channel::<CommandReply>();
         let mut msg = Some(AccountMsg::Command { cmd, reply: tx });
         for _ in 0..DELIVERY_ATTEMPTS_MAX {
-            let actor = self.inner.directory.get_or_spawn(self, id).await?;
+            let actor = self
+                .inner
+                .directory
+                .get_or_spawn(self, id)
+                .await
+                .map_err(Refusal::Api)?;
             match actor.send_message(msg.take().expect("message present")) {
                 Ok(()) => break,
                 // The actor stopped between lookup and send (passivation, or it died): look it
@@ -157,21 +394,65 @@ impl Shell {
                     self.inner.directory.forget_dead(id, &actor);
                     msg = Some(m);
                 }
-                Err(_) => return Err(unavailable("the account actor is stopping")),
+                Err(_) => return Err(Refusal::Api(unavailable("the account actor is stopping"))),
             }
         }
         if msg.is_some() {
-            return Err(unavailable("the account actor kept stopping"));
+            return Err(Refusal::Api(unavailable("the account actor kept stopping")));
         }
         match tokio::time::timeout(CALL_TIMEOUT, rx).await {
             Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => Err(unavailable("the account actor stopped before answering")),
-            Err(_) => Err(unavailable("the account actor did not answer in time")),
+            Ok(Err(_)) => Err(Refusal::Api(unavailable(
+                "the account actor stopped before answering",
+            ))),
+            Err(_) => Err(Refusal::Api(unavailable(
+                "the account actor did not answer in time",
+            ))),
         }
     }
 
-    /// Delivers a saga message to its destination account, activating it if needed.
+    /// Delivers a saga message to its destination account: to this node's actor when this
+    /// node owns the account, otherwise to the owner's endpoint. A message that cannot be
+    /// delivered is dropped: the sender's timer re-drives the saga.
     pub async fn deliver(&self, msg: SagaMsg) {
+        self.route_saga(msg, 0).await
+    }
+
+    /// Delivers a saga message that a peer sent here: here if this node owns its destination,
+    /// else on to the owner this node knows (rings differ for a moment while membership
+    /// changes), at most [`SAGA_HOPS_MAX`] times.
+    pub async fn deliver_from_peer(&self, msg: SagaMsg, hops: u8) {
+        if self.membership().owns(msg.destination().as_str()) {
+            self.deliver_local(msg).await;
+        } else if hops < SAGA_HOPS_MAX {
+            self.route_saga(msg, hops + 1).await;
+        } else {
+            tracing::debug!(account = %msg.destination(), "saga message dropped after {SAGA_HOPS_MAX} forwards; the sender retries");
+        }
+    }
+
+    async fn route_saga(&self, msg: SagaMsg, hops: u8) {
+        let owner = self
+            .membership()
+            .ring()
+            .owner(msg.destination().as_str())
+            .node_id
+            .clone();
+        if owner == self.config().node_id {
+            return self.deliver_local(msg).await;
+        }
+        let dest = msg.destination().clone();
+        let cast = PeerCast::Saga { msg, hops };
+        let sent = self
+            .membership()
+            .endpoint(&owner)
+            .map(|e| e.cast(PeerMsg::Cast(cluster::encode(&cast))).is_ok());
+        if sent != Some(true) {
+            tracing::debug!(account = %dest, node = %owner, "saga message not sent: the owner's endpoint is gone");
+        }
+    }
+
+    async fn deliver_local(&self, msg: SagaMsg) {
         let dest = msg.destination().clone();
         let mut msg = Some(AccountMsg::Saga(msg));
         for _ in 0..DELIVERY_ATTEMPTS_MAX {

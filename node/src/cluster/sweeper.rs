@@ -1,4 +1,5 @@
-//! Background duties of a node: resuming unsettled sagas and passivating idle actors.
+//! Background duties of a node: resuming unsettled sagas, passivating idle actors, and moving
+//! actors off this node when the ring gives their accounts to another node.
 
 use super::actor::AccountMsg;
 use super::Shell;
@@ -12,8 +13,8 @@ pub const SWEEP_PAGE: usize = 1_000;
 /// Most senders activated per sweep (the rest wait for the next sweep).
 pub const SWEEP_ACTIVATIONS_MAX: usize = 10_000;
 
-/// Activates the sender of every unsettled transfer whose actor is not active; activation
-/// resumes its sagas. Returns how many senders were activated.
+/// Activates the sender of every unsettled transfer that this node owns and whose actor is not
+/// active; activation resumes its sagas. Returns how many senders were activated.
 pub async fn sweep_pending_once(shell: &Shell) -> usize {
     let mut after: Option<String> = None;
     let mut activated = 0;
@@ -32,6 +33,10 @@ pub async fn sweep_pending_once(shell: &Shell) -> usize {
             }
         };
         for (view, sender) in &rows {
+            after = Some(view.id.as_str().to_owned());
+            if !shell.membership().owns(sender.as_str()) {
+                continue; // its owner's sweep resumes it
+            }
             if let Some(actor) = shell.directory().active(sender) {
                 // An active sender may be a stale activation that never saw this saga (a newer
                 // one elsewhere started it and died): the actor checks and steps aside if so,
@@ -43,7 +48,6 @@ pub async fn sweep_pending_once(shell: &Shell) -> usize {
                     activated += 1;
                 }
             }
-            after = Some(view.id.as_str().to_owned());
         }
         if !more || activated >= SWEEP_ACTIVATIONS_MAX {
             return activated;
@@ -51,9 +55,27 @@ pub async fn sweep_pending_once(shell: &Shell) -> usize {
     }
 }
 
+/// Passivates every active actor of an account that this node no longer owns (each drains its
+/// mailbox first); the new owner activates it on its next message. Returns how many.
+pub fn passivate_moved(shell: &Shell) -> usize {
+    let moved: Vec<_> = shell
+        .directory()
+        .active_ids()
+        .into_iter()
+        .filter(|(id, _)| !shell.membership().owns(id.as_str()))
+        .collect();
+    for (id, actor) in &moved {
+        shell.directory().passivate(id, *actor);
+    }
+    moved.len()
+}
+
 /// Runs the sweeps until `stop` changes: pending sagas every `pending_every`, idle actors
-/// every `idle_every`.
+/// every `idle_every`, and on every ring change: moved actors passivated, then pending sagas
+/// swept at once (the ones whose sender this node now owns resume here).
 pub async fn run(shell: Shell, pending_every: Duration, mut stop: watch::Receiver<bool>) {
+    let mut ring = shell.membership().watch();
+    ring.mark_unchanged();
     let idle = Duration::from_millis(shell.config().idle_passivate_ms);
     let idle_every = (idle / 4).max(Duration::from_millis(25));
     // The node swept once before declaring itself ready: the first periodic sweep comes one
@@ -73,6 +95,14 @@ pub async fn run(shell: Shell, pending_every: Duration, mut stop: watch::Receive
                 for actor in shell.directory().idle_actors(idle) {
                     let _ = actor.send_message(AccountMsg::IdleCheck);
                 }
+            }
+            changed = ring.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                let moved = passivate_moved(&shell);
+                let n = sweep_pending_once(&shell).await;
+                tracing::info!(passivated = moved, resumed = n, "ring changed: actors moved");
             }
             _ = stop.changed() => return,
         }

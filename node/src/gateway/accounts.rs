@@ -10,21 +10,17 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use protocol::api::{EntriesQuery, OpenAccount, ENTRIES_PAGE_DEFAULT, ENTRIES_PAGE_MAX};
 use protocol::ErrorCode;
+use std::time::Duration;
 
 /// `POST /v1/accounts`: 201 when created, 200 when it existed with the same settings.
 pub async fn open(
     State(st): State<AppState>,
     ApiJson(body): ApiJson<OpenAccount>,
 ) -> Result<Response, HttpError> {
-    let (reply, _) = st
-        .shell
-        .call(
-            &body.id,
-            Command::Open {
-                currency: body.currency,
-            },
-        )
-        .await?;
+    let open = Command::Open {
+        currency: body.currency,
+    };
+    let reply = st.shell.execute(&body.id, open, Duration::ZERO).await?;
     account_response(reply)
 }
 
@@ -34,7 +30,7 @@ pub async fn get(
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
     let id = parse_account(id)?;
-    let (reply, _) = st.shell.call(&id, Command::Get).await?;
+    let reply = st.shell.execute(&id, Command::Get, Duration::ZERO).await?;
     account_response(reply)
 }
 
@@ -44,7 +40,10 @@ pub async fn freeze(
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
     let id = parse_account(id)?;
-    let (reply, _) = st.shell.call(&id, Command::Freeze).await?;
+    let reply = st
+        .shell
+        .execute(&id, Command::Freeze, Duration::ZERO)
+        .await?;
     account_response(reply)
 }
 
@@ -54,7 +53,10 @@ pub async fn unfreeze(
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
     let id = parse_account(id)?;
-    let (reply, _) = st.shell.call(&id, Command::Unfreeze).await?;
+    let reply = st
+        .shell
+        .execute(&id, Command::Unfreeze, Duration::ZERO)
+        .await?;
     account_response(reply)
 }
 

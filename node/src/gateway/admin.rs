@@ -2,51 +2,153 @@
 
 use super::error::{invalid, ApiQuery, HttpError};
 use super::{blocking, parse_account, AppState};
-use crate::cluster::placement::Member;
 use crate::ledger::exec;
 use axum::extract::{Path, State};
 use axum::Json;
 use protocol::admin::{
-    AccountsPage, MemberStatus, NodeStatus, OwnerView, PendingPage, ADMIN_PAGE_MAX,
+    AccountsPage, DrainStatus, MemberStatus, NodeStatus, OwnerView, PendingPage, ADMIN_PAGE_MAX,
 };
+use protocol::cluster::{PeerReply, PeerRequest};
 use protocol::AccountId;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 /// Most pending transfers counted for status and metrics (the count is capped, not paged).
 pub const PENDING_COUNT_MAX: usize = 100_000;
 
-/// `GET /admin/status`.
+/// Longest wait for a peer's statistics in `GET /admin/status`.
+pub const PEER_STATS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Most pending transfers read to attribute them to their owners in `GET /admin/status`.
+pub const PENDING_ATTRIBUTED_MAX: usize = 10_000;
+/// Longest a `POST /admin/drain` waits for the node's actors to stop before answering.
+pub const DRAIN_WAIT: Duration = Duration::from_secs(20);
+
+/// `GET /admin/status`: this node, and every member with its ring share, active actors and
+/// the unsettled transfers whose sender it owns.
 pub async fn status(State(st): State<AppState>) -> Result<Json<NodeStatus>, HttpError> {
-    let (store, keys) = (st.shell.store().clone(), st.shell.keys().clone());
-    let pending = blocking(move || exec::count_pending(&store, &keys, PENDING_COUNT_MAX)).await?;
-    let members = st
-        .ring
-        .shares()
-        .into_iter()
-        .map(|(node_id, share)| MemberStatus {
-            http: member(&st, &node_id)
-                .map(|m| m.http.clone())
-                .unwrap_or_default(),
-            node_id,
-            ring_share: share,
+    let shell = &st.shell;
+    let (store, keys) = (shell.store().clone(), shell.keys().clone());
+    let (pending, rows) = blocking(move || {
+        let total = exec::count_pending(&store, &keys, PENDING_COUNT_MAX)?;
+        let mut rows = Vec::new();
+        let mut after: Option<String> = None;
+        while rows.len() < PENDING_ATTRIBUTED_MAX {
+            let (page, more) =
+                exec::read_pending(&store, &keys, after.as_deref(), ADMIN_PAGE_MAX as usize)?;
+            after = page.last().map(|(v, _)| v.id.as_str().to_owned());
+            rows.extend(page);
+            if !more {
+                break;
+            }
+        }
+        Ok((total, rows))
+    })
+    .await?;
+    let ring = shell.membership().ring();
+    let mut per_owner: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, sender) in &rows {
+        *per_owner
+            .entry(ring.owner(sender.as_str()).node_id.clone())
+            .or_default() += 1;
+    }
+    // Every member's own figures, asked concurrently.
+    let me = shell.stats();
+    let peers = shell.membership().peers();
+    let asks: Vec<_> = peers
+        .iter()
+        .map(|(hello, _)| {
+            let shell = shell.clone();
+            let node = hello.node_id.clone();
+            tokio::spawn(async move {
+                match shell
+                    .call_peer(&node, &PeerRequest::Stats, PEER_STATS_TIMEOUT)
+                    .await
+                {
+                    Ok(PeerReply::Stats(s)) => Some(s),
+                    _ => None,
+                }
+            })
         })
         .collect();
+    let mut answers = Vec::with_capacity(asks.len());
+    for ask in asks {
+        answers.push(ask.await.ok().flatten());
+    }
+    let shares: BTreeMap<String, f64> = ring.shares().into_iter().collect();
+    let mut members = vec![MemberStatus {
+        node_id: me.node_id.clone(),
+        http: shell.membership().me().http.clone(),
+        ring_share: shares.get(&me.node_id).copied().unwrap_or(0.0),
+        active_actors: Some(me.active_actors),
+        pending_sagas: per_owner.get(&me.node_id).copied().unwrap_or(0),
+        leaving: me.leaving,
+    }];
+    for ((hello, _), stats) in peers.iter().zip(answers) {
+        members.push(MemberStatus {
+            node_id: hello.node_id.clone(),
+            http: hello.http.clone(),
+            ring_share: shares.get(&hello.node_id).copied().unwrap_or(0.0),
+            active_actors: stats.as_ref().map(|s| s.active_actors),
+            pending_sagas: per_owner.get(&hello.node_id).copied().unwrap_or(0),
+            leaving: stats.map(|s| s.leaving).unwrap_or(hello.leaving),
+        });
+    }
+    members.sort_by(|a, b| a.node_id.cmp(&b.node_id));
     Ok(Json(NodeStatus {
-        node_id: st.shell.config().node_id.clone(),
-        backend: st.shell.store().backend_name().to_owned(),
+        node_id: me.node_id,
+        backend: shell.store().backend_name().to_owned(),
         members,
-        active_actors: st.shell.active_actors() as u64,
+        active_actors: me.active_actors,
         pending_sagas: pending,
-        commits: st.shell.store().stats().commits.load(Ordering::Relaxed),
+        commits: shell.store().stats().commits.load(Ordering::Relaxed),
         uptime_s: st.started.elapsed().as_secs(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
     }))
 }
 
-fn member<'a>(st: &'a AppState, node_id: &str) -> Option<&'a Member> {
-    st.ring.members().iter().find(|m| m.node_id == node_id)
+/// `POST /admin/drain`: this node leaves the ring (its accounts go to the other members, and
+/// requests that still reach it are forwarded), its actors stop after their queued inputs, and
+/// once none is left the node shuts down. Repeatable: each call reports progress, waiting up to
+/// [`DRAIN_WAIT`] for the actors to stop.
+pub async fn drain(State(st): State<AppState>) -> Json<DrainStatus> {
+    let shell = &st.shell;
+    let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
+    let acked = shell.leave_cluster().await;
+    loop {
+        // Actors re-activated by a message that raced the ring change are moved again.
+        crate::cluster::sweeper::passivate_moved(shell);
+        let left_ring = !shell
+            .membership()
+            .ring()
+            .members()
+            .iter()
+            .any(|m| m.node_id == shell.config().node_id);
+        let active = shell.active_actors() as u64;
+        let mut drained = acked && left_ring && active == 0;
+        if drained {
+            // Requests that peers sent while the actors stopped are answered before the stop.
+            drained = shell.leave_cluster().await && shell.active_actors() == 0;
+        }
+        if drained || tokio::time::Instant::now() >= deadline {
+            if drained {
+                tracing::info!("drained: every account moved off this node; stopping");
+                let _ = st.drained.send(true);
+            }
+            return Json(DrainStatus {
+                node_id: shell.config().node_id.clone(),
+                left_ring,
+                active_actors: shell.active_actors() as u64,
+                drained,
+            });
+        }
+        tokio::time::sleep(DRAIN_POLL_EVERY).await;
+    }
 }
+
+/// How often a drain checks whether the node's actors have stopped.
+const DRAIN_POLL_EVERY: Duration = Duration::from_millis(50);
 
 /// Query of `GET /admin/accounts`.
 #[derive(Deserialize)]
@@ -98,7 +200,7 @@ pub async fn owner(
     Path(id): Path<String>,
 ) -> Result<Json<OwnerView>, HttpError> {
     let id = parse_account(id)?;
-    let m = st.ring.owner(id.as_str()).clone();
+    let m = st.shell.membership().ring().owner(id.as_str()).clone();
     let local = m.node_id == st.shell.config().node_id;
     Ok(Json(OwnerView {
         active: local.then(|| st.shell.is_active(&id)),

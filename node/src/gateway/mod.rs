@@ -20,7 +20,6 @@ pub mod movements;
 pub mod stream;
 pub mod transfers;
 
-use crate::cluster::placement::Ring;
 use crate::cluster::Shell;
 use crate::metrics::Gauges;
 use crate::storage::StorageError;
@@ -45,8 +44,8 @@ pub const BODY_BYTES_MAX: usize = 64 * 1024;
 pub struct AppState {
     /// The actor shell.
     pub shell: Shell,
-    /// Placement of accounts on nodes.
-    pub ring: Arc<Ring>,
+    /// Set to true when a drain finished: the node stops.
+    pub drained: Arc<watch::Sender<bool>>,
     /// When the node started.
     pub started: Instant,
     /// Turns true when the node shuts down (WebSockets close).
@@ -72,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/accounts", get(admin::accounts))
         .route("/admin/pending", get(admin::pending))
         .route("/admin/owner/{id}", get(admin::owner))
+        .route("/admin/drain", post(admin::drain))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
@@ -121,6 +121,7 @@ fn route_name(path: &str) -> &'static str {
         "/admin/accounts",
         "/admin/pending",
         "/admin/owner/{id}",
+        "/admin/drain",
         "/healthz",
         "/readyz",
         "/metrics",

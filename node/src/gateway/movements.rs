@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use protocol::api::Movement;
 use protocol::ids::REFERENCE_LEN_MAX;
+use std::time::Duration;
 
 /// `POST /v1/deposits`.
 pub async fn deposit(
@@ -49,7 +50,7 @@ async fn movement(
             idem_key,
         }
     };
-    let (reply, _) = st.shell.call(&body.account, cmd).await?;
+    let reply = st.shell.execute(&body.account, cmd, Duration::ZERO).await?;
     match reply {
         Reply::Movement(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
         other => panic!("movement answered {other:?}"),

@@ -15,7 +15,7 @@ use crate::ledger::exec;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
-use protocol::api::{Entry, TransferStatus, TRANSFER_WAIT_MS_DEFAULT};
+use protocol::api::{Entry, TRANSFER_WAIT_MS_DEFAULT};
 use protocol::stream::{ClientFrame, CommandResult, ServerFrame, SUBSCRIPTIONS_PER_SOCKET_MAX};
 use protocol::{AccountId, ApiError, ErrorCode};
 use std::collections::BTreeMap;
@@ -197,9 +197,14 @@ impl Connection {
             return self.error(ErrorCode::InvalidRequest, msg, None).await;
         }
         // The actor's answer is the account's committed sequence now.
-        let seq = match self.st.shell.call(&account, Command::Get).await {
-            Ok((Reply::Account { view, .. }, _)) => view.seq,
-            Ok((other, _)) => panic!("get answered {other:?}"),
+        let seq = match self
+            .st
+            .shell
+            .execute(&account, Command::Get, Duration::ZERO)
+            .await
+        {
+            Ok(Reply::Account { view, .. }) => view.seq,
+            Ok(other) => panic!("get answered {other:?}"),
             Err(e) => return self.error(e.code, e.message, None).await,
         };
         self.subs.insert(account.clone(), from_seq.unwrap_or(seq));
@@ -226,25 +231,13 @@ impl Connection {
         self.in_flight += 1;
         let (shell, results) = (self.st.shell.clone(), self.results.clone());
         tokio::spawn(async move {
-            let frame = match shell.call(&account, cmd).await {
-                Ok((reply, settle)) => {
+            let wait = Duration::from_millis(TRANSFER_WAIT_MS_DEFAULT);
+            let frame = match shell.execute(&account, cmd, wait).await {
+                Ok(reply) => {
                     let result = match reply {
                         Reply::Account { view, .. } => CommandResult::Account(view),
                         Reply::Movement(m) => CommandResult::Movement(m),
-                        Reply::Transfer(view) => {
-                            let mut view = view;
-                            if let (TransferStatus::Pending, Some(rx)) = (view.status, settle) {
-                                if let Ok(Ok(done)) = tokio::time::timeout(
-                                    Duration::from_millis(TRANSFER_WAIT_MS_DEFAULT),
-                                    rx,
-                                )
-                                .await
-                                {
-                                    view = done;
-                                }
-                            }
-                            CommandResult::Transfer(view)
-                        }
+                        Reply::Transfer(view) => CommandResult::Transfer(view),
                     };
                     ServerFrame::Result { req_id, result }
                 }

@@ -47,19 +47,9 @@ pub async fn create(
         reference: body.reference,
         idem_key,
     };
-    let (reply, settle) = st.shell.call(&body.from, cmd).await?;
-    let Reply::Transfer(view) = reply else {
-        panic!("transfer answered {reply:?}");
-    };
-    let view = match (view.status, settle) {
-        (TransferStatus::Pending, Some(rx)) if wait_ms > 0 => {
-            match tokio::time::timeout(Duration::from_millis(wait_ms), rx).await {
-                Ok(Ok(settled)) => settled,
-                // Timed out, or the actor stopped: the transfer goes on; report it pending.
-                _ => view,
-            }
-        }
-        _ => view,
+    let wait = Duration::from_millis(wait_ms);
+    let Reply::Transfer(view) = st.shell.execute(&body.from, cmd, wait).await? else {
+        panic!("a transfer command answered another reply");
     };
     Ok(transfer_response(view))
 }
@@ -102,8 +92,13 @@ pub async fn get(
 
 /// A new transfer id: 128 random bits, so ids never collide across nodes and restarts.
 pub fn new_transfer_id() -> TransferId {
+    TransferId::new(random_hex_id("t")).expect("generated ids are valid")
+}
+
+/// `{prefix}_` followed by 128 random bits in hex.
+pub fn random_hex_id(prefix: &str) -> String {
     let mut b = [0u8; 16];
     getrandom::fill(&mut b).expect("the OS provides randomness");
     let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    TransferId::new(format!("t_{hex}")).expect("generated ids are valid")
+    format!("{prefix}_{hex}")
 }

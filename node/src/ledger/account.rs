@@ -7,9 +7,8 @@
 
 use super::planted::{planted, Bug};
 use super::records::{AccountRecord, IdemRecord, SagaRecord, SenderStatus, StoredReply};
-use protocol::api::{
-    AccountStatus, AccountView, Entry, EntryKind, MovementView, TransferStatus, TransferView,
-};
+use protocol::api::{AccountStatus, Entry, EntryKind, MovementView, TransferStatus, TransferView};
+pub use protocol::cluster::{Command, Reply};
 use protocol::saga::{CreditOutcome, SagaMsg};
 use protocol::{AccountId, Amount, ApiError, Currency, ErrorCode, TransferId, AMOUNT_MAX};
 use std::collections::BTreeMap;
@@ -37,53 +36,6 @@ impl Default for SagaTiming {
             abort_backoff_max_ms: 30_000,
         }
     }
-}
-
-/// A client command for one account.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Command {
-    /// Open the account (idempotent for the same currency).
-    Open {
-        /// Currency.
-        currency: Currency,
-    },
-    /// Money in.
-    Deposit {
-        /// Amount.
-        amount: Amount,
-        /// Free text.
-        reference: Option<String>,
-        /// Idempotency key.
-        idem_key: Option<String>,
-    },
-    /// Money out.
-    Withdraw {
-        /// Amount.
-        amount: Amount,
-        /// Free text.
-        reference: Option<String>,
-        /// Idempotency key.
-        idem_key: Option<String>,
-    },
-    /// Start a transfer from this account.
-    Transfer {
-        /// Id for the transfer if it is new (chosen by the node that accepted it).
-        transfer_id: TransferId,
-        /// Receiver.
-        to: AccountId,
-        /// Amount.
-        amount: Amount,
-        /// Free text.
-        reference: Option<String>,
-        /// Idempotency key.
-        idem_key: Option<String>,
-    },
-    /// Refuse movements until unfrozen.
-    Freeze,
-    /// Accept movements again.
-    Unfreeze,
-    /// Read the account.
-    Get,
 }
 
 /// One input to the state machine.
@@ -140,22 +92,6 @@ pub enum Write {
     Transfer(TransferView),
     /// Add (true) or remove (false) a transfer from the pending index.
     Pending(TransferId, bool),
-}
-
-/// A successful reply to a command.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Reply {
-    /// An account; `created` is true when this command opened it.
-    Account {
-        /// The account.
-        view: AccountView,
-        /// Whether this command created it.
-        created: bool,
-    },
-    /// A deposit or withdrawal.
-    Movement(MovementView),
-    /// A transfer (pending, or settled when replayed from its idempotency record).
-    Transfer(TransferView),
 }
 
 /// A balance change to publish on the account's stream.

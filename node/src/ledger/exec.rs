@@ -375,6 +375,21 @@ pub fn read_pending(
     })
 }
 
+/// The store's identity: the one already written, or `fresh` written now. Nodes compare it to
+/// refuse a peer that uses another store. Idempotent: a retry after an unknown commit reads the
+/// value the first attempt wrote, or writes `fresh` again.
+pub fn store_identity(store: &Store, keys: &Keys, fresh: &str) -> Result<String, StorageError> {
+    let key = keys.store_id();
+    store.run(|txn| match txn.get(&key)? {
+        Some(bytes) => String::from_utf8(bytes)
+            .map_err(|_| StorageError::Corrupt("store id is not UTF-8".into())),
+        None => {
+            txn.set(&key, fresh.as_bytes())?;
+            Ok(fresh.to_owned())
+        }
+    })
+}
+
 /// Counts the pending index, up to `limit`, reading it in pages of the range limit.
 pub fn count_pending(store: &Store, keys: &Keys, limit: usize) -> Result<u64, StorageError> {
     store.read(|txn| {

@@ -126,6 +126,11 @@ impl Keys {
             .map(|(a,)| a)
     }
 
+    /// The store's identity, written once by the first node that opens it.
+    pub fn store_id(&self) -> Vec<u8> {
+        self.root.pack(&("meta", "store_id"))
+    }
+
     /// A transfer summary.
     pub fn transfer(&self, transfer_id: &str) -> Vec<u8> {
         self.root.pack(&("xfer", transfer_id))

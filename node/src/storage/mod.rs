@@ -243,12 +243,20 @@ impl Store {
     ) -> Result<T, StorageError> {
         let mut backoff = self.policy.backoff_initial;
         let mut attempt_index = 0;
+        // Once an attempt's commit result was unknown, a later `Fenced` no longer proves that
+        // nothing committed (the lease may have moved after that attempt landed).
+        let mut unknown_seen = false;
         loop {
             attempt_index += 1;
             let mut out = None;
             match attempt(self.backend.as_ref(), &mut out) {
                 Ok(()) => return Ok(out.expect("a successful attempt sets its result")),
+                Err(StorageError::Fenced) if unknown_seen => {
+                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    return Err(StorageError::CommitUnknown);
+                }
                 Err(e) if e.is_retryable() && attempt_index < self.policy.attempts_max => {
+                    unknown_seen |= e == StorageError::CommitUnknown;
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
                     std::thread::sleep(backoff);
                     backoff = (backoff * 2).min(self.policy.backoff_max);

@@ -13,6 +13,7 @@ mod audit_cmd;
 mod bench;
 mod client;
 mod commands;
+mod drain_cmd;
 mod output;
 mod rng;
 
@@ -56,6 +57,12 @@ enum Command {
     Owner {
         /// Account id.
         id: String,
+    },
+    /// Move every account off a node (it leaves the ring), then let it stop.
+    Drain {
+        /// The node's id, as `status` lists it.
+        #[arg(value_name = "NODE")]
+        node_id: String,
     },
     /// Open, show, freeze or unfreeze an account, or list its journal.
     #[command(subcommand)]
@@ -168,6 +175,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
         Command::Status => commands::status(&ctx),
         Command::Owner { id } => commands::owner(&ctx, &id),
+        Command::Drain { node_id } => drain_cmd::run(&ctx, &node_id),
         Command::Account(a) => match a {
             AccountCommand::Open { id, currency } => commands::open(&ctx, &id, &currency),
             AccountCommand::Show { id } => commands::show(&ctx, &id),

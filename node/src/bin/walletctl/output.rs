@@ -157,12 +157,17 @@ pub fn status(v: &NodeStatus) -> String {
                 m.node_id.clone(),
                 m.http.clone(),
                 format!("{:.1}%", m.ring_share * 100.0),
+                m.active_actors
+                    .map(|n| n.to_string())
+                    .unwrap_or_else(|| "?".into()),
+                m.pending_sagas.to_string(),
+                if m.leaving { "leaving" } else { "up" }.to_owned(),
             ]
         })
         .collect();
     s.push_str(&table(
-        &["NODE", "HTTP", "RING"],
-        &[false, false, true],
+        &["NODE", "HTTP", "RING", "ACTORS", "PENDING", "STATE"],
+        &[false, false, true, true, true, false],
         &rows,
     ));
     s

@@ -1,0 +1,418 @@
+//! Membership: which nodes are live, and the ring over them (DESIGN.md section 4).
+//!
+//! Nodes connect through `ractor_cluster` (one TCP session per pair, authenticated with the
+//! cluster cookie; transitive mode, so joining through one seed connects a node to every member).
+//! Each node runs one [`PeerEndpoint`] actor and puts it in the process group named after its
+//! node id, in the [`PEER_SCOPE`] scope; `ractor_cluster` mirrors process groups between
+//! connected nodes, so a node learns of a peer when the peer's endpoint appears in its groups
+//! and forgets it when the session ends (the remote endpoint leaves the group).
+//!
+//! When two endpoints first see each other each sends a [`Hello`] (HTTP address, node-to-node
+//! address, whether it is leaving). A peer becomes a member once both its endpoint and its
+//! `Hello` are known. The [`Ring`] is rebuilt from the live members on every change and
+//! published on a watch channel; every node computes the same ring from the same member set.
+//!
+//! A leaving (draining) node takes itself out of its own ring and tells its peers with a new
+//! `Hello`; requests that still reach it are forwarded to the new owners.
+//!
+//! Left out: failure detection beyond the TCP session (a peer that stops answering without
+//! closing its socket stays a member until the session's socket errors); fencing makes that
+//! safe, not fast.
+
+use super::placement::{Member, Ring};
+use super::Shell;
+use protocol::cluster::{self, Hello, PeerCast, PeerReply, PeerRequest};
+use ractor::message::{BoxedDowncastErr, SerializedMessage};
+use ractor::pg::GroupChangeMessage;
+use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, SupervisionEvent};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use tokio::sync::watch;
+
+/// The process-group scope of the nodes' endpoints (one group per node id).
+pub const PEER_SCOPE: &str = "wallet.nodes";
+/// Most peers a node keeps; introductions beyond it are refused (a config error upstream).
+pub const PEERS_MAX: usize = 64;
+
+/// A message to a node's endpoint, from a peer (serialized over `ractor_cluster`) or local.
+#[derive(Debug)]
+pub enum PeerMsg {
+    /// A versioned [`PeerCast`].
+    Cast(Vec<u8>),
+    /// A versioned [`PeerRequest`]; the answer is a versioned [`PeerReply`].
+    Call(Vec<u8>, RpcReplyPort<Vec<u8>>),
+}
+
+const CAST_VARIANT: &str = "cast.v1";
+const CALL_VARIANT: &str = "call.v1";
+
+impl ractor::Message for PeerMsg {
+    fn serializable() -> bool {
+        true
+    }
+
+    fn serialize(self) -> Result<SerializedMessage, BoxedDowncastErr> {
+        Ok(match self {
+            PeerMsg::Cast(args) => SerializedMessage::Cast {
+                variant: CAST_VARIANT.into(),
+                args,
+                metadata: None,
+            },
+            PeerMsg::Call(args, reply) => SerializedMessage::Call {
+                variant: CALL_VARIANT.into(),
+                args,
+                reply,
+                metadata: None,
+            },
+        })
+    }
+
+    fn deserialize(msg: SerializedMessage) -> Result<Self, BoxedDowncastErr> {
+        match msg {
+            SerializedMessage::Cast { variant, args, .. } if variant == CAST_VARIANT => {
+                Ok(PeerMsg::Cast(args))
+            }
+            SerializedMessage::Call {
+                variant,
+                args,
+                reply,
+                ..
+            } if variant == CALL_VARIANT => Ok(PeerMsg::Call(args, reply)),
+            _ => Err(BoxedDowncastErr),
+        }
+    }
+}
+
+/// A live peer.
+#[derive(Clone)]
+struct Peer {
+    hello: Hello,
+    endpoint: ActorRef<PeerMsg>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Introduced peers with a live endpoint, by node id.
+    peers: BTreeMap<String, Peer>,
+    /// Endpoints seen in the process groups whose `Hello` has not arrived yet.
+    unintroduced: BTreeMap<String, ActorRef<PeerMsg>>,
+    /// `Hello`s that arrived before their endpoint appeared in the process groups.
+    early: BTreeMap<String, Hello>,
+    /// This node is draining.
+    leaving: bool,
+}
+
+/// This node's view of the cluster: the live members and the ring over them.
+pub struct Membership {
+    me: Member,
+    cluster_addr: String,
+    store_id: String,
+    vnodes: u32,
+    state: Mutex<State>,
+    ring: watch::Sender<Arc<Ring>>,
+    local_endpoint: OnceLock<ActorRef<PeerMsg>>,
+    in_flight: AtomicUsize,
+}
+
+impl Membership {
+    /// A membership of this node alone (until peers are introduced). `store_id` identifies the
+    /// store this node uses; a peer with another one is refused.
+    pub fn new(me: Member, cluster_addr: String, store_id: String, vnodes: u32) -> Arc<Self> {
+        let ring = Arc::new(Ring::new(vec![me.clone()], vnodes));
+        Arc::new(Membership {
+            me,
+            cluster_addr,
+            store_id,
+            vnodes,
+            state: Mutex::new(State::default()),
+            ring: watch::Sender::new(ring),
+            local_endpoint: OnceLock::new(),
+            in_flight: AtomicUsize::new(0),
+        })
+    }
+
+    /// This node.
+    pub fn me(&self) -> &Member {
+        &self.me
+    }
+
+    /// The current ring.
+    pub fn ring(&self) -> Arc<Ring> {
+        self.ring.borrow().clone()
+    }
+
+    /// A receiver of every new ring.
+    pub fn watch(&self) -> watch::Receiver<Arc<Ring>> {
+        self.ring.subscribe()
+    }
+
+    /// Whether `account` is owned by this node under the current ring.
+    pub fn owns(&self, account: &str) -> bool {
+        self.ring().owner(account).node_id == self.me.node_id
+    }
+
+    /// The endpoint of a live peer.
+    pub fn endpoint(&self, node_id: &str) -> Option<ActorRef<PeerMsg>> {
+        let g = self.state.lock().expect("membership lock");
+        g.peers.get(node_id).map(|p| p.endpoint.clone())
+    }
+
+    /// Every live peer: node id, HTTP address, endpoint, whether it is leaving.
+    pub fn peers(&self) -> Vec<(Hello, ActorRef<PeerMsg>)> {
+        let g = self.state.lock().expect("membership lock");
+        g.peers
+            .values()
+            .map(|p| (p.hello.clone(), p.endpoint.clone()))
+            .collect()
+    }
+
+    /// The node-to-node addresses of the live peers.
+    pub fn peer_cluster_addrs(&self) -> Vec<String> {
+        let g = self.state.lock().expect("membership lock");
+        g.peers
+            .values()
+            .map(|p| p.hello.cluster_addr.clone())
+            .collect()
+    }
+
+    /// Whether this node is draining.
+    pub fn is_leaving(&self) -> bool {
+        self.state.lock().expect("membership lock").leaving
+    }
+
+    /// This node's introduction.
+    pub fn hello(&self) -> Hello {
+        Hello {
+            node_id: self.me.node_id.clone(),
+            http: self.me.http.clone(),
+            cluster_addr: self.cluster_addr.clone(),
+            leaving: self.is_leaving(),
+            store_id: self.store_id.clone(),
+        }
+    }
+
+    /// Starts draining: this node leaves its own ring. Idempotent. Returns the peers to tell.
+    pub fn leave(&self) -> Vec<(String, ActorRef<PeerMsg>)> {
+        let mut g = self.state.lock().expect("membership lock");
+        if !g.leaving {
+            g.leaving = true;
+            self.publish(&g);
+        }
+        g.peers
+            .iter()
+            .map(|(id, p)| (id.clone(), p.endpoint.clone()))
+            .collect()
+    }
+
+    /// This node's own endpoint, once it started.
+    pub fn local_endpoint(&self) -> Option<ActorRef<PeerMsg>> {
+        self.local_endpoint.get().cloned()
+    }
+
+    /// Requests from peers being served now.
+    pub fn requests_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::Acquire)
+    }
+
+    /// A peer's endpoint appeared (it gets our `Hello` next).
+    fn endpoint_seen(&self, node_id: &str, endpoint: ActorRef<PeerMsg>) {
+        let mut g = self.state.lock().expect("membership lock");
+        if let Some(hello) = g.early.remove(node_id) {
+            self.admit(&mut g, hello, endpoint);
+        } else if let Some(p) = g.peers.get_mut(node_id) {
+            // The same node on a new session (it restarted): keep its introduction.
+            p.endpoint = endpoint;
+        } else {
+            g.unintroduced.insert(node_id.to_owned(), endpoint);
+        }
+    }
+
+    /// A peer introduced itself (first time, or with news such as leaving).
+    pub(crate) fn introduced(&self, hello: Hello) {
+        if hello.node_id == self.me.node_id {
+            tracing::error!(node = %hello.node_id, "a peer uses this node's id; node ids must be unique in the cluster");
+            return;
+        }
+        if hello.store_id != self.store_id {
+            tracing::error!(
+                node = %hello.node_id,
+                "peer refused: it uses another store than this node; the nodes of one cluster must share one store (the same storage.path on one machine, or the same FoundationDB cluster file and prefix)"
+            );
+            return;
+        }
+        let mut g = self.state.lock().expect("membership lock");
+        let endpoint = match g.peers.get(&hello.node_id) {
+            Some(p) => Some(p.endpoint.clone()),
+            None => g.unintroduced.remove(&hello.node_id),
+        };
+        match endpoint {
+            Some(e) => self.admit(&mut g, hello, e),
+            None => {
+                if g.early.len() < PEERS_MAX {
+                    g.early.insert(hello.node_id.clone(), hello);
+                }
+            }
+        }
+    }
+
+    fn admit(&self, g: &mut State, hello: Hello, endpoint: ActorRef<PeerMsg>) {
+        if !g.peers.contains_key(&hello.node_id) && g.peers.len() >= PEERS_MAX {
+            tracing::error!(node = %hello.node_id, "peer refused: the cluster has {PEERS_MAX} members already");
+            return;
+        }
+        let changed = g.peers.get(&hello.node_id).is_none_or(|p| p.hello != hello);
+        if changed {
+            tracing::info!(node = %hello.node_id, http = %hello.http, leaving = hello.leaving, "peer is live");
+        }
+        g.peers
+            .insert(hello.node_id.clone(), Peer { hello, endpoint });
+        if changed {
+            self.publish(g);
+        }
+    }
+
+    /// A peer's endpoint left the process groups (its session ended): it is down.
+    fn endpoint_lost(&self, node_id: &str, cell: &ActorCell) {
+        let mut g = self.state.lock().expect("membership lock");
+        if g.unintroduced
+            .get(node_id)
+            .is_some_and(|e| e.get_id() == cell.get_id())
+        {
+            g.unintroduced.remove(node_id);
+        }
+        let current = g
+            .peers
+            .get(node_id)
+            .is_some_and(|p| p.endpoint.get_id() == cell.get_id());
+        if current {
+            g.peers.remove(node_id);
+            tracing::warn!(node = %node_id, "peer is down (session lost)");
+            self.publish(&g);
+        }
+    }
+
+    /// Rebuilds the ring from the live members and publishes it.
+    fn publish(&self, g: &State) {
+        let mut members: Vec<Member> = g
+            .peers
+            .values()
+            .filter(|p| !p.hello.leaving)
+            .map(|p| Member {
+                node_id: p.hello.node_id.clone(),
+                http: p.hello.http.clone(),
+            })
+            .collect();
+        if !g.leaving || members.is_empty() {
+            // A node that leaves while alone keeps serving what it has: there is nowhere to go.
+            members.push(self.me.clone());
+        }
+        let ring = Arc::new(Ring::new(members, self.vnodes));
+        let names: Vec<&str> = ring.members().iter().map(|m| m.node_id.as_str()).collect();
+        tracing::info!(members = ?names, "ring changed");
+        self.ring.send_replace(ring);
+    }
+}
+
+/// The node's endpoint actor: receives peers' casts and requests, and watches the process
+/// groups for peers coming and going.
+pub struct PeerEndpoint;
+
+impl Actor for PeerEndpoint {
+    type Msg = PeerMsg;
+    type State = Shell;
+    type Arguments = Shell;
+
+    async fn pre_start(
+        &self,
+        myself: ActorRef<PeerMsg>,
+        shell: Shell,
+    ) -> Result<Shell, ActorProcessingErr> {
+        let me = shell.membership().me().node_id.clone();
+        let _ = shell.membership().local_endpoint.set(myself.clone());
+        ractor::pg::monitor_scope(PEER_SCOPE.into(), myself.get_cell());
+        ractor::pg::join_scoped(PEER_SCOPE.into(), me, vec![myself.get_cell()]);
+        // Peers already mirrored into the groups before we watched them.
+        for group in ractor::pg::which_scoped_groups(&PEER_SCOPE.to_owned()) {
+            for cell in ractor::pg::get_scoped_members(&PEER_SCOPE.to_owned(), &group) {
+                see_endpoint(&shell, &group, cell);
+            }
+        }
+        Ok(shell)
+    }
+
+    async fn handle(
+        &self,
+        _myself: ActorRef<PeerMsg>,
+        msg: PeerMsg,
+        shell: &mut Shell,
+    ) -> Result<(), ActorProcessingErr> {
+        match msg {
+            PeerMsg::Cast(bytes) => match cluster::decode::<PeerCast>(&bytes) {
+                Ok(PeerCast::Hello(hello)) => shell.membership().introduced(hello),
+                Ok(PeerCast::Saga { msg, hops }) => {
+                    let shell = shell.clone();
+                    tokio::spawn(async move { shell.deliver_from_peer(msg, hops).await });
+                }
+                Err(e) => tracing::warn!(error = %e, "peer message dropped"),
+            },
+            PeerMsg::Call(bytes, reply) => {
+                let shell = shell.clone();
+                // Counted here, in mailbox order, so a leaving node can wait for every request
+                // that reached it before it closes its sessions.
+                shell.membership().in_flight.fetch_add(1, Ordering::AcqRel);
+                tokio::spawn(async move {
+                    let answer = match cluster::decode::<PeerRequest>(&bytes) {
+                        Ok(req) => shell.serve_peer(req).await,
+                        Err(e) => PeerReply::Failed(protocol::ApiError::new(
+                            protocol::ErrorCode::InvalidRequest,
+                            e,
+                        )),
+                    };
+                    let _ = reply.send(cluster::encode(&answer));
+                    shell.membership().in_flight.fetch_sub(1, Ordering::AcqRel);
+                });
+            }
+        }
+        Ok(())
+    }
+
+    async fn handle_supervisor_evt(
+        &self,
+        _myself: ActorRef<PeerMsg>,
+        evt: SupervisionEvent,
+        shell: &mut Shell,
+    ) -> Result<(), ActorProcessingErr> {
+        if let SupervisionEvent::ProcessGroupChanged(change) = evt {
+            match change {
+                GroupChangeMessage::Join(scope, group, cells) if scope == PEER_SCOPE => {
+                    for cell in cells {
+                        see_endpoint(shell, &group, cell);
+                    }
+                }
+                GroupChangeMessage::Leave(scope, group, cells) if scope == PEER_SCOPE => {
+                    for cell in cells {
+                        if !cell.get_id().is_local() {
+                            shell.membership().endpoint_lost(&group, &cell);
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A remote endpoint appeared in the groups: remember it and introduce ourselves.
+fn see_endpoint(shell: &Shell, node_id: &str, cell: ActorCell) {
+    if cell.get_id().is_local() {
+        return;
+    }
+    let endpoint: ActorRef<PeerMsg> = cell.into();
+    shell.membership().endpoint_seen(node_id, endpoint.clone());
+    let hello = cluster::encode(&PeerCast::Hello(shell.membership().hello()));
+    if let Err(e) = endpoint.cast(PeerMsg::Cast(hello)) {
+        tracing::warn!(node = %node_id, error = %e, "could not introduce this node to a peer");
+    }
+}
