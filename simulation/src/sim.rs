@@ -24,7 +24,7 @@ use crate::workload::{ClientResult, Drawn, Generator, OpKind, OpSpec, Universe};
 use crate::workload::{RETRIES_MAX, RETRY_BACKOFF_MS};
 use node::cluster::placement::{Member, Ring};
 use node::cluster::BATCH_INPUTS_MAX;
-use node::ledger::account::{Command, Effect, Input, ReqId, SagaTiming};
+use node::ledger::account::{Command, Effect, Input, ReqId, SagaTiming, CREDIT_RESENDS_MAX};
 use node::ledger::exec::{self, Activation};
 use node::storage::keys::Keys;
 use node::storage::{RetryPolicy, StorageError, Store};
@@ -456,7 +456,10 @@ impl Sim {
         // Liveness: every fault healed; every pending transfer must settle in bounded time.
         self.heal();
         let start = self.now;
-        let bound = 60_000 + 3 * self.opts.abort_backoff_max_ms + 3 * self.opts.sweep_every_ms;
+        let bound = 60_000
+            + u64::from(CREDIT_RESENDS_MAX) * self.opts.credit_timeout_ms
+            + 3 * self.opts.abort_backoff_max_ms
+            + 3 * self.opts.sweep_every_ms;
         loop {
             self.settle_pending(start, bound);
             if self.failure.is_some() {

@@ -38,14 +38,25 @@ impl Walletd {
     /// Starts `walletd` on the embedded store in `data`, logging to `data/walletd.log`.
     pub fn start(data: &Path) -> Walletd {
         std::fs::create_dir_all(data).expect("data dir");
+        let mut cmd = Command::new(binary("walletd"));
+        cmd.args(["--listen", "127.0.0.1:0", "--data"]).arg(data);
+        Walletd::spawn(cmd, &data.join("walletd.log"))
+    }
+
+    /// Starts `walletd --config config`, logging to `log`; the config should listen on port 0.
+    pub fn start_config(config: &Path, log: &Path) -> Walletd {
+        let mut cmd = Command::new(binary("walletd"));
+        cmd.arg("--config").arg(config);
+        Walletd::spawn(cmd, log)
+    }
+
+    fn spawn(mut cmd: Command, log_path: &Path) -> Walletd {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(data.join("walletd.log"))
+            .open(log_path)
             .expect("log file");
-        let mut child = Command::new(binary("walletd"))
-            .args(["--listen", "127.0.0.1:0", "--data"])
-            .arg(data)
+        let mut child = cmd
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
             .stderr(log)
@@ -59,14 +70,27 @@ impl Walletd {
         let url = line
             .split_whitespace()
             .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| {
-                panic!(
-                    "no address in {line:?}; see {}",
-                    data.join("walletd.log").display()
-                )
-            })
+            .unwrap_or_else(|| panic!("no address in {line:?}; see {}", log_path.display()))
             .to_owned();
         Walletd { child, url }
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// Waits up to `limit` for the process to exit by itself; returns whether it exited with
+    /// success.
+    pub fn wait_exit(&mut self, limit: Duration) -> bool {
+        let deadline = std::time::Instant::now() + limit;
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.success();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
     }
 
     /// Kills the process with SIGKILL (no chance to flush or shut down) and reaps it.

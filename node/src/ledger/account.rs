@@ -17,6 +17,11 @@ use std::collections::BTreeMap;
 /// `unavailable` (nothing written, safe to retry) until some settle.
 pub const OPEN_SAGAS_MAX: usize = 4_096;
 
+/// Times a sender re-sends its `Credit` when the receiver does not answer in time, before it
+/// gives up with `Abort`; a credit lost while the receiver's account moved between nodes then
+/// costs a delay, not a failed transfer.
+pub const CREDIT_RESENDS_MAX: u32 = 2;
+
 /// Identifies a client request inside one node, so a reply finds its caller.
 pub type ReqId = u64;
 
@@ -147,8 +152,10 @@ pub struct OpenSaga {
     pub idem: Option<(String, String)>,
     /// When it was accepted.
     pub created_at: u64,
-    /// How many `Abort`s were sent (0 while still waiting for the credit).
-    pub aborts_sent: u32,
+    /// How many times its timer fired in this activation: the first [`CREDIT_RESENDS_MAX`]
+    /// send the `Credit` again (it may have been lost while the receiver moved), later ones
+    /// send `Abort`.
+    pub timeouts: u32,
 }
 
 /// One account's in-memory state: the stored record and its open sender sagas.
@@ -593,7 +600,7 @@ impl AccountCore {
             reference,
             idem,
             created_at: now_ms,
-            aborts_sent: 0,
+            timeouts: 0,
         };
         let view = self.transfer_view(&transfer_id, &saga, TransferStatus::Pending, None);
         step.writes.push(Write::Saga(self.sender_record(
@@ -838,26 +845,39 @@ impl AccountCore {
 
     /// Sender: no outcome in time. Send `Abort`, and again with backoff until one arrives.
     fn timer(&mut self, transfer_id: TransferId, step: &mut Step) {
-        let Some(saga) = self.open.get_mut(&transfer_id) else {
+        let Some(saga) = self.open.get(&transfer_id) else {
             return; // settled meanwhile
         };
-        saga.aborts_sent = saga.aborts_sent.saturating_add(1);
-        let shift = saga.aborts_sent.min(16);
-        let after_ms = self
-            .timing
-            .credit_timeout_ms
-            .saturating_mul(1 << shift)
-            .min(self.timing.abort_backoff_max_ms)
-            .max(self.timing.credit_timeout_ms);
-        step.effects.push(Effect::Send(SagaMsg::Abort {
-            transfer_id: transfer_id.clone(),
-            from: self.id.clone(),
-            to: saga.to.clone(),
-        }));
-        step.effects.push(Effect::Timer {
-            transfer_id,
-            after_ms,
-        });
+        let timeouts = saga.timeouts.saturating_add(1);
+        if timeouts <= CREDIT_RESENDS_MAX {
+            // Resending is safe: the receiver applies a credit once per transfer id.
+            step.effects
+                .push(Effect::Send(self.credit_msg(&transfer_id, saga)));
+            step.effects.push(Effect::Timer {
+                transfer_id: transfer_id.clone(),
+                after_ms: self.timing.credit_timeout_ms,
+            });
+        } else {
+            let shift = (timeouts - CREDIT_RESENDS_MAX).min(16);
+            let after_ms = self
+                .timing
+                .credit_timeout_ms
+                .saturating_mul(1 << shift)
+                .min(self.timing.abort_backoff_max_ms)
+                .max(self.timing.credit_timeout_ms);
+            step.effects.push(Effect::Send(SagaMsg::Abort {
+                transfer_id: transfer_id.clone(),
+                from: self.id.clone(),
+                to: saga.to.clone(),
+            }));
+            step.effects.push(Effect::Timer {
+                transfer_id: transfer_id.clone(),
+                after_ms,
+            });
+        }
+        if let Some(saga) = self.open.get_mut(&transfer_id) {
+            saga.timeouts = timeouts;
+        }
     }
 }
 

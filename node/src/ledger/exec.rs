@@ -106,7 +106,7 @@ pub fn activate(
                         reference,
                         idem: idem_key.zip(fingerprint),
                         created_at,
-                        aborts_sent: 0,
+                        timeouts: 0,
                     },
                 );
             }

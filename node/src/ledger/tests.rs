@@ -423,10 +423,29 @@ fn sender_releases_on_rejected_with_reason() {
 }
 
 #[test]
-fn timeout_sends_abort_without_releasing_and_backs_off() {
-    // Proves step 4: a timeout never releases by itself; it sends Abort with growing delays.
+fn timeout_resends_credit_then_aborts_without_releasing_and_backs_off() {
+    // Proves step 4: a timeout never releases by itself; the first CREDIT_RESENDS_MAX timeouts
+    // send the same Credit again (a credit lost in a move costs a delay, not the transfer),
+    // later ones send Abort with growing delays.
     let mut a = funded("a", 100);
-    a.step(transfer("b", 30, "t1", None), Reads::default(), 1);
+    let first = a.step(transfer("b", 30, "t1", None), Reads::default(), 1);
+    let credit = first
+        .effects
+        .iter()
+        .find_map(|e| match e {
+            Effect::Send(m @ SagaMsg::Credit { .. }) => Some(m.clone()),
+            _ => None,
+        })
+        .expect("the transfer sends its credit");
+    for _ in 0..CREDIT_RESENDS_MAX {
+        let s = a.step(Input::Timer(tid("t1")), Reads::default(), 2);
+        assert!(s.writes.is_empty());
+        assert!(s.effects.contains(&Effect::Send(credit.clone())), "{s:?}");
+        assert!(!s
+            .effects
+            .iter()
+            .any(|e| matches!(e, Effect::Send(SagaMsg::Abort { .. }))));
+    }
     let mut delays = vec![];
     for _ in 0..8 {
         let s = a.step(Input::Timer(tid("t1")), Reads::default(), 2);
@@ -446,6 +465,7 @@ fn timeout_sends_abort_without_releasing_and_backs_off() {
         "hold kept until a definitive answer"
     );
     assert!(delays.windows(2).all(|w| w[0] <= w[1]));
+    assert!(delays[0] > SagaTiming::default().credit_timeout_ms);
     assert_eq!(
         *delays.last().unwrap(),
         SagaTiming::default().abort_backoff_max_ms
