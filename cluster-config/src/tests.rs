@@ -370,3 +370,33 @@ fn config_refuses_a_cluster_that_cannot_share_its_store() {
     .unwrap();
     fdb.validate().unwrap();
 }
+
+#[test]
+fn config_readme_cluster_examples_validate() {
+    // Proves the three configs of the README's local cluster parse and validate, and that they
+    // form one cluster: distinct ids and addresses, one store, each listing the other two.
+    let configs: Vec<Config> = [
+        include_str!("../../examples/cluster/n1.toml"),
+        include_str!("../../examples/cluster/n2.toml"),
+        include_str!("../../examples/cluster/n3.toml"),
+    ]
+    .iter()
+    .map(|t| Config::from_toml_str(t).unwrap())
+    .collect();
+    for c in &configs {
+        c.validate().unwrap();
+        assert_eq!(c.storage.path, configs[0].storage.path);
+        assert_eq!(c.cluster.cookie, configs[0].cluster.cookie);
+        let others: Vec<&String> = configs
+            .iter()
+            .filter(|o| o.node.id != c.node.id)
+            .map(|o| &o.node.cluster_listen)
+            .collect();
+        let mut peers: Vec<&String> = c.cluster.peers.iter().collect();
+        peers.sort();
+        assert_eq!(peers, others);
+    }
+    let ids: std::collections::BTreeSet<&str> =
+        configs.iter().map(|c| c.node.id.as_str()).collect();
+    assert_eq!(ids.len(), 3);
+}
