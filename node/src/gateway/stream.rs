@@ -7,6 +7,12 @@
 //! only after their commit, so the journal always holds what the channel announces. This makes
 //! each stream gap-free and duplicate-free, and `from_seq` makes it resumable across
 //! reconnects.
+//!
+//! Live updates are published on the node whose actor committed them. For an account that
+//! another node owns, the socket reads the journal every [`REMOTE_POLL_EVERY`] instead, so a
+//! stream follows its account across ownership moves with the same no-gap, no-duplicate rule.
+//! Left out: pushing updates between nodes (a remote account's updates arrive up to one poll
+//! period late).
 
 use super::AppState;
 use crate::ledger::account::BalanceUpdate;
@@ -29,6 +35,8 @@ pub const FRAME_BYTES_MAX: usize = 64 * 1024;
 pub const COMMANDS_IN_FLIGHT_MAX: usize = 64;
 /// Journal entries read per page when back-filling a stream.
 pub const BACKFILL_PAGE: usize = 500;
+/// How often a socket reads the journal of its subscribed accounts that another node owns.
+pub const REMOTE_POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// Upgrades the connection.
 pub async fn upgrade(State(st): State<AppState>, ws: WebSocketUpgrade) -> Response {
@@ -56,6 +64,7 @@ async fn serve(st: AppState, socket: WebSocket) {
     let mut updates = st.shell.subscribe_updates();
     let mut shutdown = st.shutdown.clone();
     let (results, mut results_rx) = mpsc::channel(COMMANDS_IN_FLIGHT_MAX);
+    let mut remote_poll = tokio::time::interval(REMOTE_POLL_EVERY);
     let mut c = Connection {
         st: st.clone(),
         socket,
@@ -76,6 +85,7 @@ async fn serve(st: AppState, socket: WebSocket) {
                 Err(broadcast::error::RecvError::Lagged(_)) => c.catch_up_all().await,
                 Err(broadcast::error::RecvError::Closed) => Err(Closed),
             },
+            _ = remote_poll.tick() => c.catch_up_remote().await,
             Some(frame) = results_rx.recv() => {
                 c.in_flight -= 1;
                 c.send(&frame).await
@@ -265,6 +275,22 @@ impl Connection {
         }
         if self.subs.get(&u.account) == Some(&(seq - 1)) {
             self.deliver(&u.account, &u.entry, u.held).await?;
+        }
+        Ok(())
+    }
+
+    /// Catches up the subscribed accounts that another node owns (their updates are not
+    /// published here).
+    async fn catch_up_remote(&mut self) -> Result<(), Closed> {
+        let membership = self.st.shell.membership().clone();
+        let remote: Vec<AccountId> = self
+            .subs
+            .keys()
+            .filter(|a| !membership.owns(a.as_str()))
+            .cloned()
+            .collect();
+        for a in remote {
+            self.catch_up(&a, None).await?;
         }
         Ok(())
     }
