@@ -150,3 +150,26 @@ pub fn request(
         .map_err(|e| e.to_string())?;
     Ok((status, serde_json::from_str(&text).unwrap_or(Value::Null)))
 }
+
+/// Opens account `id` in EUR through the node at `url` and deposits `amount` under the
+/// idempotency key `key`, asserting both succeed.
+pub fn open_funded(agent: &ureq::Agent, url: &str, id: &str, amount: u64, key: &str) {
+    let (s, v) = request(
+        agent,
+        "POST",
+        &format!("{url}/v1/accounts"),
+        Some(&serde_json::json!({"id": id, "currency": "EUR"})),
+        None,
+    )
+    .unwrap();
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = request(
+        agent,
+        "POST",
+        &format!("{url}/v1/deposits"),
+        Some(&serde_json::json!({"account": id, "amount": amount})),
+        Some(key),
+    )
+    .unwrap();
+    assert_eq!(s, 201, "{v}");
+}

@@ -3,7 +3,7 @@
 //! `walletctl audit` and a check that every acknowledged transfer is there. Also: a node with
 //! the wrong cookie is refused and says so.
 
-use e2e::{agent, binary, request, Walletd};
+use e2e::{agent, binary, open_funded, request, Walletd};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::net::TcpListener;
@@ -222,24 +222,7 @@ fn cluster_three_nodes_survive_sigkill_rejoin_and_drain_under_load() {
     let n1 = url(&nodes, 0);
     let mut owners = BTreeSet::new();
     for i in 0..ACCOUNTS {
-        let (s, v) = request(
-            &a,
-            "POST",
-            &format!("{n1}/v1/accounts"),
-            Some(&json!({"id": acct(i), "currency": "EUR"})),
-            None,
-        )
-        .unwrap();
-        assert_eq!(s, 201, "{v}");
-        let (s, v) = request(
-            &a,
-            "POST",
-            &format!("{n1}/v1/deposits"),
-            Some(&json!({"account": acct(i), "amount": INITIAL})),
-            Some(&format!("fund-{i}")),
-        )
-        .unwrap();
-        assert_eq!(s, 201, "{v}");
+        open_funded(&a, &n1, &acct(i), INITIAL, &format!("fund-{i}"));
         let (_, o) = request(
             &a,
             "GET",

@@ -1,7 +1,7 @@
 //! Durability under SIGKILL: acknowledged means durable (DESIGN.md invariant 7), retries after
 //! a crash apply once (invariant 4), and every pending transfer finishes (invariant 3).
 
-use e2e::{agent, request, Walletd};
+use e2e::{agent, open_funded, request, Walletd};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -65,24 +65,7 @@ fn crash_sigkill_mid_load_loses_nothing_acknowledged() {
     let node = Walletd::start(&data);
     let a = agent();
     for i in 0..ACCOUNTS {
-        let (s, v) = request(
-            &a,
-            "POST",
-            &format!("{}/v1/accounts", node.url),
-            Some(&json!({"id": acct(i), "currency": "EUR"})),
-            None,
-        )
-        .unwrap();
-        assert_eq!(s, 201, "{v}");
-        let (s, v) = request(
-            &a,
-            "POST",
-            &format!("{}/v1/deposits", node.url),
-            Some(&json!({"account": acct(i), "amount": INITIAL})),
-            Some(&format!("init-{i}")),
-        )
-        .unwrap();
-        assert_eq!(s, 201, "{v}");
+        open_funded(&a, &node.url, &acct(i), INITIAL, &format!("init-{i}"));
     }
 
     // Concurrent load until enough acknowledgements, then SIGKILL.
