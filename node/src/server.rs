@@ -237,7 +237,7 @@ impl Node {
     /// (peers take its accounts over at once), then finishes in-flight work.
     pub async fn shutdown(self) {
         if self.network.is_some() {
-            self.shell.leave_cluster().await;
+            let _ = tokio::time::timeout(self.grace, self.shell.leave_cluster()).await;
         }
         let _ = self.shutdown.send(true);
         let network = self.network;
@@ -254,8 +254,10 @@ impl Node {
         if let Some(net) = network {
             // Forwarded requests that arrived while HTTP and the actors stopped are answered
             // (or answered `Moved`) before the sessions close.
-            self.shell.leave_cluster().await;
-            net.stop().await;
+            let _ = tokio::time::timeout(grace, self.shell.leave_cluster()).await;
+            if tokio::time::timeout(grace, net.stop()).await.is_err() {
+                tracing::warn!("node-to-node sessions did not close within the grace period");
+            }
         }
     }
 }

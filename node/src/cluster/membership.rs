@@ -183,11 +183,15 @@ impl Membership {
 
     /// This node's introduction.
     pub fn hello(&self) -> Hello {
+        self.hello_with(self.is_leaving())
+    }
+
+    fn hello_with(&self, leaving: bool) -> Hello {
         Hello {
             node_id: self.me.node_id.clone(),
             http: self.me.http.clone(),
             cluster_addr: self.cluster_addr.clone(),
-            leaving: self.is_leaving(),
+            leaving,
             store_id: self.store_id.clone(),
         }
     }
@@ -265,6 +269,11 @@ impl Membership {
         if changed {
             tracing::info!(node = %hello.node_id, http = %hello.http, leaving = hello.leaving, "peer is live");
         }
+        if !g.peers.contains_key(&hello.node_id) && g.leaving {
+            // It may have heard of this node before it started leaving: tell it now.
+            let me = cluster::encode(&PeerCast::Hello(self.hello_with(true)));
+            let _ = endpoint.cast(PeerMsg::Cast(me));
+        }
         g.peers
             .insert(hello.node_id.clone(), Peer { hello, endpoint });
         if changed {
@@ -286,6 +295,15 @@ impl Membership {
             .get(node_id)
             .is_some_and(|p| p.endpoint.get_id() == cell.get_id());
         if current {
+            // Two sessions to one peer may exist for a moment: keep it through the other one.
+            let other = ractor::pg::get_scoped_members(&PEER_SCOPE.to_owned(), &node_id.to_owned())
+                .into_iter()
+                .find(|c| !c.get_id().is_local() && c.get_id() != cell.get_id());
+            if let (Some(other), Some(p)) = (other, g.peers.get_mut(node_id)) {
+                p.endpoint = other.into();
+                return;
+            }
+            g.early.remove(node_id);
             g.peers.remove(node_id);
             tracing::warn!(node = %node_id, "peer is down (session lost)");
             self.publish(&g);
@@ -360,8 +378,9 @@ impl Actor for PeerEndpoint {
                 let shell = shell.clone();
                 // Counted here, in mailbox order, so a leaving node can wait for every request
                 // that reached it before it closes its sessions.
-                shell.membership().in_flight.fetch_add(1, Ordering::AcqRel);
+                let guard = InFlight::enter(shell.membership().clone());
                 tokio::spawn(async move {
+                    let _guard = guard;
                     let answer = match cluster::decode::<PeerRequest>(&bytes) {
                         Ok(req) => shell.serve_peer(req).await,
                         Err(e) => PeerReply::Failed(protocol::ApiError::new(
@@ -370,7 +389,6 @@ impl Actor for PeerEndpoint {
                         )),
                     };
                     let _ = reply.send(cluster::encode(&answer));
-                    shell.membership().in_flight.fetch_sub(1, Ordering::AcqRel);
                 });
             }
         }
@@ -401,6 +419,22 @@ impl Actor for PeerEndpoint {
             }
         }
         Ok(())
+    }
+}
+
+/// One peer request being served; counted until dropped (also when its task panics).
+struct InFlight(Arc<Membership>);
+
+impl InFlight {
+    fn enter(m: Arc<Membership>) -> Self {
+        m.in_flight.fetch_add(1, Ordering::AcqRel);
+        InFlight(m)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

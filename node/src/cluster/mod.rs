@@ -231,6 +231,12 @@ impl Shell {
         if !self.membership().owns(id.as_str()) {
             return Err(Refusal::Moved);
         }
+        // A leaving node answers at once rather than hold a forwarded call open while it stops.
+        let wait = if self.membership().is_leaving() {
+            Duration::ZERO
+        } else {
+            wait
+        };
         let (reply, settle) = self.call_local(id, cmd).await?;
         Ok(match (reply, settle) {
             (Reply::Transfer(view), Some(rx))

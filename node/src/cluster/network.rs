@@ -130,12 +130,15 @@ async fn dial(
             _ = tick.tick() => {}
             _ = stop.changed() => return,
         }
-        let connected: HashSet<SocketAddr> = shell
-            .membership()
-            .peer_cluster_addrs()
-            .iter()
-            .filter_map(|a| a.parse().ok())
-            .collect();
+        let addrs = shell.membership().peer_cluster_addrs();
+        if addrs.len() >= seeds.len() {
+            // As many live peers as seeds: every seed is connected, even one whose address
+            // differs from the one it advertises (a peer listening on 0.0.0.0, say); dialing it
+            // again would only open a duplicate session.
+            failing.clear();
+            continue;
+        }
+        let connected: HashSet<SocketAddr> = addrs.iter().filter_map(|a| a.parse().ok()).collect();
         for seed in &seeds {
             if connected.contains(seed) {
                 failing.remove(seed);
