@@ -29,9 +29,7 @@ pub async fn get(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
-    let id = parse_account(id)?;
-    let reply = st.shell.execute(&id, Command::Get, Duration::ZERO).await?;
-    account_response(reply)
+    on_account(st, id, Command::Get).await
 }
 
 /// `POST /v1/accounts/{id}/freeze`.
@@ -39,12 +37,7 @@ pub async fn freeze(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
-    let id = parse_account(id)?;
-    let reply = st
-        .shell
-        .execute(&id, Command::Freeze, Duration::ZERO)
-        .await?;
-    account_response(reply)
+    on_account(st, id, Command::Freeze).await
 }
 
 /// `POST /v1/accounts/{id}/unfreeze`.
@@ -52,11 +45,13 @@ pub async fn unfreeze(
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
+    on_account(st, id, Command::Unfreeze).await
+}
+
+/// Runs an account command named by a path id (get, freeze, unfreeze) on the account's owner.
+async fn on_account(st: AppState, id: String, cmd: Command) -> Result<Response, HttpError> {
     let id = parse_account(id)?;
-    let reply = st
-        .shell
-        .execute(&id, Command::Unfreeze, Duration::ZERO)
-        .await?;
+    let reply = st.shell.execute(&id, cmd, Duration::ZERO).await?;
     account_response(reply)
 }
 
