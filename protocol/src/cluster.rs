@@ -155,22 +155,12 @@ pub enum PeerReply {
 
 /// Encodes a node-to-node payload with the version prefix.
 pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
-    let mut out = vec![CLUSTER_WIRE_VERSION];
-    serde_json::to_writer(&mut out, msg).expect("cluster messages serialize");
-    out
+    crate::versioned_encode(CLUSTER_WIRE_VERSION, msg)
 }
 
 /// Decodes a versioned node-to-node payload.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
-    match bytes.split_first() {
-        Some((&CLUSTER_WIRE_VERSION, rest)) => {
-            serde_json::from_slice(rest).map_err(|e| format!("bad cluster message: {e}"))
-        }
-        Some((v, _)) => Err(format!(
-            "cluster message of version {v}, this node speaks version {CLUSTER_WIRE_VERSION}"
-        )),
-        None => Err("empty cluster message".into()),
-    }
+    crate::versioned_decode(CLUSTER_WIRE_VERSION, "cluster message", bytes)
 }
 
 #[cfg(test)]

@@ -19,4 +19,29 @@ pub mod saga;
 pub mod stream;
 
 pub use error::{ApiError, ErrorCode};
+
+/// One version byte, then JSON: the encoding of every message that crosses a process.
+fn versioned_encode<T: serde::Serialize>(version: u8, msg: &T) -> Vec<u8> {
+    let mut out = vec![version];
+    serde_json::to_writer(&mut out, msg).expect("wire messages serialize");
+    out
+}
+
+/// Decodes [`versioned_encode`]'s bytes, refusing another version; `what` names the message
+/// kind in errors.
+fn versioned_decode<T: serde::de::DeserializeOwned>(
+    version: u8,
+    what: &str,
+    bytes: &[u8],
+) -> Result<T, String> {
+    match bytes.split_first() {
+        Some((&v, rest)) if v == version => {
+            serde_json::from_slice(rest).map_err(|e| format!("bad {what}: {e}"))
+        }
+        Some((v, _)) => Err(format!(
+            "{what} of version {v}, this node speaks version {version}"
+        )),
+        None => Err(format!("empty {what}")),
+    }
+}
 pub use ids::{AccountId, Amount, Currency, IdempotencyKey, TransferId, AMOUNT_MAX};

@@ -57,20 +57,12 @@ impl SagaMsg {
 
     /// Encodes with the version prefix.
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![SAGA_WIRE_VERSION];
-        serde_json::to_writer(&mut out, self).expect("saga message serializes");
-        out
+        crate::versioned_encode(SAGA_WIRE_VERSION, self)
     }
 
     /// Decodes a versioned message.
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
-        match bytes.split_first() {
-            Some((&SAGA_WIRE_VERSION, rest)) => {
-                serde_json::from_slice(rest).map_err(|e| format!("bad saga message: {e}"))
-            }
-            Some((v, _)) => Err(format!("unknown saga message version {v}")),
-            None => Err("empty saga message".into()),
-        }
+        crate::versioned_decode(SAGA_WIRE_VERSION, "saga message", bytes)
     }
 }
 
