@@ -221,16 +221,13 @@ impl Shell {
         }
     }
 
-    /// Runs a command on an account this node owns; `Moved` when it does not own it (any more).
+    /// Runs a command on this node's actor of an account the caller found this node owns.
     async fn run_local(
         &self,
         id: &AccountId,
         cmd: Command,
         wait: Duration,
     ) -> Result<Reply, Refusal> {
-        if !self.membership().owns(id.as_str()) {
-            return Err(Refusal::Moved);
-        }
         // A leaving node answers at once rather than hold a forwarded call open while it stops.
         let wait = if self.membership().is_leaving() {
             Duration::ZERO
@@ -311,6 +308,10 @@ impl Shell {
                 command,
                 wait_ms,
             } => {
+                // The sender's ring named this node; this node's ring decides.
+                if !self.membership().owns(account.as_str()) {
+                    return PeerReply::Moved;
+                }
                 let wait = Duration::from_millis(wait_ms.min(TRANSFER_WAIT_MS_MAX));
                 match self.run_local(&account, command, wait).await {
                     Ok(reply) => PeerReply::Done(reply),
