@@ -474,6 +474,9 @@ impl Config {
                     }
                     self.storage.cluster_file = Some(PathBuf::from(value));
                 }
+                "WALLET_FDB_PREFIX" => {
+                    self.storage.prefix = value;
+                }
                 _ => {}
             }
         }

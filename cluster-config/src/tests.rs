@@ -263,6 +263,7 @@ fn config_env_overrides_applied() {
         ("WALLET_STORAGE_BACKEND", "fdb"),
         ("WALLET_DATA", "/var/lib/wallet"),
         ("WALLET_FDB_CLUSTER_FILE", "/etc/fdb.cluster"),
+        ("WALLET_FDB_PREFIX", "ledger-b"),
         ("HOME", "/root"),
         ("WALLET_SOMETHING_ELSE", "ignored"),
     ]))
@@ -278,6 +279,7 @@ fn config_env_overrides_applied() {
         c.storage.cluster_file,
         Some(PathBuf::from("/etc/fdb.cluster"))
     );
+    assert_eq!(c.storage.prefix, "ledger-b");
     c.validate().unwrap();
     // An empty WALLET_PEERS clears the list (a single node, no join).
     c.apply_env(vars(&[("WALLET_PEERS", "")])).unwrap();

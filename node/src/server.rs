@@ -70,9 +70,19 @@ pub fn open_backend(config: &Config) -> Result<Arc<dyn Backend>, StartError> {
             };
             Arc::new(SqliteBackend::open(&config.storage.path, sync)?)
         }
+        #[cfg(feature = "fdb")]
+        B::Fdb => {
+            let file = config
+                .storage
+                .cluster_file
+                .as_deref()
+                .expect("a validated fdb config names its cluster file");
+            Arc::new(crate::storage::fdb::FdbBackend::open(file)?)
+        }
+        #[cfg(not(feature = "fdb"))]
         B::Fdb => {
             return Err(StartError::Config(
-                "storage.backend = \"fdb\" needs a walletd built with the `fdb` feature, which this build is not".into(),
+                "storage.backend = \"fdb\" needs a walletd built with the `fdb` feature, which this build is not: cargo build --release --features fdb".into(),
             ))
         }
     })

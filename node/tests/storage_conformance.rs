@@ -2,10 +2,15 @@
 //! that can run here.
 //!
 //! The generic scenarios below take a [`Fixture`] and are instantiated once per backend by
-//! `for_each_backend!`, as `memory::<scenario>` and `sqlite::<scenario>`. Tests of one backend
-//! only (injected faults, reopening a directory, several processes) are named
-//! `memory_<scenario>` and `sqlite_<scenario>`. Every scenario starts with a comment saying
-//! what it proves.
+//! `for_each_backend!`, as `memory::<scenario>`, `sqlite::<scenario>` and `fdb::<scenario>`.
+//! Tests of one backend only (injected faults, reopening a directory, several processes) are
+//! named `memory_<scenario>` and `sqlite_<scenario>`. Every scenario starts with a comment
+//! saying what it proves.
+//!
+//! FoundationDB: built with `--features fdb` and run with `FDB_CLUSTER_FILE` naming a cluster
+//! file, the `fdb::` scenarios run against that cluster, each under a key prefix of its own
+//! (`wallet-conformance/<random>/`) that it clears when it ends. Without `FDB_CLUSTER_FILE`
+//! they pass after printing that they were skipped, and say why.
 
 use node::storage::memory::{Fault, MemoryBackend};
 use node::storage::sqlite::{SqliteBackend, SyncMode, READER_POOL_SIZE};
@@ -18,19 +23,19 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{mpsc, Arc, Barrier};
 use std::time::{Duration, Instant};
-use tempfile::TempDir;
 
 /// A store on a fresh backend, with what must outlive it.
 struct Fixture {
     store: Store,
-    /// The temporary directory of a file-backed backend.
-    _dir: Option<TempDir>,
+    /// What the backend needs kept until the test ends (a temporary directory, a key prefix
+    /// to clear), dropped after the store.
+    _keep: Option<Box<dyn std::any::Any>>,
 }
 
 fn memory_fixture() -> Fixture {
     Fixture {
         store: Store::new(Arc::new(MemoryBackend::new())),
-        _dir: None,
+        _keep: None,
     }
 }
 
@@ -39,7 +44,164 @@ fn sqlite_fixture() -> Fixture {
     let backend = SqliteBackend::open(dir.path(), SyncMode::Full).expect("open sqlite");
     Fixture {
         store: Store::new(Arc::new(backend)),
-        _dir: Some(dir),
+        _keep: Some(Box::new(dir)),
+    }
+}
+
+/// The environment variable naming the FoundationDB cluster file the `fdb::` scenarios use.
+const FDB_CLUSTER_FILE: &str = "FDB_CLUSTER_FILE";
+
+/// A store on the FoundationDB cluster of `FDB_CLUSTER_FILE`, under a fresh key prefix; `None`
+/// (after saying so) when the variable is not set.
+#[cfg(feature = "fdb")]
+fn fdb_fixture() -> Option<Fixture> {
+    use node::storage::fdb::FdbBackend;
+    use std::sync::OnceLock;
+    static BACKEND: OnceLock<Arc<FdbBackend>> = OnceLock::new();
+    let Some(file) = std::env::var_os(FDB_CLUSTER_FILE) else {
+        eprintln!("skipped: {FDB_CLUSTER_FILE} is not set, so there is no FoundationDB cluster to run this scenario on");
+        return None;
+    };
+    let backend = BACKEND.get_or_init(|| {
+        Arc::new(FdbBackend::open(Path::new(&file)).expect("open the FoundationDB cluster"))
+    });
+    let mut prefix = b"wallet-conformance/".to_vec();
+    let mut random = [0u8; 8];
+    getrandom::fill(&mut random).expect("random prefix");
+    prefix.extend(format!("{:016x}/", u64::from_be_bytes(random)).bytes());
+    let space = Arc::new(prefixed::Prefixed::new(backend.clone(), prefix));
+    Some(Fixture {
+        store: Store::new(space.clone()),
+        _keep: Some(Box::new(prefixed::ClearOnDrop(space))),
+    })
+}
+
+/// Without the `fdb` feature there is no FoundationDB client to run the `fdb::` scenarios.
+#[cfg(not(feature = "fdb"))]
+fn fdb_fixture() -> Option<Fixture> {
+    eprintln!("skipped: this test binary is built without the `fdb` feature (cargo test -p node --features fdb, with {FDB_CLUSTER_FILE} set, runs it on FoundationDB)");
+    None
+}
+
+#[test]
+fn fdb_cluster_file_without_the_fdb_feature_is_an_error() {
+    // Proves that asking for the FoundationDB run (FDB_CLUSTER_FILE set) in a build that cannot
+    // do it fails loudly instead of passing with every fdb scenario skipped.
+    if cfg!(feature = "fdb") || std::env::var_os(FDB_CLUSTER_FILE).is_none() {
+        return;
+    }
+    panic!("{FDB_CLUSTER_FILE} is set but this test binary has no FoundationDB client: run cargo test -p node --features fdb");
+}
+
+#[cfg(feature = "fdb")]
+mod prefixed {
+    //! A backend that keeps every key of its callers under a prefix of another backend, so
+    //! that scenarios sharing one FoundationDB cluster never see each other's keys.
+
+    use node::storage::{Backend, Body, Kv, StorageError, Txn};
+    use std::sync::Arc;
+
+    /// `inner`, seen through `prefix`.
+    pub struct Prefixed {
+        inner: Arc<dyn Backend>,
+        prefix: Vec<u8>,
+    }
+
+    impl Prefixed {
+        /// Keys of callers are stored as `prefix ++ key`.
+        pub fn new(inner: Arc<dyn Backend>, prefix: Vec<u8>) -> Self {
+            Prefixed { inner, prefix }
+        }
+    }
+
+    impl Backend for Prefixed {
+        fn name(&self) -> &'static str {
+            self.inner.name()
+        }
+
+        fn attempt(&self, body: &mut Body<'_>) -> Result<(), StorageError> {
+            self.inner.attempt(&mut |txn: &mut dyn Txn| {
+                body(&mut PrefixedTxn {
+                    inner: txn,
+                    prefix: &self.prefix,
+                })
+            })
+        }
+
+        fn attempt_read(&self, body: &mut Body<'_>) -> Result<(), StorageError> {
+            self.inner.attempt_read(&mut |txn: &mut dyn Txn| {
+                body(&mut PrefixedTxn {
+                    inner: txn,
+                    prefix: &self.prefix,
+                })
+            })
+        }
+    }
+
+    struct PrefixedTxn<'a> {
+        inner: &'a mut dyn Txn,
+        prefix: &'a [u8],
+    }
+
+    impl PrefixedTxn<'_> {
+        fn key(&self, key: &[u8]) -> Vec<u8> {
+            [self.prefix, key].concat()
+        }
+    }
+
+    impl Txn for PrefixedTxn<'_> {
+        fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+            let key = self.key(key);
+            self.inner.get(&key)
+        }
+
+        fn get_range(
+            &mut self,
+            begin: &[u8],
+            end: &[u8],
+            limit: usize,
+        ) -> Result<Vec<Kv>, StorageError> {
+            let (begin, end) = (self.key(begin), self.key(end));
+            let rows = self.inner.get_range(&begin, &end, limit)?;
+            Ok(rows
+                .into_iter()
+                .map(|(k, v)| {
+                    let k = k
+                        .strip_prefix(self.prefix)
+                        .expect("a range under the prefix returns keys under it")
+                        .to_vec();
+                    (k, v)
+                })
+                .collect())
+        }
+
+        fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
+            let key = self.key(key);
+            self.inner.set(&key, value)
+        }
+
+        fn clear(&mut self, key: &[u8]) -> Result<(), StorageError> {
+            let key = self.key(key);
+            self.inner.clear(&key)
+        }
+
+        fn clear_range(&mut self, begin: &[u8], end: &[u8]) -> Result<(), StorageError> {
+            let (begin, end) = (self.key(begin), self.key(end));
+            self.inner.clear_range(&begin, &end)
+        }
+    }
+
+    /// Clears every key under the prefix when the scenario ends.
+    pub struct ClearOnDrop(pub Arc<Prefixed>);
+
+    impl Drop for ClearOnDrop {
+        fn drop(&mut self) {
+            let store = node::storage::Store::new(self.0.clone());
+            let cleared = store.run(|t| t.clear_range(b"", super::KEYS_END));
+            if let Err(e) = cleared {
+                eprintln!("could not clear the scenario's keys: {e}");
+            }
+        }
     }
 }
 
@@ -115,6 +277,18 @@ macro_rules! for_each_backend {
                 #[test]
                 fn $scenario() {
                     super::$scenario(super::sqlite_fixture());
+                }
+            )*
+        }
+
+        /// The generic scenarios on FoundationDB, when `FDB_CLUSTER_FILE` names a cluster.
+        mod fdb {
+            $(
+                #[test]
+                fn $scenario() {
+                    if let Some(fixture) = super::fdb_fixture() {
+                        super::$scenario(fixture);
+                    }
                 }
             )*
         }

@@ -3,6 +3,12 @@
 //! The binaries are those `cargo test --workspace` builds into the same target directory as
 //! these tests (`target/debug/`). Run alone, `cargo test -p e2e` needs them built first:
 //! `cargo build -p node --bins`.
+//!
+//! Storage: the nodes run on the embedded store in the test's directory, unless
+//! `FDB_CLUSTER_FILE` names a FoundationDB cluster file: then every node runs on that cluster,
+//! under a key prefix derived from the test's directory (so a restarted node finds its ledger
+//! and two tests never share one), and `walletd` must be built with `--features fdb`. Nothing
+//! clears those prefixes afterwards: run them on a cluster kept for tests.
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -27,6 +33,45 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
+/// The environment variable that moves the end-to-end tests onto FoundationDB.
+pub const FDB_CLUSTER_FILE: &str = "FDB_CLUSTER_FILE";
+
+/// The FoundationDB cluster file the tests run on, if any; says once which store they use.
+pub fn fdb_cluster_file() -> Option<PathBuf> {
+    static SAID: std::sync::Once = std::sync::Once::new();
+    let file = std::env::var_os(FDB_CLUSTER_FILE).map(PathBuf::from);
+    SAID.call_once(|| match &file {
+        Some(f) => eprintln!("e2e: nodes run on FoundationDB ({})", f.display()),
+        None => eprintln!(
+            "e2e: nodes run on the embedded store; the FoundationDB run is skipped because {FDB_CLUSTER_FILE} is not set"
+        ),
+    });
+    file
+}
+
+/// The FoundationDB key prefix of the nodes whose embedded directory would be `data`.
+pub fn fdb_prefix(data: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    data.hash(&mut hasher);
+    format!("e2e-{:016x}", hasher.finish())
+}
+
+/// The `[storage]` section of a config for nodes sharing `data` (see the module doc).
+pub fn storage_toml(data: &Path) -> String {
+    match fdb_cluster_file() {
+        Some(file) => format!(
+            "[storage]\nbackend = \"fdb\"\ncluster_file = \"{}\"\nprefix = \"{}\"\n",
+            file.display(),
+            fdb_prefix(data)
+        ),
+        None => format!(
+            "[storage]\nbackend = \"embedded\"\npath = \"{}\"\n",
+            data.display()
+        ),
+    }
+}
+
 /// A `walletd` child process on a free loopback port, killed on drop.
 pub struct Walletd {
     child: Child,
@@ -35,11 +80,17 @@ pub struct Walletd {
 }
 
 impl Walletd {
-    /// Starts `walletd` on the embedded store in `data`, logging to `data/walletd.log`.
+    /// Starts `walletd` on the embedded store in `data` (or on FoundationDB, see the module
+    /// doc), logging to `data/walletd.log`.
     pub fn start(data: &Path) -> Walletd {
         std::fs::create_dir_all(data).expect("data dir");
         let mut cmd = Command::new(binary("walletd"));
         cmd.args(["--listen", "127.0.0.1:0", "--data"]).arg(data);
+        if let Some(file) = fdb_cluster_file() {
+            cmd.env("WALLET_STORAGE_BACKEND", "fdb")
+                .env("WALLET_FDB_CLUSTER_FILE", file)
+                .env("WALLET_FDB_PREFIX", fdb_prefix(data));
+        }
         Walletd::spawn(cmd, &data.join("walletd.log"))
     }
 

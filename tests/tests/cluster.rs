@@ -44,12 +44,12 @@ fn write_config(dir: &Path, i: usize, ports: &[u16], cookie: &str, data: &Path) 
     let toml = format!(
         "[node]\nid = \"n{n}\"\nlisten = \"127.0.0.1:0\"\ncluster_listen = \"127.0.0.1:{port}\"\n\
          [cluster]\ncookie = \"{cookie}\"\npeers = [{peers}]\n\
-         [storage]\nbackend = \"embedded\"\npath = \"{data}\"\n\
+         {storage}\
          [saga]\ncredit_timeout_ms = 1000\n",
         n = i + 1,
         port = ports[i],
         peers = peers.join(", "),
-        data = data.display(),
+        storage = e2e::storage_toml(data),
     );
     let path = dir.join(format!("n{}.toml", i + 1));
     std::fs::write(&path, toml).unwrap();

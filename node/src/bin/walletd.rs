@@ -64,7 +64,7 @@ fn main() -> anyhow::Result<()> {
             node.addr(),
             config.node.id,
             node.shell().store().backend_name(),
-            config.storage.path.display()
+            storage_location(&config)
         );
         tokio::select! {
             _ = shutdown_signal() => {}
@@ -74,7 +74,27 @@ fn main() -> anyhow::Result<()> {
         node.shutdown().await;
         tracing::info!("stopped");
         anyhow::Ok(())
-    })
+    })?;
+    // Every task holding a database handle ends with the runtime; then the FoundationDB
+    // network thread may stop, as its client library requires before the process exits.
+    drop(rt);
+    #[cfg(feature = "fdb")]
+    node::storage::fdb::network::stop();
+    Ok(())
+}
+
+/// Where the ledger is stored, for the start line.
+fn storage_location(config: &cluster_config::Config) -> String {
+    match (&config.storage.backend, &config.storage.cluster_file) {
+        (cluster_config::Backend::Fdb, Some(file)) => {
+            format!(
+                "{} under prefix {:?}",
+                file.display(),
+                config.storage.prefix
+            )
+        }
+        _ => config.storage.path.display().to_string(),
+    }
 }
 
 async fn shutdown_signal() {

@@ -19,16 +19,27 @@
 //!   having happened, unavailability, latency).
 //! - `embedded` ([`sqlite::SqliteBackend`]): SQLite in WAL mode, one table of ordered keys.
 //!   See that module for why SQLite was chosen over LMDB, with the measurements.
-//! - `fdb`: FoundationDB, behind the `fdb` cargo feature (a later change).
+//! - `fdb` (`fdb::FdbBackend`, with the `fdb` cargo feature): FoundationDB, the backend for
+//!   nodes on several machines. It runs each attempt as one FoundationDB transaction and maps
+//!   FoundationDB's errors onto [`StorageError`], so this retry loop is its retry loop too.
 //!
 //! Keys are built by [`keys::Keys`] with the FoundationDB tuple encoding, the same bytes on
 //! every backend. Values are versioned JSON ([`codec`]).
 //!
-//! Left out on purpose: watches, versionstamps and snapshot reads; nothing in the ledger needs
-//! them yet. Backends are synchronous: the actor shell calls them from blocking threads, and
-//! the simulator calls them inline.
+//! Isolation, as FoundationDB gives it and every backend must: a read-write attempt is
+//! serializable, because every read it makes is protected (on FoundationDB, by a read-conflict
+//! range; a `get_range` that stops at its limit protects only the keys up to the last one it
+//! returned), so a body may decide from what it read. A read-only attempt
+//! ([`Backend::attempt_read`]) is a snapshot read: one consistent version that includes every
+//! commit acknowledged before it began, no conflict ranges, no commit.
+//!
+//! Left out on purpose: watches, versionstamps, atomic mutations, and snapshot reads inside a
+//! read-write attempt; nothing in the ledger needs them. Backends are synchronous: the actor
+//! shell calls them from blocking threads, and the simulator calls them inline.
 
 pub mod codec;
+#[cfg(feature = "fdb")]
+pub mod fdb;
 pub mod keys;
 pub mod memory;
 pub mod sqlite;
@@ -78,6 +89,10 @@ pub enum StorageError {
     /// Stored bytes could not be decoded. Not retryable: corruption or a bug.
     #[error("corrupt record: {0}")]
     Corrupt(String),
+    /// The store refused the attempt in a way running it again cannot fix (a client error, a
+    /// misconfiguration); nothing was committed. Not retryable.
+    #[error("storage failed: {0}")]
+    Failed(String),
 }
 
 impl StorageError {
