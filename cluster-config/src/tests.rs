@@ -377,14 +377,40 @@ fn config_refuses_a_cluster_that_cannot_share_its_store() {
 fn config_readme_cluster_examples_validate() {
     // Proves the three configs of the README's local cluster parse and validate, and that they
     // form one cluster: distinct ids and addresses, one store, each listing the other two.
-    let configs: Vec<Config> = [
+    let configs = one_cluster(&[
         include_str!("../../examples/cluster/n1.toml"),
         include_str!("../../examples/cluster/n2.toml"),
         include_str!("../../examples/cluster/n3.toml"),
-    ]
-    .iter()
-    .map(|t| Config::from_toml_str(t).unwrap())
-    .collect();
+    ]);
+    assert!(configs.iter().all(|c| c.storage.backend == Backend::Embedded));
+}
+
+#[test]
+fn config_readme_fdb_examples_validate() {
+    // Proves the three configs of the README's FoundationDB cluster parse and validate, and
+    // form one cluster on one FoundationDB cluster file and prefix, on non-loopback addresses.
+    let configs = one_cluster(&[
+        include_str!("../../examples/fdb/n1.toml"),
+        include_str!("../../examples/fdb/n2.toml"),
+        include_str!("../../examples/fdb/n3.toml"),
+    ]);
+    for c in &configs {
+        assert_eq!(c.storage.backend, Backend::Fdb);
+        assert_eq!(c.storage.cluster_file, configs[0].storage.cluster_file);
+        assert_eq!(c.storage.prefix, configs[0].storage.prefix);
+        assert!(!c.node.cluster_listen.starts_with("127."));
+        // Another machine reaches the HTTP address the node advertises.
+        assert!(!c.node.listen.starts_with("127.") && !c.node.listen.starts_with("0.0.0.0"));
+    }
+}
+
+/// Parses and validates `tomls` and checks they form one cluster: distinct ids, one store path
+/// and cookie, each node listing the other nodes' node-to-node addresses as peers.
+fn one_cluster(tomls: &[&str]) -> Vec<Config> {
+    let configs: Vec<Config> = tomls
+        .iter()
+        .map(|t| Config::from_toml_str(t).unwrap())
+        .collect();
     for c in &configs {
         c.validate().unwrap();
         assert_eq!(c.storage.path, configs[0].storage.path);
@@ -400,5 +426,6 @@ fn config_readme_cluster_examples_validate() {
     }
     let ids: std::collections::BTreeSet<&str> =
         configs.iter().map(|c| c.node.id.as_str()).collect();
-    assert_eq!(ids.len(), 3);
+    assert_eq!(ids.len(), tomls.len());
+    configs
 }
