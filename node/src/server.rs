@@ -91,7 +91,11 @@ pub fn open_backend(config: &Config) -> Result<Arc<dyn Backend>, StartError> {
 impl Node {
     /// Starts a node from a validated config.
     pub async fn start(config: &Config) -> Result<Node, StartError> {
-        let backend = open_backend(config)?;
+        // Opening may wait for the store (FoundationDB checks that its cluster answers).
+        let owned = config.clone();
+        let backend = tokio::task::spawn_blocking(move || open_backend(&owned))
+            .await
+            .expect("opening the backend does not panic")?;
         Node::start_with_backend(config, backend).await
     }
 

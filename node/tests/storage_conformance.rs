@@ -51,6 +51,10 @@ fn sqlite_fixture() -> Fixture {
 /// The environment variable naming the FoundationDB cluster file the `fdb::` scenarios use.
 const FDB_CLUSTER_FILE: &str = "FDB_CLUSTER_FILE";
 
+/// Attempts of a transaction in the FoundationDB scenarios, where threads really conflict.
+#[cfg(feature = "fdb")]
+const FDB_CONTENDED_ATTEMPTS_MAX: u32 = 100;
+
 /// A store on the FoundationDB cluster of `FDB_CLUSTER_FILE`, under a fresh key prefix; `None`
 /// (after saying so) when the variable is not set.
 #[cfg(feature = "fdb")]
@@ -70,8 +74,15 @@ fn fdb_fixture() -> Option<Fixture> {
     getrandom::fill(&mut random).expect("random prefix");
     prefix.extend(format!("{:016x}/", u64::from_be_bytes(random)).bytes());
     let space = Arc::new(prefixed::Prefixed::new(backend.clone(), prefix));
+    // The scenarios make threads fight over one key, which on FoundationDB are real
+    // conflicts; the ledger never does (an account's actor serializes its commits), so the
+    // production budget of attempts is widened for them, not the backoff.
+    let policy = RetryPolicy {
+        attempts_max: FDB_CONTENDED_ATTEMPTS_MAX,
+        ..RetryPolicy::default()
+    };
     Some(Fixture {
-        store: Store::new(space.clone()),
+        store: Store::with_policy(space.clone(), policy),
         _keep: Some(Box::new(prefixed::ClearOnDrop(space))),
     })
 }
@@ -889,6 +900,27 @@ fn memory_unavailable_beyond_retry_limit_is_reported() {
         .run(|t| t.set(b"k", b"v"))
         .expect("the last attempt commits");
     assert_eq!(get(&store, b"k").as_deref(), Some(&b"v"[..]));
+}
+
+#[test]
+fn memory_any_final_error_after_an_unknown_commit_is_unknown() {
+    // Proves that once an attempt's commit result was unknown, Store::run never reports an
+    // error that claims nothing committed: that attempt may have landed. Both a commit that
+    // happened and one that did not end as CommitUnknown after the retries run out.
+    for first in [
+        Fault::CommitUnknownCommitted,
+        Fault::CommitUnknownNotCommitted,
+    ] {
+        let (store, backend) = memory_store();
+        backend.inject(first);
+        for _ in 1..RETRY_ATTEMPTS_MAX {
+            backend.inject(Fault::Unavailable);
+        }
+        let result = store.run(|t| t.set(b"k", b"v"));
+        assert_eq!(result, Err(StorageError::CommitUnknown), "after {first:?}");
+        let landed = get(&store, b"k").is_some();
+        assert_eq!(landed, first == Fault::CommitUnknownCommitted);
+    }
 }
 
 #[test]

@@ -142,8 +142,10 @@ async fn readyz(State(st): State<AppState>) -> Response {
     if !*st.ready.borrow() {
         return (StatusCode::SERVICE_UNAVAILABLE, "starting\n").into_response();
     }
-    let store = st.shell.store().clone();
-    match blocking(move || store.read(|txn| txn.get(b"\xff").map(|_| ()))).await {
+    let (store, key) = (st.shell.store().clone(), st.shell.keys().store_id());
+    // A key of this ledger: every backend can read it (FoundationDB refuses reads of its
+    // system keys, at `\xff` and above, to ordinary transactions).
+    match blocking(move || store.read(|txn| txn.get(&key).map(|_| ()))).await {
         Ok(()) => (StatusCode::OK, "ready\n").into_response(),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "storage unreachable\n").into_response(),
     }

@@ -5,18 +5,23 @@
 //! attempt, the attempt runs the body in one new FoundationDB transaction and commits it, and
 //! the bodies of `ledger::exec` and the keys of [`super::keys::Keys`] (tuple-encoded, under
 //! `storage.prefix`) are the ones every backend uses. The limits of [`super::LimitedTxn`] are
-//! FoundationDB's own, so a body that passes them on the other backends passes them here.
+//! FoundationDB's key, value and duration limits. Its transaction size counts the keys and
+//! values written, where FoundationDB also counts conflict ranges, so a transaction close to
+//! 10 MB that the other backends accept may be refused here (`transaction_too_large`, reported
+//! as `LimitExceeded`); the ledger's transactions are a few kilobytes.
 //!
 //! Each attempt:
 //! - creates a transaction with the [`ATTEMPT_TIMEOUT`] option (the 5 s of
-//!   [`super::TXN_DURATION_MAX`]), so a cluster that does not answer fails the attempt instead
-//!   of blocking its thread;
+//!   [`super::TXN_DURATION_MAX`] for the body, plus [`COMMIT_MARGIN`] for the commit), so a
+//!   cluster that does not answer fails the attempt instead of blocking its thread;
 //! - runs the body; reads of a read-write attempt are serializable reads, each adding a
-//!   read-conflict range, which is what makes a body's decisions safe; reads of a read-only
-//!   attempt ([`Backend::attempt_read`]) are snapshot reads and the transaction is dropped
-//!   without a commit (FoundationDB does not need read-only transactions committed);
-//! - commits when the body returned `Ok` and no operation failed (a body that swallowed an
-//!   error still cannot commit, as on the other backends).
+//!   read-conflict range (a `get_range` that stops at its limit covers the keys up to the last
+//!   one returned), which is what makes a body's decisions safe; reads of a read-only attempt
+//!   ([`Backend::attempt_read`]) are snapshot reads and the transaction is dropped without a
+//!   commit (FoundationDB does not need read-only transactions committed);
+//! - commits when the body returned `Ok` and no operation failed: a body that swallowed an
+//!   error (a failed read, a write refused in a read-only attempt) still cannot commit, and the
+//!   body's own error wins over the operation's, as on the other backends.
 //!
 //! Errors ([`classify`]), as FoundationDB's documentation prescribes, but with the retrying
 //! left to the one retry loop of the system:
@@ -26,38 +31,51 @@
 //! | 1020 `not_committed` (a conflict) | `Conflict` | `Conflict` |
 //! | 1007 `transaction_too_old` | `TooOld` | `TooOld` |
 //! | 1031 `transaction_timed_out` ([`ATTEMPT_TIMEOUT`]) | `TooOld` | `CommitUnknown` |
-//! | 1021 `commit_unknown_result` and every other *maybe committed* error | (not raised) | `CommitUnknown` |
+//! | 1025 `transaction_cancelled` | `Failed` | `CommitUnknown` |
+//! | 1021 `commit_unknown_result`, 1039 `cluster_version_changed` (*maybe committed*) | `Unavailable` | `CommitUnknown` |
 //! | 2101/2102/2103 `transaction_too_large`, `key_too_large`, `value_too_large` | `LimitExceeded` | `LimitExceeded` |
 //! | other *retryable* errors (1009 `future_version`, 1037 `process_behind`, 1213 `tag_throttled`, …) | `Unavailable` | `Unavailable` |
+//! | other client errors (2000–2999: misuse the client refuses before sending anything) | `Failed` | `Failed` |
 //! | anything else | `Failed` | `CommitUnknown` |
 //!
 //! The last cell is deliberate: an error FoundationDB does not document as "not committed"
 //! that arrives during a commit is reported as an unknown outcome, never as a rejection.
 //! Before a retryable error is returned, the failed transaction's `on_error` runs, which waits
-//! FoundationDB's own backoff for that error (longer for throttling than for a conflict).
+//! FoundationDB's backoff for that error; since the next attempt is a new transaction, that is
+//! FoundationDB's first, short step, and the exponential growth is `Store::run`'s.
 //!
 //! Why `commit_unknown_result` is safe: `Store::run` runs the body again from scratch, and every
 //! read-write body is idempotent. Per body (`ledger::exec`, whose module doc has the detail):
 //! - `activate` bumps the lease epoch it read; a second run after a commit bumps it once more,
 //!   which fences nobody but older activations.
-//! - `commit_batch` first checks that the stored lease is still this activation's, then asks
-//!   whether the previous attempt committed (the stored account record and lease equal that
-//!   attempt's result) and, if so, returns that attempt's result without writing again; every
-//!   write is an absolute value, and journal entries, idempotency records and saga records are
-//!   keyed by sequence number, request key and transfer id, so a second run rewrites the same
-//!   bytes. A fenced second run after an unknown first one is reported unknown, not refused.
+//! - `commit_batch` first asks whether the previous attempt committed (the stored account
+//!   record and lease equal that attempt's result) and, if so, returns that attempt's result
+//!   without writing again, so its decisions are neither applied twice nor replayed from
+//!   storage behind the activation's memory; otherwise it checks that the stored lease is
+//!   still this activation's (a fenced retry after an unknown attempt is reported unknown by
+//!   `Store::run`, not as a refusal) and writes absolute values computed from what it read.
 //! - `store_identity` writes the store id only when none is stored; a second run reads the id
 //!   the first one wrote and returns it.
-//! - Read-only bodies (`read_entries`, `read_transfer`, `read_accounts`, `read_pending`,
-//!   `count_pending`) write nothing.
+//! - Bodies run by `Store::read` write nothing.
+//!
+//! A commit that timed out (1031) or met a cluster version change (1039) may still land after
+//! the error, unlike one reported `commit_unknown_result`. That is safe too: each body reads
+//! the keys it writes (the account record or the lease, the store id), so of the late commit
+//! and the retry, whichever commits second conflicts on them and is not applied, and the
+//! next retry reads what the first one wrote.
 //!
 //! The network thread ([`network`]) is started once per process, by the first
 //! [`FdbBackend::open`], and stopped once: by [`network::stop`] when `walletd` exits, and by an
 //! `atexit` hook in every other process (test binaries), because the client library requires
 //! it to be stopped before the process exits. It cannot be started again after it stopped.
 //!
+//! If the network thread dies (`fdb_run_network` fails), its thread panics; `walletd` aborts
+//! on any panic, and a process that does not would see its transactions hang.
+//!
 //! Left out: tenants, `automatic_idempotency` (the bodies are idempotent without it),
-//! watches, and a client-side cache of read versions.
+//! watches, a client-side cache of read versions, and concurrent reads inside one body (each
+//! read is one round trip; `activate` reads an account's open sagas one by one, at most
+//! `OPEN_SAGAS_MAX`).
 
 use super::{Backend, Body, Kv, StorageError, Txn, TXN_DURATION_MAX};
 use foundationdb::options::{StreamingMode, TransactionOption};
@@ -69,8 +87,10 @@ use std::sync::Arc;
 use std::task::{Context, Poll, Wake};
 use std::time::Duration;
 
-/// The timeout set on every transaction: FoundationDB's own 5 s limit.
-pub const ATTEMPT_TIMEOUT: Duration = TXN_DURATION_MAX;
+/// Time left for the commit once a body has used all of [`TXN_DURATION_MAX`].
+pub const COMMIT_MARGIN: Duration = Duration::from_secs(2);
+/// The timeout set on every transaction: the body's limit plus the commit's margin.
+pub const ATTEMPT_TIMEOUT: Duration = TXN_DURATION_MAX.saturating_add(COMMIT_MARGIN);
 
 /// `not_committed`: the transaction conflicted with another.
 const NOT_COMMITTED: i32 = 1020;
@@ -84,6 +104,10 @@ const TRANSACTION_TOO_LARGE: i32 = 2101;
 const KEY_TOO_LARGE: i32 = 2102;
 /// `value_too_large`: a value over 100 kB.
 const VALUE_TOO_LARGE: i32 = 2103;
+/// `transaction_cancelled`: cancelled, possibly while its commit was in flight.
+const TRANSACTION_CANCELLED: i32 = 1025;
+/// The client's own errors (API misuse, refused before anything is sent).
+const CLIENT_ERRORS: std::ops::RangeInclusive<i32> = 2000..=2999;
 
 /// Where in an attempt an error happened: it decides whether a commit may have happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,8 +130,12 @@ pub fn classify(error: FdbError, stage: Stage) -> StorageError {
         TRANSACTION_TOO_LARGE | KEY_TOO_LARGE | VALUE_TOO_LARGE => {
             StorageError::LimitExceeded(what)
         }
-        _ if error.is_maybe_committed() => StorageError::CommitUnknown,
+        TRANSACTION_CANCELLED if stage == Stage::Commit => StorageError::CommitUnknown,
+        _ if error.is_maybe_committed() && stage == Stage::Commit => StorageError::CommitUnknown,
+        // A maybe-committed error during the body (a read meeting a cluster version change)
+        // committed nothing: the commit was never sent.
         _ if error.is_retryable() => StorageError::Unavailable(what),
+        _ if CLIENT_ERRORS.contains(&code) => StorageError::Failed(what),
         _ if stage == Stage::Commit => StorageError::CommitUnknown,
         _ => StorageError::Failed(what),
     }
@@ -195,17 +223,21 @@ impl FdbBackend {
         };
         let outcome = body(&mut txn);
         let failed = txn.failed.take();
-        // An operation that failed decides the attempt, whatever the body did with its error.
-        // Before a retryable error goes back to the retry loop, `on_error` waits FoundationDB's
-        // prescribed backoff for it; its own answer (an error when FoundationDB would not
-        // retry, a timeout say) is not needed, `classify` has decided.
-        if let Some((fdb_error, error)) = failed {
-            if error.is_retryable() {
+        // The body's own error wins; an operation that failed still prevents the commit.
+        let error = match (outcome, failed) {
+            (Ok(()), None) => None,
+            (Err(e), failed) => Some((e, failed.and_then(|(fdb, _)| fdb))),
+            (Ok(()), Some((fdb, e))) => Some((e, fdb)),
+        };
+        if let Some((error, fdb_error)) = error {
+            // Before a retryable error goes back to the retry loop, `on_error` waits
+            // FoundationDB's backoff for it; its answer (an error when FoundationDB would not
+            // retry, a timeout say) is not needed, `classify` has decided.
+            if let (true, Some(fdb_error)) = (error.is_retryable(), fdb_error) {
                 let _ = block_on(trx.on_error(fdb_error));
             }
             return Err(error);
         }
-        outcome?;
         if read_only {
             // Dropping the transaction cancels it; a read-only one has nothing to commit.
             return Ok(());
@@ -242,25 +274,26 @@ struct FdbTxn<'a> {
     trx: &'a Transaction,
     /// True for [`Backend::attempt_read`]: snapshot reads, and writes are refused.
     read_only: bool,
-    /// The first failed operation: the FoundationDB error (for `on_error`) and its mapping.
-    failed: Option<(FdbError, StorageError)>,
+    /// The first failed operation: its FoundationDB error if it has one (for `on_error`), and
+    /// the error the body was given.
+    failed: Option<(Option<FdbError>, StorageError)>,
 }
 
 impl FdbTxn<'_> {
     /// Records a failed operation and returns its mapped error.
     fn fail(&mut self, error: FdbError) -> StorageError {
         let mapped = classify(error, Stage::Body);
-        self.failed.get_or_insert((error, mapped.clone()));
+        self.failed.get_or_insert((Some(error), mapped.clone()));
         mapped
     }
 
-    fn check_write(&self) -> Result<(), StorageError> {
+    /// Refuses a write in a read-only attempt (a bug in the caller, as on the other backends),
+    /// failing the attempt even if the body ignores the error.
+    fn check_write(&mut self) -> Result<(), StorageError> {
         if self.read_only {
-            // A bug in the caller, like on the other backends. Kept out of `failed`: the
-            // body's own error already prevents a commit, and a read-only attempt never commits.
-            return Err(StorageError::LimitExceeded(
-                "write in a read-only transaction".to_string(),
-            ));
+            let e = StorageError::LimitExceeded("write in a read-only transaction".to_string());
+            self.failed.get_or_insert((None, e.clone()));
+            return Err(e);
         }
         Ok(())
     }
@@ -419,11 +452,16 @@ pub mod network {
                     *state = State::Broken(message.clone());
                     StorageError::Failed(message)
                 })?;
-                *state = State::Running { _guard: guard };
                 // SAFETY: registers a plain function with no arguments, as `atexit` expects.
                 if unsafe { atexit(stop_at_exit) } != 0 {
-                    tracing::warn!("could not register the FoundationDB network's exit hook");
+                    // Without the hook nothing would stop the network before exit: stop it now.
+                    drop(guard);
+                    let message =
+                        "could not register the FoundationDB network's exit hook".to_string();
+                    *state = State::Broken(message.clone());
+                    return Err(StorageError::Failed(message));
                 }
+                *state = State::Running { _guard: guard };
                 Ok(())
             }
         }
@@ -441,5 +479,83 @@ pub mod network {
         };
         // Outside the lock: stopping joins the network thread.
         drop(previous);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The error table. These need the client library (`fdb_error_predicate`), so they run
+    //! where `libfdb_c` is installed: `cargo test -p node --features fdb --lib storage::fdb`.
+
+    use super::{classify, Stage};
+    use crate::storage::StorageError;
+    use foundationdb::FdbError;
+
+    fn at(code: i32, stage: Stage) -> StorageError {
+        classify(FdbError::from_code(code), stage)
+    }
+
+    #[test]
+    fn conflicts_and_old_reads_retry_and_never_committed() {
+        for stage in [Stage::Body, Stage::Commit] {
+            assert_eq!(at(1020, stage), StorageError::Conflict);
+            assert_eq!(at(1007, stage), StorageError::TooOld);
+        }
+    }
+
+    #[test]
+    fn a_timeout_is_unknown_only_at_commit() {
+        assert_eq!(at(1031, Stage::Body), StorageError::TooOld);
+        assert_eq!(at(1031, Stage::Commit), StorageError::CommitUnknown);
+    }
+
+    #[test]
+    fn maybe_committed_errors_are_unknown_at_commit_only() {
+        // commit_unknown_result, cluster_version_changed.
+        for code in [1021, 1039] {
+            assert_eq!(at(code, Stage::Commit), StorageError::CommitUnknown);
+            assert!(matches!(
+                at(code, Stage::Body),
+                StorageError::Unavailable(_)
+            ));
+        }
+    }
+
+    #[test]
+    fn size_limits_are_refused_not_retried() {
+        for code in [2101, 2102, 2103] {
+            let e = at(code, Stage::Commit);
+            assert!(matches!(e, StorageError::LimitExceeded(_)), "{code}: {e:?}");
+            assert!(!e.is_retryable());
+        }
+    }
+
+    #[test]
+    fn transient_errors_are_unavailable_and_retried() {
+        // future_version, process_behind, tag_throttled.
+        for code in [1009, 1037, 1213] {
+            let e = at(code, Stage::Body);
+            assert!(matches!(e, StorageError::Unavailable(_)), "{code}: {e:?}");
+            assert!(e.is_retryable());
+        }
+    }
+
+    #[test]
+    fn a_cancel_is_unknown_only_at_commit() {
+        assert!(matches!(at(1025, Stage::Body), StorageError::Failed(_)));
+        assert_eq!(at(1025, Stage::Commit), StorageError::CommitUnknown);
+    }
+
+    #[test]
+    fn client_errors_fail_and_other_commit_errors_are_unknown() {
+        // used_during_commit, client_invalid_operation: refused before anything is sent.
+        for code in [2017, 2000] {
+            for stage in [Stage::Body, Stage::Commit] {
+                assert!(matches!(at(code, stage), StorageError::Failed(_)), "{code}");
+            }
+        }
+        // internal_error: not documented as "not committed".
+        assert!(matches!(at(4100, Stage::Body), StorageError::Failed(_)));
+        assert_eq!(at(4100, Stage::Commit), StorageError::CommitUnknown);
     }
 }

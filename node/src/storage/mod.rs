@@ -4,8 +4,10 @@
 //! `get`, `get_range`, `set`, `clear` and `clear_range`, sees its own writes, and is committed
 //! atomically. [`Store::run`] is the one retry loop of the system: it runs a body, and on a
 //! retryable error (a conflict, a commit whose result is unknown, a transaction that grew too
-//! old, a store briefly unavailable) runs it again from scratch, with backoff, up to
-//! [`RETRY_ATTEMPTS_MAX`] times. A body must therefore be safe to run more than once, including
+//! old, a store briefly unavailable) runs it again from scratch, with jittered exponential
+//! backoff, up to [`RETRY_ATTEMPTS_MAX`] times. Once an attempt's commit result was unknown,
+//! any final error is reported as [`StorageError::CommitUnknown`]: nothing later proves that
+//! the unknown attempt did not land. A body must therefore be safe to run more than once, including
 //! after a commit that did happen but was reported unknown: every body in `ledger::exec` reads
 //! what it depends on and writes absolute values, so a second run writes the same bytes again.
 //!
@@ -258,31 +260,48 @@ impl Store {
     ) -> Result<T, StorageError> {
         let mut backoff = self.policy.backoff_initial;
         let mut attempt_index = 0;
-        // Once an attempt's commit result was unknown, a later `Fenced` no longer proves that
-        // nothing committed (the lease may have moved after that attempt landed).
+        // Once an attempt's commit result was unknown, no later error proves that nothing
+        // committed: that attempt may have landed (and then moved the lease, say).
         let mut unknown_seen = false;
         loop {
             attempt_index += 1;
             let mut out = None;
             match attempt(self.backend.as_ref(), &mut out) {
                 Ok(()) => return Ok(out.expect("a successful attempt sets its result")),
-                Err(StorageError::Fenced) if unknown_seen => {
-                    self.stats.failures.fetch_add(1, Ordering::Relaxed);
-                    return Err(StorageError::CommitUnknown);
-                }
                 Err(e) if e.is_retryable() && attempt_index < self.policy.attempts_max => {
                     unknown_seen |= e == StorageError::CommitUnknown;
                     self.stats.retries.fetch_add(1, Ordering::Relaxed);
-                    std::thread::sleep(backoff);
+                    std::thread::sleep(jittered(backoff));
                     backoff = (backoff * 2).min(self.policy.backoff_max);
                 }
                 Err(e) => {
                     self.stats.failures.fetch_add(1, Ordering::Relaxed);
+                    if unknown_seen && e != StorageError::CommitUnknown {
+                        tracing::warn!(
+                            "storage: {e} after an attempt whose commit is unknown; reporting unknown"
+                        );
+                        return Err(StorageError::CommitUnknown);
+                    }
                     return Err(e);
                 }
             }
         }
     }
+}
+
+/// A backoff of between half and all of `backoff`, so that attempts that conflicted with each
+/// other do not all come back at the same instant. Zero stays zero (the simulator's policy).
+fn jittered(backoff: Duration) -> Duration {
+    if backoff.is_zero() {
+        return backoff;
+    }
+    let mut random = [0u8; 4];
+    // Without randomness the full backoff is still a backoff.
+    if getrandom::fill(&mut random).is_err() {
+        return backoff;
+    }
+    let half = backoff / 2;
+    half + half.mul_f64(f64::from(u32::from_le_bytes(random)) / f64::from(u32::MAX))
 }
 
 /// A transaction wrapper that enforces FoundationDB's limits the same way on every backend.
