@@ -382,7 +382,9 @@ fn config_readme_cluster_examples_validate() {
         include_str!("../../examples/cluster/n2.toml"),
         include_str!("../../examples/cluster/n3.toml"),
     ]);
-    assert!(configs.iter().all(|c| c.storage.backend == Backend::Embedded));
+    assert!(configs
+        .iter()
+        .all(|c| c.storage.backend == Backend::Embedded));
 }
 
 #[test]
