@@ -18,9 +18,14 @@
 //! a bounded simulated time. The checkers ([`check`]) watch every commit and every reply and
 //! recheck the whole store at the end of each phase.
 //!
+//! Storage concurrency follows FoundationDB's optimistic model ([`store`]): an attempt may read
+//! a few commits behind the newest, and if a later commit wrote a key it read, it gets a real
+//! conflict from the memory backend's read-conflict ranges (conflicts are also injected).
+//!
 //! Left out: the HTTP and WebSocket gateways and ractor itself (thin shells over the same core,
 //! tested by the node's own tests), the `active_max` LRU cap (forced passivations stand in
-//! for evictions), and real FoundationDB conflict detection (conflicts are injected).
+//! for evictions), and transactions that really run side by side (the simulator runs one
+//! attempt at a time; a stale read version stands for the overlap).
 
 pub mod check;
 pub mod ledger;

@@ -63,6 +63,9 @@ pub struct Options {
     pub unknown_committed_ppm: u32,
     /// Storage: share of attempts whose commit did not happen and is reported unknown, ppm.
     pub unknown_lost_ppm: u32,
+    /// Storage: share of read-write attempts that read a few commits behind the newest (their
+    /// overtaken reads then conflict for real), ppm.
+    pub stale_read_ppm: u32,
     /// Storage: share of attempts that take a latency spike, ppm.
     pub slow_ppm: u32,
     /// Storage: longest latency spike.
@@ -100,7 +103,7 @@ impl Options {
         let o_unknown_l = on(rng);
         let o_slow = on(rng);
         let o_outage = on(rng);
-        Options {
+        let mut options = Options {
             nodes,
             vnodes: 16,
             clients: rng.range(1, CLIENTS_MAX) as usize,
@@ -130,7 +133,12 @@ impl Options {
             slow_max_ms: rng.range(10, 3_000),
             outage_every_ms: every(rng, o_outage, 500, 20_000),
             outage_max_ms: rng.range(10, 3_000),
-        }
+            stale_read_ppm: 0,
+        };
+        // Drawn last, so that adding it left every other option of a seed as it was.
+        let o_stale = on(rng);
+        options.stale_read_ppm = ppm(rng, o_stale, 300_000);
+        options
     }
 
     /// The names of the fault classes this run has on.
@@ -151,6 +159,7 @@ impl Options {
         add(self.conflict_ppm > 0, "conflicts");
         add(self.unknown_committed_ppm > 0, "unknown-committed");
         add(self.unknown_lost_ppm > 0, "unknown-not-committed");
+        add(self.stale_read_ppm > 0, "stale-reads");
         add(self.slow_ppm > 0, "latency-spikes");
         add(self.outage_every_ms > 0, "storage-outages");
         f
@@ -198,10 +207,11 @@ impl fmt::Display for Options {
         )?;
         writeln!(
             f,
-            "storage:  conflict {} ppm, unknown(committed) {} ppm, unknown(lost) {} ppm, slow {} ppm (<= {} ms), outage every ~{} ms (<= {} ms)",
+            "storage:  conflict {} ppm, unknown(committed) {} ppm, unknown(lost) {} ppm, stale read {} ppm, slow {} ppm (<= {} ms), outage every ~{} ms (<= {} ms)",
             self.conflict_ppm,
             self.unknown_committed_ppm,
             self.unknown_lost_ppm,
+            self.stale_read_ppm,
             self.slow_ppm,
             self.slow_max_ms,
             self.outage_every_ms,

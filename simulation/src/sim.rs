@@ -220,6 +220,8 @@ pub struct Stats {
     pub attempts: u64,
     /// Storage faults injected.
     pub storage_faults: u64,
+    /// Conflicts the store detected (stale reads overtaken by a later commit).
+    pub storage_conflicts: u64,
     /// Transfers completed.
     pub completed: u64,
     /// Transfers failed.
@@ -315,6 +317,7 @@ impl Sim {
             unknown_lost_ppm: opts.unknown_lost_ppm,
             slow_ppm: opts.slow_ppm,
             slow_max_ms: opts.slow_max_ms,
+            stale_read_ppm: opts.stale_read_ppm,
         });
         let store = Store::with_policy(
             backend.clone(),
@@ -434,6 +437,7 @@ impl Sim {
         let (attempts, faults) = self.backend.counts();
         self.stats.attempts = attempts;
         self.stats.storage_faults = faults;
+        self.stats.storage_conflicts = self.backend.conflicts_detected();
     }
 
     fn run_phases(&mut self) {

@@ -3,21 +3,39 @@
 //!
 //! [`SimBackend`] wraps [`MemoryBackend`] and implements the same [`Backend`] trait the node's
 //! `Store` retry loop drives, so the ledger's transaction bodies run unchanged. Before each
-//! attempt it draws a fault (conflict, unknown result with and without the commit, latency
-//! spike) and injects it into the memory backend, which applies it to exactly that attempt;
-//! during a storage outage every attempt fails as unavailable. Latency is not slept: it is
-//! summed, and the simulator delays the operation's completion by that much simulated time.
+//! attempt it draws a fault (an injected conflict, unknown result with and without the
+//! commit, for read-write attempts a stale read version, latency spike) and injects it into
+//! the memory backend, which applies it to exactly that attempt; during a storage outage every
+//! attempt fails as unavailable. Latency is not slept: it is summed, and the simulator delays
+//! the operation's completion by that much simulated time.
 //!
-//! Every attempt's writes are recorded; when the attempt committed (success, or an unknown
-//! result whose commit happened) they become a [`RawCommit`] for the checkers, together with
-//! who wrote it and the lease the store held at commit time (the single-writer check).
+//! A stale read ([`Fault::StaleRead`]) models a transaction that began before the last
+//! commits completed: it reads the store as of up to [`STALE_READ_BEHIND_MAX`] commits back,
+//! and the memory backend's optimistic concurrency control checks its read-conflict ranges at
+//! commit, so a body whose reads were overtaken gets a real [`StorageError::Conflict`]
+//! (counted, and retried by the `Store` loop). This is what checks that every read a ledger
+//! body depends on is protected by a read-conflict range. The depth is bounded the way
+//! FoundationDB's read version is, causally: an activation never reads behind a commit it has
+//! already seen, that is its own completed commits and every commit older than its previous
+//! attempt (a retry begins after the commits that made it conflict). It may miss the latest
+//! commits of other activations, and its own commit whose result was unknown (still in
+//! flight, as after `commit_unknown_result`). Causality carried by messages between
+//! activations is not tracked; the conflict check still validates every read. Attempts
+//! without a writer and read-only attempts (snapshot reads) read the newest version. The
+//! depth never exceeds the backend's history, so [`StorageError::TooOld`] does not arise here
+//! (the backend's own tests cover it).
+//!
+//! The memory backend reports what each attempt applied: when it committed (success, or an
+//! unknown result whose commit happened; never a conflicted attempt) its writes become a
+//! [`RawCommit`] for the checkers, together with who wrote it and the lease the store held at
+//! commit time (the single-writer check).
 
 use crate::rng::Rng;
 use node::ledger::records::Lease;
 use node::storage::codec::decode;
 use node::storage::keys::Keys;
 use node::storage::memory::{Fault, MemoryBackend};
-use node::storage::{Backend, Body, Kv, StorageError, Txn};
+use node::storage::{Backend, Body, StorageError};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -41,7 +59,7 @@ pub struct Writer {
 pub struct RawCommit {
     /// Who wrote it, if the simulator said.
     pub writer: Option<Writer>,
-    /// The writer account's lease as the transaction saw it at its end.
+    /// The writer account's lease in the store once the transaction committed.
     pub lease_at_commit: Option<Lease>,
     /// Keys and new values.
     pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
@@ -60,7 +78,13 @@ pub struct StorageFaults {
     pub slow_ppm: u32,
     /// Longest spike.
     pub slow_max_ms: u64,
+    /// Read-write attempts that read 1 to [`STALE_READ_BEHIND_MAX`] commits behind the newest.
+    pub stale_read_ppm: u32,
 }
+
+/// Most commits a stale read version lies behind the newest (well inside the memory backend's
+/// retained history, [`node::storage::memory::HISTORY_COMMITS_MAX`]).
+pub const STALE_READ_BEHIND_MAX: u64 = 8;
 
 struct State {
     rng: Rng,
@@ -73,6 +97,33 @@ struct State {
     commits: Vec<RawCommit>,
     attempts: u64,
     injected: u64,
+    /// Conflicts the memory backend detected (stale attempts whose reads were overtaken).
+    conflicts: u64,
+    /// Per activation (account, nonce), the newest version it has seen; only activations
+    /// that saw one of the last [`STALE_READ_BEHIND_MAX`] commits are kept.
+    seen: BTreeMap<(String, u64), u64>,
+}
+
+impl State {
+    /// How many of the newest commits the current writer has not seen (none without a
+    /// writer), so the deepest stale read it may take.
+    fn unseen(&self, newest: u64) -> u64 {
+        let Some(w) = &self.writer else { return 0 };
+        let seen = self.seen.get(&(w.account.clone(), w.nonce)).copied();
+        newest.saturating_sub(seen.unwrap_or(0))
+    }
+
+    /// Records that the current writer saw version `seen`, with `newest` now the newest, and
+    /// forgets the writers that saw none of the last [`STALE_READ_BEHIND_MAX`] commits (they
+    /// limit no draw).
+    fn saw(&mut self, seen: u64, newest: u64) {
+        if let Some(w) = &self.writer {
+            let v = self.seen.entry((w.account.clone(), w.nonce)).or_insert(0);
+            *v = (*v).max(seen);
+        }
+        self.seen
+            .retain(|_, v| newest.saturating_sub(*v) < STALE_READ_BEHIND_MAX);
+    }
 }
 
 /// The simulated store.
@@ -101,6 +152,8 @@ impl SimBackend {
                 commits: Vec::new(),
                 attempts: 0,
                 injected: 0,
+                conflicts: 0,
+                seen: BTreeMap::new(),
             }),
         })
     }
@@ -151,12 +204,19 @@ impl SimBackend {
         (s.attempts, s.injected)
     }
 
+    /// Conflicts detected so far: attempts with a stale read version that read a key a later
+    /// commit wrote (injected conflicts are not counted here).
+    pub fn conflicts_detected(&self) -> u64 {
+        self.state().conflicts
+    }
+
     /// Every committed key and value.
     pub fn snapshot(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
         self.mem.snapshot()
     }
 
     fn run(&self, body: &mut Body<'_>, read_only: bool) -> Result<(), StorageError> {
+        let newest = self.mem.version();
         let (fault, writer) = {
             let mut s = self.state();
             s.attempts += 1;
@@ -166,12 +226,16 @@ impl SimBackend {
                 return Err(StorageError::Unavailable("simulated outage".into()));
             }
             let f = s.faults;
+            let unseen = s.unseen(newest);
             let fault = if s.rng.chance(f.conflict_ppm) {
                 Some(Fault::Conflict)
             } else if !read_only && s.rng.chance(f.unknown_committed_ppm) {
                 Some(Fault::CommitUnknownCommitted)
             } else if !read_only && s.rng.chance(f.unknown_lost_ppm) {
                 Some(Fault::CommitUnknownNotCommitted)
+            } else if !read_only && s.rng.chance(f.stale_read_ppm) {
+                let behind = s.rng.range(1, STALE_READ_BEHIND_MAX).min(unseen);
+                (behind > 0).then_some(Fault::StaleRead(behind))
             } else {
                 None
             };
@@ -185,44 +249,36 @@ impl SimBackend {
             }
             (fault, s.writer.clone())
         };
-        let mut writes: BTreeMap<Vec<u8>, Option<Vec<u8>>> = BTreeMap::new();
-        let mut lease_at_commit = None;
-        let mut body_ok = false;
-        let lease_key = writer.as_ref().map(|w| self.keys.lease(&w.account));
-        let mut wrapped = |txn: &mut dyn Txn| -> Result<(), StorageError> {
-            let mut rec = Recording {
-                inner: txn,
-                writes: &mut writes,
+        let outcome = self.mem.run_attempt(body, read_only);
+        {
+            let mut s = self.state();
+            let stale = matches!(fault, Some(Fault::StaleRead(_)));
+            if stale && outcome.result == Err(StorageError::Conflict) {
+                s.conflicts += 1;
+            }
+            // The next attempt of this writer begins after this one ended, so its read version
+            // covers every commit that completed before: this attempt's own when it succeeded,
+            // and at least every commit older than this attempt (a conflict reported them). An
+            // unknown result's own commit stays unseen: it may still be in flight.
+            let seen = match &outcome.result {
+                Ok(()) => self.mem.version(),
+                Err(_) => newest,
             };
-            body(&mut rec)?;
-            if let Some(k) = &lease_key {
-                if !rec.writes.is_empty() {
-                    lease_at_commit = rec.get(k)?.map(|b| decode::<Lease>(&b)).transpose()?;
-                }
-            }
-            body_ok = true;
-            Ok(())
-        };
-        let result = if read_only {
-            self.mem.attempt_read(&mut wrapped)
-        } else {
-            self.mem.attempt(&mut wrapped)
-        };
-        let committed = match &result {
-            Ok(()) => true,
-            Err(StorageError::CommitUnknown) => {
-                body_ok && fault == Some(Fault::CommitUnknownCommitted)
-            }
-            Err(_) => false,
-        };
-        if committed && !writes.is_empty() {
+            s.saw(seen, self.mem.version());
+        }
+        if let Some(commit) = outcome.commit {
+            // Attempts run one at a time, inline: the lease now is the lease at commit.
+            let lease_at_commit = writer.as_ref().and_then(|w| {
+                let bytes = self.mem.get_committed(&self.keys.lease(&w.account))?;
+                Some(decode::<Lease>(&bytes).expect("a committed lease decodes"))
+            });
             self.state().commits.push(RawCommit {
                 writer,
                 lease_at_commit,
-                writes: writes.into_iter().collect(),
+                writes: commit.writes,
             });
         }
-        result
+        outcome.result
     }
 }
 
@@ -240,52 +296,69 @@ impl Backend for SimBackend {
     }
 }
 
-/// A transaction that remembers what it wrote, the way the store will apply it.
-struct Recording<'a, 'b> {
-    inner: &'a mut dyn Txn,
-    writes: &'b mut BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use node::storage::{RetryPolicy, Store, Txn};
+    use std::time::Duration;
 
-impl Txn for Recording<'_, '_> {
-    fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
-        self.inner.get(key)
+    fn count(t: &mut dyn Txn, key: &[u8]) -> Result<u64, StorageError> {
+        Ok(t.get(key)?.map_or(0, |b| {
+            u64::from_be_bytes(b.as_slice().try_into().expect("8 bytes"))
+        }))
     }
 
-    fn get_range(
-        &mut self,
-        begin: &[u8],
-        end: &[u8],
-        limit: usize,
-    ) -> Result<Vec<Kv>, StorageError> {
-        self.inner.get_range(begin, end, limit)
-    }
-
-    fn set(&mut self, key: &[u8], value: &[u8]) -> Result<(), StorageError> {
-        self.inner.set(key, value)?;
-        self.writes.insert(key.to_vec(), Some(value.to_vec()));
-        Ok(())
-    }
-
-    fn clear(&mut self, key: &[u8]) -> Result<(), StorageError> {
-        self.inner.clear(key)?;
-        self.writes.insert(key.to_vec(), None);
-        Ok(())
-    }
-
-    fn clear_range(&mut self, begin: &[u8], end: &[u8]) -> Result<(), StorageError> {
-        // Record the keys the range removes as this transaction sees them.
-        let rows = self
-            .inner
-            .get_range(begin, end, node::storage::RANGE_LIMIT_MAX)?;
-        assert!(
-            rows.len() < node::storage::RANGE_LIMIT_MAX,
-            "the simulator records clear_range of at most {} keys",
-            node::storage::RANGE_LIMIT_MAX
+    #[test]
+    fn stale_reads_conflict_for_real_but_never_hide_a_writer_s_own_commits() {
+        // Proves SimBackend's stale reads are causal and their conflicts real: with half the
+        // read-write attempts drawing a stale read, two activations incrementing a shared
+        // counter and their own one lose no increment (the model detects the conflicts on
+        // the shared one), and no attempt, not even one that conflicts, reads its own
+        // activation's counter older than its last completed commit.
+        let backend = SimBackend::new(Rng::new(11), Keys::default());
+        backend.set_faults(StorageFaults {
+            stale_read_ppm: 500_000,
+            ..StorageFaults::default()
+        });
+        let store = Store::with_policy(
+            backend.clone(),
+            RetryPolicy {
+                attempts_max: 100,
+                backoff_initial: Duration::ZERO,
+                backoff_max: Duration::ZERO,
+            },
         );
-        self.inner.clear_range(begin, end)?;
-        for (k, _) in rows {
-            self.writes.insert(k, None);
+        let mut own = [0u64; 2];
+        let rounds = 200u64;
+        for i in 0..rounds {
+            let who = usize::try_from(i % 3 % 2).expect("0 or 1");
+            let account = format!("acc-{who}");
+            backend.set_writer(Some(Writer {
+                node: "n1".into(),
+                account: account.clone(),
+                nonce: 7,
+                epoch: 1,
+                activating: false,
+            }));
+            store
+                .run(|t| {
+                    let mine = count(t, account.as_bytes())?;
+                    assert_eq!(mine, own[who], "{account} read behind its own commit");
+                    t.set(account.as_bytes(), &(mine + 1).to_be_bytes())?;
+                    let shared = count(t, b"shared")?;
+                    t.set(b"shared", &(shared + 1).to_be_bytes())
+                })
+                .expect("committed");
+            own[who] += 1;
         }
-        Ok(())
+        backend.set_writer(None);
+        let total = store.read(|t| count(t, b"shared")).expect("read");
+        assert_eq!(total, rounds);
+        assert!(backend.conflicts_detected() > 10, "conflicts were detected");
+        assert_eq!(
+            backend.take_commits().len(),
+            200,
+            "one commit observed per round"
+        );
     }
 }

@@ -16,9 +16,11 @@
 //! [`TXN_SIZE_MAX`] bytes written per transaction, and at most [`TXN_DURATION_MAX`] per attempt.
 //!
 //! Backends ([`Backend`]):
-//! - `memory` ([`memory::MemoryBackend`]): a `BTreeMap` behind a lock, for unit tests and the
-//!   simulator, with injectable faults (conflict, unknown result with and without the commit
-//!   having happened, unavailability, latency).
+//! - `memory` ([`memory::MemoryBackend`]): a multi-version `BTreeMap` behind a lock, for unit
+//!   tests and the simulator, which models FoundationDB's optimistic concurrency (read
+//!   versions, read-conflict ranges, snapshot reads) and takes injectable faults (a stale read
+//!   version, conflict, unknown result with and without the commit having happened,
+//!   unavailability, latency).
 //! - `embedded` ([`sqlite::SqliteBackend`]): SQLite in WAL mode, one table of ordered keys.
 //!   See that module for why SQLite was chosen over LMDB, with the measurements.
 //! - `fdb` (`fdb::FdbBackend`, with the `fdb` cargo feature): FoundationDB, the backend for
