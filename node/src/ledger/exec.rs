@@ -6,15 +6,17 @@
 //!   `epoch` is the value it read. If a first run committed, a second run reads the bumped
 //!   lease and bumps it again: the activation ends up with a newer epoch than needed, which
 //!   fences nobody but older activations. Safe.
-//! - [`commit_batch`] first reads the lease and aborts with `Fenced` unless it still carries
-//!   this activation's epoch; then every write is an absolute value computed from the
+//! - [`commit_batch`] reads the lease and aborts with `Fenced` unless it still carries this
+//!   activation's epoch (after the check below); then every write is an absolute value computed from the
 //!   activation's in-memory state (which only this activation can change) and from records read
 //!   in the same transaction. Writing the same bytes twice would not be enough: if a first run
 //!   committed, a second run would read back the records the first one wrote (an idempotency
 //!   record, a receiver's outcome) and replay them *without* changing memory, leaving the
-//!   activation behind its own storage. So a retry first asks whether the previous attempt
-//!   committed: if the stored account record and lease equal that attempt's result, it did,
-//!   and the retry returns that attempt's result unchanged. A batch that leaves the account
+//!   activation behind its own storage. So a retry first asks whether an earlier attempt
+//!   committed: if the stored account record and lease equal one earlier attempt's result, it
+//!   did, and the retry returns that attempt's result unchanged. Every earlier attempt is
+//!   asked, not only the last: an attempt reported unknown may land after a later attempt
+//!   read (a FoundationDB commit that timed out), and that later attempt then conflicts. A batch that leaves the account
 //!   record unchanged writes only recorded decisions, which a retry reads back and replays
 //!   identically. Nothing is applied twice, and memory never falls behind storage.
 //!
@@ -164,21 +166,27 @@ pub fn commit_batch(
             return Ok((work, effects));
         }
     }
-    // The result of the last attempt, in case its commit happened but was reported unknown.
-    let mut previous: Option<(Activation, Vec<Effect>)> = None;
+    // The result of every earlier attempt: any of them may have committed although it was
+    // reported unknown (and a later attempt may not have seen it land). At most
+    // `RETRY_ATTEMPTS_MAX` entries.
+    let mut earlier: Vec<(Activation, Vec<Effect>)> = Vec::new();
     store.run(|txn| {
         let stored_lease = get::<Lease>(txn, &keys.lease(id))?;
-        if let Some((prev, effects)) = &previous {
-            if planted(Bug::AckUnknownCommit) {
+        if let (true, Some((prev, effects))) = (planted(Bug::AckUnknownCommit), earlier.last()) {
+            return Ok((prev.clone(), effects.clone()));
+        }
+        // The lease carries this activation's nonce, so another activation's commit is never
+        // taken for ours.
+        let may_have_landed = |prev: &Activation| {
+            prev.core.record() != act.core.record() && stored_lease == prev.lease
+        };
+        if earlier.iter().any(|(prev, _)| may_have_landed(prev)) {
+            let stored: Option<AccountRecord> = get(txn, &keys.state(id))?;
+            let landed = earlier
+                .iter()
+                .find(|(prev, _)| may_have_landed(prev) && stored.as_ref() == prev.core.record());
+            if let Some((prev, effects)) = landed {
                 return Ok((prev.clone(), effects.clone()));
-            }
-            // The lease carries this activation's nonce, so another activation's commit is
-            // never taken for ours.
-            if prev.core.record() != act.core.record() && stored_lease == prev.lease {
-                let stored: Option<AccountRecord> = get(txn, &keys.state(id))?;
-                if stored.as_ref() == prev.core.record() {
-                    return Ok((prev.clone(), effects.clone()));
-                }
             }
         }
         if stored_lease != act.lease && !planted(Bug::SkipEpochCheck) {
@@ -208,7 +216,7 @@ pub fn commit_batch(
             let r = work.core.record().expect("an account is never un-created");
             txn.set(&keys.state(id), &encode(r))?;
         }
-        previous = Some((work.clone(), effects.clone()));
+        earlier.push((work.clone(), effects.clone()));
         Ok((work, effects))
     })
 }
