@@ -3,6 +3,15 @@
 //! A slot is `Active` (an actor takes messages) or `Busy` (one is being activated or drained).
 //! Whoever finds a `Busy` slot waits for it to change, so an account never has two actors on
 //! one node: a new activation starts only after the old actor drained its mailbox and stopped.
+//!
+//! Idle passivation and eviction go through the account's driver: the directory only asks an
+//! actor to passivate ([`AccountMsg::Passivate`]), and the driver stops it if it is idle
+//! (nothing queued or in flight, no open saga, no caller waiting for a settlement), so neither
+//! strands a caller or a saga. The cap `active_max` is therefore soft: when the least recently
+//! used actors are all busy, a new activation still starts, and the busy ones are asked again
+//! at the next activation. Draining every actor (shutdown) or the actors of accounts that moved
+//! away does not ask: ractor drains their mailboxes, each queued input is processed, then they
+//! stop.
 
 use super::actor::{AccountActor, AccountMsg, ActorArgs};
 use super::{unavailable, Shell};
@@ -15,6 +24,8 @@ use tokio::sync::watch;
 
 /// Most idle actors asked to passivate per idle scan.
 pub const IDLE_SCAN_BATCH_MAX: usize = 1_024;
+/// Most least-recently-used actors asked to passivate per activation over the cap.
+pub const EVICTION_ASKS_MAX: usize = 8;
 
 /// An actor being stopped and the sender whose drop wakes the waiters on its slot.
 type Stop = (ActorRef<AccountMsg>, watch::Sender<()>);
@@ -127,7 +138,7 @@ impl Directory {
         enum Found {
             Active(ActorRef<AccountMsg>),
             Wait(watch::Receiver<()>),
-            Spawn(watch::Sender<()>, Vec<(AccountId, Stop)>),
+            Spawn(watch::Sender<()>, Vec<ActorRef<AccountMsg>>),
         }
         loop {
             let found = {
@@ -153,8 +164,10 @@ impl Directory {
                     let _ = rx.changed().await;
                 }
                 Found::Spawn(tx, victims) => {
-                    for (victim, (actor, done)) in victims {
-                        self.stop_in_background(victim, actor, done);
+                    for actor in victims {
+                        // The driver stops only if idle; an actor that stopped meanwhile
+                        // refuses the message, which is fine.
+                        let _ = actor.send_message(AccountMsg::Passivate);
                     }
                     return self.spawn(shell, id, tx).await;
                 }
@@ -202,18 +215,22 @@ impl Directory {
         out
     }
 
-    /// Picks least-recently-used actors to passivate so a new one fits under the cap.
-    fn evictions(&self, g: &mut Inner) -> Vec<(AccountId, Stop)> {
-        let mut out = Vec::new();
-        while g.active >= self.active_max {
-            let Some((_, (victim, _))) = g.lru.first_key_value().map(|(k, v)| (*k, v.clone()))
-            else {
-                break;
-            };
-            match g.begin_stop(&victim) {
-                Some(stop) => out.push((victim, stop)),
-                None => unreachable!("an LRU entry is an active slot"),
+    /// Picks least-recently-used actors to ask to passivate so a new one fits under the cap;
+    /// each is touched, so one that is busy is not asked again at once.
+    fn evictions(&self, g: &mut Inner) -> Vec<ActorRef<AccountMsg>> {
+        let over = (g.active + 1).saturating_sub(self.active_max);
+        let victims: Vec<AccountId> = g
+            .lru
+            .values()
+            .take(over.min(EVICTION_ASKS_MAX))
+            .map(|(id, _)| id.clone())
+            .collect();
+        let mut out = Vec::with_capacity(victims.len());
+        for victim in victims {
+            if let Some(Slot::Active { actor, .. }) = g.slots.get(&victim) {
+                out.push(actor.clone());
             }
+            g.touch(&victim);
         }
         out
     }
@@ -235,7 +252,7 @@ impl Directory {
     }
 
     /// Passivates an actor if it is still the one registered for `id` (called by the actor
-    /// itself when idle). The slot is freed once the actor drained and stopped.
+    /// itself once its driver stopped). The slot is freed once the actor drained and stopped.
     pub fn passivate(&self, id: &AccountId, actor_id: ractor::ActorId) {
         let stop = {
             let mut g = self.inner.lock().expect("directory lock");

@@ -4,22 +4,27 @@
 //! [`directory::Directory`] (activating it on first use), sends it the command, and waits for the
 //! reply, which the actor sends only after the transaction that decided it committed.
 //!
-//! An [`actor::AccountActor`] owns one [`crate::ledger::exec::Activation`]. It does not commit
-//! each message on its own: an input is queued and the actor sends itself a `Flush`; ractor's
-//! FIFO mailbox delivers every input that arrived before it first, so one `Flush` commits them
-//! all in one storage transaction ([`BATCH_INPUTS_MAX`] at most). Effects run after the commit:
-//! replies, saga messages to other accounts (through [`Shell::deliver`]), stream publication,
-//! timers.
+//! An [`actor::AccountActor`] is the ractor runtime of one account driver
+//! ([`crate::ledger::driver::Driver`]), which makes every decision: it queues inputs, asks for a
+//! `Flush` (ractor's FIFO mailbox delivers every input that arrived before it first, so one
+//! flush commits them all in one storage transaction, at most
+//! [`crate::ledger::driver::BATCH_INPUTS_MAX`]), decides what each storage outcome means
+//! (retry, reload after an unknown result, step aside when fenced), keeps the saga deadlines
+//! and settlement waiters, and says when the activation stops. The actor carries out what it
+//! asks: storage work on a blocking thread, replies, saga messages (through [`Shell::deliver`]),
+//! stream publication, one timer per actor. The simulator runs the same driver.
 //!
 //! Activation takes the account's lease (epoch + 1); every batch checks it, so an older
-//! activation can never commit (DESIGN.md section 4). After a failed commit whose outcome is
-//! unknown the actor reloads itself from storage before it takes more input.
+//! activation can never commit (DESIGN.md section 4); a fenced activation answers its queued
+//! commands `Moved` and hands its saga messages back to routing, and never takes the lease
+//! back.
 //!
 //! Actors passivate after `idle_passivate_ms` without input, unless they still orchestrate an
-//! unsettled transfer; the directory also caps active actors at `active_max`, passivating the
-//! least recently used. A passivated actor drains its mailbox first, so nothing queued is lost.
-//! The [`sweeper`] scans the `pending` index and re-activates the sender of any unsettled
-//! transfer whose actor is not active (after a restart, or an eviction), which resumes it.
+//! unsettled transfer; the directory also asks the least recently used actors to passivate
+//! when more than `active_max` are active. Both go through the driver, which stops only an
+//! idle activation. The [`sweeper`] scans the `pending` index and re-activates the sender of
+//! any unsettled transfer whose actor is not active (after a restart, or a move), which
+//! resumes it.
 //!
 //! [`placement::Ring`] is the consistent-hash ring (virtual nodes) that names each account's
 //! owner; [`membership`] keeps the live members and the ring over them, and [`network`] joins
@@ -59,8 +64,6 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, oneshot};
 
-/// Most inputs one actor commits in one transaction.
-pub const BATCH_INPUTS_MAX: usize = 256;
 /// Longest a caller waits for an actor's reply before answering `unavailable`.
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most times a message is re-sent when its actor stopped between lookup and send.

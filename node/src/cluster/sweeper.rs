@@ -93,7 +93,7 @@ pub async fn run(shell: Shell, pending_every: Duration, mut stop: watch::Receive
             }
             _ = idle_tick.tick() => {
                 for actor in shell.directory().idle_actors(idle) {
-                    let _ = actor.send_message(AccountMsg::IdleCheck);
+                    let _ = actor.send_message(AccountMsg::Passivate);
                 }
             }
             changed = ring.changed() => {

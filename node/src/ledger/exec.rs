@@ -239,6 +239,38 @@ pub fn stale_for(
     Ok(stored != act.lease)
 }
 
+/// Reads an account's stored lease (a fenced activation finds another one there).
+pub fn read_lease(store: &Store, keys: &Keys, id: &AccountId) -> Result<Option<Lease>, StorageError> {
+    store.read(|txn| get::<Lease>(txn, &keys.lease(id.as_str())))
+}
+
+/// Reads one journal entry of an account.
+pub fn read_entry(
+    store: &Store,
+    keys: &Keys,
+    id: &AccountId,
+    seq: u64,
+) -> Result<Option<Entry>, StorageError> {
+    store.read(|txn| get::<Entry>(txn, &keys.journal(id.as_str(), seq)))
+}
+
+/// Reads the summaries of `ids` that exist.
+pub fn read_transfers(
+    store: &Store,
+    keys: &Keys,
+    ids: &[TransferId],
+) -> Result<Vec<TransferView>, StorageError> {
+    store.read(|txn| {
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(v) = get::<TransferView>(txn, &keys.transfer(id.as_str()))? {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    })
+}
+
 fn apply_write(
     txn: &mut dyn Txn,
     keys: &Keys,

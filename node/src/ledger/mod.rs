@@ -8,7 +8,11 @@
 //! for after the commit. No `.await`, no clock (time comes in as `now_ms`), no randomness (ids
 //! come in with the command), and only ordered maps, so the same inputs give the same outputs.
 //!
-//! [`exec`] holds the storage transaction bodies every driver runs: activation (load the state,
+//! [`driver`] is the account driver around one activation: it queues inputs, decides when to
+//! commit, what each storage outcome means, when timers fire and when the activation stops,
+//! and emits what its runtime (the actor shell, the simulator) must do. It is sans-IO too.
+//!
+//! [`exec`] holds the storage transaction bodies every runtime runs: activation (load the state,
 //! bump the lease epoch) and batched commits (check the epoch, step each input, write). The
 //! actor shell (`crate::cluster`) and the simulator run these same bodies.
 //!
@@ -24,6 +28,7 @@
 //! satisfies "at least 24 hours"), and currency conversion.
 
 pub mod account;
+pub mod driver;
 pub mod exec;
 pub mod planted;
 pub mod records;

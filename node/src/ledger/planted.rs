@@ -27,17 +27,29 @@ pub enum Bug {
     ForgetPending,
     /// A deposit's idempotency fingerprint leaves out the request's body (amount and text).
     KeyIgnoresBody,
+    /// The driver treats a fenced batch like an unknown one: it reloads, taking the lease back
+    /// from the rightful owner, instead of stepping aside.
+    ReloadAfterFenced,
+    /// After a reload, the driver does not publish what an unknown-but-landed commit (or
+    /// another activation) wrote: streams stall until the next commit.
+    ForgetLandedPublications,
+    /// The driver calls an activation idle while it still has open sagas and waiting callers,
+    /// so eviction and idle passivation strand them.
+    EvictWithWaiter,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 6] = [
+    pub const ALL: [Bug; 9] = [
         Bug::SkipEpochCheck,
         Bug::ReleaseOnTimeout,
         Bug::CreditTwice,
         Bug::AckUnknownCommit,
         Bug::ForgetPending,
         Bug::KeyIgnoresBody,
+        Bug::ReloadAfterFenced,
+        Bug::ForgetLandedPublications,
+        Bug::EvictWithWaiter,
     ];
 
     /// The bug's name on the command line.
@@ -49,6 +61,9 @@ impl Bug {
             Bug::AckUnknownCommit => "ack-unknown-commit",
             Bug::ForgetPending => "forget-pending",
             Bug::KeyIgnoresBody => "key-ignores-body",
+            Bug::ReloadAfterFenced => "reload-after-fenced",
+            Bug::ForgetLandedPublications => "forget-landed-publications",
+            Bug::EvictWithWaiter => "evict-with-waiter",
         }
     }
 

@@ -1,0 +1,789 @@
+//! The account driver: every decision around one activation of an account, sans-IO.
+//!
+//! The core ([`super::account`]) decides what one input means; the driver decides everything
+//! around it: when to load the account, when to commit a batch of queued inputs, what each
+//! storage outcome means, when saga timers fire, who waits for a transfer's settlement, what
+//! is published on the balance stream, and when the activation stops. It does no IO, reads no
+//! clock and draws no random number: a runtime calls it with inputs (a command, a saga
+//! message, a timer, the result of work it asked for, the time now) and carries out the
+//! [`Out`]puts it emits. Two runtimes drive it: the ractor actor in `walletd`
+//! (`crate::cluster::actor`) and the simulator's node runtime, so every decision here runs
+//! under the simulator's faults.
+//!
+//! Life of a driver:
+//! - **Loading.** [`Driver::new`] asks for [`Work::Load`] (`exec::activate`: read the account,
+//!   take its lease). Inputs that arrive meanwhile queue. A first load that fails stops the
+//!   driver ([`StopReason::LoadFailed`]) and answers its queued commands "outcome unknown"; a
+//!   reload that fails is tried again after a backoff ([`RELOAD_BACKOFF_INITIAL_MS`] doubling
+//!   to [`RELOAD_BACKOFF_MAX_MS`]).
+//! - **Ready.** Inputs queue; the first one asks the runtime for a [`Out::Flush`], which comes
+//!   back after every input that arrived before it (ractor's FIFO mailbox, the simulator's
+//!   event queue), and then the queue is committed as one batch ([`Work::Commit`], at most
+//!   [`BATCH_INPUTS_MAX`] inputs, or at once when that many are queued). At most one piece of
+//!   work is in flight, so a batch commits after the previous one: per-account order.
+//! - **Storage outcomes** of a batch: committed, the effects go out (replies, saga messages,
+//!   publications, deadlines, settlements); a conflict, a transaction too old or a store
+//!   unavailable (nothing committed) retries the same batch after a backoff, up to
+//!   [`BATCH_RETRIES_MAX`] times, then answers its commands "outcome unknown"; an unknown
+//!   result, or any other failure, answers the batch's commands "outcome unknown" and reloads
+//!   the account to find out what storage holds (memory may be behind); fenced (a newer
+//!   activation holds the lease) steps aside.
+//! - **Stepping aside.** Nothing of a fenced batch ran: its commands and every queued command
+//!   are answered [`Answer::Moved`] (the caller retries on the current ring), its saga messages
+//!   and the queued ones are handed back to routing ([`Out::Reroute`]), and the driver stops
+//!   ([`StopReason::SteppedAside`]). It never reloads itself: taking the lease back would fence
+//!   the rightful owner. A stopped driver answers later commands `Moved` and reroutes later
+//!   saga messages, so what the runtime still delivers to it is not lost. The pending sweep's
+//!   [`Driver::resume`] steps aside the same way when a saga the activation does not know
+//!   shows that the lease moved.
+//! - **Deadlines.** One [`deadlines::Deadlines`] per driver: a saga's timer effect sets its
+//!   entry, its settlement removes it, and the runtime keeps one timer armed for the earliest
+//!   ([`Out::SetTimer`], [`Out::CancelTimer`], with a token so a stale firing is ignored).
+//! - **Waiters.** A command that started a transfer still pending gets a waiter (at most
+//!   [`WAITERS_PER_TRANSFER_MAX`] per transfer); the settlement answers them
+//!   ([`Out::Settle`]). After a reload, waiters of transfers no longer open are answered from
+//!   the stored summaries ([`Work::ReadTransfers`]).
+//! - **Streams never stall.** The driver remembers the highest journal sequence it published.
+//!   After every load, if the stored sequence is higher (an unknown commit that landed, or
+//!   commits of another activation), it reads the head entry ([`Work::ReadEntry`]) and
+//!   publishes it; a subscriber that sees a gap back-fills from the journal.
+//! - **Passivation.** [`Driver::passivate`] stops an idle driver (nothing queued, nothing in
+//!   flight, no open saga, no waiter); idle passivation and eviction both go through it, so
+//!   neither strands a caller or a saga.
+//!
+//! Left out: the driver does not know about nodes or rings (the runtime routes what it
+//! reroutes and retries `Moved` commands), and it does not bound how long a caller waits (the
+//! runtime times out its callers; a waiter whose caller left is answered into the void).
+
+pub mod deadlines;
+#[cfg(test)]
+mod tests;
+
+use super::account::{BalanceUpdate, Command, Effect, Input, Reply, ReqId};
+use super::exec::Activation;
+use super::planted::{planted, Bug};
+use super::records::Lease;
+use crate::storage::StorageError;
+use deadlines::Deadlines;
+use protocol::api::{Entry, TransferStatus, TransferView};
+use protocol::saga::SagaMsg;
+use protocol::{AccountId, ApiError, TransferId};
+use std::collections::{BTreeMap, VecDeque};
+
+/// Most inputs one batch commits in one transaction.
+pub const BATCH_INPUTS_MAX: usize = 256;
+/// Most inputs queued on one account; past it a command is answered "outcome unknown" at once
+/// (nothing ran) and a saga message is dropped (its sender re-drives it).
+pub const QUEUE_INPUTS_MAX: usize = 16_384;
+/// Most callers waiting on one transfer's settlement.
+pub const WAITERS_PER_TRANSFER_MAX: usize = 64;
+/// Times a batch that did not commit (conflict, too old, unavailable) is tried again before
+/// its commands are answered "outcome unknown".
+pub const BATCH_RETRIES_MAX: u32 = 3;
+/// First wait before reloading an account, or retrying a batch, after a storage failure.
+pub const RELOAD_BACKOFF_INITIAL_MS: u64 = 50;
+/// Longest wait between reload attempts.
+pub const RELOAD_BACKOFF_MAX_MS: u64 = 5_000;
+
+/// Why a command got no reply from the core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// The core's reply.
+    Reply(Result<Reply, ApiError>),
+    /// Nothing ran and this activation no longer serves the account: ask its owner.
+    Moved,
+    /// Storage did not confirm: the outcome is unknown, retry with the same key.
+    Unknown(&'static str),
+}
+
+/// Work the runtime does for the driver and reports back. At most one is in flight.
+#[derive(Clone, Debug)]
+pub enum Work {
+    /// Load the account and take its lease (`exec::activate` with a fresh nonce); report with
+    /// [`Driver::loaded`].
+    Load,
+    /// Commit a batch (`exec::commit_batch`); report with [`Driver::committed`].
+    Commit(Batch),
+    /// Read the account's stored lease (`exec::read_lease`); report with
+    /// [`Driver::lease_read`].
+    ReadLease,
+    /// Read these transfers' summaries (`exec::read_transfer`); report with
+    /// [`Driver::transfers_read`].
+    ReadTransfers(Vec<TransferId>),
+    /// Read the journal entry with this sequence (`exec::read_entry`); report with
+    /// [`Driver::entry_read`].
+    ReadEntry(u64),
+}
+
+/// A batch of inputs to commit in one transaction, and the activation it runs on.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    /// The activation (handed back with the result).
+    pub act: Activation,
+    /// The inputs, in order.
+    pub inputs: Vec<Input>,
+}
+
+/// Why a driver stopped.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    /// Nothing to do: passivated (idle or evicted).
+    Idle,
+    /// A newer activation holds the lease.
+    SteppedAside,
+    /// The first load failed.
+    LoadFailed,
+}
+
+/// What the driver asks its runtime to do, in order.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Out {
+    /// Carry out this work and report its result.
+    Work(WorkKind),
+    /// Call [`Driver::flush`] after every input delivered so far.
+    Flush,
+    /// Answer a command; `waiter` means its caller may wait for the transfer's settlement.
+    Answer {
+        /// The command.
+        req: ReqId,
+        /// The answer.
+        answer: Answer,
+        /// Whether a waiter was registered under `req`.
+        waiter: bool,
+    },
+    /// A transfer of this account settled: answer these waiters (possibly none).
+    Settle {
+        /// The waiters (request ids of the commands that started it).
+        waiters: Vec<ReqId>,
+        /// The settled transfer.
+        view: TransferView,
+    },
+    /// Waiters that will never be answered (their transfer settled but its summary is gone).
+    DropWaiters(Vec<ReqId>),
+    /// Send a saga message to its destination account.
+    Send(SagaMsg),
+    /// A saga message that did not run here: route it again to its destination's owner.
+    Reroute(SagaMsg),
+    /// Publish a balance update on the stream.
+    Publish(BalanceUpdate),
+    /// Arm the actor's one timer for `at_ms`, replacing any earlier one; when it fires, call
+    /// [`Driver::timer_fired`] with `token`.
+    SetTimer {
+        /// Identifies this arming.
+        token: u64,
+        /// When, ms since the epoch.
+        at_ms: u64,
+    },
+    /// Disarm the actor's timer.
+    CancelTimer,
+    /// Call [`Driver::backoff_elapsed`] with `token` after `after_ms`.
+    Backoff {
+        /// Identifies this backoff.
+        token: u64,
+        /// Delay.
+        after_ms: u64,
+    },
+    /// The driver stopped; the runtime removes the actor (messages it still delivers are
+    /// answered `Moved` or rerouted).
+    Stop(StopReason),
+}
+
+/// The work in an [`Out::Work`]; taken out of the driver with [`Driver::take_work`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorkKind {
+    /// [`Work::Load`].
+    Load,
+    /// [`Work::Commit`].
+    Commit,
+    /// [`Work::ReadLease`].
+    ReadLease,
+    /// [`Work::ReadTransfers`].
+    ReadTransfers,
+    /// [`Work::ReadEntry`].
+    ReadEntry,
+}
+
+impl Work {
+    fn kind(&self) -> WorkKind {
+        match self {
+            Work::Load => WorkKind::Load,
+            Work::Commit(_) => WorkKind::Commit,
+            Work::ReadLease => WorkKind::ReadLease,
+            Work::ReadTransfers(_) => WorkKind::ReadTransfers,
+            Work::ReadEntry(_) => WorkKind::ReadEntry,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Phase {
+    Loading,
+    Ready,
+    Stopped,
+}
+
+/// One activation of an account and everything around it (see the module doc).
+#[derive(Debug)]
+pub struct Driver {
+    id: AccountId,
+    phase: Phase,
+    /// Loaded at least once.
+    loaded: bool,
+    /// `None` while loading, stopped, or while its batch is in flight.
+    act: Option<Activation>,
+    queue: VecDeque<Input>,
+    /// The work handed to the runtime and not yet reported back.
+    in_flight: Option<WorkKind>,
+    /// Work emitted and not yet taken by the runtime.
+    ready_work: Option<Work>,
+    /// Reads to do before the next batch (publication catch-up, settled waiters, lease).
+    followups: VecDeque<Work>,
+    flush_requested: bool,
+    flush_due: bool,
+    /// A backoff is running: no work starts before it elapses.
+    backoff: Option<u64>,
+    backoff_ms: u64,
+    batch_retries: u32,
+    deadlines: Deadlines,
+    /// The armed timer: its token and time.
+    armed: Option<(u64, u64)>,
+    tokens: u64,
+    waiters: BTreeMap<TransferId, Vec<ReqId>>,
+    next_req: ReqId,
+    /// Highest journal sequence published by this driver (or known published).
+    published_seq: u64,
+    out: Vec<Out>,
+}
+
+impl Driver {
+    /// A driver for `id` that asks for its first load.
+    pub fn new(id: AccountId) -> Self {
+        let mut d = Driver {
+            id,
+            phase: Phase::Loading,
+            loaded: false,
+            act: None,
+            queue: VecDeque::new(),
+            in_flight: None,
+            ready_work: None,
+            followups: VecDeque::new(),
+            flush_requested: false,
+            flush_due: false,
+            backoff: None,
+            backoff_ms: RELOAD_BACKOFF_INITIAL_MS,
+            batch_retries: 0,
+            deadlines: Deadlines::default(),
+            armed: None,
+            tokens: 0,
+            waiters: BTreeMap::new(),
+            next_req: 0,
+            published_seq: 0,
+            out: Vec::new(),
+        };
+        d.pump();
+        d
+    }
+
+    /// The account.
+    pub fn id(&self) -> &AccountId {
+        &self.id
+    }
+
+    /// The activation, when one is loaded and not in flight.
+    pub fn activation(&self) -> Option<&Activation> {
+        self.act.as_ref()
+    }
+
+    /// True once the driver stopped.
+    pub fn is_stopped(&self) -> bool {
+        self.phase == Phase::Stopped
+    }
+
+    /// Inputs queued and not yet committed.
+    pub fn queued(&self) -> usize {
+        self.queue.len()
+    }
+
+    /// Number of saga deadlines set.
+    pub fn deadlines(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// Number of callers waiting for a settlement.
+    pub fn waiting(&self) -> usize {
+        self.waiters.values().map(Vec::len).sum()
+    }
+
+    /// The outputs emitted since the last call, in order.
+    pub fn take_out(&mut self) -> Vec<Out> {
+        std::mem::take(&mut self.out)
+    }
+
+    /// The work announced by the last [`Out::Work`], for the runtime to carry out.
+    pub fn take_work(&mut self) -> Work {
+        self.ready_work.take().expect("work was announced")
+    }
+
+    /// True when the driver can stop without losing anything: loaded, nothing queued or in
+    /// flight, no open saga, no waiter, no backoff running.
+    pub fn is_idle(&self) -> bool {
+        let quiet = self.phase == Phase::Ready
+            && self.in_flight.is_none()
+            && self.queue.is_empty()
+            && self.followups.is_empty()
+            && self.backoff.is_none();
+        if planted(Bug::EvictWithWaiter) {
+            return quiet;
+        }
+        quiet
+            && self.waiters.is_empty()
+            && self
+                .act
+                .as_ref()
+                .is_some_and(|a| a.core.open_sagas().is_empty())
+    }
+
+    // ---- inputs ------------------------------------------------------------------------
+
+    /// A client command; returns the request id its answer will carry.
+    pub fn command(&mut self, cmd: Command) -> ReqId {
+        self.next_req += 1;
+        let req = self.next_req;
+        if self.phase == Phase::Stopped {
+            self.answer(req, Answer::Moved);
+        } else if self.queue.len() >= QUEUE_INPUTS_MAX {
+            self.answer(req, Answer::Unknown("the account's queue is full"));
+        } else {
+            self.enqueue(Input::Command(req, cmd));
+        }
+        self.pump();
+        req
+    }
+
+    /// A saga message for this account.
+    pub fn saga(&mut self, msg: SagaMsg) {
+        if self.phase == Phase::Stopped {
+            self.out.push(Out::Reroute(msg));
+        } else if self.queue.len() < QUEUE_INPUTS_MAX {
+            self.enqueue(Input::Saga(msg));
+        }
+        self.pump();
+    }
+
+    /// The runtime delivered the flush it was asked for.
+    pub fn flush(&mut self) {
+        self.flush_requested = false;
+        self.flush_due = true;
+        self.pump();
+    }
+
+    /// The timer armed with `token` fired at `now_ms`.
+    pub fn timer_fired(&mut self, token: u64, now_ms: u64) {
+        if self.phase == Phase::Stopped || self.armed.map(|(t, _)| t) != Some(token) {
+            return; // disarmed or replaced: a stale firing
+        }
+        self.armed = None;
+        for tid in self.deadlines.take_due(now_ms) {
+            if self.queue.len() < QUEUE_INPUTS_MAX {
+                self.enqueue(Input::Timer(tid));
+            } else {
+                // Re-armed shortly: a saga never loses its timer.
+                self.deadlines.set(tid, now_ms + RELOAD_BACKOFF_INITIAL_MS);
+            }
+        }
+        self.sync_timer();
+        self.pump();
+    }
+
+    /// The backoff announced with `token` elapsed.
+    pub fn backoff_elapsed(&mut self, token: u64) {
+        if self.backoff == Some(token) {
+            self.backoff = None;
+            self.pump();
+        }
+    }
+
+    /// The pending sweep found `transfer` unsettled with this account as sender: an
+    /// activation that does not know it checks that it still holds the lease, and steps aside
+    /// if not.
+    pub fn resume(&mut self, transfer: &TransferId) {
+        let Some(act) = &self.act else {
+            return; // loading (the load resumes every open saga) or a batch in flight
+        };
+        if self.phase != Phase::Ready || act.core.open_sagas().contains_key(transfer) {
+            return;
+        }
+        if !self
+            .followups
+            .iter()
+            .any(|w| matches!(w, Work::ReadLease))
+        {
+            self.followups.push_back(Work::ReadLease);
+        }
+        self.pump();
+    }
+
+    /// Asked to stop (idle passivation or eviction): stops and returns true when idle.
+    pub fn passivate(&mut self) -> bool {
+        if !self.is_idle() {
+            return false;
+        }
+        self.stop(StopReason::Idle);
+        true
+    }
+
+    // ---- results of work -----------------------------------------------------------------
+
+    /// The result of [`Work::Load`]; `now_ms` is the time now.
+    pub fn loaded(&mut self, result: Result<Activation, StorageError>, now_ms: u64) {
+        self.done(WorkKind::Load);
+        match result {
+            Ok(act) => {
+                self.loaded = true;
+                self.phase = Phase::Ready;
+                self.backoff_ms = RELOAD_BACKOFF_INITIAL_MS;
+                self.batch_retries = 0;
+                // Every open saga is re-driven under fresh deadlines.
+                self.deadlines.clear();
+                let resume = act.core.resume();
+                let head = act.core.record().map_or(0, |r| r.seq);
+                let settled: Vec<TransferId> = self
+                    .waiters
+                    .keys()
+                    .filter(|t| !act.core.open_sagas().contains_key(*t))
+                    .cloned()
+                    .collect();
+                self.act = Some(act);
+                if head > self.published_seq && !planted(Bug::ForgetLandedPublications) {
+                    self.followups.push_back(Work::ReadEntry(head));
+                }
+                if !settled.is_empty() {
+                    self.followups.push_back(Work::ReadTransfers(settled));
+                }
+                self.effects(resume, now_ms);
+            }
+            Err(_) if !self.loaded => {
+                for input in std::mem::take(&mut self.queue) {
+                    match input {
+                        Input::Command(req, _) => self.answer(
+                            req,
+                            Answer::Unknown("the account could not be activated (storage unreachable)"),
+                        ),
+                        Input::Saga(_) | Input::Timer(_) => {} // the sender re-drives it
+                    }
+                }
+                self.stop(StopReason::LoadFailed);
+            }
+            Err(_) => self.start_backoff(),
+        }
+        self.sync_timer();
+        self.pump();
+    }
+
+    /// The result of [`Work::Commit`]: the batch handed back and what `exec::commit_batch`
+    /// returned for it; `now_ms` is the time now.
+    pub fn committed(
+        &mut self,
+        batch: Batch,
+        result: Result<(Activation, Vec<Effect>), StorageError>,
+        now_ms: u64,
+    ) {
+        self.done(WorkKind::Commit);
+        match result {
+            Ok((next, effects)) => {
+                self.batch_retries = 0;
+                self.backoff_ms = RELOAD_BACKOFF_INITIAL_MS;
+                self.act = Some(next);
+                self.effects(effects, now_ms);
+            }
+            Err(StorageError::Fenced) if !planted(Bug::ReloadAfterFenced) => {
+                self.step_aside(batch.inputs);
+            }
+            Err(e)
+                if matches!(
+                    e,
+                    StorageError::Conflict | StorageError::TooOld | StorageError::Unavailable(_)
+                ) && self.batch_retries < BATCH_RETRIES_MAX =>
+            {
+                // Nothing committed (an unknown attempt is reported as unknown): memory is
+                // still storage's, so the same batch runs again after a backoff.
+                self.batch_retries += 1;
+                self.act = Some(batch.act);
+                for input in batch.inputs.into_iter().rev() {
+                    self.queue.push_front(input);
+                }
+                self.flush_due = true;
+                self.start_backoff();
+            }
+            Err(e) => {
+                self.batch_retries = 0;
+                let why = if e.maybe_committed() {
+                    "storage did not confirm the commit"
+                } else {
+                    "storage refused the commit"
+                };
+                self.fail_inputs(batch.inputs, why, now_ms);
+                if matches!(
+                    e,
+                    StorageError::Conflict | StorageError::TooOld | StorageError::Unavailable(_)
+                ) {
+                    // Still nothing committed: keep the activation.
+                    self.act = Some(batch.act);
+                } else {
+                    // The commit may have landed (or storage holds what memory does not
+                    // explain): reload to find out before taking more input. The load
+                    // re-arms every open saga.
+                    self.phase = Phase::Loading;
+                    self.deadlines.clear();
+                    self.start_backoff();
+                }
+            }
+        }
+        self.sync_timer();
+        self.pump();
+    }
+
+    /// The result of [`Work::ReadLease`].
+    pub fn lease_read(&mut self, result: Result<Option<Lease>, StorageError>) {
+        self.done(WorkKind::ReadLease);
+        if let (Ok(stored), Some(act)) = (&result, &self.act) {
+            if stored != &act.lease {
+                self.step_aside(Vec::new());
+            }
+        }
+        // A failed read proves nothing: the next sweep asks again.
+        self.sync_timer();
+        self.pump();
+    }
+
+    /// The result of [`Work::ReadTransfers`]: the summaries found (a transfer missing from
+    /// the result has no summary).
+    pub fn transfers_read(&mut self, result: Result<Vec<TransferView>, StorageError>) {
+        self.done(WorkKind::ReadTransfers);
+        match result {
+            Ok(views) => {
+                for view in views {
+                    if let Some(waiters) = self.waiters.remove(&view.id) {
+                        self.out.push(Out::Settle { waiters, view });
+                    }
+                }
+                // Waiters of transfers that are settled but have no summary: never answered.
+                let gone: Vec<TransferId> = self
+                    .waiters
+                    .keys()
+                    .filter(|t| {
+                        self.act
+                            .as_ref()
+                            .is_some_and(|a| !a.core.open_sagas().contains_key(*t))
+                    })
+                    .cloned()
+                    .collect();
+                let mut dropped = Vec::new();
+                for t in gone {
+                    dropped.extend(self.waiters.remove(&t).unwrap_or_default());
+                }
+                if !dropped.is_empty() {
+                    self.out.push(Out::DropWaiters(dropped));
+                }
+            }
+            Err(_) => {
+                // Their callers report the transfer pending, which is true from where they
+                // stand; they can read it later.
+                let all: Vec<ReqId> = std::mem::take(&mut self.waiters)
+                    .into_values()
+                    .flatten()
+                    .collect();
+                if !all.is_empty() {
+                    self.out.push(Out::DropWaiters(all));
+                }
+            }
+        }
+        self.pump();
+    }
+
+    /// The result of [`Work::ReadEntry`].
+    pub fn entry_read(&mut self, result: Result<Option<Entry>, StorageError>) {
+        self.done(WorkKind::ReadEntry);
+        if let Ok(Some(entry)) = result {
+            if entry.seq > self.published_seq {
+                self.published_seq = entry.seq;
+                self.out.push(Out::Publish(BalanceUpdate {
+                    account: self.id.clone(),
+                    held: entry.balance - entry.available,
+                    entry,
+                }));
+            }
+        }
+        // A failed read: the next commit or load publishes a newer head.
+        self.pump();
+    }
+
+    // ---- internals -----------------------------------------------------------------------
+
+    fn enqueue(&mut self, input: Input) {
+        self.queue.push_back(input);
+    }
+
+    fn answer(&mut self, req: ReqId, answer: Answer) {
+        self.out.push(Out::Answer {
+            req,
+            answer,
+            waiter: false,
+        });
+    }
+
+    fn done(&mut self, kind: WorkKind) {
+        assert_eq!(
+            self.in_flight.take(),
+            Some(kind),
+            "{}: a result for work that was not in flight",
+            self.id
+        );
+    }
+
+    fn start_backoff(&mut self) {
+        self.tokens += 1;
+        self.backoff = Some(self.tokens);
+        self.out.push(Out::Backoff {
+            token: self.tokens,
+            after_ms: self.backoff_ms,
+        });
+        self.backoff_ms = (self.backoff_ms * 2).min(RELOAD_BACKOFF_MAX_MS);
+    }
+
+    /// Answers the commands of a batch that did not (or may not have) run "outcome unknown";
+    /// its saga messages are dropped (their senders re-drive them) and its timers re-armed
+    /// after a backoff, so no open saga is left without a deadline.
+    fn fail_inputs(&mut self, inputs: Vec<Input>, why: &'static str, now_ms: u64) {
+        for input in inputs {
+            match input {
+                Input::Command(req, _) => self.answer(req, Answer::Unknown(why)),
+                Input::Saga(_) => {}
+                Input::Timer(tid) => self
+                    .deadlines
+                    .set(tid, now_ms.saturating_add(RELOAD_BACKOFF_INITIAL_MS)),
+            }
+        }
+    }
+
+    /// Nothing of `inputs` ran and a newer activation holds the lease: hand everything back
+    /// and stop, without ever reloading.
+    fn step_aside(&mut self, inputs: Vec<Input>) {
+        let queued: Vec<Input> = self.queue.drain(..).collect();
+        for input in inputs.into_iter().chain(queued) {
+            match input {
+                Input::Command(req, _) => self.answer(req, Answer::Moved),
+                Input::Saga(msg) => self.out.push(Out::Reroute(msg)),
+                Input::Timer(_) => {} // the saga belongs to the newer activation now
+            }
+        }
+        self.stop(StopReason::SteppedAside);
+    }
+
+    fn stop(&mut self, reason: StopReason) {
+        self.phase = Phase::Stopped;
+        self.act = None;
+        self.followups.clear();
+        self.deadlines.clear();
+        self.backoff = None;
+        self.sync_timer();
+        self.out.push(Out::Stop(reason));
+    }
+
+    /// Carries out a committed batch's effects.
+    fn effects(&mut self, effects: Vec<Effect>, now_ms: u64) {
+        for effect in effects {
+            match effect {
+                Effect::Reply(req, result) => {
+                    let waiter = match &result {
+                        Ok(Reply::Transfer(view)) if view.status == TransferStatus::Pending => {
+                            let list = self.waiters.entry(view.id.clone()).or_default();
+                            let room = list.len() < WAITERS_PER_TRANSFER_MAX;
+                            if room {
+                                list.push(req);
+                            }
+                            room
+                        }
+                        _ => false,
+                    };
+                    self.out.push(Out::Answer {
+                        req,
+                        answer: Answer::Reply(result),
+                        waiter,
+                    });
+                }
+                Effect::Send(msg) => self.out.push(Out::Send(msg)),
+                Effect::Publish(update) => {
+                    self.published_seq = self.published_seq.max(update.entry.seq);
+                    self.out.push(Out::Publish(update));
+                }
+                Effect::Timer {
+                    transfer_id,
+                    after_ms,
+                } => self
+                    .deadlines
+                    .set(transfer_id, now_ms.saturating_add(after_ms)),
+                Effect::Settled(view) => {
+                    self.deadlines.remove(&view.id);
+                    let waiters = self.waiters.remove(&view.id).unwrap_or_default();
+                    self.out.push(Out::Settle { waiters, view });
+                }
+            }
+        }
+    }
+
+    /// Keeps the runtime's one timer armed for the earliest deadline.
+    fn sync_timer(&mut self) {
+        let want = self.deadlines.earliest();
+        match (want, self.armed) {
+            (None, None) => {}
+            (None, Some(_)) => {
+                self.armed = None;
+                self.out.push(Out::CancelTimer);
+            }
+            (Some(at), Some((_, armed_at))) if at == armed_at => {}
+            (Some(at), _) => {
+                self.tokens += 1;
+                self.armed = Some((self.tokens, at));
+                self.out.push(Out::SetTimer {
+                    token: self.tokens,
+                    at_ms: at,
+                });
+            }
+        }
+    }
+
+    /// Starts the next piece of work if none is in flight.
+    fn pump(&mut self) {
+        if self.in_flight.is_some() || self.backoff.is_some() {
+            return;
+        }
+        let work = match self.phase {
+            Phase::Stopped => return,
+            Phase::Loading => Work::Load,
+            Phase::Ready => {
+                if let Some(w) = self.followups.pop_front() {
+                    w
+                } else if self.queue.is_empty() {
+                    self.flush_due = false;
+                    return;
+                } else if self.flush_due || self.queue.len() >= BATCH_INPUTS_MAX {
+                    self.flush_due = false;
+                    let take = self.queue.len().min(BATCH_INPUTS_MAX);
+                    let inputs: Vec<Input> = self.queue.drain(..take).collect();
+                    let act = self.act.take().expect("a ready driver holds its activation");
+                    Work::Commit(Batch { act, inputs })
+                } else {
+                    if !self.flush_requested {
+                        self.flush_requested = true;
+                        self.out.push(Out::Flush);
+                    }
+                    return;
+                }
+            }
+        };
+        self.in_flight = Some(work.kind());
+        self.out.push(Out::Work(work.kind()));
+        self.ready_work = Some(work);
+    }
+}
