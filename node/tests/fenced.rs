@@ -81,8 +81,15 @@ fn fenced_actor_answers_moved_and_never_takes_the_lease_back() {
     rt.block_on(async {
         let (node, store, stale) = setup().await;
         // Another node activates the account: the stale actor's lease is gone.
-        let newer = exec::activate(&store, &Keys::default(), "n2", &a(), SagaTiming::default(), 7)
-            .unwrap();
+        let newer = exec::activate(
+            &store,
+            &Keys::default(),
+            "n2",
+            &a(),
+            SagaTiming::default(),
+            7,
+        )
+        .unwrap();
         let lease = exec::read_lease(&store, &Keys::default(), &a()).unwrap();
         assert_eq!(lease, newer.lease);
         // A first batch is fenced: nothing of it ran.
@@ -119,7 +126,10 @@ fn fenced_actor_answers_moved_and_never_takes_the_lease_back() {
             }
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        assert_eq!(seen, 17, "the rerouted credit applied once, nothing else ran");
+        assert_eq!(
+            seen, 17,
+            "the rerouted credit applied once, nothing else ran"
+        );
         stale.stop(None);
         node.shutdown().await;
     });
@@ -130,7 +140,15 @@ fn sweep_resume_of_an_unknown_saga_steps_a_stale_actor_aside() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (node, store, stale) = setup().await;
-        exec::activate(&store, &Keys::default(), "n2", &a(), SagaTiming::default(), 9).unwrap();
+        exec::activate(
+            &store,
+            &Keys::default(),
+            "n2",
+            &a(),
+            SagaTiming::default(),
+            9,
+        )
+        .unwrap();
         let lease = exec::read_lease(&store, &Keys::default(), &a()).unwrap();
         stale
             .send_message(AccountMsg::Resume(TransferId::new("t-other").unwrap()))

@@ -74,6 +74,15 @@ pub struct Options {
     pub outage_every_ms: u64,
     /// Longest storage outage.
     pub outage_max_ms: u64,
+    /// Most active actors per node (0: no cap); small caps make evictions happen under faults.
+    pub active_max: usize,
+    /// How long a caller whose transfer is still pending waits for its settlement (0: not at
+    /// all, the pending reply goes out at once).
+    pub transfer_wait_ms: u64,
+    /// Balance-stream subscribers.
+    pub subscribers: usize,
+    /// Mean time between disconnects of a subscriber (0: none).
+    pub stream_churn_every_ms: u64,
 }
 
 impl Options {
@@ -134,10 +143,23 @@ impl Options {
             outage_every_ms: every(rng, o_outage, 500, 20_000),
             outage_max_ms: rng.range(10, 3_000),
             stale_read_ppm: 0,
+            active_max: 0,
+            transfer_wait_ms: 0,
+            subscribers: 0,
+            stream_churn_every_ms: 0,
         };
         // Drawn last, so that adding it left every other option of a seed as it was.
         let o_stale = on(rng);
         options.stale_read_ppm = ppm(rng, o_stale, 300_000);
+        // Drawn after everything above, for the same reason.
+        let o_cap = on(rng);
+        options.active_max = if o_cap { rng.range(1, 8) as usize } else { 0 };
+        // Most callers wait for their transfer's settlement (HTTP's default does).
+        let o_wait = rng.chance(750_000);
+        options.transfer_wait_ms = every(rng, o_wait, 1, 3 * credit_timeout_ms);
+        options.subscribers = rng.range(0, 3) as usize;
+        let o_stream_churn = on(rng);
+        options.stream_churn_every_ms = every(rng, o_stream_churn, 100, 5_000);
         options
     }
 
@@ -162,6 +184,8 @@ impl Options {
         add(self.stale_read_ppm > 0, "stale-reads");
         add(self.slow_ppm > 0, "latency-spikes");
         add(self.outage_every_ms > 0, "storage-outages");
+        add(self.active_max > 0, "evictions");
+        add(self.stream_churn_every_ms > 0, "stream-disconnects");
         f
     }
 }
@@ -216,6 +240,11 @@ impl fmt::Display for Options {
             self.slow_max_ms,
             self.outage_every_ms,
             self.outage_max_ms
+        )?;
+        writeln!(
+            f,
+            "actors:   active_max {} (0: none), transfer wait {} ms; {} stream subscriber(s), disconnect every ~{} ms",
+            self.active_max, self.transfer_wait_ms, self.subscribers, self.stream_churn_every_ms
         )?;
         write!(f, "faults:   {}", {
             let names = self.faults();

@@ -189,7 +189,8 @@ impl ActorState {
                             t.abort();
                         }
                         let after = Duration::from_millis(at_ms.saturating_sub(now_ms()));
-                        self.timer = Some(myself.send_after(after, move || AccountMsg::Timer(token)));
+                        self.timer =
+                            Some(myself.send_after(after, move || AccountMsg::Timer(token)));
                     }
                     Out::CancelTimer => {
                         if let Some(t) = self.timer.take() {
@@ -204,9 +205,13 @@ impl ActorState {
                     Out::Stop(reason) => {
                         let id = self.driver.id().clone();
                         match reason {
-                            StopReason::SteppedAside => tracing::info!(account = %id, "stale activation steps aside"),
+                            StopReason::SteppedAside => {
+                                tracing::info!(account = %id, "stale activation steps aside")
+                            }
                             StopReason::Idle => {}
-                            StopReason::LoadFailed => tracing::warn!(account = %id, "activation failed"),
+                            StopReason::LoadFailed => {
+                                tracing::warn!(account = %id, "activation failed")
+                            }
                         }
                         self.shell.directory().passivate(&id, myself.get_id());
                         // Callers still waiting for a settlement report the transfer pending.
@@ -229,10 +234,13 @@ impl ActorState {
                 let mut nonce = [0u8; 8];
                 getrandom::fill(&mut nonce).expect("the OS provides randomness");
                 let nonce = u64::from_le_bytes(nonce);
-                let r = blocking(move || exec::activate(&store, &keys, &node, &id, timing, nonce)).await;
+                let r = blocking(move || exec::activate(&store, &keys, &node, &id, timing, nonce))
+                    .await;
                 match &r {
                     Ok(_) => self.shell.metrics().activations.inc(),
-                    Err(e) => tracing::warn!(account = %self.driver.id(), error = %e, "account could not be loaded"),
+                    Err(e) => {
+                        tracing::warn!(account = %self.driver.id(), error = %e, "account could not be loaded")
+                    }
                 }
                 self.driver.loaded(r, now_ms());
             }
@@ -243,7 +251,8 @@ impl ActorState {
                     .observe(batch.inputs.len() as f64);
                 let now = now_ms();
                 let (batch, r) = blocking(move || {
-                    let r = exec::commit_batch(&store, &keys, &node, &batch.act, &batch.inputs, now);
+                    let r =
+                        exec::commit_batch(&store, &keys, &node, &batch.act, &batch.inputs, now);
                     (batch, r)
                 })
                 .await;

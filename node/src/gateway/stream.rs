@@ -9,8 +9,11 @@
 //! reconnects.
 //!
 //! Live updates are published on the node whose actor committed them. For an account that
-//! another node owns, the socket reads the journal every [`REMOTE_POLL_EVERY`] instead, so a
-//! stream follows its account across ownership moves with the same no-gap, no-duplicate rule.
+//! another node owns, or that has no active actor here (another node's activation may have
+//! committed to it before the ring gave it to this node), the socket reads the journal every
+//! [`REMOTE_POLL_EVERY`] instead, so a stream follows its account across ownership moves with
+//! the same no-gap, no-duplicate rule. An activation publishes the account's newest entry when
+//! it loads, so what was committed before it is caught up through the same gap rule.
 //! Left out: pushing updates between nodes (a remote account's updates arrive up to one poll
 //! period late).
 
@@ -35,7 +38,8 @@ pub const FRAME_BYTES_MAX: usize = 64 * 1024;
 pub const COMMANDS_IN_FLIGHT_MAX: usize = 64;
 /// Journal entries read per page when back-filling a stream.
 pub const BACKFILL_PAGE: usize = 500;
-/// How often a socket reads the journal of its subscribed accounts that another node owns.
+/// How often a socket reads the journal of its subscribed accounts that another node owns or
+/// that have no active actor here.
 pub const REMOTE_POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// Upgrades the connection.
@@ -279,14 +283,15 @@ impl Connection {
         Ok(())
     }
 
-    /// Catches up the subscribed accounts that another node owns (their updates are not
-    /// published here).
+    /// Catches up the subscribed accounts that another node owns or that have no active actor
+    /// here (their updates are not published here).
     async fn catch_up_remote(&mut self) -> Result<(), Closed> {
         let membership = self.st.shell.membership().clone();
+        let shell = self.st.shell.clone();
         let remote: Vec<AccountId> = self
             .subs
             .keys()
-            .filter(|a| !membership.owns(a.as_str()))
+            .filter(|a| !membership.owns(a.as_str()) || !shell.is_active(a))
             .cloned()
             .collect();
         for a in remote {

@@ -240,7 +240,11 @@ pub fn stale_for(
 }
 
 /// Reads an account's stored lease (a fenced activation finds another one there).
-pub fn read_lease(store: &Store, keys: &Keys, id: &AccountId) -> Result<Option<Lease>, StorageError> {
+pub fn read_lease(
+    store: &Store,
+    keys: &Keys,
+    id: &AccountId,
+) -> Result<Option<Lease>, StorageError> {
     store.read(|txn| get::<Lease>(txn, &keys.lease(id.as_str())))
 }
 

@@ -324,14 +324,21 @@ impl Driver {
         self.ready_work.take().expect("work was announced")
     }
 
-    /// True when the driver can stop without losing anything: loaded, nothing queued or in
-    /// flight, no open saga, no waiter, no backoff running.
-    pub fn is_idle(&self) -> bool {
-        let quiet = self.phase == Phase::Ready
+    /// True when nothing is queued, in flight or waiting for a backoff: an actor drained now
+    /// (shutdown, or its account moved to another node) loses no input, though its open
+    /// sagas wait for the pending sweep and its waiters learn only "pending".
+    pub fn is_quiet(&self) -> bool {
+        self.phase == Phase::Ready
             && self.in_flight.is_none()
             && self.queue.is_empty()
             && self.followups.is_empty()
-            && self.backoff.is_none();
+            && self.backoff.is_none()
+    }
+
+    /// True when the driver can stop without losing anything: quiet, no open saga, no
+    /// waiter.
+    pub fn is_idle(&self) -> bool {
+        let quiet = self.is_quiet();
         if planted(Bug::EvictWithWaiter) {
             return quiet;
         }
@@ -413,11 +420,7 @@ impl Driver {
         if self.phase != Phase::Ready || act.core.open_sagas().contains_key(transfer) {
             return;
         }
-        if !self
-            .followups
-            .iter()
-            .any(|w| matches!(w, Work::ReadLease))
-        {
+        if !self.followups.iter().any(|w| matches!(w, Work::ReadLease)) {
             self.followups.push_back(Work::ReadLease);
         }
         self.pump();
@@ -467,7 +470,9 @@ impl Driver {
                     match input {
                         Input::Command(req, _) => self.answer(
                             req,
-                            Answer::Unknown("the account could not be activated (storage unreachable)"),
+                            Answer::Unknown(
+                                "the account could not be activated (storage unreachable)",
+                            ),
                         ),
                         Input::Saga(_) | Input::Timer(_) => {} // the sender re-drives it
                     }
@@ -771,7 +776,10 @@ impl Driver {
                     self.flush_due = false;
                     let take = self.queue.len().min(BATCH_INPUTS_MAX);
                     let inputs: Vec<Input> = self.queue.drain(..take).collect();
-                    let act = self.act.take().expect("a ready driver holds its activation");
+                    let act = self
+                        .act
+                        .take()
+                        .expect("a ready driver holds its activation");
                     Work::Commit(Batch { act, inputs })
                 } else {
                     if !self.flush_requested {

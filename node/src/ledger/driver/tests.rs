@@ -119,7 +119,8 @@ impl Rig {
                 self.d.loaded(r, self.now);
             }
             Work::Commit(b) => {
-                let r = exec::commit_batch(&self.store, &self.keys, "n1", &b.act, &b.inputs, self.now);
+                let r =
+                    exec::commit_batch(&self.store, &self.keys, "n1", &b.act, &b.inputs, self.now);
                 self.d.committed(b, r, self.now);
             }
             Work::ReadLease => {
@@ -184,7 +185,11 @@ fn is_ok(a: &Answer) -> bool {
 fn driver_commits_inputs_queued_before_the_flush_in_one_batch() {
     let mut r = Rig::loaded("a");
     let a = r.d.command(open());
-    assert_eq!(r.d.take_out(), vec![Out::Flush], "the first input asks for a flush");
+    assert_eq!(
+        r.d.take_out(),
+        vec![Out::Flush],
+        "the first input asks for a flush"
+    );
     let b = r.d.command(deposit(5));
     let c = r.d.command(deposit(7));
     assert!(r.d.take_out().is_empty(), "one flush for the whole batch");
@@ -198,7 +203,10 @@ fn driver_commits_inputs_queued_before_the_flush_in_one_batch() {
     r.d.committed(batch, res, r.now);
     let out = r.d.take_out();
     let got = answers(&out);
-    assert_eq!(got.iter().map(|(q, _)| *q).collect::<Vec<_>>(), vec![a, b, c]);
+    assert_eq!(
+        got.iter().map(|(q, _)| *q).collect::<Vec<_>>(),
+        vec![a, b, c]
+    );
     assert!(got.iter().all(|(_, x)| is_ok(x)), "{got:?}");
     let published = out.iter().filter(|o| matches!(o, Out::Publish(_))).count();
     assert_eq!(published, 2, "each deposit's entry is published");
@@ -224,7 +232,10 @@ fn driver_answers_one_batch_at_a_time_in_order() {
     let mut r = Rig::funded("a", 0);
     r.d.command(deposit(1));
     r.d.flush();
-    assert_eq!(r.d.take_out(), vec![Out::Flush, Out::Work(WorkKind::Commit)]);
+    assert_eq!(
+        r.d.take_out(),
+        vec![Out::Flush, Out::Work(WorkKind::Commit)]
+    );
     let _first = r.d.take_work();
     // Arrives while the first batch is in flight: waits for it.
     r.d.command(deposit(2));
@@ -244,13 +255,20 @@ fn driver_retries_a_batch_that_did_not_commit_then_answers_unknown() {
     r.d.take_out();
     for attempt in 0..BATCH_RETRIES_MAX {
         let out = r.fail_commit(StorageError::Conflict);
-        assert!(answers(&out).is_empty(), "attempt {attempt}: nobody answered yet");
+        assert!(
+            answers(&out).is_empty(),
+            "attempt {attempt}: nobody answered yet"
+        );
         let token = match out.as_slice() {
             [Out::Backoff { token, .. }] => *token,
             other => panic!("a backoff, not {other:?}"),
         };
         r.d.backoff_elapsed(token);
-        assert_eq!(r.d.take_out(), vec![Out::Work(WorkKind::Commit)], "the same batch again");
+        assert_eq!(
+            r.d.take_out(),
+            vec![Out::Work(WorkKind::Commit)],
+            "the same batch again"
+        );
     }
     let out = r.fail_commit(StorageError::Unavailable("down".into()));
     assert_eq!(
@@ -299,7 +317,11 @@ fn driver_reloads_after_an_unknown_commit_and_publishes_what_landed() {
             _ => None,
         })
         .collect();
-    assert_eq!(heads, vec![2], "the landed deposit (seq 2) is published after the reload");
+    assert_eq!(
+        heads,
+        vec![2],
+        "the landed deposit (seq 2) is published after the reload"
+    );
     match &answers(&out)[..] {
         [(x, Answer::Reply(Ok(Reply::Account { view, .. })))] if *x == q2 => {
             assert_eq!(view.balance, 15, "memory caught up with storage")
@@ -333,8 +355,16 @@ fn driver_steps_aside_when_fenced_and_never_takes_the_lease_back() {
     assert_eq!(
         out,
         vec![
-            Out::Answer { req: q1, answer: Answer::Moved, waiter: false },
-            Out::Answer { req: q2, answer: Answer::Moved, waiter: false },
+            Out::Answer {
+                req: q1,
+                answer: Answer::Moved,
+                waiter: false
+            },
+            Out::Answer {
+                req: q2,
+                answer: Answer::Moved,
+                waiter: false
+            },
             Out::Reroute(credit("t1", "b", "a", 3)),
             Out::Stop(StopReason::SteppedAside),
         ]
@@ -347,7 +377,11 @@ fn driver_steps_aside_when_fenced_and_never_takes_the_lease_back() {
     assert_eq!(
         old.d.take_out(),
         vec![
-            Out::Answer { req: q3, answer: Answer::Moved, waiter: false },
+            Out::Answer {
+                req: q3,
+                answer: Answer::Moved,
+                waiter: false
+            },
             Out::Reroute(credit("t2", "b", "a", 4)),
         ]
     );
@@ -440,7 +474,10 @@ fn driver_timer_resends_the_credit_when_due() {
     r.now = at;
     r.d.timer_fired(token, at);
     let out = r.settle();
-    assert!(out.contains(&Out::Send(credit("t1", "a", "b", 30))), "{out:?}");
+    assert!(
+        out.contains(&Out::Send(credit("t1", "a", "b", 30))),
+        "{out:?}"
+    );
     assert!(
         out.iter().any(|o| matches!(o, Out::SetTimer { .. })),
         "re-armed: {out:?}"

@@ -1,0 +1,173 @@
+//! CLIENTS
+
+use super::*;
+
+pub(super) enum ClientState {
+    /// Will draw a new operation when it wakes.
+    Idle,
+    /// Will send `op` again when it wakes.
+    Retrying { op: usize, tries: u32 },
+    /// Waiting for the reply to `attempt`.
+    Waiting { op: usize, attempt: u64, tries: u32 },
+    /// Spent its share of the workload.
+    Done,
+}
+
+pub(super) struct Client {
+    pub(super) state: ClientState,
+    pub(super) keyed: Vec<usize>,
+}
+
+impl Sim {
+    // ---- clients ---------------------------------------------------------------------------
+
+    pub(super) fn client_wake(&mut self, c: usize) {
+        match self.clients[c].state {
+            ClientState::Idle => {}
+            ClientState::Retrying { op, tries } => return self.send_request(c, op, tries),
+            ClientState::Waiting { .. } | ClientState::Done => return,
+        }
+        if self.stats.ops >= self.opts.ops {
+            self.clients[c].state = ClientState::Done;
+            return;
+        }
+        self.stats.ops += 1;
+        let op = match self.gen.next(c, &self.ops, &self.clients[c].keyed) {
+            Drawn::New(spec) => {
+                self.ops.push(spec);
+                let i = self.ops.len() - 1;
+                if self.ops[i].idem_key.is_some() {
+                    self.clients[c].keyed.push(i);
+                }
+                i
+            }
+            Drawn::Repeat(i) => i,
+        };
+        self.send_request(c, op, 1);
+    }
+
+    pub(super) fn send_request(&mut self, c: usize, op: usize, tries: u32) {
+        self.next_attempt += 1;
+        let attempt = self.next_attempt;
+        self.stats.requests += 1;
+        self.clients[c].state = ClientState::Waiting { op, attempt, tries };
+        self.attempts.insert(attempt, (op, self.ledger.commits));
+        let alive: Vec<usize> = (0..self.nodes.len())
+            .filter(|&n| self.nodes[n].alive)
+            .collect();
+        let gw = if !alive.is_empty() && self.rng_net.chance(900_000) {
+            *self.rng_net.pick(&alive)
+        } else {
+            self.rng_net.below(self.nodes.len() as u64) as usize
+        };
+        trace!(
+            self,
+            "c{c} a{attempt} try {tries} {} via n{}",
+            short(&self.ops[op]),
+            gw + 1
+        );
+        self.send_node(
+            None,
+            gw,
+            NodeMsg::Request {
+                client: c,
+                attempt,
+                op,
+            },
+        );
+        let timeout = self.opts.client_timeout_ms;
+        self.at(timeout, Event::ClientTimeout(c, attempt));
+    }
+
+    pub(super) fn client_receive(&mut self, c: usize, attempt: u64, result: ClientResult) {
+        trace!(self, "c{c} a{attempt} got {}", brief(&result));
+        // Every reply is checked, even a late one for an attempt the client gave up on.
+        let Some((op, sent_commit, current)) = self.attempt_info(c, attempt) else {
+            return;
+        };
+        if !result.is_unknown() {
+            let ctx = ReplyCtx {
+                ledger: &self.ledger,
+                op: &self.ops[op],
+                ops: &self.ops,
+                sent_commit,
+                result: &result,
+            };
+            if let Err((check, msg)) = self.checks.on_reply(&ctx) {
+                let msg = format!(
+                    "{msg} (reply to {} attempt {attempt})",
+                    self.ops[op].reference
+                );
+                return self.fail(FailureKind::Correctness, check, msg);
+            }
+        }
+        if !current {
+            return;
+        }
+        if result.is_unknown() {
+            return self.client_unknown(c);
+        }
+        match &result {
+            ClientResult::Reply(Ok(_)) | ClientResult::Page(Ok(_)) => self.stats.acked += 1,
+            _ => self.stats.refused += 1,
+        }
+        self.client_next(c);
+    }
+
+    /// The operation, commit count at sending and whether it is the client's current attempt.
+    pub(super) fn attempt_info(&self, c: usize, attempt: u64) -> Option<(usize, u64, bool)> {
+        let &(op, sent_commit) = self.attempts.get(&attempt)?;
+        let current = matches!(
+            self.clients[c].state,
+            ClientState::Waiting { attempt: a, .. } if a == attempt
+        );
+        Some((op, sent_commit, current))
+    }
+
+    pub(super) fn client_unknown(&mut self, c: usize) {
+        let ClientState::Waiting { op, tries, .. } = self.clients[c].state else {
+            return;
+        };
+        let spec = &self.ops[op];
+        let retryable = spec.idem_key.is_some() || spec.kind.naturally_idempotent();
+        if retryable && tries < RETRIES_MAX {
+            let backoff = RETRY_BACKOFF_MS << (tries - 1).min(6);
+            self.clients[c].state = ClientState::Retrying {
+                op,
+                tries: tries + 1,
+            };
+            self.at(backoff, Event::ClientWake(c));
+        } else {
+            self.stats.unknown += 1;
+            self.client_next(c);
+        }
+    }
+
+    pub(super) fn client_next(&mut self, c: usize) {
+        self.clients[c].state = ClientState::Idle;
+        let think = self.gen.think(self.opts.think_max_ms);
+        self.at(think, Event::ClientWake(c));
+    }
+}
+
+pub(super) fn short(op: &OpSpec) -> String {
+    format!(
+        "{} {} {:?}{}",
+        op.reference,
+        op.account,
+        op.kind,
+        op.idem_key
+            .as_ref()
+            .map(|k| format!(" key {k}"))
+            .unwrap_or_default()
+    )
+}
+
+fn brief(r: &ClientResult) -> String {
+    match r {
+        ClientResult::Reply(Ok(rep)) => format!("{rep:?}"),
+        ClientResult::Reply(Err(e)) | ClientResult::Page(Err(e)) => format!("error {}", e.code),
+        ClientResult::Page(Ok(Some(p))) => format!("page of {}", p.entries.len()),
+        ClientResult::Page(Ok(None)) => "no such account".into(),
+    }
+}

@@ -1,0 +1,668 @@
+//! The simulated cluster and its event loop.
+//!
+//! One thread, one seeded scheduler: events wait in a queue ordered by simulated time and
+//! then by insertion, so the run is a pure function of the seed. What the real node does with
+//! ractor and tokio, the simulator does with events. This module is the scheduler and the two
+//! phases of a run; the rest is one concern per file:
+//! - [`runtime`]: the node runtime, a thin runtime over the node crate's own account driver
+//!   (the same one the ractor actor runs): work at its commit point, results after latency,
+//!   `Moved` commands routed again, waiters, eviction under a small `active_max`;
+//! - [`routing`]: the gateway and message routing by each node's own view of the [`Ring`]
+//!   (updated after a lag when membership changes, so two nodes can believe they own one
+//!   account and race);
+//! - [`network`]: delays, reordering, loss, duplication and partitions;
+//! - [`sweep`]: each node's pending-index sweep, which resumes unsettled transfers;
+//! - [`streams`]: balance-stream subscribers, with disconnects and resumption, checked for
+//!   invariant 8;
+//! - [`faults`]: crashes, partitions, passivations, membership churn, storage outages, and
+//!   healing them all;
+//! - [`clients`]: the clients, their retries with idempotency keys, and their timeouts.
+//!
+//! Storage is [`SimBackend`], shared by every node and never lost on a crash.
+
+/// Appends one line to the run's trace.
+macro_rules! trace {
+    ($sim:expr, $($arg:tt)*) => {
+        $sim.trace.event($sim.now, format_args!($($arg)*))
+    };
+}
+
+mod clients;
+mod faults;
+mod network;
+mod routing;
+mod runtime;
+mod streams;
+mod sweep;
+
+use crate::check::{Checks, FailureKind, ReplyCtx};
+use crate::ledger::Ledger;
+use crate::options::Options;
+use crate::rng::Rng;
+use crate::store::{SimBackend, StorageFaults, Writer};
+use crate::trace::Trace;
+use crate::workload::{ClientResult, Drawn, Generator, OpKind, OpSpec, Universe};
+use crate::workload::{RETRIES_MAX, RETRY_BACKOFF_MS};
+use clients::{Client, ClientState};
+use node::cluster::placement::{Member, Ring};
+use node::cluster::SAGA_HOPS_MAX;
+use node::ledger::account::{Command, Effect, Input, Reply, ReqId, SagaTiming, CREDIT_RESENDS_MAX};
+use node::ledger::exec::{self, Activation};
+use node::storage::keys::Keys;
+use node::storage::{RetryPolicy, StorageError, Store};
+use protocol::saga::SagaMsg;
+use protocol::{AccountId, Amount, ApiError, ErrorCode, TransferId};
+use routing::{describe, NodeMsg};
+use runtime::{ActorEvent, SimActor};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Simulated wall clock at time zero (the core stamps entries with it), ms since the epoch.
+pub const EPOCH_MS: u64 = 1_767_225_600_000;
+/// Longest extra delay of a reordered message.
+pub const REORDER_MAX_MS: u64 = 1_000;
+/// Most events one run may handle before it is declared stuck (a liveness failure).
+pub const EVENTS_MAX: u64 = 20_000_000;
+/// Longest simulated safety phase before it is declared stuck.
+pub const SAFETY_TIME_MAX_MS: u64 = 6 * 3_600_000;
+
+#[derive(Clone, Debug)]
+enum Event {
+    ClientWake(usize),
+    ClientTimeout(usize, u64),
+    ToNode {
+        node: usize,
+        msg: NodeMsg,
+    },
+    ToClient {
+        client: usize,
+        attempt: u64,
+        result: ClientResult,
+    },
+    Actor {
+        node: usize,
+        account: AccountId,
+        inc: u64,
+        ev: ActorEvent,
+    },
+    Stream(streams::StreamEvent),
+    Sweep {
+        node: usize,
+        life: u64,
+    },
+    Restart(usize),
+    RingUpdate {
+        node: usize,
+        version: usize,
+    },
+    Heal(usize, usize),
+    FaultCrash,
+    FaultPartition,
+    FaultPassivate,
+    FaultChurn,
+    FaultOutage,
+}
+
+/// Where a command's reply goes.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct ReplyTo {
+    client: usize,
+    attempt: u64,
+}
+
+struct SimNode {
+    id: String,
+    alive: bool,
+    /// Bumped by every crash: events of an earlier life are ignored.
+    life: u64,
+    ring: Ring,
+    ring_version: usize,
+    actors: BTreeMap<AccountId, SimActor>,
+}
+
+/// Counters of a run.
+#[derive(Clone, Debug, Default)]
+pub struct Stats {
+    /// Client operations issued (repeats included).
+    pub ops: u64,
+    /// Requests sent (retries included).
+    pub requests: u64,
+    /// Replies that acknowledged a success.
+    pub acked: u64,
+    /// Replies that refused with a business error.
+    pub refused: u64,
+    /// Operations whose outcome stayed unknown to the client.
+    pub unknown: u64,
+    /// Messages sent between nodes and to and from clients.
+    pub messages: u64,
+    /// Messages lost (loss, partition, dead node).
+    pub lost: u64,
+    /// Messages duplicated.
+    pub duplicated: u64,
+    /// Activations.
+    pub activations: u64,
+    /// Commits observed.
+    pub commits: u64,
+    /// Batches fenced.
+    pub fenced: u64,
+    /// Batches that failed on storage.
+    pub failed_batches: u64,
+    /// Crashes.
+    pub crashes: u64,
+    /// Partitions.
+    pub partitions: u64,
+    /// Forced passivations.
+    pub passivations: u64,
+    /// Membership changes.
+    pub churns: u64,
+    /// Actors evicted to stay under `active_max`.
+    pub evictions: u64,
+    /// Commands answered `Moved` and routed again.
+    pub moved: u64,
+    /// Storage outages.
+    pub outages: u64,
+    /// Storage attempts.
+    pub attempts: u64,
+    /// Storage faults injected.
+    pub storage_faults: u64,
+    /// Conflicts the store detected (stale reads overtaken by a later commit).
+    pub storage_conflicts: u64,
+    /// Transfers completed.
+    pub completed: u64,
+    /// Transfers failed.
+    pub failed: u64,
+    /// Events handled.
+    pub events: u64,
+    /// Simulated time at the end of the safety phase.
+    pub safety_ms: u64,
+    /// Simulated time the liveness phase took.
+    pub liveness_ms: u64,
+}
+
+/// A failure found by a run.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failure {
+    /// Its class (decides the exit code).
+    pub kind: FailureKind,
+    /// The check or phase that found it.
+    pub check: String,
+    /// What was wrong.
+    pub message: String,
+    /// Simulated time.
+    pub at_ms: u64,
+}
+
+/// The simulation of one seed.
+pub struct Sim {
+    opts: Options,
+    now: u64,
+    events: BTreeMap<(u64, u64), Event>,
+    next_event: u64,
+    rng_net: Rng,
+    rng_fault: Rng,
+    rng_ids: Rng,
+    rng_streams: Rng,
+    gen: Generator,
+    backend: Arc<SimBackend>,
+    store: Store,
+    keys: Keys,
+    timing: SagaTiming,
+    nodes: Vec<SimNode>,
+    memberships: Vec<BTreeSet<usize>>,
+    blocked: BTreeMap<(usize, usize), u32>,
+    clients: Vec<Client>,
+    ops: Vec<OpSpec>,
+    /// Every attempt sent: its operation and the commit count when it was sent.
+    attempts: BTreeMap<u64, (usize, u64)>,
+    next_attempt: u64,
+    next_inc: u64,
+    next_tid: u64,
+    healed: bool,
+    subscribers: Vec<streams::Subscriber>,
+    /// The observed store and the checkers.
+    pub ledger: Ledger,
+    checks: Checks,
+    /// The event log.
+    pub trace: Trace,
+    /// Counters.
+    pub stats: Stats,
+    /// The first failure found.
+    pub failure: Option<Failure>,
+}
+
+fn ring_of(members: &BTreeSet<usize>, nodes: &[String], vnodes: u32) -> Ring {
+    Ring::new(
+        members
+            .iter()
+            .map(|&i| Member {
+                node_id: nodes[i].clone(),
+                http: String::new(),
+            })
+            .collect(),
+        vnodes,
+    )
+}
+
+fn unavailable(why: &str) -> ApiError {
+    ApiError::new(ErrorCode::Unavailable, why.to_string())
+}
+
+impl Sim {
+    /// A cluster for `seed` with `opts`, its stores empty and its clients about to start.
+    pub fn new(seed: u64, opts: Options, keep_trace: bool) -> Self {
+        let keys = Keys::default();
+        let backend = SimBackend::new(Rng::stream(seed, 1), keys.clone());
+        backend.set_faults(StorageFaults {
+            conflict_ppm: opts.conflict_ppm,
+            unknown_committed_ppm: opts.unknown_committed_ppm,
+            unknown_lost_ppm: opts.unknown_lost_ppm,
+            slow_ppm: opts.slow_ppm,
+            slow_max_ms: opts.slow_max_ms,
+            stale_read_ppm: opts.stale_read_ppm,
+        });
+        let store = Store::with_policy(
+            backend.clone(),
+            RetryPolicy {
+                backoff_initial: Duration::ZERO,
+                backoff_max: Duration::ZERO,
+                ..RetryPolicy::default()
+            },
+        );
+        let names: Vec<String> = (0..opts.nodes).map(|i| format!("n{}", i + 1)).collect();
+        let all: BTreeSet<usize> = (0..opts.nodes).collect();
+        let nodes = names
+            .iter()
+            .map(|id| SimNode {
+                id: id.clone(),
+                alive: true,
+                life: 0,
+                ring: ring_of(&all, &names, opts.vnodes),
+                ring_version: 0,
+                actors: BTreeMap::new(),
+            })
+            .collect();
+        let universe = Universe::new(opts.accounts, opts.currencies);
+        let mut rng_subs = Rng::stream(seed, 7);
+        let subscribers = (0..opts.subscribers)
+            .map(|_| {
+                let node = rng_subs.below(opts.nodes as u64) as usize;
+                streams::Subscriber::new(node, &universe.accounts)
+            })
+            .collect();
+        let mut sim = Sim {
+            now: 0,
+            events: BTreeMap::new(),
+            next_event: 0,
+            rng_net: Rng::stream(seed, 2),
+            rng_fault: Rng::stream(seed, 3),
+            rng_ids: Rng::stream(seed, 4),
+            rng_streams: Rng::stream(seed, 6),
+            gen: Generator::new(Rng::stream(seed, 5), universe),
+            backend,
+            store,
+            keys,
+            timing: SagaTiming {
+                credit_timeout_ms: opts.credit_timeout_ms,
+                abort_backoff_max_ms: opts.abort_backoff_max_ms,
+            },
+            nodes,
+            memberships: vec![all],
+            blocked: BTreeMap::new(),
+            clients: (0..opts.clients)
+                .map(|_| Client {
+                    state: ClientState::Idle,
+                    keyed: Vec::new(),
+                })
+                .collect(),
+            ops: Vec::new(),
+            attempts: BTreeMap::new(),
+            next_attempt: 0,
+            next_inc: 0,
+            next_tid: 0,
+            healed: false,
+            subscribers,
+            ledger: Ledger::default(),
+            checks: Checks::all(),
+            trace: Trace::new(keep_trace),
+            stats: Stats::default(),
+            failure: None,
+            opts,
+        };
+        for c in 0..sim.clients.len() {
+            sim.at(c as u64, Event::ClientWake(c));
+        }
+        sim.streams_start();
+        for n in 0..sim.nodes.len() {
+            let first = sim.rng_fault.range(1, sim.opts.sweep_every_ms);
+            sim.at(first, Event::Sweep { node: n, life: 0 });
+        }
+        let o = sim.opts.clone();
+        for (every, ev) in [
+            (o.crash_every_ms, Event::FaultCrash),
+            (o.partition_every_ms, Event::FaultPartition),
+            (o.passivate_every_ms, Event::FaultPassivate),
+            (o.churn_every_ms, Event::FaultChurn),
+            (o.outage_every_ms, Event::FaultOutage),
+        ] {
+            if every > 0 {
+                let t = sim.rng_fault.around(every);
+                sim.at(t, ev);
+            }
+        }
+        sim
+    }
+
+    /// The options of the run.
+    pub fn options(&self) -> &Options {
+        &self.opts
+    }
+
+    /// Simulated time now.
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    fn at(&mut self, delay_ms: u64, ev: Event) {
+        self.next_event += 1;
+        self.events
+            .insert((self.now + delay_ms, self.next_event), ev);
+    }
+
+    fn fail(&mut self, kind: FailureKind, check: &str, message: String) {
+        if self.failure.is_none() {
+            trace!(self, "FAILURE {check}: {message}");
+            self.failure = Some(Failure {
+                kind,
+                check: check.to_string(),
+                message,
+                at_ms: self.now,
+            });
+        }
+    }
+
+    // ---- phases --------------------------------------------------------------------------
+
+    /// Runs both phases and the final checks; the outcome is in `failure`.
+    pub fn run(&mut self) {
+        self.run_phases();
+        let (attempts, faults) = self.backend.counts();
+        self.stats.attempts = attempts;
+        self.stats.storage_faults = faults;
+        self.stats.storage_conflicts = self.backend.conflicts_detected();
+    }
+
+    fn run_phases(&mut self) {
+        // Safety: the workload with faults, until every client spent its operations.
+        while self.failure.is_none() && !self.clients_done() {
+            if !self.step() || self.now > SAFETY_TIME_MAX_MS {
+                let why = format!("safety phase stuck at {} ms", self.now);
+                self.fail(FailureKind::Liveness, "safety phase", why);
+                return;
+            }
+        }
+        if self.failure.is_some() {
+            return;
+        }
+        self.stats.safety_ms = self.now;
+        self.phase_end(false);
+        if self.failure.is_some() {
+            return;
+        }
+        // Liveness: every fault healed; every pending transfer must settle in bounded time.
+        self.heal();
+        let start = self.now;
+        let bound = 60_000
+            + u64::from(CREDIT_RESENDS_MAX) * self.opts.credit_timeout_ms
+            + 3 * self.opts.abort_backoff_max_ms
+            + 3 * self.opts.sweep_every_ms;
+        loop {
+            self.settle_pending(start, bound);
+            if self.failure.is_some() {
+                return;
+            }
+            // Let replies, effects and abandoned requests in flight land (nothing new starts);
+            // one of them may still start a transfer, which must settle too.
+            let settle_until = self.now + 10_000;
+            while self.failure.is_none()
+                && self
+                    .events
+                    .keys()
+                    .next()
+                    .is_some_and(|(t, _)| *t <= settle_until)
+            {
+                self.step();
+            }
+            if self.failure.is_some() || self.ledger.pending.is_empty() {
+                break;
+            }
+        }
+        self.stats.liveness_ms = self.now - start;
+        if self.failure.is_none() {
+            self.phase_end(true);
+        }
+        if self.failure.is_none() {
+            self.check_streams();
+        }
+    }
+
+    /// Runs until the pending index is empty, or fails the run once `bound` has passed.
+    fn settle_pending(&mut self, start: u64, bound: u64) {
+        while self.failure.is_none() && !self.ledger.pending.is_empty() {
+            if self.now > start + bound || !self.step() {
+                let why = format!(
+                    "{} transfer(s) still pending {} ms after every fault healed (bound {bound} ms): {}",
+                    self.ledger.pending.len(),
+                    self.now - start,
+                    self.describe_pending()
+                );
+                self.fail(
+                    FailureKind::Liveness,
+                    "atomic transfers (DESIGN.md 6.3)",
+                    why,
+                );
+                return;
+            }
+        }
+    }
+
+    /// The first few pending transfers, their senders and every activation of those senders.
+    fn describe_pending(&self) -> String {
+        let mut out = Vec::new();
+        for (tid, sender) in self.ledger.pending.iter().take(3) {
+            let mut acts = Vec::new();
+            for n in &self.nodes {
+                let owner = &n.ring.owner(sender).node_id;
+                let actor = AccountId::new(sender.clone())
+                    .ok()
+                    .and_then(|id| n.actors.get(&id))
+                    .map(|a| {
+                        format!(
+                            "active epoch {} queued {} deadlines {} waiting {} stopped {}",
+                            a.driver.activation().map_or(-1, |x| x.epoch() as i64),
+                            a.driver.queued(),
+                            a.driver.deadlines(),
+                            a.driver.waiting(),
+                            a.driver.is_stopped()
+                        )
+                    })
+                    .unwrap_or_else(|| "no actor".into());
+                acts.push(format!(
+                    "{} (alive {}, thinks owner {owner}): {actor}",
+                    n.id, n.alive
+                ));
+            }
+            out.push(format!("{tid} from {sender} [{}]", acts.join("; ")));
+        }
+        out.join(" | ")
+    }
+
+    fn clients_done(&self) -> bool {
+        self.clients
+            .iter()
+            .all(|c| matches!(c.state, ClientState::Done))
+    }
+
+    fn phase_end(&mut self, quiescent: bool) {
+        let snapshot = self.backend.snapshot();
+        if snapshot != self.ledger.mirror {
+            let diff = snapshot
+                .iter()
+                .find(|(k, v)| self.ledger.mirror.get(*k) != Some(*v))
+                .map(|(k, _)| crate::ledger::decode_row(k, None));
+            self.fail(
+                FailureKind::Correctness,
+                "observer",
+                format!("the store holds writes no observed commit made, e.g. {diff:?}"),
+            );
+            return;
+        }
+        let fresh = match Ledger::from_snapshot(&snapshot) {
+            Ok(l) => l,
+            Err(e) => return self.fail(FailureKind::Correctness, "decode", e),
+        };
+        trace!(
+            self,
+            "phase end ({}): {} keys, {} pending",
+            if quiescent { "liveness" } else { "safety" },
+            snapshot.len(),
+            fresh.pending.len()
+        );
+        if let Err((check, msg)) = self.checks.phase_end(&fresh, &self.ops, quiescent) {
+            self.fail(FailureKind::Correctness, check, msg);
+        }
+    }
+
+    fn heal(&mut self) {
+        self.healed = true;
+        trace!(
+            self,
+            "heal: faults off, partitions healed, nodes restarted, all members"
+        );
+        self.backend.set_faults(StorageFaults::default());
+        self.backend.end_outage();
+        self.streams_heal();
+        self.blocked.clear();
+        self.opts.loss_ppm = 0;
+        self.opts.dup_ppm = 0;
+        self.opts.reorder_ppm = 0;
+        for n in 0..self.nodes.len() {
+            if !self.nodes[n].alive {
+                self.restart(n);
+            }
+        }
+        let all: BTreeSet<usize> = (0..self.nodes.len()).collect();
+        if self.memberships.last() != Some(&all) {
+            self.change_membership(all, 0);
+        }
+    }
+
+    /// Handles the next event; false when none is left.
+    fn step(&mut self) -> bool {
+        let Some(((t, _), ev)) = self.events.pop_first() else {
+            return false;
+        };
+        self.stats.events += 1;
+        if self.stats.events > EVENTS_MAX {
+            let why = format!("more than {EVENTS_MAX} events");
+            self.fail(FailureKind::Liveness, "event budget", why);
+            return false;
+        }
+        self.now = t;
+        self.backend.set_now(t);
+        self.handle(ev);
+        true
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::ClientWake(c) => self.client_wake(c),
+            Event::ClientTimeout(c, attempt) => {
+                if matches!(self.clients[c].state, ClientState::Waiting { attempt: a, .. } if a == attempt)
+                {
+                    trace!(self, "c{c} timeout a{attempt}");
+                    self.client_unknown(c);
+                }
+            }
+            Event::ToNode { node, msg } => self.node_receive(node, msg),
+            Event::ToClient {
+                client,
+                attempt,
+                result,
+            } => self.client_receive(client, attempt, result),
+            Event::Actor {
+                node,
+                account,
+                inc,
+                ev,
+            } => self.actor_event(node, &account, inc, ev),
+            Event::Stream(ev) => self.stream_event(ev),
+            Event::Sweep { node, life } => {
+                if self.nodes[node].alive && self.nodes[node].life == life {
+                    self.sweep(node);
+                    let every = self.opts.sweep_every_ms;
+                    self.at(every, Event::Sweep { node, life });
+                }
+            }
+            Event::Restart(n) => {
+                if !self.nodes[n].alive {
+                    self.restart(n);
+                }
+            }
+            Event::RingUpdate { node, version } => {
+                if version > self.nodes[node].ring_version {
+                    let names: Vec<String> = self.nodes.iter().map(|n| n.id.clone()).collect();
+                    let ring = ring_of(&self.memberships[version], &names, self.opts.vnodes);
+                    let n = &mut self.nodes[node];
+                    n.ring = ring;
+                    n.ring_version = version;
+                    trace!(self, "{} ring v{version}", self.nodes[node].id);
+                }
+            }
+            Event::Heal(a, b) => {
+                if let Some(c) = self.blocked.get_mut(&(a, b)) {
+                    *c -= 1;
+                    if *c == 0 {
+                        self.blocked.remove(&(a, b));
+                        trace!(self, "link n{}->n{} healed", a + 1, b + 1);
+                    }
+                }
+            }
+            Event::FaultCrash => self.fault_crash(),
+            Event::FaultPartition => self.fault_partition(),
+            Event::FaultPassivate => self.fault_passivate(),
+            Event::FaultChurn => self.fault_churn(),
+            Event::FaultOutage => self.fault_outage(),
+        }
+    }
+
+    // ---- storage and observation ---------------------------------------------------------
+
+    /// Feeds the commits the store made since the last call to the ledger and the checkers.
+    fn observe(&mut self) {
+        for raw in self.backend.take_commits() {
+            let commit = match self.ledger.decode(&raw, self.now) {
+                Ok(c) => c,
+                Err(e) => return self.fail(FailureKind::Correctness, "decode", e),
+            };
+            self.stats.commits += 1;
+            if let Err((check, msg)) = self.checks.on_commit(&self.ledger, &commit, &self.ops) {
+                self.fail(FailureKind::Correctness, check, msg);
+            }
+            self.ledger.apply(&commit, &raw.writes);
+        }
+    }
+
+    /// Runs a storage operation on behalf of `writer` and returns its result and latency.
+    fn storage<T>(
+        &mut self,
+        writer: Option<Writer>,
+        f: impl FnOnce(&Store, &Keys) -> T,
+    ) -> (T, u64) {
+        self.backend.set_writer(writer);
+        let out = f(&self.store, &self.keys);
+        self.backend.set_writer(None);
+        self.observe();
+        (out, self.backend.take_latency())
+    }
+}
