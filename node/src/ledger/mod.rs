@@ -8,6 +8,9 @@
 //! for after the commit. No `.await`, no clock (time comes in as `now_ms`), no randomness (ids
 //! come in with the command), and only ordered maps, so the same inputs give the same outputs.
 //!
+//! [`audit`] holds the ledger audit (conservation, no overdraft, atomic transfers, replay),
+//! pure and shared by `walletctl`, `GET /admin/audit` and the simulator.
+//!
 //! [`exec`] holds the storage transaction bodies every driver runs: activation (load the state,
 //! bump the lease epoch) and batched commits (check the epoch, step each input, write). The
 //! actor shell (`crate::cluster`) and the simulator run these same bodies.
@@ -24,6 +27,7 @@
 //! satisfies "at least 24 hours"), and currency conversion.
 
 pub mod account;
+pub mod audit;
 pub mod exec;
 pub mod planted;
 pub mod records;

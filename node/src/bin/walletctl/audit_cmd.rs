@@ -1,16 +1,16 @@
 //! `walletctl audit`: waits for the cluster to be quiet, then streams every account and journal
-//! from the node through the [`Auditor`](crate::audit::Auditor).
+//! from the node through the library's [`Auditor`] (the same rules as `GET /admin/audit`).
 //!
 //! The audit is meant for a quiescent point: transfers still in flight would look half-applied,
 //! which is why it first waits for `/admin/pending` to drain. Journal entries written after an
 //! account was listed are ignored by the auditor, so ongoing deposits do not cause false alarms.
 
-use crate::audit::{Auditor, Check};
 use crate::client::CliError;
 use crate::commands::{Ctx, Failure};
 use crate::output;
 use indicatif::{ProgressBar, ProgressStyle};
-use protocol::admin::{AccountsPage, PendingPage, ADMIN_PAGE_MAX};
+use node::ledger::audit::Auditor;
+use protocol::admin::{AccountsPage, AuditCheck, PendingPage, ADMIN_PAGE_MAX};
 use protocol::api::{EntriesPage, ENTRIES_PAGE_MAX};
 use protocol::AccountId;
 use std::time::{Duration, Instant};
@@ -86,7 +86,7 @@ fn wait_for_pending(ctx: &Ctx, wait_secs: u64, auditor: &mut Auditor) -> Result<
                 ""
             };
             auditor.violation(
-                Check::Settled,
+                AuditCheck::Settled,
                 None,
                 None,
                 format!(
