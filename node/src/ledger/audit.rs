@@ -17,6 +17,11 @@
 //! After a bad entry the replay resynchronizes to the journal's own balance and available, so
 //! one corrupt entry is reported once, not again on every later entry of the account.
 //!
+//! Transfers the caller names as pending ([`Auditor::set_pending`], or
+//! [`Auditor::still_pending`] when pending is itself a violation) may stop after the hold or
+//! after the credit; money credited but not yet captured counts as in flight in conservation,
+//! so a pending transfer is reported once, not also as created money.
+//!
 //! The audit reads a ledger that may still be changing, one page at a time: entries written
 //! after an account was listed are ignored, so that its replay ends at the listed state.
 //!
@@ -32,6 +37,9 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Most violations listed in a report; further ones are counted in `violations_not_listed`.
 pub const VIOLATIONS_LISTED_MAX: usize = 100;
+
+/// Pending transfer ids quoted in the `settled` violation of [`Auditor::still_pending`].
+pub const PENDING_IDS_QUOTED: usize = 5;
 
 /// Sums per currency for the conservation check (u128: no overflow for any realistic ledger).
 #[derive(Clone, Copy, Debug, Default)]
@@ -103,6 +111,36 @@ impl Auditor {
         self.pending.extend(ids);
     }
 
+    /// Records transfers still pending when the audit expected none: one `settled` violation
+    /// (their count, `more` when the list is not all of them, and the first few ids), and
+    /// [`Auditor::set_pending`] for them. `when` ends the sentence ("after 30s").
+    pub fn still_pending(&mut self, ids: Vec<TransferId>, more: bool, when: &str) {
+        if ids.is_empty() && !more {
+            return;
+        }
+        let n = if more {
+            format!("more than {}", ids.len())
+        } else {
+            ids.len().to_string()
+        };
+        let quoted: Vec<&str> = ids
+            .iter()
+            .take(PENDING_IDS_QUOTED)
+            .map(|t| t.as_str())
+            .collect();
+        let etc = if ids.len() > quoted.len() || more {
+            ", ..."
+        } else {
+            ""
+        };
+        let message = format!(
+            "{n} transfers still pending {when} ({}{etc})",
+            quoted.join(", ")
+        );
+        self.violation(AuditCheck::Settled, None, None, message);
+        self.set_pending(ids);
+    }
+
     /// Records a violation found outside the journals (e.g. transfers still pending).
     pub fn violation(
         &mut self,
@@ -166,6 +204,36 @@ impl Auditor {
         };
         let v = &r.view;
         let id = v.id.as_str();
+        // The stored state on its own: holds within the balance, available = balance - held.
+        match v.balance.checked_sub(v.held) {
+            None => self.violation(
+                AuditCheck::NoOverdraft,
+                Some(id),
+                None,
+                format!(
+                    "stored state holds {} of a balance of {} (available below zero)",
+                    v.held, v.balance
+                ),
+            ),
+            Some(a) if a != v.available => self.violation(
+                AuditCheck::Replay,
+                Some(id),
+                None,
+                format!(
+                    "stored state shows available {} but balance {} - held {} = {a}",
+                    v.available, v.balance, v.held
+                ),
+            ),
+            Some(_) => {}
+        }
+        if v.balance > AMOUNT_MAX {
+            self.violation(
+                AuditCheck::Replay,
+                Some(id),
+                None,
+                format!("stored balance {} exceeds 2^53-1", v.balance),
+            );
+        }
         let last = r.next_seq - 1;
         if last < v.seq {
             self.violation(
@@ -381,25 +449,48 @@ impl Auditor {
     /// Runs the cross-account checks (conservation, atomic transfers) and builds the report.
     pub fn finish(mut self) -> AuditReport {
         self.end_account();
+        let transfers = std::mem::take(&mut self.transfers);
+        // Money a pending transfer credited before its sender captured it is in flight: it is
+        // in the receiver's balance and still in the sender's (DESIGN.md 6.1 counts it once).
+        let mut in_flight: BTreeMap<Currency, u128> = BTreeMap::new();
+        for (t, trace) in &transfers {
+            let (h, o, c, r) = (
+                trace.hold.count,
+                trace.out.count,
+                trace.credit.count,
+                trace.release.count,
+            );
+            if (h, o, c, r) == (1, 0, 1, 0) && self.pending.contains(t) {
+                if let Some(&(_, currency)) = self.accounts.get(trace.credit.account as usize) {
+                    *in_flight.entry(currency).or_default() += u128::from(trace.credit.amount);
+                }
+            }
+        }
         let totals = std::mem::take(&mut self.totals);
         for (currency, t) in &totals {
             let expected = t.deposits as i128 - t.withdrawals as i128;
-            if t.balances as i128 != expected {
+            let flying = in_flight.get(currency).copied().unwrap_or(0);
+            let settled = t.balances as i128 - flying as i128;
+            if settled != expected {
+                let less = if flying > 0 {
+                    format!(" less {flying} credited by pending transfers not yet captured")
+                } else {
+                    String::new()
+                };
                 self.violation(
                     AuditCheck::Conservation,
                     None,
                     None,
                     format!(
-                        "{currency}: sum of balances {} != deposits {} - withdrawals {} = {expected} (off by {})",
+                        "{currency}: sum of balances {}{less} != deposits {} - withdrawals {} = {expected} (off by {})",
                         t.balances,
                         t.deposits,
                         t.withdrawals,
-                        t.balances as i128 - expected
+                        settled - expected
                     ),
                 );
             }
         }
-        let transfers = std::mem::take(&mut self.transfers);
         // Sorted so that the listed violations do not depend on hash order.
         let mut bad: Vec<(&TransferId, String, u32)> = transfers
             .iter()
@@ -826,6 +917,94 @@ mod tests {
             has(&r, AuditCheck::AtomicTransfers, "never settled"),
             "{r:?}"
         );
+    }
+
+    #[test]
+    fn audit_credit_of_a_pending_transfer_is_in_flight_not_created() {
+        // Proves a pending transfer credited but not yet captured counts its money once:
+        // conservation passes while it is pending, and still_pending names it under `settled`
+        // only; the same legs without the pending mark break conservation and atomicity.
+        use EntryKind::*;
+        let a = journal(&[(Deposit, 100, None), (Hold, 30, Some("t6"))]);
+        let b = journal(&[(TransferIn, 30, Some("t6"))]);
+        let ledger = vec![(end_view("alice", &a), a), (end_view("bob", &b), b)];
+        let mut au = Auditor::new();
+        au.set_pending([TransferId::new("t6").unwrap()]);
+        for (v, j) in &ledger {
+            au.check_account(v, j);
+        }
+        let r = au.finish();
+        assert!(r.ok, "{r:?}");
+        let mut au = Auditor::new();
+        au.still_pending(vec![TransferId::new("t6").unwrap()], false, "after 3s");
+        for (v, j) in &ledger {
+            au.check_account(v, j);
+        }
+        let r = au.finish();
+        assert_eq!(checks_failed(&r), vec![AuditCheck::Settled], "{r:?}");
+        assert!(
+            has(
+                &r,
+                AuditCheck::Settled,
+                "1 transfers still pending after 3s (t6)"
+            ),
+            "{r:?}"
+        );
+        let r = audit(&ledger);
+        assert!(has(&r, AuditCheck::Conservation, "off by 30"), "{r:?}");
+        assert!(
+            has(&r, AuditCheck::AtomicTransfers, "half-applied"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn audit_still_pending_quotes_a_few_ids() {
+        // Proves the settled violation counts every pending transfer and quotes only the first.
+        let ids: Vec<TransferId> = (0..8)
+            .map(|i| TransferId::new(format!("t{i}")).unwrap())
+            .collect();
+        let mut au = Auditor::new();
+        au.still_pending(ids, true, "at the end");
+        au.still_pending(Vec::new(), false, "never");
+        let r = au.finish();
+        assert_eq!(r.checks[0].violations, 1, "{r:?}");
+        assert_eq!(
+            r.violations[0].message,
+            "more than 8 transfers still pending at the end (t0, t1, t2, t3, t4, ...)"
+        );
+    }
+
+    #[test]
+    fn audit_stored_state_is_checked_on_its_own() {
+        // Proves a stored state holding more than its balance is an overdraft, and one whose
+        // available is not balance - held (or whose balance is over 2^53-1) a replay violation.
+        let ledger = clean_ledger();
+        let (v, j) = &ledger[1];
+        let mut over = v.clone();
+        over.held = v.balance + 1;
+        over.available = 0;
+        let r = audit(&[(over, j.clone())]);
+        assert!(
+            has(
+                &r,
+                AuditCheck::NoOverdraft,
+                "stored state holds 31 of a balance of 30"
+            ),
+            "{r:?}"
+        );
+        let mut skew = v.clone();
+        skew.available -= 1;
+        let r = audit(&[(skew, j.clone())]);
+        assert!(
+            has(&r, AuditCheck::Replay, "stored state shows available 29"),
+            "{r:?}"
+        );
+        let mut big = v.clone();
+        big.balance = AMOUNT_MAX + 1;
+        big.available = AMOUNT_MAX + 1;
+        let r = audit(&[(big, j.clone())]);
+        assert!(has(&r, AuditCheck::Replay, "exceeds 2^53-1"), "{r:?}");
     }
 
     #[test]

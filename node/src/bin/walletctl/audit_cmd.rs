@@ -10,16 +10,13 @@ use crate::commands::{Ctx, Failure};
 use crate::output;
 use indicatif::{ProgressBar, ProgressStyle};
 use node::ledger::audit::Auditor;
-use protocol::admin::{AccountsPage, AuditCheck, PendingPage, ADMIN_PAGE_MAX};
+use protocol::admin::{AccountsPage, PendingPage, ADMIN_PAGE_MAX};
 use protocol::api::{EntriesPage, ENTRIES_PAGE_MAX};
 use protocol::AccountId;
 use std::time::{Duration, Instant};
 
 /// Longest pause between two polls of `/admin/pending`.
 const PENDING_POLL_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Pending transfer ids quoted in the `settled` violation.
-const PENDING_IDS_QUOTED: usize = 5;
 
 /// Spinner and bar redraw period.
 const TICK: Duration = Duration::from_millis(120);
@@ -74,27 +71,8 @@ fn wait_for_pending(ctx: &Ctx, wait_secs: u64, auditor: &mut Auditor) -> Result<
         };
         let now = Instant::now();
         if now >= deadline {
-            let quoted: Vec<&str> = page
-                .transfers
-                .iter()
-                .take(PENDING_IDS_QUOTED)
-                .map(|t| t.id.as_str())
-                .collect();
-            let more = if page.transfers.len() > quoted.len() || page.truncated {
-                ", ..."
-            } else {
-                ""
-            };
-            auditor.violation(
-                AuditCheck::Settled,
-                None,
-                None,
-                format!(
-                    "{n} transfers still pending after {wait_secs}s ({}{more})",
-                    quoted.join(", ")
-                ),
-            );
-            auditor.set_pending(page.transfers.into_iter().map(|t| t.id));
+            let ids = page.transfers.into_iter().map(|t| t.id).collect();
+            auditor.still_pending(ids, page.truncated, &format!("after {wait_secs}s"));
             break Ok(());
         }
         spinner.set_message(format!(
