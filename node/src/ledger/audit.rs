@@ -1,7 +1,7 @@
 //! The ledger audit (DESIGN.md section 6, invariants 1, 2, 3 and 6), pure: no IO, no clock.
 //!
 //! One set of rules, three users: `walletctl audit` feeds it pages it reads over HTTP,
-//! `GET /admin/audit` feeds it pages it reads from the store (`ledger::audit_scan`), and the
+//! `GET /admin/audit` feeds it pages it reads from the store ([`super::audit_scan`]), and the
 //! simulator feeds it the whole store at each phase end. Each user only decides where the
 //! accounts, journals and pending transfers come from.
 //!

@@ -9,7 +9,8 @@
 //! come in with the command), and only ordered maps, so the same inputs give the same outputs.
 //!
 //! [`audit`] holds the ledger audit (conservation, no overdraft, atomic transfers, replay),
-//! pure and shared by `walletctl`, `GET /admin/audit` and the simulator.
+//! pure and shared by `walletctl`, `GET /admin/audit` and the simulator; [`audit_scan`] feeds it
+//! from the store for the route.
 //!
 //! [`exec`] holds the storage transaction bodies every driver runs: activation (load the state,
 //! bump the lease epoch) and batched commits (check the epoch, step each input, write). The
@@ -28,6 +29,7 @@
 
 pub mod account;
 pub mod audit;
+pub mod audit_scan;
 pub mod exec;
 pub mod planted;
 pub mod records;
