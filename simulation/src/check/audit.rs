@@ -117,3 +117,189 @@ fn describe(r: &AuditReport) -> String {
         .collect();
     format!("audit failed: {}; {}", failed.join(", "), first.join("; "))
 }
+
+#[cfg(test)]
+mod tests {
+    //! Each phase-end rule the other checkers gave up to the audit, broken on purpose: the
+    //! audit checker must fail it.
+    use super::*;
+    use crate::ledger::AccountObs;
+    use node::ledger::records::AccountRecord;
+    use protocol::api::{AccountStatus, Entry, EntryKind};
+    use protocol::{Currency, AMOUNT_MAX};
+
+    fn entry(seq: u64, kind: EntryKind, amount: u64, balance: u64, available: u64) -> Entry {
+        Entry {
+            seq,
+            kind,
+            amount,
+            balance,
+            available,
+            transfer_id: matches!(
+                kind,
+                EntryKind::Hold | EntryKind::TransferOut | EntryKind::TransferIn
+            )
+            .then(|| TransferId::new("t1").unwrap()),
+            reference: None,
+            at: 0,
+        }
+    }
+
+    fn account(journal: Vec<Entry>, balance: u64, held: u64) -> AccountObs {
+        let seq = journal.last().map_or(0, |e| e.seq);
+        AccountObs {
+            states: vec![(
+                1,
+                AccountRecord {
+                    currency: Currency::new("EUR").unwrap(),
+                    status: AccountStatus::Active,
+                    balance,
+                    held,
+                    seq,
+                    opened_at: 0,
+                },
+            )],
+            journal: journal.into_iter().map(|e| (e.seq, (e, 1))).collect(),
+            indexed: true,
+            ..AccountObs::default()
+        }
+    }
+
+    /// a deposits 100 and holds 30 for t1; b is credited 30; t1 is pending (not captured).
+    fn credited_not_captured() -> Ledger {
+        use EntryKind::*;
+        let mut l = Ledger::default();
+        l.accounts.insert(
+            "a".into(),
+            account(
+                vec![
+                    entry(1, Deposit, 100, 100, 100),
+                    entry(2, Hold, 30, 100, 70),
+                ],
+                100,
+                30,
+            ),
+        );
+        l.accounts.insert(
+            "b".into(),
+            account(vec![entry(1, TransferIn, 30, 30, 30)], 30, 0),
+        );
+        l.pending.insert("t1".into(), "a".into());
+        l
+    }
+
+    /// t1 captured: a's transfer_out is in and the pending entry is gone.
+    fn settled() -> Ledger {
+        let mut l = credited_not_captured();
+        let a = l.accounts.get_mut("a").unwrap();
+        a.journal
+            .insert(3, (entry(3, EntryKind::TransferOut, 30, 70, 70), 2));
+        a.states[0].1.balance = 70;
+        a.states[0].1.held = 0;
+        a.states[0].1.seq = 3;
+        l.pending.clear();
+        l
+    }
+
+    fn audit(l: &Ledger, quiescent: bool) -> Result<(), String> {
+        Audit.phase_end(l, &[], quiescent)
+    }
+
+    #[test]
+    fn audit_checker_passes_in_flight_and_settled_ledgers() {
+        // Proves a pending transfer credited but not captured is no violation at the safety
+        // phase's end, and a settled ledger passes at quiescence.
+        assert_eq!(audit(&credited_not_captured(), false), Ok(()));
+        assert_eq!(audit(&settled(), true), Ok(()));
+    }
+
+    #[test]
+    fn audit_checker_fails_pending_at_quiescence() {
+        // Proves a transfer left in the pending index after the liveness phase fails the run
+        // (the atomic checker's former quiescent rule).
+        let e = audit(&credited_not_captured(), true).unwrap_err();
+        assert!(e.contains("settled (1)") && e.contains("t1"), "{e}");
+    }
+
+    #[test]
+    fn audit_checker_fails_overdrawn_or_oversized_states() {
+        // Proves a stored state holding more than its balance, or a balance over the largest
+        // amount, fails (the no-overdraft checker's former phase-end rule).
+        let mut l = settled();
+        l.accounts.get_mut("b").unwrap().states[0].1.held = 31;
+        let e = audit(&l, false).unwrap_err();
+        assert!(e.contains("no_overdraft"), "{e}");
+        let mut l = settled();
+        l.accounts.get_mut("b").unwrap().states[0].1.balance = AMOUNT_MAX + 1;
+        let e = audit(&l, false).unwrap_err();
+        assert!(e.contains("exceeds 2^53-1"), "{e}");
+    }
+
+    #[test]
+    fn audit_checker_fails_journals_that_do_not_replay() {
+        // Proves a gap, an entry whose balance is not the fold's, and a state whose balance or
+        // holds are not the fold's each fail (the replay checker's former phase-end rules).
+        let mut l = settled();
+        let b = l.accounts.get_mut("b").unwrap();
+        let (e, c) = b.journal.remove(&1).unwrap();
+        b.journal.insert(2, (Entry { seq: 2, ..e }, c));
+        b.states[0].1.seq = 2;
+        assert!(audit(&l, false).unwrap_err().contains("journal gap"));
+        let mut l = settled();
+        l.accounts
+            .get_mut("b")
+            .unwrap()
+            .journal
+            .get_mut(&1)
+            .unwrap()
+            .0
+            .balance = 31;
+        assert!(audit(&l, false)
+            .unwrap_err()
+            .contains("journal says balance 31"));
+        for (balance, held) in [(31, 0), (30, 1)] {
+            let mut l = settled();
+            let s = &mut l.accounts.get_mut("b").unwrap().states[0].1;
+            (s.balance, s.held) = (balance, held);
+            assert!(audit(&l, false)
+                .unwrap_err()
+                .contains("stored state is balance"));
+        }
+    }
+
+    #[test]
+    fn audit_checker_fails_money_created_or_lost() {
+        // Proves per-currency conservation from states and journals fails at either phase end
+        // when a receiver was credited more than its sender paid, though each journal replays
+        // (the conservation checker's former phase-end rule).
+        for quiescent in [false, true] {
+            let mut l = settled();
+            let b = l.accounts.get_mut("b").unwrap();
+            b.journal.get_mut(&1).unwrap().0 = entry(1, EntryKind::TransferIn, 35, 35, 35);
+            b.states[0].1.balance = 35;
+            let e = audit(&l, quiescent).unwrap_err();
+            assert!(e.contains("conservation (1)"), "{e}");
+            assert!(e.contains("EUR: sum of balances 105"), "{e}");
+        }
+    }
+
+    #[test]
+    fn audit_checker_requires_the_account_index() {
+        // Proves a stored account missing from the account index fails (a store scan would
+        // miss it), and an indexed account without a state is reported.
+        let mut l = settled();
+        l.accounts.get_mut("b").unwrap().indexed = false;
+        assert!(audit(&l, false)
+            .unwrap_err()
+            .contains("not in the account index"));
+        let mut l = settled();
+        l.accounts.insert(
+            "ghost".into(),
+            AccountObs {
+                indexed: true,
+                ..AccountObs::default()
+            },
+        );
+        assert!(audit(&l, false).unwrap_err().contains("no stored state"));
+    }
+}
