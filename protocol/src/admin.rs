@@ -104,3 +104,125 @@ pub struct OwnerView {
     /// Whether its actor is active now (only known when asked of the owner).
     pub active: Option<bool>,
 }
+
+/// Longest `wait_secs` a `GET /admin/audit` may ask for pending transfers to settle.
+pub const AUDIT_WAIT_SECS_MAX: u64 = 60;
+
+/// One property the audit checks (DESIGN.md section 6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AuditCheck {
+    /// No transfer is still pending once the cluster is quiet (invariant 3, liveness).
+    Settled,
+    /// Replaying each journal gives its entries' balances and the stored state (invariant 6).
+    Replay,
+    /// Available never below zero (invariant 2).
+    NoOverdraft,
+    /// Per currency, sum of balances = deposits - withdrawals (invariant 1).
+    Conservation,
+    /// Every transfer is completed (debited once, credited once) or failed (neither) (invariant 3).
+    AtomicTransfers,
+}
+
+impl AuditCheck {
+    /// Every check, in report order.
+    pub const ALL: [AuditCheck; 5] = [
+        AuditCheck::Settled,
+        AuditCheck::Replay,
+        AuditCheck::NoOverdraft,
+        AuditCheck::Conservation,
+        AuditCheck::AtomicTransfers,
+    ];
+
+    /// The name used in reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AuditCheck::Settled => "settled",
+            AuditCheck::Replay => "replay",
+            AuditCheck::NoOverdraft => "no_overdraft",
+            AuditCheck::Conservation => "conservation",
+            AuditCheck::AtomicTransfers => "atomic_transfers",
+        }
+    }
+
+    /// A short description for the human report.
+    pub fn describe(self) -> &'static str {
+        match self {
+            AuditCheck::Settled => "no transfer left pending (invariant 3)",
+            AuditCheck::Replay => "journals replay to the stored state (invariant 6)",
+            AuditCheck::NoOverdraft => "available never below zero (invariant 2)",
+            AuditCheck::Conservation => {
+                "balances = deposits - withdrawals per currency (invariant 1)"
+            }
+            AuditCheck::AtomicTransfers => {
+                "transfers completed or failed, never half (invariant 3)"
+            }
+        }
+    }
+}
+
+/// Whether a check passed: `PASS` or `FAIL` on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CheckStatus {
+    /// No violation.
+    #[serde(rename = "PASS")]
+    Pass,
+    /// At least one violation.
+    #[serde(rename = "FAIL")]
+    Fail,
+}
+
+impl CheckStatus {
+    /// `PASS` or `FAIL`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Pass => "PASS",
+            CheckStatus::Fail => "FAIL",
+        }
+    }
+}
+
+/// One broken property, with where it was found.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditViolation {
+    /// Which check.
+    pub check: AuditCheck,
+    /// The account, when the violation is in one account.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
+    /// The transfer, when the violation is about one transfer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transfer_id: Option<String>,
+    /// What is wrong, with the values found.
+    pub message: String,
+}
+
+/// Outcome of one check in an audit report.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditCheckResult {
+    /// Which check.
+    pub check: AuditCheck,
+    /// `PASS` or `FAIL`.
+    pub status: CheckStatus,
+    /// Violations found (listed or not).
+    pub violations: u64,
+}
+
+/// `GET /admin/audit` and `walletctl audit --json`: the audit's result.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditReport {
+    /// True when every check passed.
+    pub ok: bool,
+    /// Accounts audited.
+    pub accounts: u64,
+    /// Journal entries replayed.
+    pub entries: u64,
+    /// Distinct transfer ids checked.
+    pub transfers: u64,
+    /// Each check's outcome, in [`AuditCheck::ALL`] order.
+    pub checks: Vec<AuditCheckResult>,
+    /// The first violations found (the auditor caps how many are listed).
+    pub violations: Vec<AuditViolation>,
+    /// Violations found beyond those listed.
+    pub violations_not_listed: u64,
+}

@@ -329,6 +329,20 @@ fn crash_sigkill_mid_load_loses_nothing_acknowledged() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // So does the node's own audit, which reads the embedded store directly.
+    let (s, report) = request(
+        &agent(),
+        "GET",
+        &format!("{}/admin/audit?wait_secs=10", node.url),
+        None,
+        None,
+    )
+    .expect("the node answers the audit");
+    assert_eq!(
+        (s, report["ok"].as_bool(), report["accounts"].as_u64()),
+        (200, Some(true), Some(ACCOUNTS as u64)),
+        "GET /admin/audit: {report}"
+    );
 
     // A graceful stop exits cleanly.
     assert!(node.terminate(), "walletd did not exit cleanly on SIGTERM");

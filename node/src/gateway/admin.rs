@@ -2,11 +2,14 @@
 
 use super::error::{invalid, ApiQuery, HttpError};
 use super::{blocking, parse_account, AppState};
+use crate::ledger::audit::Auditor;
+use crate::ledger::audit_scan::{self, ScanEnd, AUDIT_ACCOUNTS_MAX};
 use crate::ledger::exec;
 use axum::extract::{Path, State};
 use axum::Json;
 use protocol::admin::{
-    AccountsPage, DrainStatus, MemberStatus, NodeStatus, OwnerView, PendingPage, ADMIN_PAGE_MAX,
+    AccountsPage, AuditReport, DrainStatus, MemberStatus, NodeStatus, OwnerView, PendingPage,
+    ADMIN_PAGE_MAX, AUDIT_WAIT_SECS_MAX,
 };
 use protocol::cluster::{PeerReply, PeerRequest};
 use protocol::AccountId;
@@ -208,6 +211,69 @@ pub async fn owner(
         node_id: m.node_id,
         http: m.http,
     }))
+}
+
+/// Most pending transfers `GET /admin/audit` reads, to name them and excuse their partial legs.
+pub const AUDIT_PENDING_READ_MAX: usize = 100_000;
+
+/// How often `GET /admin/audit` looks at the pending index while it waits for it to drain.
+pub const AUDIT_PENDING_POLL: Duration = Duration::from_millis(250);
+
+/// Query of `GET /admin/audit`.
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    wait_secs: Option<u64>,
+}
+
+/// `GET /admin/audit?wait_secs=`: the ledger audit ([`crate::ledger::audit`]) over the whole
+/// store, read in pages. It first waits up to `wait_secs` (default 0, at most
+/// [`AUDIT_WAIT_SECS_MAX`]) for the pending index to drain; transfers still pending then are a
+/// `settled` violation, and their partial legs are not reported again. The report is 200
+/// whether or not the checks pass (`ok`); a storage failure is `unavailable` (the audit's
+/// outcome is unknown), never a failed check.
+pub async fn audit(
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<AuditQuery>,
+) -> Result<Json<AuditReport>, HttpError> {
+    let wait_secs = q.wait_secs.unwrap_or(0);
+    if wait_secs > AUDIT_WAIT_SECS_MAX {
+        return Err(invalid(format!(
+            "wait_secs must be from 0 to {AUDIT_WAIT_SECS_MAX}"
+        )));
+    }
+    let (store, keys) = (st.shell.store().clone(), st.shell.keys().clone());
+    let wait = Duration::from_secs(wait_secs);
+    let deadline = tokio::time::Instant::now() + wait;
+    // One look per poll period until the deadline, and one at it.
+    let polls_max = wait.as_millis() / AUDIT_PENDING_POLL.as_millis() + 1;
+    for _ in 0..polls_max {
+        let (store, keys) = (store.clone(), keys.clone());
+        let pending = blocking(move || exec::count_pending(&store, &keys, 1)).await?;
+        let now = tokio::time::Instant::now();
+        if pending == 0 || now >= deadline {
+            break;
+        }
+        tokio::time::sleep(AUDIT_PENDING_POLL.min(deadline - now)).await;
+    }
+    let when = if wait_secs == 0 {
+        "when the audit started (wait_secs=0)".to_owned()
+    } else {
+        format!("after {wait_secs}s")
+    };
+    let (report, end) = blocking(move || {
+        let mut auditor = Auditor::new();
+        let (ids, more) = audit_scan::pending_ids(&store, &keys, AUDIT_PENDING_READ_MAX)?;
+        auditor.still_pending(ids, more, &when);
+        let end = audit_scan::scan(&store, &keys, &mut auditor)?;
+        Ok((auditor.finish(), end))
+    })
+    .await?;
+    match end {
+        ScanEnd::Complete => Ok(Json(report)),
+        ScanEnd::AccountsMaxReached => Err(invalid(format!(
+            "the ledger has more than {AUDIT_ACCOUNTS_MAX} accounts, more than one request audits; run walletctl audit, which streams the ledger"
+        ))),
+    }
 }
 
 fn page_limit(limit: Option<u32>) -> Result<usize, HttpError> {

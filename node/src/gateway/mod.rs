@@ -71,6 +71,7 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/accounts", get(admin::accounts))
         .route("/admin/pending", get(admin::pending))
         .route("/admin/owner/{id}", get(admin::owner))
+        .route("/admin/audit", get(admin::audit))
         .route("/admin/drain", post(admin::drain))
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
@@ -121,6 +122,7 @@ fn route_name(path: &str) -> &'static str {
         "/admin/accounts",
         "/admin/pending",
         "/admin/owner/{id}",
+        "/admin/audit",
         "/admin/drain",
         "/healthz",
         "/readyz",

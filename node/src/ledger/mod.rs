@@ -12,6 +12,10 @@
 //! commit, what each storage outcome means, when timers fire and when the activation stops,
 //! and emits what its runtime (the actor shell, the simulator) must do. It is sans-IO too.
 //!
+//! [`audit`] holds the ledger audit (conservation, no overdraft, atomic transfers, replay),
+//! pure and shared by `walletctl`, `GET /admin/audit` and the simulator; [`audit_scan`] feeds it
+//! from the store for the route.
+//!
 //! [`exec`] holds the storage transaction bodies every runtime runs: activation (load the state,
 //! bump the lease epoch) and batched commits (check the epoch, step each input, write). The
 //! actor shell (`crate::cluster`) and the simulator run these same bodies.
@@ -28,6 +32,8 @@
 //! satisfies "at least 24 hours"), and currency conversion.
 
 pub mod account;
+pub mod audit;
+pub mod audit_scan;
 pub mod driver;
 pub mod exec;
 pub mod planted;

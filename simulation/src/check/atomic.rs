@@ -3,8 +3,11 @@
 //!
 //! At every commit: a receiver never changes its recorded decision; a sender never leaves a
 //! final status; a sender captures only a credit the receiver applied, and fails only one it
-//! did not. At phase ends, every transfer's journal entries agree with its status; after the
-//! liveness phase, nothing is pending, holding or marked open.
+//! did not. At phase ends, every transfer's journal entries agree with its summary's status and
+//! every transfer with entries has a summary; after the liveness phase, no account still marks
+//! a saga open. The audit (`check/audit.rs`) checks at phase ends that each transfer's legs are
+//! a completed or a failed transfer with matching amounts and accounts, and, after the
+//! liveness phase, that the pending index is empty.
 
 use super::Check;
 use crate::ledger::{Commit, Ledger, Row};
@@ -154,9 +157,6 @@ impl Check for AtomicTransfers {
             }
         }
         if quiescent {
-            if let Some((tid, sender)) = ledger.pending.iter().next() {
-                return Err(format!("{tid} of {sender} still in the pending index"));
-            }
             for (id, a) in &ledger.accounts {
                 if let Some(t) = a.open.iter().next() {
                     return Err(format!("{id} still marks {t} open"));

@@ -6,10 +6,17 @@
 //! incremental, so checking after every step stays cheap; the phase-end checks recompute
 //! everything from scratch. The first violation ends the run.
 //!
+//! At phase ends, [`audit`] runs the node library's ledger audit (the rules of `walletctl
+//! audit` and `GET /admin/audit`: conservation, no overdraft, atomic transfers, replay, nothing
+//! left pending at quiescence) over the whole store. The other checkers' phase-end rules keep
+//! only what the audit does not see: saga records, leases, idempotency, transfer summaries,
+//! acknowledged replies, and their own incremental bookkeeping against the store.
+//!
 //! Left out: invariant 8 (monotonic streams) is a property of the WebSocket gateway's
 //! back-fill, which the simulator does not run; the node's stream tests cover it.
 
 mod atomic;
+mod audit;
 mod conservation;
 mod durability;
 mod exactly_once;
@@ -93,6 +100,7 @@ impl Checks {
                 Box::new(atomic::AtomicTransfers),
                 Box::new(overdraft::NoOverdraft),
                 Box::new(conservation::Conservation::default()),
+                Box::new(audit::Audit),
                 Box::new(durability::Durability::default()),
                 Box::new(model::ClientModel),
             ],

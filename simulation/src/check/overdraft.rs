@@ -1,5 +1,7 @@
 //! No overdraft (DESIGN.md 6.2): `available` (balance minus holds) never goes below zero, and
-//! no balance exceeds the largest amount. Checked on every stored state and journal entry.
+//! no balance exceeds the largest amount. Checked on every stored state and journal entry as
+//! it is committed; at phase ends the audit (`check/audit.rs`) checks every stored state and
+//! every journal entry against the same rules.
 
 use super::Check;
 use crate::ledger::{Commit, Ledger, Row};
@@ -42,20 +44,6 @@ impl Check for NoOverdraft {
                     ));
                 }
                 _ => {}
-            }
-        }
-        Ok(())
-    }
-
-    fn phase_end(
-        &mut self,
-        ledger: &Ledger,
-        _ops: &[OpSpec],
-        _quiescent: bool,
-    ) -> Result<(), String> {
-        for (id, a) in &ledger.accounts {
-            if let Some(s) = a.state() {
-                state_ok(id, s.balance, s.held)?;
             }
         }
         Ok(())

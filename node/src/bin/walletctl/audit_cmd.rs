@@ -1,15 +1,15 @@
 //! `walletctl audit`: waits for the cluster to be quiet, then streams every account and journal
-//! from the node through the [`Auditor`](crate::audit::Auditor).
+//! from the node through the library's [`Auditor`] (the same rules as `GET /admin/audit`).
 //!
 //! The audit is meant for a quiescent point: transfers still in flight would look half-applied,
 //! which is why it first waits for `/admin/pending` to drain. Journal entries written after an
 //! account was listed are ignored by the auditor, so ongoing deposits do not cause false alarms.
 
-use crate::audit::{Auditor, Check};
 use crate::client::CliError;
 use crate::commands::{Ctx, Failure};
 use crate::output;
 use indicatif::{ProgressBar, ProgressStyle};
+use node::ledger::audit::Auditor;
 use protocol::admin::{AccountsPage, PendingPage, ADMIN_PAGE_MAX};
 use protocol::api::{EntriesPage, ENTRIES_PAGE_MAX};
 use protocol::AccountId;
@@ -17,9 +17,6 @@ use std::time::{Duration, Instant};
 
 /// Longest pause between two polls of `/admin/pending`.
 const PENDING_POLL_INTERVAL: Duration = Duration::from_millis(500);
-
-/// Pending transfer ids quoted in the `settled` violation.
-const PENDING_IDS_QUOTED: usize = 5;
 
 /// Spinner and bar redraw period.
 const TICK: Duration = Duration::from_millis(120);
@@ -74,27 +71,8 @@ fn wait_for_pending(ctx: &Ctx, wait_secs: u64, auditor: &mut Auditor) -> Result<
         };
         let now = Instant::now();
         if now >= deadline {
-            let quoted: Vec<&str> = page
-                .transfers
-                .iter()
-                .take(PENDING_IDS_QUOTED)
-                .map(|t| t.id.as_str())
-                .collect();
-            let more = if page.transfers.len() > quoted.len() || page.truncated {
-                ", ..."
-            } else {
-                ""
-            };
-            auditor.violation(
-                Check::Settled,
-                None,
-                None,
-                format!(
-                    "{n} transfers still pending after {wait_secs}s ({}{more})",
-                    quoted.join(", ")
-                ),
-            );
-            auditor.set_pending(page.transfers.into_iter().map(|t| t.id));
+            let ids = page.transfers.into_iter().map(|t| t.id).collect();
+            auditor.still_pending(ids, page.truncated, &format!("after {wait_secs}s"));
             break Ok(());
         }
         spinner.set_message(format!(

@@ -1,14 +1,15 @@
 //! `walletctl`: the wallet cluster's operations CLI (API.md "Operations").
 //!
 //! This file holds the command line (clap) and the dispatch; each command lives in its module:
-//! [`commands`] (single requests), [`audit_cmd`] and [`audit`] (the ledger audit, its checks pure
-//! and unit-tested), [`bench`] (load generator), [`client`] (HTTP and error mapping), [`output`]
-//! (tables and JSON). It talks to a node over HTTP only and links none of the node's code.
+//! [`commands`] (single requests), [`audit_cmd`] (the ledger audit: it streams the ledger over
+//! HTTP through the library's `node::ledger::audit::Auditor`, the rules `GET /admin/audit` and the
+//! simulator run too), [`bench`] (load generator), [`client`] (HTTP and error mapping),
+//! [`output`] (tables and JSON). It talks to a node over HTTP only; of the node's library it
+//! uses only the pure audit.
 //!
 //! Failures print `error: <code>: <sentence>` on stderr; when a mutation's outcome is unknown a
 //! second line gives the idempotency key to retry with.
 
-mod audit;
 mod audit_cmd;
 mod bench;
 mod client;

@@ -3,8 +3,8 @@
 //! Writing goes through [`line`] and [`json`], which return errors instead of panicking as
 //! `println!` does when the reader of a pipe has gone (`walletctl account history x --all | head`).
 
-use crate::audit::Report;
 use crate::client::CliError;
+use protocol::admin::AuditReport;
 use protocol::admin::{NodeStatus, OwnerView};
 use protocol::api::{AccountView, Entry, MovementView, TransferStatus, TransferView};
 use serde::Serialize;
@@ -213,7 +213,7 @@ pub fn entry_row(e: &Entry) -> String {
 }
 
 /// The audit report for humans: counts, each check PASS/FAIL, then the listed violations.
-pub fn audit_report(r: &Report) -> String {
+pub fn audit_report(r: &AuditReport) -> String {
     let mut s = format!(
         "audited {} accounts, {} journal entries, {} transfers\n\n",
         r.accounts, r.entries, r.transfers
@@ -222,7 +222,7 @@ pub fn audit_report(r: &Report) -> String {
         let _ = writeln!(
             s,
             "{}  {:<17} {}{}",
-            c.status,
+            c.status.as_str(),
             c.check.as_str(),
             c.check.describe(),
             if c.violations > 0 {

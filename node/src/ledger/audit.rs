@@ -1,9 +1,14 @@
-//! The audit's checks (DESIGN.md invariants 1, 2, 3 and 6), pure: no IO, no clock.
+//! The ledger audit (DESIGN.md section 6, invariants 1, 2, 3 and 6), pure: no IO, no clock.
+//!
+//! One set of rules, three users: `walletctl audit` feeds it pages it reads over HTTP,
+//! `GET /admin/audit` feeds it pages it reads from the store ([`super::audit_scan`]), and the
+//! simulator feeds it the whole store at each phase end. Each user only decides where the
+//! accounts, journals and pending transfers come from.
 //!
 //! An [`Auditor`] is fed one account at a time ([`Auditor::begin_account`], its journal in
-//! pages with [`Auditor::feed`], then [`Auditor::end_account`]) and returns a [`Report`] from
-//! [`Auditor::finish`]. Journals are replayed as they stream in, so one account's entries are
-//! never all in memory. What grows with the data: the per-transfer map (one small trace per
+//! pages with [`Auditor::feed`], then [`Auditor::end_account`]) and returns an [`AuditReport`]
+//! from [`Auditor::finish`]. Journals are replayed as they stream in, so one account's entries
+//! are never all in memory. What grows with the data: the per-transfer map (one small trace per
 //! transfer id, needed because a transfer's legs sit in two journals read at different times),
 //! the table of account ids and currencies that those traces point into, and the per-currency
 //! totals. Violations kept for the report are capped at [`VIOLATIONS_LISTED_MAX`]; the rest are
@@ -11,108 +16,30 @@
 //!
 //! After a bad entry the replay resynchronizes to the journal's own balance and available, so
 //! one corrupt entry is reported once, not again on every later entry of the account.
+//!
+//! Transfers the caller names as pending ([`Auditor::set_pending`], or
+//! [`Auditor::still_pending`] when pending is itself a violation) may stop after the hold or
+//! after the credit; money credited but not yet captured counts as in flight in conservation,
+//! so a pending transfer is reported once, not also as created money.
+//!
+//! The audit reads a ledger that may still be changing, one page at a time: entries written
+//! after an account was listed are ignored, so that its replay ends at the listed state.
+//!
+//! Left out on purpose: what only the saga records, idempotency records and leases show
+//! (exactly once, single writer, the saga's own bookkeeping; the simulator checks those on
+//! every commit), and durability of acknowledged replies (only a client knows what it was
+//! told). It judges transfers by their journal entries, not by their summaries' status.
 
+use protocol::admin::{AuditCheck, AuditCheckResult, AuditReport, AuditViolation, CheckStatus};
 use protocol::api::{AccountView, Entry, EntryKind};
 use protocol::{Currency, TransferId, AMOUNT_MAX};
-use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 /// Most violations listed in a report; further ones are counted in `violations_not_listed`.
 pub const VIOLATIONS_LISTED_MAX: usize = 100;
 
-/// One audited property.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Check {
-    /// No transfer is still pending once the cluster is quiet (invariant 3, liveness).
-    Settled,
-    /// Replaying each journal gives its entries' balances and the stored state (invariant 6).
-    Replay,
-    /// Available never below zero (invariant 2).
-    NoOverdraft,
-    /// Per currency, sum of balances = deposits - withdrawals (invariant 1).
-    Conservation,
-    /// Every transfer is completed (debited once, credited once) or failed (neither) (invariant 3).
-    AtomicTransfers,
-}
-
-impl Check {
-    /// Every check, in report order.
-    pub const ALL: [Check; 5] = [
-        Check::Settled,
-        Check::Replay,
-        Check::NoOverdraft,
-        Check::Conservation,
-        Check::AtomicTransfers,
-    ];
-
-    /// The name used in reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Check::Settled => "settled",
-            Check::Replay => "replay",
-            Check::NoOverdraft => "no_overdraft",
-            Check::Conservation => "conservation",
-            Check::AtomicTransfers => "atomic_transfers",
-        }
-    }
-
-    /// A short description for the human report.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Check::Settled => "no transfer left pending (invariant 3)",
-            Check::Replay => "journals replay to the stored state (invariant 6)",
-            Check::NoOverdraft => "available never below zero (invariant 2)",
-            Check::Conservation => "balances = deposits - withdrawals per currency (invariant 1)",
-            Check::AtomicTransfers => "transfers completed or failed, never half (invariant 3)",
-        }
-    }
-}
-
-/// One broken property, with where it was found.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Violation {
-    /// Which check.
-    pub check: Check,
-    /// The account, when the violation is in one account.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub account: Option<String>,
-    /// The transfer, when the violation is about one transfer.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub transfer_id: Option<String>,
-    /// What is wrong, with the values found.
-    pub message: String,
-}
-
-/// Outcome of one check in a report.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct CheckResult {
-    /// Which check.
-    pub check: Check,
-    /// `PASS` or `FAIL`.
-    pub status: &'static str,
-    /// Violations found (listed or not).
-    pub violations: u64,
-}
-
-/// The audit's result; serialized as the `--json` output.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Report {
-    /// True when every check passed.
-    pub ok: bool,
-    /// Accounts audited.
-    pub accounts: u64,
-    /// Journal entries replayed.
-    pub entries: u64,
-    /// Distinct transfer ids checked.
-    pub transfers: u64,
-    /// Each check's outcome.
-    pub checks: Vec<CheckResult>,
-    /// The first [`VIOLATIONS_LISTED_MAX`] violations.
-    pub violations: Vec<Violation>,
-    /// Violations found beyond those listed.
-    pub violations_not_listed: u64,
-}
+/// Pending transfer ids quoted in the `settled` violation of [`Auditor::still_pending`].
+pub const PENDING_IDS_QUOTED: usize = 5;
 
 /// Sums per currency for the conservation check (u128: no overflow for any realistic ledger).
 #[derive(Clone, Copy, Debug, Default)]
@@ -168,8 +95,8 @@ pub struct Auditor {
     transfers: HashMap<TransferId, Trace>,
     pending: HashSet<TransferId>,
     entries: u64,
-    listed: Vec<Violation>,
-    counts: BTreeMap<Check, u64>,
+    listed: Vec<AuditViolation>,
+    counts: BTreeMap<AuditCheck, u64>,
 }
 
 impl Auditor {
@@ -184,10 +111,40 @@ impl Auditor {
         self.pending.extend(ids);
     }
 
+    /// Records transfers still pending when the audit expected none: one `settled` violation
+    /// (their count, `more` when the list is not all of them, and the first few ids), and
+    /// [`Auditor::set_pending`] for them. `when` ends the sentence ("after 30s").
+    pub fn still_pending(&mut self, ids: Vec<TransferId>, more: bool, when: &str) {
+        if ids.is_empty() && !more {
+            return;
+        }
+        let n = if more {
+            format!("more than {}", ids.len())
+        } else {
+            ids.len().to_string()
+        };
+        let quoted: Vec<&str> = ids
+            .iter()
+            .take(PENDING_IDS_QUOTED)
+            .map(|t| t.as_str())
+            .collect();
+        let etc = if ids.len() > quoted.len() || more {
+            ", ..."
+        } else {
+            ""
+        };
+        let message = format!(
+            "{n} transfers still pending {when} ({}{etc})",
+            quoted.join(", ")
+        );
+        self.violation(AuditCheck::Settled, None, None, message);
+        self.set_pending(ids);
+    }
+
     /// Records a violation found outside the journals (e.g. transfers still pending).
     pub fn violation(
         &mut self,
-        check: Check,
+        check: AuditCheck,
         account: Option<&str>,
         transfer_id: Option<&str>,
         message: String,
@@ -195,7 +152,7 @@ impl Auditor {
         let n = self.counts.entry(check).or_insert(0);
         *n += 1;
         if self.listed.len() < VIOLATIONS_LISTED_MAX {
-            self.listed.push(Violation {
+            self.listed.push(AuditViolation {
                 check,
                 account: account.map(str::to_owned),
                 transfer_id: transfer_id.map(str::to_owned),
@@ -247,10 +204,40 @@ impl Auditor {
         };
         let v = &r.view;
         let id = v.id.as_str();
+        // The stored state on its own: holds within the balance, available = balance - held.
+        match v.balance.checked_sub(v.held) {
+            None => self.violation(
+                AuditCheck::NoOverdraft,
+                Some(id),
+                None,
+                format!(
+                    "stored state holds {} of a balance of {} (available below zero)",
+                    v.held, v.balance
+                ),
+            ),
+            Some(a) if a != v.available => self.violation(
+                AuditCheck::Replay,
+                Some(id),
+                None,
+                format!(
+                    "stored state shows available {} but balance {} - held {} = {a}",
+                    v.available, v.balance, v.held
+                ),
+            ),
+            Some(_) => {}
+        }
+        if v.balance > AMOUNT_MAX {
+            self.violation(
+                AuditCheck::Replay,
+                Some(id),
+                None,
+                format!("stored balance {} exceeds 2^53-1", v.balance),
+            );
+        }
         let last = r.next_seq - 1;
         if last < v.seq {
             self.violation(
-                Check::Replay,
+                AuditCheck::Replay,
                 Some(id),
                 None,
                 format!(
@@ -262,7 +249,7 @@ impl Auditor {
         let available = r.balance.checked_sub(r.held);
         if (r.balance, r.held, available) != (v.balance, v.held, Some(v.available)) {
             self.violation(
-                Check::Replay,
+                AuditCheck::Replay,
                 Some(id),
                 None,
                 format!(
@@ -296,7 +283,7 @@ impl Auditor {
         let id = Some(id.as_str());
         if e.seq < r.next_seq {
             self.violation(
-                Check::Replay,
+                AuditCheck::Replay,
                 id,
                 None,
                 format!(
@@ -308,7 +295,7 @@ impl Auditor {
         }
         if e.seq > r.next_seq {
             self.violation(
-                Check::Replay,
+                AuditCheck::Replay,
                 id,
                 None,
                 format!(
@@ -326,7 +313,7 @@ impl Auditor {
         let kind = e.kind.as_str();
         if a == 0 || a > AMOUNT_MAX {
             self.violation(
-                Check::Replay,
+                AuditCheck::Replay,
                 id,
                 None,
                 format!("entry seq {s} ({kind}): amount {a} is outside 1 to {AMOUNT_MAX}"),
@@ -335,36 +322,36 @@ impl Auditor {
 
         // Apply the entry with checked arithmetic; a failed subtraction names its check.
         let (b, h) = (r.balance, r.held);
-        let step: Result<(u64, u64), (Check, String)> = match e.kind {
+        let step: Result<(u64, u64), (AuditCheck, String)> = match e.kind {
             EntryKind::Deposit => b.checked_add(a).map(|b| (b, h)).ok_or((
-                Check::Replay,
+                AuditCheck::Replay,
                 format!("deposit of {a} overflows balance {b}"),
             )),
             EntryKind::Withdrawal => b.checked_sub(a).map(|b| (b, h)).ok_or((
-                Check::NoOverdraft,
+                AuditCheck::NoOverdraft,
                 format!("withdrawal of {a} exceeds balance {b}"),
             )),
-            EntryKind::Hold => h
-                .checked_add(a)
-                .map(|h| (b, h))
-                .ok_or((Check::Replay, format!("hold of {a} overflows held {h}"))),
+            EntryKind::Hold => h.checked_add(a).map(|h| (b, h)).ok_or((
+                AuditCheck::Replay,
+                format!("hold of {a} overflows held {h}"),
+            )),
             EntryKind::TransferOut => match (b.checked_sub(a), h.checked_sub(a)) {
                 (Some(b), Some(h)) => Ok((b, h)),
                 (None, _) => Err((
-                    Check::NoOverdraft,
+                    AuditCheck::NoOverdraft,
                     format!("transfer_out of {a} exceeds balance {b}"),
                 )),
                 (_, None) => Err((
-                    Check::Replay,
+                    AuditCheck::Replay,
                     format!("transfer_out of {a} exceeds held {h} (captured without a hold)"),
                 )),
             },
-            EntryKind::Release => h
-                .checked_sub(a)
-                .map(|h| (b, h))
-                .ok_or((Check::Replay, format!("release of {a} exceeds held {h}"))),
+            EntryKind::Release => h.checked_sub(a).map(|h| (b, h)).ok_or((
+                AuditCheck::Replay,
+                format!("release of {a} exceeds held {h}"),
+            )),
             EntryKind::TransferIn => b.checked_add(a).map(|b| (b, h)).ok_or((
-                Check::Replay,
+                AuditCheck::Replay,
                 format!("transfer_in of {a} overflows balance {b}"),
             )),
         };
@@ -376,7 +363,7 @@ impl Auditor {
             Ok((nb, nh)) => match nb.checked_sub(nh) {
                 None => {
                     self.violation(
-                        Check::NoOverdraft,
+                        AuditCheck::NoOverdraft,
                         id,
                         None,
                         format!("entry seq {s} ({kind}): available goes below zero (balance {nb}, held {nh})"),
@@ -385,7 +372,7 @@ impl Auditor {
                 }
                 Some(na) if (nb, na) != (e.balance, e.available) => {
                     self.violation(
-                        Check::Replay,
+                        AuditCheck::Replay,
                         id,
                         None,
                         format!(
@@ -406,7 +393,7 @@ impl Auditor {
             // Resynchronize to the journal's own values so later entries are judged on their own.
             if e.available > e.balance {
                 self.violation(
-                    Check::Replay,
+                    AuditCheck::Replay,
                     id,
                     None,
                     format!(
@@ -420,7 +407,7 @@ impl Auditor {
         }
         if r.balance > AMOUNT_MAX {
             self.violation(
-                Check::Replay,
+                AuditCheck::Replay,
                 id,
                 None,
                 format!("entry seq {s}: balance {} exceeds 2^53-1", r.balance),
@@ -440,7 +427,7 @@ impl Auditor {
             | EntryKind::TransferIn
             | EntryKind::Release => match &e.transfer_id {
                 None => self.violation(
-                    Check::AtomicTransfers,
+                    AuditCheck::AtomicTransfers,
                     id,
                     None,
                     format!("entry seq {s} ({kind}) has no transfer_id"),
@@ -460,27 +447,50 @@ impl Auditor {
     }
 
     /// Runs the cross-account checks (conservation, atomic transfers) and builds the report.
-    pub fn finish(mut self) -> Report {
+    pub fn finish(mut self) -> AuditReport {
         self.end_account();
+        let transfers = std::mem::take(&mut self.transfers);
+        // Money a pending transfer credited before its sender captured it is in flight: it is
+        // in the receiver's balance and still in the sender's (DESIGN.md 6.1 counts it once).
+        let mut in_flight: BTreeMap<Currency, u128> = BTreeMap::new();
+        for (t, trace) in &transfers {
+            let (h, o, c, r) = (
+                trace.hold.count,
+                trace.out.count,
+                trace.credit.count,
+                trace.release.count,
+            );
+            if (h, o, c, r) == (1, 0, 1, 0) && self.pending.contains(t) {
+                if let Some(&(_, currency)) = self.accounts.get(trace.credit.account as usize) {
+                    *in_flight.entry(currency).or_default() += u128::from(trace.credit.amount);
+                }
+            }
+        }
         let totals = std::mem::take(&mut self.totals);
         for (currency, t) in &totals {
             let expected = t.deposits as i128 - t.withdrawals as i128;
-            if t.balances as i128 != expected {
+            let flying = in_flight.get(currency).copied().unwrap_or(0);
+            let settled = t.balances as i128 - flying as i128;
+            if settled != expected {
+                let less = if flying > 0 {
+                    format!(" less {flying} credited by pending transfers not yet captured")
+                } else {
+                    String::new()
+                };
                 self.violation(
-                    Check::Conservation,
+                    AuditCheck::Conservation,
                     None,
                     None,
                     format!(
-                        "{currency}: sum of balances {} != deposits {} - withdrawals {} = {expected} (off by {})",
+                        "{currency}: sum of balances {}{less} != deposits {} - withdrawals {} = {expected} (off by {})",
                         t.balances,
                         t.deposits,
                         t.withdrawals,
-                        t.balances as i128 - expected
+                        settled - expected
                     ),
                 );
             }
         }
-        let transfers = std::mem::take(&mut self.transfers);
         // Sorted so that the listed violations do not depend on hash order.
         let mut bad: Vec<(&TransferId, String, u32)> = transfers
             .iter()
@@ -493,25 +503,29 @@ impl Auditor {
         for (t, msg, acct) in bad {
             let account = self.accounts.get(acct as usize).map(|a| a.0.clone());
             self.violation(
-                Check::AtomicTransfers,
+                AuditCheck::AtomicTransfers,
                 account.as_deref(),
                 Some(t.as_str()),
                 msg,
             );
         }
-        let checks: Vec<CheckResult> = Check::ALL
+        let checks: Vec<AuditCheckResult> = AuditCheck::ALL
             .iter()
             .map(|&check| {
                 let n = self.counts.get(&check).copied().unwrap_or(0);
-                CheckResult {
+                AuditCheckResult {
                     check,
-                    status: if n == 0 { "PASS" } else { "FAIL" },
+                    status: if n == 0 {
+                        CheckStatus::Pass
+                    } else {
+                        CheckStatus::Fail
+                    },
                     violations: n,
                 }
             })
             .collect();
         let total: u64 = self.counts.values().sum();
-        Report {
+        AuditReport {
             ok: total == 0,
             accounts: self.accounts.len() as u64,
             entries: self.entries,
@@ -709,7 +723,7 @@ mod tests {
         vec![(end_view("alice", &a), a), (end_view("bob", &b), b)]
     }
 
-    fn audit(ledger: &[(AccountView, Vec<Entry>)]) -> Report {
+    fn audit(ledger: &[(AccountView, Vec<Entry>)]) -> AuditReport {
         let mut au = Auditor::new();
         for (v, j) in ledger {
             au.check_account(v, j);
@@ -717,15 +731,15 @@ mod tests {
         au.finish()
     }
 
-    fn checks_failed(r: &Report) -> Vec<Check> {
+    fn checks_failed(r: &AuditReport) -> Vec<AuditCheck> {
         r.checks
             .iter()
-            .filter(|c| c.status == "FAIL")
+            .filter(|c| c.status == CheckStatus::Fail)
             .map(|c| c.check)
             .collect()
     }
 
-    fn has(r: &Report, check: Check, words: &str) -> bool {
+    fn has(r: &AuditReport, check: AuditCheck, words: &str) -> bool {
         r.violations
             .iter()
             .any(|v| v.check == check && v.message.contains(words))
@@ -737,7 +751,7 @@ mod tests {
         let r = audit(&clean_ledger());
         assert!(r.ok, "{r:?}");
         assert_eq!((r.accounts, r.entries, r.transfers), (2, 7, 2));
-        assert!(r.checks.iter().all(|c| c.status == "PASS"));
+        assert!(r.checks.iter().all(|c| c.status == CheckStatus::Pass));
         assert!(r.violations.is_empty());
     }
 
@@ -766,7 +780,7 @@ mod tests {
         ledger[0].0.seq = 7;
         let r = audit(&ledger);
         assert!(
-            has(&r, Check::Replay, "journal gap: seq 6 to 6 missing"),
+            has(&r, AuditCheck::Replay, "journal gap: seq 6 to 6 missing"),
             "{r:?}"
         );
         assert!(!r.ok);
@@ -780,13 +794,16 @@ mod tests {
         ledger[1].1[0].balance = 31;
         ledger[1].1[0].available = 31;
         let r = audit(&ledger);
-        assert!(has(&r, Check::Replay, "journal says balance 31"), "{r:?}");
+        assert!(
+            has(&r, AuditCheck::Replay, "journal says balance 31"),
+            "{r:?}"
+        );
         let mut ledger = clean_ledger();
         ledger[0].0.balance += 1;
         ledger[0].0.available += 1;
         let r = audit(&ledger);
         assert!(
-            has(&r, Check::Replay, "stored state is balance 51"),
+            has(&r, AuditCheck::Replay, "stored state is balance 51"),
             "{r:?}"
         );
     }
@@ -805,11 +822,11 @@ mod tests {
         let r = audit(&[(v, j)]);
         assert_eq!(
             checks_failed(&r),
-            vec![Check::NoOverdraft, Check::AtomicTransfers],
+            vec![AuditCheck::NoOverdraft, AuditCheck::AtomicTransfers],
             "{r:?}"
         );
         assert!(
-            has(&r, Check::NoOverdraft, "available goes below zero"),
+            has(&r, AuditCheck::NoOverdraft, "available goes below zero"),
             "{r:?}"
         );
         let mut j = journal(&[(Deposit, 10, None)]);
@@ -827,7 +844,7 @@ mod tests {
         assert!(
             has(
                 &r,
-                Check::NoOverdraft,
+                AuditCheck::NoOverdraft,
                 "withdrawal of 11 exceeds balance 10"
             ),
             "{r:?}"
@@ -842,10 +859,10 @@ mod tests {
         ledger.push((end_view("eve", &extra), extra));
         let r = audit(&ledger);
         assert!(
-            has(&r, Check::Conservation, "EUR: sum of balances 85"),
+            has(&r, AuditCheck::Conservation, "EUR: sum of balances 85"),
             "{r:?}"
         );
-        assert!(has(&r, Check::AtomicTransfers, "has no hold"), "{r:?}");
+        assert!(has(&r, AuditCheck::AtomicTransfers, "has no hold"), "{r:?}");
     }
 
     #[test]
@@ -858,7 +875,7 @@ mod tests {
         let v = r
             .violations
             .iter()
-            .find(|v| v.check == Check::AtomicTransfers)
+            .find(|v| v.check == AuditCheck::AtomicTransfers)
             .expect("atomicity violation");
         assert_eq!(v.transfer_id.as_deref(), Some("t1"));
         assert_eq!(v.account.as_deref(), Some("alice"));
@@ -877,8 +894,11 @@ mod tests {
         let b = journal(&[(TransferIn, 30, Some("t1")), (TransferIn, 30, Some("t1"))]);
         ledger[1] = (end_view("bob", &b), b);
         let r = audit(&ledger);
-        assert!(has(&r, Check::AtomicTransfers, "credited 2 times"), "{r:?}");
-        assert!(has(&r, Check::Conservation, "off by 30"), "{r:?}");
+        assert!(
+            has(&r, AuditCheck::AtomicTransfers, "credited 2 times"),
+            "{r:?}"
+        );
+        assert!(has(&r, AuditCheck::Conservation, "off by 30"), "{r:?}");
     }
 
     #[test]
@@ -893,7 +913,98 @@ mod tests {
         let mut au = Auditor::new();
         au.check_account(&end_view("alice", &a), &a);
         let r = au.finish();
-        assert!(has(&r, Check::AtomicTransfers, "never settled"), "{r:?}");
+        assert!(
+            has(&r, AuditCheck::AtomicTransfers, "never settled"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn audit_credit_of_a_pending_transfer_is_in_flight_not_created() {
+        // Proves a pending transfer credited but not yet captured counts its money once:
+        // conservation passes while it is pending, and still_pending names it under `settled`
+        // only; the same legs without the pending mark break conservation and atomicity.
+        use EntryKind::*;
+        let a = journal(&[(Deposit, 100, None), (Hold, 30, Some("t6"))]);
+        let b = journal(&[(TransferIn, 30, Some("t6"))]);
+        let ledger = vec![(end_view("alice", &a), a), (end_view("bob", &b), b)];
+        let mut au = Auditor::new();
+        au.set_pending([TransferId::new("t6").unwrap()]);
+        for (v, j) in &ledger {
+            au.check_account(v, j);
+        }
+        let r = au.finish();
+        assert!(r.ok, "{r:?}");
+        let mut au = Auditor::new();
+        au.still_pending(vec![TransferId::new("t6").unwrap()], false, "after 3s");
+        for (v, j) in &ledger {
+            au.check_account(v, j);
+        }
+        let r = au.finish();
+        assert_eq!(checks_failed(&r), vec![AuditCheck::Settled], "{r:?}");
+        assert!(
+            has(
+                &r,
+                AuditCheck::Settled,
+                "1 transfers still pending after 3s (t6)"
+            ),
+            "{r:?}"
+        );
+        let r = audit(&ledger);
+        assert!(has(&r, AuditCheck::Conservation, "off by 30"), "{r:?}");
+        assert!(
+            has(&r, AuditCheck::AtomicTransfers, "half-applied"),
+            "{r:?}"
+        );
+    }
+
+    #[test]
+    fn audit_still_pending_quotes_a_few_ids() {
+        // Proves the settled violation counts every pending transfer and quotes only the first.
+        let ids: Vec<TransferId> = (0..8)
+            .map(|i| TransferId::new(format!("t{i}")).unwrap())
+            .collect();
+        let mut au = Auditor::new();
+        au.still_pending(ids, true, "at the end");
+        au.still_pending(Vec::new(), false, "never");
+        let r = au.finish();
+        assert_eq!(r.checks[0].violations, 1, "{r:?}");
+        assert_eq!(
+            r.violations[0].message,
+            "more than 8 transfers still pending at the end (t0, t1, t2, t3, t4, ...)"
+        );
+    }
+
+    #[test]
+    fn audit_stored_state_is_checked_on_its_own() {
+        // Proves a stored state holding more than its balance is an overdraft, and one whose
+        // available is not balance - held (or whose balance is over 2^53-1) a replay violation.
+        let ledger = clean_ledger();
+        let (v, j) = &ledger[1];
+        let mut over = v.clone();
+        over.held = v.balance + 1;
+        over.available = 0;
+        let r = audit(&[(over, j.clone())]);
+        assert!(
+            has(
+                &r,
+                AuditCheck::NoOverdraft,
+                "stored state holds 31 of a balance of 30"
+            ),
+            "{r:?}"
+        );
+        let mut skew = v.clone();
+        skew.available -= 1;
+        let r = audit(&[(skew, j.clone())]);
+        assert!(
+            has(&r, AuditCheck::Replay, "stored state shows available 29"),
+            "{r:?}"
+        );
+        let mut big = v.clone();
+        big.balance = AMOUNT_MAX + 1;
+        big.available = AMOUNT_MAX + 1;
+        let r = audit(&[(big, j.clone())]);
+        assert!(has(&r, AuditCheck::Replay, "exceeds 2^53-1"), "{r:?}");
     }
 
     #[test]
@@ -915,7 +1026,10 @@ mod tests {
         let mut late = v.clone();
         late.seq = 9;
         let r = audit(&[(late, j.clone())]);
-        assert!(has(&r, Check::Replay, "journal ends at seq 6"), "{r:?}");
+        assert!(
+            has(&r, AuditCheck::Replay, "journal ends at seq 6"),
+            "{r:?}"
+        );
     }
 
     #[test]
@@ -923,7 +1037,7 @@ mod tests {
         // Proves no more than VIOLATIONS_LISTED_MAX violations are listed and the rest are counted.
         let mut au = Auditor::new();
         for i in 0..(VIOLATIONS_LISTED_MAX + 7) {
-            au.violation(Check::Settled, None, None, format!("v{i}"));
+            au.violation(AuditCheck::Settled, None, None, format!("v{i}"));
         }
         let r = au.finish();
         assert_eq!(r.violations.len(), VIOLATIONS_LISTED_MAX);
