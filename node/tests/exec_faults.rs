@@ -257,7 +257,8 @@ fn exec_racing_opens_never_share_a_lease() {
 fn exec_stale_activation_cannot_drop_an_outcome_it_does_not_know() {
     // Proves a stale activation does not silently drop a saga message from memory: an
     // `Outcome` for a saga only the newer activation knows is fenced (so the shell steps aside
-    // and the message reaches the saga), and `stale_for` tells the pending sweep so.
+    // and the message reaches the saga), and the stored lease tells the pending sweep's
+    // resumption (the driver reads it) that the old activation must step aside.
     let (_mem, store, keys) = setup();
     let old = open_funded(&store, &keys, "a", 100);
     let newer = activate(&store, &keys, "n2", &id("a"), SagaTiming::default(), 2).unwrap();
@@ -288,13 +289,7 @@ fn exec_stale_activation_cannot_drop_an_outcome_it_does_not_know() {
     });
     let r = commit_batch(&store, &keys, "n1", &old, &[outcome], 3_000);
     assert_eq!(r.err(), Some(StorageError::Fenced));
-    let stale_for = node::ledger::exec::stale_for;
-    assert_eq!(stale_for(&store, &keys, &old, &t), Ok(true));
-    assert_eq!(stale_for(&store, &keys, &newer, &t), Ok(false), "drives it");
-    let other = TransferId::new("t-settled").unwrap();
-    assert_eq!(
-        stale_for(&store, &keys, &newer, &other),
-        Ok(false),
-        "current"
-    );
+    let stored = node::ledger::exec::read_lease(&store, &keys, &id("a")).unwrap();
+    assert_ne!(stored, old.lease, "the old activation lost the lease");
+    assert_eq!(stored, newer.lease, "the newer one holds it");
 }

@@ -1,11 +1,14 @@
 //! The deterministic simulator of a wallet cluster (`wallet-sim`).
 //!
-//! It runs the node crate's own ledger core for a whole simulated cluster in one thread: the
-//! same account state machine and saga ([`node::ledger::account`]), the same storage
-//! transaction bodies with their fencing ([`node::ledger::exec`]), the same placement ring
-//! ([`node::cluster::placement`]) and the same storage retry loop ([`node::storage::Store`])
-//! over the `memory` backend. Ractor is not run (it is not seed-reproducible); the simulator is
-//! a second driver of the sans-IO core, next to the actor shell.
+//! It runs the node crate's own code for a whole simulated cluster in one thread: the same
+//! account driver ([`node::ledger::driver`]: batching, storage outcomes, reloads, stepping
+//! aside, saga deadlines, waiters, passivation), the same account state machine and saga
+//! ([`node::ledger::account`]), the same storage transaction bodies with their fencing
+//! ([`node::ledger::exec`]), the same placement ring ([`node::cluster::placement`]), the same
+//! ledger audit ([`node::ledger::audit`]) and the same storage retry loop
+//! ([`node::storage::Store`]) over the `memory` backend. Ractor is not run (it is not
+//! seed-reproducible); the simulator is a second runtime of the sans-IO driver, next to the
+//! ractor actor.
 //!
 //! One `u64` seed decides everything ([`rng`]): the cluster's shape and which faults are on
 //! ([`options`], "swarm testing"), the workload ([`workload`]), every network delay, loss and
@@ -23,9 +26,10 @@
 //! conflict from the memory backend's read-conflict ranges (conflicts are also injected).
 //!
 //! Left out: the HTTP and WebSocket gateways and ractor itself (thin shells over the same core,
-//! tested by the node's own tests), the `active_max` LRU cap (forced passivations stand in
-//! for evictions), and transactions that really run side by side (the simulator runs one
-//! attempt at a time; a stale read version stands for the overlap).
+//! tested by the node's own tests; the stream gateway's delivery rules are modelled by the
+//! simulator's subscribers), idle passivation by timer (forced passivations and evictions
+//! under a small `active_max` stand in for it), and transactions that really run side by side
+//! (the simulator runs one attempt at a time; a stale read version stands for the overlap).
 
 pub mod check;
 pub mod ledger;

@@ -221,24 +221,6 @@ pub fn commit_batch(
     })
 }
 
-/// Whether `act` must step aside for `transfer`, an unsettled transfer of its account that
-/// the pending sweep found: true when the activation does not drive that saga and no longer
-/// holds the lease (a newer activation started the saga, then died). A current activation
-/// that does not know the saga ignores it: it settled after the sweep read the index.
-pub fn stale_for(
-    store: &Store,
-    keys: &Keys,
-    act: &Activation,
-    transfer: &TransferId,
-) -> Result<bool, StorageError> {
-    if act.core.open_sagas().contains_key(transfer) {
-        return Ok(false);
-    }
-    let id = act.core.id().as_str();
-    let stored = store.read(|txn| get::<Lease>(txn, &keys.lease(id)))?;
-    Ok(stored != act.lease)
-}
-
 /// Reads an account's stored lease (a fenced activation finds another one there).
 pub fn read_lease(
     store: &Store,

@@ -12,8 +12,10 @@
 //! only what the audit does not see: saga records, leases, idempotency, transfer summaries,
 //! acknowledged replies, and their own incremental bookkeeping against the store.
 //!
-//! Left out: invariant 8 (monotonic streams) is a property of the WebSocket gateway's
-//! back-fill, which the simulator does not run; the node's stream tests cover it.
+//! Invariant 8 (monotonic streams) is checked where the streams are modelled, by the
+//! simulator's subscribers (`sim::streams`); the rules a runtime must keep around the account
+//! driver (a fenced activation never loads again, a passivation strands no waiting caller, no
+//! command left unanswered) are checked by the node runtime (`sim::runtime`).
 
 mod atomic;
 mod audit;
