@@ -4,6 +4,7 @@
 
 mod common;
 use common::{call, code, TestNode};
+use node::ledger::driver::BATCH_RETRIES_MAX;
 use node::storage::memory::{Fault, MemoryBackend};
 use node::storage::RETRY_ATTEMPTS_MAX;
 use std::sync::Arc;
@@ -59,9 +60,9 @@ fn saga_receiver_commit_failure_resends_credit_and_completes_once() {
 }
 
 #[test]
-fn saga_sender_commit_failure_is_unavailable_then_recovers() {
-    // Proves a client whose command could not be committed is told the outcome is unknown
-    // (503, never a rejection), and that a retry with the same key then applies it once.
+fn saga_batch_that_did_not_commit_is_retried_by_the_driver() {
+    // Proves a batch whose storage attempts all failed without committing is run again by the
+    // account driver after a backoff, so a brief outage costs the caller a delay, not a 503.
     let mem = Arc::new(MemoryBackend::new());
     let n = TestNode::start_on(mem.clone(), |_| {});
     let (s, _) = call(
@@ -72,6 +73,33 @@ fn saga_sender_commit_failure_is_unavailable_then_recovers() {
     );
     assert_eq!(s, 201);
     for _ in 0..RETRY_ATTEMPTS_MAX {
+        mem.inject(Fault::Unavailable);
+    }
+    let (s, v) = call(
+        "POST",
+        &format!("{}/v1/deposits", n.url),
+        Some(r#"{"account":"a","amount":5}"#),
+        None,
+    );
+    assert_eq!((s, v["balance"].as_u64()), (201, Some(5)), "{v}");
+    assert_eq!(mem.faults_pending(), 0);
+}
+
+#[test]
+fn saga_sender_commit_failure_is_unavailable_then_recovers() {
+    // Proves a client whose command could not be committed, after every retry of the store
+    // and of the driver, is told the outcome is unknown (503, never a rejection), and that a
+    // retry with the same key then applies it once.
+    let mem = Arc::new(MemoryBackend::new());
+    let n = TestNode::start_on(mem.clone(), |_| {});
+    let (s, _) = call(
+        "POST",
+        &format!("{}/v1/accounts", n.url),
+        Some(r#"{"id":"a","currency":"EUR"}"#),
+        None,
+    );
+    assert_eq!(s, 201);
+    for _ in 0..RETRY_ATTEMPTS_MAX * (BATCH_RETRIES_MAX + 1) {
         mem.inject(Fault::Unavailable);
     }
     let body = r#"{"account":"a","amount":5}"#;

@@ -1,7 +1,14 @@
-//! CLIENTS
+//! The clients: each draws operations from the workload, sends them to a gateway node, and
+//! waits for the reply or its timeout.
+//!
+//! An operation whose outcome is unknown (`unavailable`, or no reply in time) is retried with
+//! the same idempotency key when it has one (or is naturally idempotent), with exponential
+//! backoff, up to [`RETRIES_MAX`] tries; otherwise its outcome stays unknown. Every reply is
+//! handed to the checkers, even a late one for an attempt the client gave up on.
 
 use super::*;
 
+/// Where a client is in its loop.
 pub(super) enum ClientState {
     /// Will draw a new operation when it wakes.
     Idle,
@@ -13,14 +20,13 @@ pub(super) enum ClientState {
     Done,
 }
 
+/// One client.
 pub(super) struct Client {
     pub(super) state: ClientState,
     pub(super) keyed: Vec<usize>,
 }
 
 impl Sim {
-    // ---- clients ---------------------------------------------------------------------------
-
     pub(super) fn client_wake(&mut self, c: usize) {
         match self.clients[c].state {
             ClientState::Idle => {}

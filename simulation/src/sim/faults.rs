@@ -1,8 +1,17 @@
-//! FAULTS
+//! Faults and healing: node crashes and restarts, partitions, forced passivations and drains,
+//! membership churn with a lag per node, storage outages.
+//!
+//! Each fault class is on for about half the seeds ([`crate::options`]); an enabled fault
+//! fires again after a time drawn around its mean, until the liveness phase heals everything.
+//! A crash loses the node's actors and everything in flight on it (its storage is shared and
+//! never lost); with churn on, the crashed node also leaves the ring, as failure detection
+//! would take it out. A membership change reaches each node after its own lag, so rings
+//! disagree for a while.
 
 use super::*;
 
 impl Sim {
+    /// Brings a crashed node back (it rejoins the ring when churn is on).
     pub(super) fn restart(&mut self, n: usize) {
         let latest = self.memberships.len() - 1;
         let names: Vec<String> = self.nodes.iter().map(|x| x.id.clone()).collect();
@@ -36,8 +45,6 @@ impl Sim {
             self.at(lag, Event::RingUpdate { node, version });
         }
     }
-
-    // ---- faults ----------------------------------------------------------------------------
 
     pub(super) fn again(&mut self, every: u64, ev: Event) {
         if !self.healed {

@@ -1,10 +1,16 @@
-//! NET
+//! The simulated network: one-way delays, reordering, loss, duplication and partitions.
+//!
+//! Every message between nodes and between a node and a client takes a delay drawn up to
+//! `net_delay_max_ms`; a share is delayed far longer (reordering), lost, or (saga messages
+//! only, the at-least-once channel the saga is built for) delivered twice. A blocked link
+//! (a partition, one-way or both ways) loses what is sent on it. Messages inside one node are
+//! never lost, but may overtake each other (the shell sends each saga message from its own
+//! task). Requests and forwarded commands are never duplicated: a client's retry is a new
+//! attempt with its idempotency key.
 
 use super::*;
 
 impl Sim {
-    // ---- network ---------------------------------------------------------------------------
-
     /// A one-way delay, or `None` when the message is lost.
     pub(super) fn link_delay(&mut self, from: Option<usize>, to: Option<usize>) -> Option<u64> {
         self.stats.messages += 1;
