@@ -449,20 +449,12 @@ impl Driver {
                 // Every open saga is re-driven under fresh deadlines.
                 self.deadlines.clear();
                 let resume = act.core.resume();
-                let head = act.core.record().map_or(0, |r| r.seq);
-                let settled: Vec<TransferId> = self
-                    .waiters
-                    .keys()
-                    .filter(|t| !act.core.open_sagas().contains_key(*t))
-                    .cloned()
-                    .collect();
                 self.act = Some(act);
-                if head > self.published_seq && !planted(Bug::ForgetLandedPublications) {
-                    self.followups.push_back(Work::ReadEntry(head));
+                if !planted(Bug::ForgetLandedPublications) {
+                    self.queue_head_read();
                 }
-                if !settled.is_empty() {
-                    self.followups.push_back(Work::ReadTransfers(settled));
-                }
+                // Waiters of transfers that settled in a commit this driver never learned of.
+                self.queue_settled_reads();
                 self.effects(resume, now_ms);
             }
             Err(_) if !self.loaded => {
@@ -592,15 +584,9 @@ impl Driver {
                 }
             }
             Err(_) => {
-                // Their callers report the transfer pending, which is true from where they
-                // stand; they can read it later.
-                let all: Vec<ReqId> = std::mem::take(&mut self.waiters)
-                    .into_values()
-                    .flatten()
-                    .collect();
-                if !all.is_empty() {
-                    self.out.push(Out::DropWaiters(all));
-                }
+                // Asked again after a backoff: a waiter is answered once storage answers.
+                self.queue_settled_reads();
+                self.start_backoff();
             }
         }
         self.pump();
@@ -609,17 +595,24 @@ impl Driver {
     /// The result of [`Work::ReadEntry`].
     pub fn entry_read(&mut self, result: Result<Option<Entry>, StorageError>) {
         self.done(WorkKind::ReadEntry);
-        if let Ok(Some(entry)) = result {
-            if entry.seq > self.published_seq {
-                self.published_seq = entry.seq;
-                self.out.push(Out::Publish(BalanceUpdate {
-                    account: self.id.clone(),
-                    held: entry.balance - entry.available,
-                    entry,
-                }));
+        match result {
+            Ok(Some(entry)) => {
+                if entry.seq > self.published_seq {
+                    self.published_seq = entry.seq;
+                    self.out.push(Out::Publish(BalanceUpdate {
+                        account: self.id.clone(),
+                        held: entry.balance - entry.available,
+                        entry,
+                    }));
+                }
+            }
+            Ok(None) => {} // cannot happen for a committed head; nothing to publish
+            Err(_) => {
+                // Read again after a backoff: streams must not wait for the next commit.
+                self.queue_head_read();
+                self.start_backoff();
             }
         }
-        // A failed read: the next commit or load publishes a newer head.
         self.pump();
     }
 
@@ -627,6 +620,35 @@ impl Driver {
 
     fn enqueue(&mut self, input: Input) {
         self.queue.push_back(input);
+    }
+
+    /// Asks for the head journal entry when storage holds entries this driver has not
+    /// published (written by an unknown-but-landed commit or by another activation).
+    fn queue_head_read(&mut self) {
+        let head = self
+            .act
+            .as_ref()
+            .and_then(|a| a.core.record())
+            .map_or(0, |r| r.seq);
+        if head > self.published_seq {
+            self.followups.push_back(Work::ReadEntry(head));
+        }
+    }
+
+    /// Asks for the summaries of transfers that have waiters but are no longer open.
+    fn queue_settled_reads(&mut self) {
+        let Some(act) = &self.act else {
+            return;
+        };
+        let settled: Vec<TransferId> = self
+            .waiters
+            .keys()
+            .filter(|t| !act.core.open_sagas().contains_key(*t))
+            .cloned()
+            .collect();
+        if !settled.is_empty() {
+            self.followups.push_back(Work::ReadTransfers(settled));
+        }
     }
 
     fn answer(&mut self, req: ReqId, answer: Answer) {

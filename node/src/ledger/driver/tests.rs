@@ -582,3 +582,46 @@ fn driver_business_errors_are_replies_not_failures() {
     }
     assert!(r.d.is_idle());
 }
+
+#[test]
+fn driver_reads_the_unpublished_head_again_when_the_read_fails() {
+    // A new activation of an account another activation wrote to publishes the newest entry,
+    // even when storage fails the first read: streams never wait for the next commit.
+    let store = Store::new(Arc::new(MemoryBackend::new()));
+    let mut first = Rig::on(store.clone(), "a");
+    first.d.command(open());
+    first.d.command(deposit(4));
+    first.settle();
+    let mut d = Driver::new(acct("a"));
+    assert_eq!(d.take_out(), vec![Out::Work(WorkKind::Load)]);
+    let _ = d.take_work();
+    let act = exec::activate(
+        &store,
+        &Keys::default(),
+        "n2",
+        &acct("a"),
+        SagaTiming::default(),
+        9,
+    );
+    d.loaded(act, T0);
+    assert_eq!(d.take_out(), vec![Out::Work(WorkKind::ReadEntry)]);
+    let Work::ReadEntry(seq) = d.take_work() else {
+        panic!("a head read")
+    };
+    assert_eq!(seq, 1);
+    d.entry_read(Err(StorageError::Unavailable("down".into())));
+    let out = d.take_out();
+    let [Out::Backoff { token, .. }] = out.as_slice() else {
+        panic!("{out:?}")
+    };
+    assert!(!d.is_quiet(), "not quiet while the head is unpublished");
+    d.backoff_elapsed(*token);
+    assert_eq!(d.take_out(), vec![Out::Work(WorkKind::ReadEntry)]);
+    let _ = d.take_work();
+    d.entry_read(exec::read_entry(&store, &Keys::default(), &acct("a"), 1));
+    match d.take_out().as_slice() {
+        [Out::Publish(u)] => assert_eq!((u.entry.seq, u.entry.balance), (1, 4)),
+        other => panic!("{other:?}"),
+    }
+    assert!(d.is_idle());
+}
