@@ -8,7 +8,7 @@ use crate::store::{RawCommit, Writer};
 use foundationdb_tuple::Element;
 use node::ledger::records::{AccountRecord, IdemRecord, Lease, SagaRecord};
 use node::storage::codec::decode;
-use protocol::api::{Entry, TransferView};
+use protocol::api::{Entry, TransferStatus, TransferView};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One decoded write.
@@ -141,6 +141,8 @@ pub struct Ledger {
     pub transfers: BTreeMap<String, TransferView>,
     /// Pending index: transfer id to sender.
     pub pending: BTreeMap<String, String>,
+    /// The commit that settled each transfer (its summary left `pending`).
+    pub settled_at: BTreeMap<String, u64>,
     /// Commits applied.
     pub commits: u64,
     /// Per account, batches with two commands that set its status (open, freeze, unfreeze),
@@ -227,6 +229,11 @@ impl Ledger {
             }
             Row::Index(id, on) => self.accounts.entry(id.clone()).or_default().indexed = *on,
             Row::Transfer(t, v) => {
+                if v.as_ref()
+                    .is_some_and(|v| v.status != TransferStatus::Pending)
+                {
+                    self.settled_at.entry(t.clone()).or_insert(seq);
+                }
                 match v {
                     Some(v) => self.transfers.insert(t.clone(), v.clone()),
                     None => self.transfers.remove(t),

@@ -161,16 +161,33 @@ impl Generator {
                 return Drawn::Repeat(old);
             }
             let o = &issued[old];
-            // Another amount, still valid (the largest amount goes one down).
+            // Exactly one field differs, so a fingerprint that leaves out any one of them is
+            // caught: the amount (still valid: the largest goes one down) or the receiver,
+            // under the same reference; or the reference alone.
             let other = |a: u64| if a >= AMOUNT_MAX { a - 1 } else { a + 1 };
-            let kind = match &o.kind {
-                OpKind::Deposit(a) => OpKind::Deposit(other(*a)),
-                OpKind::Withdraw(a) => OpKind::Withdraw(other(*a)),
-                OpKind::Transfer { to, amount } => OpKind::Transfer {
-                    to: to.clone(),
-                    amount: other(*amount),
-                },
-                other => other.clone(),
+            let field = r.below(3);
+            let (kind, reference) = match (&o.kind, field) {
+                (OpKind::Deposit(a), 0) => (OpKind::Deposit(other(*a)), o.reference.clone()),
+                (OpKind::Withdraw(a), 0) => (OpKind::Withdraw(other(*a)), o.reference.clone()),
+                (OpKind::Transfer { to, amount }, 0) => (
+                    OpKind::Transfer {
+                        to: to.clone(),
+                        amount: other(*amount),
+                    },
+                    o.reference.clone(),
+                ),
+                (OpKind::Transfer { to, amount }, 1) => {
+                    let others: Vec<&AccountId> = u.accounts.iter().filter(|a| *a != to).collect();
+                    let to = (*r.pick(&others)).clone();
+                    (
+                        OpKind::Transfer {
+                            to,
+                            amount: *amount,
+                        },
+                        o.reference.clone(),
+                    )
+                }
+                (kind, _) => (kind.clone(), reference),
             };
             return Drawn::New(OpSpec {
                 reference,

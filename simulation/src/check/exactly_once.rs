@@ -29,6 +29,19 @@ fn op_of<'a>(ops: &'a [OpSpec], reference: &str) -> Option<&'a OpSpec> {
     ops.get(i).filter(|o| o.reference == reference)
 }
 
+/// The operations that carry `reference`: the one that drew it, then the later ones that
+/// reused its key and reference with one field changed (the workload's variants).
+fn ops_with<'a>(ops: &'a [OpSpec], reference: &'a str) -> impl Iterator<Item = &'a OpSpec> {
+    let first = op_of(ops, reference);
+    let later = reference
+        .strip_prefix('o')
+        .and_then(|i| i.parse::<usize>().ok())
+        .map_or(&ops[..0], |i| ops.get(i + 1..).unwrap_or(&[]));
+    first
+        .into_iter()
+        .chain(later.iter().filter(move |o| o.reference == reference))
+}
+
 impl Check for ExactlyOnce {
     fn name(&self) -> &'static str {
         "exactly once (DESIGN.md 6.4)"
@@ -92,8 +105,12 @@ impl Check for ExactlyOnce {
             );
             if by_request {
                 // Every movement is one some client asked for, on this account, of this amount.
-                let op = e.reference.as_deref().and_then(|r| op_of(ops, r));
-                let asked = op.is_some_and(|o| {
+                let mut candidates = e
+                    .reference
+                    .as_deref()
+                    .into_iter()
+                    .flat_map(|r| ops_with(ops, r));
+                let asked = candidates.any(|o| {
                     o.account.as_str() == id.as_str()
                         && match (&o.kind, e.kind) {
                             (OpKind::Deposit(a), EntryKind::Deposit)

@@ -53,15 +53,26 @@ fn key_used_by_other(ctx: &ReplyCtx<'_>) -> bool {
     let Some(rec) = a.idem.get(key) else {
         return false;
     };
-    let reference = match &rec.reply {
-        StoredReply::Movement(m) => a.journal.get(&m.seq).and_then(|(e, _)| e.reference.clone()),
+    // The stored request: its reference, amount and (for a transfer) receiver.
+    let stored = match &rec.reply {
+        StoredReply::Movement(m) => a
+            .journal
+            .get(&m.seq)
+            .map(|(e, _)| (e.reference.clone(), e.amount, None)),
         StoredReply::Transfer(t) => a
             .journal
             .values()
             .find(|(e, _)| e.kind == EntryKind::Hold && e.transfer_id.as_ref() == Some(&t.id))
-            .and_then(|(e, _)| e.reference.clone()),
+            .map(|(e, _)| (e.reference.clone(), e.amount, Some(t.to.clone()))),
     };
-    reference.as_deref() != Some(ctx.op.reference.as_str())
+    let asked = match &ctx.op.kind {
+        OpKind::Deposit(a) | OpKind::Withdraw(a) => (Some(ctx.op.reference.clone()), *a, None),
+        OpKind::Transfer { to, amount } => {
+            (Some(ctx.op.reference.clone()), *amount, Some(to.clone()))
+        }
+        _ => return false,
+    };
+    stored.is_none_or(|s| s != asked)
 }
 
 fn check_entry(
@@ -121,6 +132,33 @@ impl Check for ClientModel {
                 if page.entries.len() > HISTORY_PAGE {
                     return Err(format!("history page of {} entries", page.entries.len()));
                 }
+                // The cursor: a next page is announced exactly after a full page, from its last
+                // entry, and only when an entry follows; without one, the page reached every
+                // entry that existed when the request was sent.
+                let end = after + page.entries.len() as u64;
+                match page.next_after_seq {
+                    Some(next) => {
+                        let follows = journal.is_some_and(|j| j.contains_key(&(end + 1)));
+                        if next != end || page.entries.len() != HISTORY_PAGE || !follows {
+                            return Err(format!(
+                                "history of {acct} after {after}: {} entries, next_after_seq {next}, but the journal {} entry {}",
+                                page.entries.len(),
+                                if follows { "has" } else { "has no" },
+                                end + 1
+                            ));
+                        }
+                    }
+                    None => {
+                        let existed = journal
+                            .and_then(|j| j.iter().rev().find(|(_, (_, c))| *c <= ctx.sent_commit))
+                            .map_or(0, |(s, _)| *s);
+                        if end < existed {
+                            return Err(format!(
+                                "history of {acct} after {after}: the page ends at {end} without a cursor, but entry {existed} existed when it was asked"
+                            ));
+                        }
+                    }
+                }
                 return Ok(());
             }
             ClientResult::Page(Err(e)) => return Err(format!("history refused with {}", e.code)),
@@ -165,10 +203,16 @@ impl Check for ClientModel {
                 if t.from != op.account || &t.to != to || t.amount != *amount {
                     return Err(format!("{}: transfer acknowledged as {t:?}", op.reference));
                 }
-                // A replayed transfer shows its status as of some point: pending, or the
-                // settled status its summary holds.
+                // A replayed transfer shows its status as of some point in the window: pending
+                // only if it had not settled when the request was sent, else the settled
+                // status its summary holds.
                 let stored = ctx.ledger.transfers.get(t.id.as_str());
-                let settled_ok = t.status == TransferStatus::Pending
+                let settled_before = ctx
+                    .ledger
+                    .settled_at
+                    .get(t.id.as_str())
+                    .is_some_and(|&c| c <= ctx.sent_commit);
+                let settled_ok = (t.status == TransferStatus::Pending && !settled_before)
                     || stored.is_some_and(|s| s.status == t.status && s.reason == t.reason);
                 if !settled_ok {
                     return Err(format!(

@@ -465,6 +465,7 @@ impl Sim {
                     exec::commit_batch(s, k, &node_id, &batch.act, &batch.inputs, wall)
                 });
                 self.mark_mixed_status(account, &batch.inputs, r.is_ok());
+                self.check_lease_held(node, account, &batch.inputs, &r);
                 trace!(
                     self,
                     "n{} {account} batch of {} (epoch {}): {}",
@@ -503,6 +504,43 @@ impl Sim {
             ev: ActorEvent::WorkDone,
         };
         self.at(lat, ev);
+    }
+
+    /// A batch that answered a command or consumed a saga message must have run on the
+    /// activation that holds the lease: a stale one answers from memory a newer activation
+    /// may have overtaken, or drops a message meant for a saga it does not know (timers alone
+    /// only re-send what the activation's own sagas already sent, so they are exempt).
+    fn check_lease_held(
+        &mut self,
+        node: usize,
+        account: &AccountId,
+        inputs: &[Input],
+        r: &Result<(Activation, Vec<Effect>), StorageError>,
+    ) {
+        let Ok((next, _)) = r else {
+            return;
+        };
+        if inputs.iter().all(|i| matches!(i, Input::Timer(_))) {
+            return;
+        }
+        let stored = self
+            .ledger
+            .accounts
+            .get(account.as_str())
+            .and_then(|a| a.lease.clone());
+        if stored != next.lease {
+            let why = format!(
+                "n{} {account}: a batch ran on an activation without the lease (epoch {}, stored {:?})",
+                node + 1,
+                next.epoch(),
+                stored.map(|l| l.epoch)
+            );
+            self.fail(
+                FailureKind::Correctness,
+                "single writer (DESIGN.md 6.5)",
+                why,
+            );
+        }
     }
 
     /// Two commands that set the status (opening sets it too) in one committed batch: replies
