@@ -2,7 +2,7 @@
 //! waiting for its settlement is not evicted to make room under `active_max`.
 
 mod common;
-use common::{call, TestNode};
+use common::{call, deposit, open_account, TestNode};
 
 #[test]
 fn eviction_under_active_max_does_not_strand_a_waiting_caller() {
@@ -10,18 +10,9 @@ fn eviction_under_active_max_does_not_strand_a_waiting_caller() {
     // passivate while the sender still waits for the credit's outcome; the sender's driver is
     // not idle, so it stays, and the caller gets the settled transfer, not "pending".
     let n = TestNode::start_with(|c| c.actors.active_max = 1);
-    for id in ["a", "b"] {
-        let body = format!(r#"{{"id":"{id}","currency":"EUR"}}"#);
-        let (s, _) = call("POST", &format!("{}/v1/accounts", n.url), Some(&body), None);
-        assert_eq!(s, 201);
-    }
-    let (s, _) = call(
-        "POST",
-        &format!("{}/v1/deposits", n.url),
-        Some(r#"{"account":"a","amount":100}"#),
-        None,
-    );
-    assert_eq!(s, 201);
+    open_account(&n.url, "a");
+    open_account(&n.url, "b");
+    deposit(&n.url, "a", 100);
     for round in 0..5 {
         let (s, v) = call(
             "POST",

@@ -3,7 +3,7 @@
 //! the transfer completes exactly once instead of failing.
 
 mod common;
-use common::{call, code, TestNode};
+use common::{call, code, open_account, TestNode};
 use node::ledger::driver::BATCH_RETRIES_MAX;
 use node::storage::memory::{Fault, MemoryBackend};
 use node::storage::RETRY_ATTEMPTS_MAX;
@@ -65,13 +65,7 @@ fn saga_batch_that_did_not_commit_is_retried_by_the_driver() {
     // account driver after a backoff, so a brief outage costs the caller a delay, not a 503.
     let mem = Arc::new(MemoryBackend::new());
     let n = TestNode::start_on(mem.clone(), |_| {});
-    let (s, _) = call(
-        "POST",
-        &format!("{}/v1/accounts", n.url),
-        Some(r#"{"id":"a","currency":"EUR"}"#),
-        None,
-    );
-    assert_eq!(s, 201);
+    open_account(&n.url, "a");
     for _ in 0..RETRY_ATTEMPTS_MAX {
         mem.inject(Fault::Unavailable);
     }
@@ -92,13 +86,7 @@ fn saga_sender_commit_failure_is_unavailable_then_recovers() {
     // retry with the same key then applies it once.
     let mem = Arc::new(MemoryBackend::new());
     let n = TestNode::start_on(mem.clone(), |_| {});
-    let (s, _) = call(
-        "POST",
-        &format!("{}/v1/accounts", n.url),
-        Some(r#"{"id":"a","currency":"EUR"}"#),
-        None,
-    );
-    assert_eq!(s, 201);
+    open_account(&n.url, "a");
     for _ in 0..RETRY_ATTEMPTS_MAX * (BATCH_RETRIES_MAX + 1) {
         mem.inject(Fault::Unavailable);
     }

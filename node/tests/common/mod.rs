@@ -108,6 +108,20 @@ pub fn call(method: &str, url: &str, body: Option<&str>, key: Option<&str>) -> (
     (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
+/// Opens an account in EUR on the node at `url`, asserting it was created.
+pub fn open_account(url: &str, id: &str) {
+    let body = format!(r#"{{"id":"{id}","currency":"EUR"}}"#);
+    let (s, v) = call("POST", &format!("{url}/v1/accounts"), Some(&body), None);
+    assert_eq!(s, 201, "{v}");
+}
+
+/// Deposits `amount` into `id` without a key, asserting it was applied.
+pub fn deposit(url: &str, id: &str, amount: u64) {
+    let body = format!(r#"{{"account":"{id}","amount":{amount}}}"#);
+    let (s, v) = call("POST", &format!("{url}/v1/deposits"), Some(&body), None);
+    assert_eq!(s, 201, "{v}");
+}
+
 /// The error code of an error body.
 pub fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no error code>")

@@ -158,6 +158,19 @@ impl Rig {
         panic!("the driver never settled");
     }
 
+    /// Takes the announced commit, lets it land in storage, and reports it unknown (a
+    /// commit whose acknowledgement was lost); returns the outputs.
+    fn land_but_report_unknown(&mut self) -> Vec<Out> {
+        let Work::Commit(b) = self.d.take_work() else {
+            panic!("a commit was announced");
+        };
+        let landed = exec::commit_batch(&self.store, &self.keys, "n1", &b.act, &b.inputs, self.now);
+        assert!(landed.is_ok());
+        self.d
+            .committed(b, Err(StorageError::CommitUnknown), self.now);
+        self.d.take_out()
+    }
+
     /// Takes the announced commit and answers it with `err`, returning the outputs.
     fn fail_commit(&mut self, err: StorageError) -> Vec<Out> {
         let Work::Commit(b) = self.d.take_work() else {
@@ -288,13 +301,7 @@ fn driver_reloads_after_an_unknown_commit_and_publishes_what_landed() {
     r.d.flush();
     r.d.take_out();
     // The commit lands, but the runtime learns only "unknown".
-    let Work::Commit(b) = r.d.take_work() else {
-        panic!("commit")
-    };
-    let landed = exec::commit_batch(&r.store, &r.keys, "n1", &b.act, &b.inputs, r.now);
-    assert!(landed.is_ok());
-    r.d.committed(b, Err(StorageError::CommitUnknown), r.now);
-    let out = r.d.take_out();
+    let out = r.land_but_report_unknown();
     assert_eq!(
         answers(&out),
         vec![(q, Answer::Unknown("storage did not confirm the commit"))]
@@ -492,13 +499,7 @@ fn driver_answers_waiters_of_a_transfer_that_settled_in_an_unknown_commit() {
     r.d.saga(applied("t1", "a"));
     r.d.flush();
     r.d.take_out();
-    let Work::Commit(b) = r.d.take_work() else {
-        panic!("commit")
-    };
-    let landed = exec::commit_batch(&r.store, &r.keys, "n1", &b.act, &b.inputs, r.now);
-    assert!(landed.is_ok());
-    r.d.committed(b, Err(StorageError::CommitUnknown), r.now);
-    let out = r.d.take_out();
+    let out = r.land_but_report_unknown();
     let Some(token) = out.iter().find_map(|o| match o {
         Out::Backoff { token, .. } => Some(*token),
         _ => None,
