@@ -160,6 +160,8 @@ pub struct Stats {
     pub evictions: u64,
     /// Commands answered `Moved` and routed again.
     pub moved: u64,
+    /// Journal entries delivered to stream subscribers.
+    pub streamed: u64,
     /// Storage outages.
     pub outages: u64,
     /// Storage attempts.

@@ -257,6 +257,7 @@ impl Sim {
         self.subscribers[sub]
             .last
             .insert(account.clone(), entry.seq);
+        self.stats.streamed += 1;
     }
 
     /// Whether a pushed account's newest entries are held back from a subscriber: once the
