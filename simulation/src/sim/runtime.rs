@@ -153,6 +153,13 @@ impl Sim {
         };
         let stopped = a.driver.passivate();
         self.drive(node, account);
+        if stopped && self.nodes[node].actors.contains_key(account) {
+            let why = format!(
+                "n{} {account}: passivation said yes but the actor runs on",
+                node + 1
+            );
+            self.fail(FailureKind::Correctness, "driver stop", why);
+        }
         stopped
     }
 

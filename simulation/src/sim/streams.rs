@@ -167,6 +167,21 @@ impl Sim {
 
     /// A balance update published on `node`.
     pub(super) fn publish(&mut self, node: usize, update: BalanceUpdate) {
+        if update.entry.balance.checked_sub(update.entry.available) != Some(update.held) {
+            let why = format!(
+                "{} published seq {} with held {}, but its entry says balance {} and available {}",
+                update.account,
+                update.entry.seq,
+                update.held,
+                update.entry.balance,
+                update.entry.available
+            );
+            return self.fail(
+                FailureKind::Correctness,
+                "monotonic streams (DESIGN.md 6.8)",
+                why,
+            );
+        }
         for sub in 0..self.subscribers.len() {
             let s = &self.subscribers[sub];
             if !s.connected || s.node != node {
