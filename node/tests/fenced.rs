@@ -6,6 +6,7 @@ use node::cluster::actor::{AccountActor, AccountMsg, ActorArgs, CommandReply};
 use node::cluster::{Refusal, Shell};
 use node::ledger::account::{Command, Reply, SagaTiming};
 use node::ledger::exec;
+use node::ledger::records::Lease;
 use node::server::Node;
 use node::storage::keys::Keys;
 use node::storage::memory::MemoryBackend;
@@ -75,23 +76,29 @@ async fn setup() -> (Node, Store, ActorRef<AccountMsg>) {
     (node, Store::new(mem), stale)
 }
 
+/// Another node ("n2") activates `a`, fencing every older activation; returns its lease.
+fn fence(store: &Store) -> Option<Lease> {
+    let newer = exec::activate(
+        store,
+        &Keys::default(),
+        "n2",
+        &a(),
+        SagaTiming::default(),
+        7,
+    )
+    .unwrap();
+    let lease = exec::read_lease(store, &Keys::default(), &a()).unwrap();
+    assert_eq!(lease, newer.lease);
+    lease
+}
+
 #[test]
 fn fenced_actor_answers_moved_and_never_takes_the_lease_back() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (node, store, stale) = setup().await;
         // Another node activates the account: the stale actor's lease is gone.
-        let newer = exec::activate(
-            &store,
-            &Keys::default(),
-            "n2",
-            &a(),
-            SagaTiming::default(),
-            7,
-        )
-        .unwrap();
-        let lease = exec::read_lease(&store, &Keys::default(), &a()).unwrap();
-        assert_eq!(lease, newer.lease);
+        let lease = fence(&store);
         // A first batch is fenced: nothing of it ran.
         let first = send(&stale, deposit(1)).await;
         let second = send(&stale, deposit(2)).await;
@@ -140,16 +147,7 @@ fn sweep_resume_of_an_unknown_saga_steps_a_stale_actor_aside() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let (node, store, stale) = setup().await;
-        exec::activate(
-            &store,
-            &Keys::default(),
-            "n2",
-            &a(),
-            SagaTiming::default(),
-            9,
-        )
-        .unwrap();
-        let lease = exec::read_lease(&store, &Keys::default(), &a()).unwrap();
+        let lease = fence(&store);
         stale
             .send_message(AccountMsg::Resume(TransferId::new("t-other").unwrap()))
             .unwrap();
