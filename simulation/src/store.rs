@@ -6,7 +6,9 @@
 //! attempt it draws a fault (an injected conflict, unknown result with and without the
 //! commit, for read-write attempts a stale read version, latency spike) and injects it into
 //! the memory backend, which applies it to exactly that attempt; during a storage outage every
-//! attempt fails as unavailable. Latency is not slept: it is summed, and the simulator delays
+//! attempt fails as unavailable, except the outage's first read-write attempt: the outage
+//! began while that commit was in flight, so its result is unknown, committed or not (a coin
+//! flip), and the activation that made it must reload while storage is still down. Latency is not slept: it is summed, and the simulator delays
 //! the operation's completion by that much simulated time.
 //!
 //! A stale read ([`Fault::StaleRead`]) models a transaction that began before the last
@@ -91,6 +93,8 @@ struct State {
     faults: StorageFaults,
     now_ms: u64,
     outage_until_ms: u64,
+    /// The current outage has not yet cut a commit in flight.
+    outage_cut_pending: bool,
     /// Latency accrued by attempts since the simulator last took it.
     latency_ms: u64,
     writer: Option<Writer>,
@@ -147,6 +151,7 @@ impl SimBackend {
                 faults: StorageFaults::default(),
                 now_ms: 0,
                 outage_until_ms: 0,
+                outage_cut_pending: false,
                 latency_ms: 0,
                 writer: None,
                 commits: Vec::new(),
@@ -175,12 +180,17 @@ impl SimBackend {
     /// Makes every attempt fail as unavailable until `until_ms`.
     pub fn outage_until(&self, until_ms: u64) {
         let mut s = self.state();
+        if s.now_ms >= s.outage_until_ms {
+            s.outage_cut_pending = true;
+        }
         s.outage_until_ms = s.outage_until_ms.max(until_ms);
     }
 
     /// Ends any outage now.
     pub fn end_outage(&self) {
-        self.state().outage_until_ms = 0;
+        let mut s = self.state();
+        s.outage_until_ms = 0;
+        s.outage_cut_pending = false;
     }
 
     /// Names the activation behind the next operations (`None`: a plain read or the sweeper).
@@ -221,13 +231,19 @@ impl SimBackend {
             let mut s = self.state();
             s.attempts += 1;
             s.latency_ms += ATTEMPT_LATENCY_MS;
-            if s.now_ms < s.outage_until_ms {
-                s.injected += 1;
-                return Err(StorageError::Unavailable("simulated outage".into()));
-            }
             let f = s.faults;
             let unseen = s.unseen(newest);
-            let fault = if s.rng.chance(f.conflict_ppm) {
+            let fault = if s.now_ms < s.outage_until_ms {
+                if read_only || !std::mem::take(&mut s.outage_cut_pending) {
+                    s.injected += 1;
+                    return Err(StorageError::Unavailable("simulated outage".into()));
+                }
+                Some(if s.rng.chance(500_000) {
+                    Fault::CommitUnknownCommitted
+                } else {
+                    Fault::CommitUnknownNotCommitted
+                })
+            } else if s.rng.chance(f.conflict_ppm) {
                 Some(Fault::Conflict)
             } else if !read_only && s.rng.chance(f.unknown_committed_ppm) {
                 Some(Fault::CommitUnknownCommitted)

@@ -17,13 +17,15 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
     let failures = Mutex::new(Vec::new());
     let ops = AtomicU64::new(0);
     // How often the driver's rarer paths ran, summed over the seeds.
-    let exercised: Mutex<[u64; 5]> = Mutex::new([0; 5]);
+    let exercised: Mutex<[u64; 7]> = Mutex::new([0; 7]);
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|s| {
         for _ in 0..jobs {
             s.spawn(|| loop {
                 let seed = next.fetch_add(1, Ordering::Relaxed);
-                if seed >= SEEDS {
+                // The first failure ends the sweep: one failing seed is the verdict, and its
+                // replay line says how to look at it.
+                if seed >= SEEDS || !failures.lock().unwrap().is_empty() {
                     return;
                 }
                 let r = run(seed, &RunConfig::default());
@@ -37,6 +39,8 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
                     st.moved,
                     st.passivations,
                     st.streamed,
+                    st.lease_reads,
+                    st.settled_reads,
                 ]) {
                     *sum += n;
                 }
@@ -55,9 +59,19 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
     assert_eq!(ops.load(Ordering::Relaxed), SEEDS * 1_000);
     // The seeds exercise the driver's rarer paths, so passing them means something: fenced
     // activations stepping aside, evictions, commands answered `Moved` and routed again,
-    // passivations and drains, and stream deliveries.
+    // passivations and drains, stream deliveries, the sweep's lease checks of activations
+    // that do not know a pending transfer, and the reads that answer the waiters of transfers
+    // settled in a commit whose result was unknown.
     let e = exercised.into_inner().unwrap();
-    let names = ["fenced", "evictions", "moved", "passivations", "streamed"];
+    let names = [
+        "fenced",
+        "evictions",
+        "moved",
+        "passivations",
+        "streamed",
+        "lease checks",
+        "settled-transfer reads",
+    ];
     for (name, n) in names.iter().zip(e) {
         assert!(n > 0, "no seed exercised {name}: {e:?}");
     }

@@ -124,6 +124,10 @@ fn print_summary(r: &Report) {
         s.messages, s.lost, s.duplicated, s.crashes, s.partitions, s.passivations, s.churns
     );
     println!(
+        "         {} evictions, {} commands moved, {} lease checks by the sweep, {} reads of settled transfers, {} stream deliveries",
+        s.evictions, s.moved, s.lease_reads, s.settled_reads, s.streamed
+    );
+    println!(
         "         {} events; simulated {} ms of safety phase, {} ms of liveness phase",
         r.events, s.safety_ms, s.liveness_ms
     );

@@ -4,6 +4,8 @@
 //! then by insertion, so the run is a pure function of the seed. What the real node does with
 //! ractor and tokio, the simulator does with events. This module is the scheduler and the two
 //! phases of a run; the rest is one concern per file:
+//! - [`contract`]: the driver's promises to its callers (retries, reloads, stepping aside),
+//!   checked on every activation;
 //! - [`runtime`]: the node runtime, a thin runtime over the node crate's own account driver
 //!   (the same one the ractor actor runs): work at its commit point, results after latency,
 //!   `Moved` commands routed again, waiters, eviction under a small `active_max`;
@@ -28,6 +30,7 @@ macro_rules! trace {
 }
 
 mod clients;
+mod contract;
 mod faults;
 mod network;
 mod routing;
@@ -162,6 +165,10 @@ pub struct Stats {
     pub moved: u64,
     /// Journal entries delivered to stream subscribers.
     pub streamed: u64,
+    /// Lease checks of activations the sweep found not knowing an unsettled transfer.
+    pub lease_reads: u64,
+    /// Reads of the summaries of transfers settled in a commit whose result was unknown.
+    pub settled_reads: u64,
     /// Storage outages.
     pub outages: u64,
     /// Storage attempts.
@@ -445,6 +452,12 @@ impl Sim {
         }
         if self.failure.is_none() {
             self.check_streams();
+        }
+        for node in 0..self.nodes.len() {
+            let accounts: Vec<AccountId> = self.nodes[node].actors.keys().cloned().collect();
+            for account in accounts {
+                self.contract_answered_in_time(node, &account);
+            }
         }
     }
 

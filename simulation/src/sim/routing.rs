@@ -71,6 +71,7 @@ impl Sim {
                         account,
                         cmd,
                         moves,
+                        since: 0,
                     };
                     self.actor_command(node, caller);
                 } else if hops < SAGA_HOPS_MAX {

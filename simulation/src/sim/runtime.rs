@@ -15,6 +15,7 @@
 //! ask the driver, which stops only an idle activation; a stop that leaves a waiting caller
 //! behind is a failure.
 
+use super::contract::Contract;
 use super::*;
 use node::cluster::directory::EVICTION_ASKS_MAX;
 use node::cluster::{MOVE_BACKOFF_INITIAL, MOVE_BACKOFF_MAX, MOVE_RETRY_FOR};
@@ -45,6 +46,8 @@ pub(super) struct Caller {
     pub cmd: Command,
     /// Times it was routed again after `Moved`.
     pub moves: u32,
+    /// Simulated time it reached this actor (set by the runtime).
+    pub since: u64,
 }
 
 /// The result of the work in flight.
@@ -69,6 +72,8 @@ pub(super) struct SimActor {
     pub last_use: u64,
     /// It learned that a newer activation holds the lease: it must never load again.
     pub fenced: bool,
+    /// What the driver's contract check knows of it.
+    pub contract: Contract,
 }
 
 impl Sim {
@@ -102,6 +107,7 @@ impl Sim {
                 done: None,
                 last_use: self.now,
                 fenced: false,
+                contract: Contract::default(),
             };
             self.nodes[node].actors.insert(account.clone(), actor);
             self.drive(node, account);
@@ -121,8 +127,10 @@ impl Sim {
     }
 
     /// Hands a command to the account's actor on `node`.
-    pub(super) fn actor_command(&mut self, node: usize, caller: Caller) {
+    pub(super) fn actor_command(&mut self, node: usize, mut caller: Caller) {
         let account = caller.account.clone();
+        caller.since = self.now;
+        self.contract_answered_in_time(node, &account);
         let a = self.ensure_actor(node, &account);
         let req = a.driver.command(caller.cmd.clone());
         a.callers.insert(req, caller);
@@ -207,11 +215,38 @@ impl Sim {
         let Some(a) = self.actor_mut(node, account, inc) else {
             return; // crashed or stopped meanwhile
         };
+        // The contract check looks at a commit's result before the driver does, and at a
+        // failed load after it.
+        let mut load_failed = None;
+        match &a.done {
+            Some(WorkResult::Committed(b, r)) if matches!(ev, ActorEvent::WorkDone) => {
+                let inputs = b.inputs.clone();
+                let r = r.as_ref().map(|_| ()).map_err(Clone::clone);
+                self.contract_committed(node, account, &inputs, r.as_ref().copied());
+            }
+            Some(WorkResult::Loaded(r)) if matches!(ev, ActorEvent::WorkDone) => match r {
+                Ok(act) => {
+                    let lease = act.lease.clone();
+                    self.contract_loaded(node, account, lease);
+                }
+                Err(_) => load_failed = Some(a.contract.loaded()),
+            },
+            _ => {}
+        }
+        let a = self.actor_mut(node, account, inc).expect("still there");
         match ev {
             ActorEvent::Flush => a.driver.flush(),
             ActorEvent::Timer(token) => a.driver.timer_fired(token, wall),
             ActorEvent::Backoff(token) => a.driver.backoff_elapsed(token),
             ActorEvent::WaitExpired(req) => {
+                if a.waiters.contains_key(&req) && !a.driver.is_waiting(req) {
+                    let why = format!(
+                        "caller {req} still waits, but the driver forgot it without an answer"
+                    );
+                    self.contract_broken(node, account, why);
+                    return;
+                }
+                let a = self.actor_mut(node, account, inc).expect("still there");
                 if let Some((to, reply)) = a.waiters.remove(&req) {
                     self.send_client(node, to.client, to.attempt, ClientResult::Reply(Ok(reply)));
                 }
@@ -233,6 +268,9 @@ impl Sim {
             },
         }
         self.drive(node, account);
+        if let Some(was_loaded) = load_failed {
+            self.contract_load_failed(node, account, inc, was_loaded);
+        }
     }
 
     /// Carries out the driver's outputs until it asks for nothing more.
@@ -284,6 +322,7 @@ impl Sim {
                 }
             }
             Out::DropWaiters(reqs) => {
+                self.contract_drop_waiters(node, account, &reqs);
                 for req in reqs {
                     self.release_waiter(node, account, inc, req);
                 }
@@ -309,7 +348,10 @@ impl Sim {
             }
             Out::CancelTimer => {} // its firing carries a token the driver no longer knows
             Out::Backoff { token, after_ms } => self.at(after_ms, ev(ActorEvent::Backoff(token))),
-            Out::Stop(reason) => self.stopped(node, account, inc, reason),
+            Out::Stop(reason) => {
+                self.contract_stop(node, account, reason);
+                self.stopped(node, account, inc, reason)
+            }
         }
     }
 
@@ -365,6 +407,9 @@ impl Sim {
         waiter: bool,
     ) {
         let wait = self.opts.transfer_wait_ms;
+        if matches!(answer, Answer::Unknown(_)) && self.actor_mut(node, account, inc).is_some() {
+            self.contract_unknown(node, account, req);
+        }
         let Some(a) = self.actor_mut(node, account, inc) else {
             return;
         };
@@ -461,6 +506,7 @@ impl Sim {
                 (WorkResult::Loaded(r), lat)
             }
             Work::Commit(batch) => {
+                self.contract_commit(node, account, &batch.inputs);
                 let writer = Writer {
                     node: node_id.clone(),
                     account: account.as_str().to_owned(),
@@ -490,10 +536,12 @@ impl Sim {
                 (WorkResult::Committed(batch, r), lat)
             }
             Work::ReadLease => {
+                self.stats.lease_reads += 1;
                 let (r, lat) = self.storage(None, |s, k| exec::read_lease(s, k, account));
                 (WorkResult::Lease(r), lat)
             }
             Work::ReadTransfers(ids) => {
+                self.stats.settled_reads += 1;
                 let (r, lat) = self.storage(None, |s, k| exec::read_transfers(s, k, &ids));
                 (WorkResult::Transfers(r), lat)
             }

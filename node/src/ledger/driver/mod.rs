@@ -314,6 +314,11 @@ impl Driver {
         self.waiters.values().map(Vec::len).sum()
     }
 
+    /// True while `req` waits for its transfer's settlement.
+    pub fn is_waiting(&self, req: ReqId) -> bool {
+        self.waiters.values().any(|w| w.contains(&req))
+    }
+
     /// The outputs emitted since the last call, in order.
     pub fn take_out(&mut self) -> Vec<Out> {
         std::mem::take(&mut self.out)
