@@ -20,7 +20,7 @@
 //! - leaves a command unanswered for [`ANSWER_WITHIN_MS`] once every fault healed (a driver
 //!   waiting for work it will never get back; before that, storage outages may keep a reload
 //!   failing for longer), forgets a caller waiting for a settlement without answering it, or
-//!   tells one that its transfer is still pending while the activation drives it.
+//!   releases one while its transfer is still pending in storage.
 //!
 //! What it leaves out: the timing of retries (backoff lengths are the driver's unit tests').
 
@@ -232,8 +232,8 @@ impl Sim {
         );
     }
 
-    /// The driver releases `reqs` with a "pending" answer: none may wait for a transfer its
-    /// activation still drives.
+    /// The driver releases `reqs` with a "pending" answer: that is for transfers settled in
+    /// storage (whose summary is gone), never for one still pending there.
     pub(super) fn contract_drop_waiters(
         &mut self,
         node: usize,
@@ -243,19 +243,15 @@ impl Sim {
         let Some(a) = self.nodes[node].actors.get(account) else {
             return;
         };
-        let open = |id: &TransferId| {
-            a.driver
-                .activation()
-                .is_some_and(|act| act.core.open_sagas().contains_key(id))
-        };
+        let pending = &self.ledger.pending;
         let early = reqs.iter().find_map(|req| match a.waiters.get(req) {
-            Some((_, Reply::Transfer(view))) if open(&view.id) => Some((*req, view.id.clone())),
+            Some((_, Reply::Transfer(view))) if pending.contains_key(view.id.as_str()) => {
+                Some((*req, view.id.clone()))
+            }
             _ => None,
         });
         if let Some((req, id)) = early {
-            let why = format!(
-                "caller {req} is told {id} is pending while its activation still drives it"
-            );
+            let why = format!("caller {req} is released while {id} is still pending in storage");
             self.contract_broken(node, account, why);
         }
     }
