@@ -3,6 +3,7 @@
 //! that some runs hammer one fault and others mix them all.
 
 use crate::rng::Rng;
+use node::ledger::driver::Limits;
 use std::fmt;
 
 /// Most nodes in a simulated cluster.
@@ -83,6 +84,9 @@ pub struct Options {
     pub subscribers: usize,
     /// Mean time between disconnects of a subscriber (0: none).
     pub stream_churn_every_ms: u64,
+    /// The account driver's limits: the node's defaults, or for about half the seeds small
+    /// ones, so that full queues, short batches and waiter caps happen under faults.
+    pub limits: Limits,
 }
 
 impl Options {
@@ -147,6 +151,7 @@ impl Options {
             transfer_wait_ms: 0,
             subscribers: 0,
             stream_churn_every_ms: 0,
+            limits: Limits::default(),
         };
         // Drawn last, so that adding it left every other option of a seed as it was.
         let o_stale = on(rng);
@@ -160,6 +165,13 @@ impl Options {
         options.subscribers = rng.range(0, 3) as usize;
         let o_stream_churn = on(rng);
         options.stream_churn_every_ms = every(rng, o_stream_churn, 100, 5_000);
+        if on(rng) {
+            options.limits = Limits {
+                batch_inputs: rng.range(1, 8) as usize,
+                queue_inputs: rng.range(1, 12) as usize,
+                waiters_per_transfer: rng.range(1, 3) as usize,
+            };
+        }
         options
     }
 
@@ -245,6 +257,11 @@ impl fmt::Display for Options {
             f,
             "actors:   active_max {} (0: none), transfer wait {} ms; {} stream subscriber(s), disconnect every ~{} ms",
             self.active_max, self.transfer_wait_ms, self.subscribers, self.stream_churn_every_ms
+        )?;
+        writeln!(
+            f,
+            "driver:   batch <= {} inputs, queue <= {} inputs, <= {} waiter(s) per transfer",
+            self.limits.batch_inputs, self.limits.queue_inputs, self.limits.waiters_per_transfer
         )?;
         write!(f, "faults:   {}", {
             let names = self.faults();

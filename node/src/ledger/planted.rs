@@ -36,11 +36,17 @@ pub enum Bug {
     /// The driver calls an activation idle while it still has open sagas and waiting callers,
     /// so eviction and idle passivation strand them.
     EvictWithWaiter,
+    /// The driver runs a batch again after its commit's result was unknown, as if nothing
+    /// had committed, instead of reloading to find out.
+    RetryUnknownCommit,
+    /// A reload that fails stops the activation and answers its queued commands "outcome
+    /// unknown", instead of keeping them and trying again.
+    StopOnFailedReload,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 9] = [
+    pub const ALL: [Bug; 11] = [
         Bug::SkipEpochCheck,
         Bug::ReleaseOnTimeout,
         Bug::CreditTwice,
@@ -50,6 +56,8 @@ impl Bug {
         Bug::ReloadAfterFenced,
         Bug::ForgetLandedPublications,
         Bug::EvictWithWaiter,
+        Bug::RetryUnknownCommit,
+        Bug::StopOnFailedReload,
     ];
 
     /// The bug's name on the command line.
@@ -64,6 +72,8 @@ impl Bug {
             Bug::ReloadAfterFenced => "reload-after-fenced",
             Bug::ForgetLandedPublications => "forget-landed-publications",
             Bug::EvictWithWaiter => "evict-with-waiter",
+            Bug::RetryUnknownCommit => "retry-unknown-commit",
+            Bug::StopOnFailedReload => "stop-on-failed-reload",
         }
     }
 

@@ -17,16 +17,28 @@
 //! - lingers after its first load failed (nothing was loaded, so its callers are answered at
 //!   once and may retry with the same key);
 //! - steps aside while the stored lease is still its own;
+//! - starts work less than [`RELOAD_BACKOFF_INITIAL_MS`] after a failure it backs off from
+//!   (a batch it retries, a reload, a read of the head entry or of settled transfers): a
+//!   driver that hammers a failing store makes an outage worse;
+//! - holds a caller for the settlement of a transfer that is not pending, or more callers
+//!   than its limit; answers a waiting caller with a transfer still pending, or reads the
+//!   summaries of no transfer;
+//! - publishes a journal entry it already published, or reads one to publish it again;
 //! - leaves a command unanswered for [`ANSWER_WITHIN_MS`] once every fault healed (a driver
 //!   waiting for work it will never get back; before that, storage outages may keep a reload
 //!   failing for longer), forgets a caller waiting for a settlement without answering it, or
 //!   releases one while its transfer is still pending in storage.
 //!
+//! After every step it also holds the driver to what it reports of itself: its queue within
+//! its limit, a quiet driver with its activation at hand, exactly one deadline per open saga
+//! (a settled one costs no later timer), the runtime's one timer armed for the earliest, every caller the runtime holds for a settlement still on the driver's list and
+//! none it released, and a stopped driver gone from its node.
+//!
 //! What it leaves out: the timing of retries (backoff lengths are the driver's unit tests').
 
 use super::runtime::Caller;
 use super::*;
-use node::ledger::driver::{StopReason, BATCH_RETRIES_MAX, QUEUE_INPUTS_MAX};
+use node::ledger::driver::{StopReason, BATCH_RETRIES_MAX, RELOAD_BACKOFF_INITIAL_MS};
 use node::ledger::records::Lease;
 
 /// What the contract check knows of one activation.
@@ -40,6 +52,10 @@ pub(super) struct Contract {
     failed: BTreeMap<ReqId, Failed>,
     /// Batches in a row that failed with nothing committed.
     consecutive: u32,
+    /// When the last failure it must back off from came back.
+    backoff_from: Option<u64>,
+    /// The highest journal sequence it published.
+    published: u64,
 }
 
 /// How the batches of one command failed.
@@ -109,10 +125,21 @@ impl Sim {
         let Some(a) = self.nodes[node].actors.get_mut(account) else {
             return;
         };
+        let now = self.now;
         match result {
             Ok(()) | Err(StorageError::Fenced) => a.contract.consecutive = 0,
-            Err(e) if e.maybe_committed() || !e.is_retryable() => a.contract.consecutive = 0,
-            Err(_) => a.contract.consecutive += 1,
+            Err(e) if e.maybe_committed() || !e.is_retryable() => {
+                // Reloaded after a backoff.
+                a.contract.consecutive = 0;
+                a.contract.backoff_from = Some(now);
+            }
+            Err(_) => {
+                a.contract.consecutive += 1;
+                if a.contract.consecutive <= BATCH_RETRIES_MAX {
+                    // Retried after a backoff (past the retries, the next batch may start).
+                    a.contract.backoff_from = Some(now);
+                }
+            }
         }
         for input in inputs {
             let Input::Command(req, _) = input else {
@@ -131,6 +158,58 @@ impl Sim {
                     }
                 }
             }
+        }
+    }
+
+    /// A failure the driver backs off from reached the actor of `account`.
+    pub(super) fn contract_backoff_due(&mut self, node: usize, account: &AccountId) {
+        let now = self.now;
+        if let Some(a) = self.nodes[node].actors.get_mut(account) {
+            a.contract.backoff_from = Some(now);
+        }
+    }
+
+    /// The actor of `account` starts a piece of work.
+    pub(super) fn contract_work_starts(&mut self, node: usize, account: &AccountId) {
+        let now = self.now;
+        let Some(a) = self.nodes[node].actors.get_mut(account) else {
+            return;
+        };
+        let Some(from) = a.contract.backoff_from.take() else {
+            return;
+        };
+        if now - from < RELOAD_BACKOFF_INITIAL_MS {
+            let why = format!(
+                "starts work {} ms after a failure, without the backoff of at least {RELOAD_BACKOFF_INITIAL_MS} ms",
+                now - from
+            );
+            self.contract_broken(node, account, why);
+        }
+    }
+
+    /// The actor of `account` publishes the entry `seq`.
+    pub(super) fn contract_publish(&mut self, node: usize, account: &AccountId, seq: u64) {
+        let Some(a) = self.nodes[node].actors.get_mut(account) else {
+            return;
+        };
+        let before = std::mem::replace(&mut a.contract.published, seq);
+        if seq <= before {
+            let why = format!("publishes entry {seq} after entry {before}");
+            self.contract_broken(node, account, why);
+        }
+    }
+
+    /// The actor of `account` reads its head entry `seq` to publish it.
+    pub(super) fn contract_head_read(&mut self, node: usize, account: &AccountId, seq: u64) {
+        let Some(a) = self.nodes[node].actors.get(account) else {
+            return;
+        };
+        if seq <= a.contract.published {
+            let why = format!(
+                "reads entry {seq} to publish it, having published entry {}",
+                a.contract.published
+            );
+            self.contract_broken(node, account, why);
         }
     }
 
@@ -172,7 +251,7 @@ impl Sim {
                 a.contract.consecutive, f.retryable
             ),
             Some(_) => return,
-            None if a.contract.loaded && a.driver.queued() < QUEUE_INPUTS_MAX => format!(
+            None if a.contract.loaded && a.driver.queued() < a.driver.limits().queue_inputs => format!(
                 "command {req} answered \"outcome unknown\" without ever running, by an activation that had loaded"
             ),
             None => return,
@@ -186,6 +265,7 @@ impl Sim {
             return;
         };
         let why = match reason {
+            _ if !a.driver.is_stopped() => "emits a stop but says it runs on".to_owned(),
             StopReason::LoadFailed if a.contract.loaded => {
                 "stops on a failed reload: an activation that loaded keeps its queue and tries again"
                     .to_owned()
@@ -252,6 +332,108 @@ impl Sim {
         });
         if let Some((req, id)) = early {
             let why = format!("caller {req} is released while {id} is still pending in storage");
+            self.contract_broken(node, account, why);
+        }
+    }
+
+    /// What the driver of a live actor reports of itself agrees with what it did.
+    pub(super) fn contract_consistent(&mut self, node: usize, account: &AccountId) {
+        let Some(a) = self.nodes[node].actors.get(account) else {
+            return;
+        };
+        let d = &a.driver;
+        let limit = d.limits().queue_inputs;
+        let why = if d.is_stopped() {
+            "the driver says it stopped, yet emitted no stop".to_owned()
+        } else if d.queued() > limit {
+            format!("{} inputs queued, past the limit of {limit}", d.queued())
+        } else if d.waiting() < a.waiters.len() {
+            format!(
+                "the runtime holds {} caller(s) waiting for a settlement, the driver lists {}",
+                a.waiters.len(),
+                d.waiting()
+            )
+        } else if d.is_quiet() && d.activation().is_none() {
+            "a quiet driver without its activation".to_owned()
+        } else if d.is_quiet() && d.queued() > 0 {
+            format!("a quiet driver with {} inputs queued", d.queued())
+        } else if a.timer.map(|(_, at)| at) != d.next_deadline() {
+            format!(
+                "the timer is armed for {:?}, the earliest deadline is {:?}",
+                a.timer.map(|(_, at)| at),
+                d.next_deadline()
+            )
+        } else if let Some(act) = d.activation().filter(|_| d.is_quiet()) {
+            let open = act.core.open_sagas().len();
+            if d.deadlines() == open {
+                return;
+            }
+            format!("{open} open saga(s) but {} deadline(s)", d.deadlines())
+        } else {
+            return;
+        };
+        self.contract_broken(node, account, why);
+    }
+
+    /// The driver answers a command, asking the runtime to hold the answer until its transfer
+    /// settles (`waiter`) or not: it holds a pending transfer's, while fewer callers than the
+    /// limit wait for it, and nothing else.
+    pub(super) fn contract_waiter(
+        &mut self,
+        node: usize,
+        account: &AccountId,
+        answer: &node::ledger::driver::Answer,
+        waiter: bool,
+    ) {
+        let Some(a) = self.nodes[node].actors.get(account) else {
+            return;
+        };
+        let view = match answer {
+            node::ledger::driver::Answer::Reply(Ok(Reply::Transfer(view))) => view,
+            _ if waiter => {
+                let why = format!("holds a caller for a settlement without a transfer: {answer:?}");
+                return self.contract_broken(node, account, why);
+            }
+            _ => return,
+        };
+        let pending = view.status == protocol::api::TransferStatus::Pending;
+        let (limit, waiting) = (
+            a.driver.limits().waiters_per_transfer,
+            a.driver.waiters_of(&view.id),
+        );
+        let why = if waiter && !pending {
+            format!(
+                "holds a caller until {} settles, already {:?}",
+                view.id, view.status
+            )
+        } else if waiter && waiting > limit {
+            format!(
+                "{waiting} callers wait for {}, past the limit of {limit}",
+                view.id
+            )
+        } else if !waiter
+            && pending
+            && waiting < limit
+            && self.ledger.pending.contains_key(view.id.as_str())
+        {
+            // (A transfer settled since the answer was decided has no list any more.)
+            format!(
+                "answers a caller of pending {} at once while only {waiting} of {limit} wait",
+                view.id
+            )
+        } else {
+            return;
+        };
+        self.contract_broken(node, account, why);
+    }
+
+    /// The driver answered or released `reqs`: none may stay on its list.
+    pub(super) fn contract_released(&mut self, node: usize, account: &AccountId, reqs: &[ReqId]) {
+        let Some(a) = self.nodes[node].actors.get(account) else {
+            return;
+        };
+        if let Some(req) = reqs.iter().find(|r| a.driver.is_waiting(**r)) {
+            let why = format!("caller {req} was released but the driver still lists it");
             self.contract_broken(node, account, why);
         }
     }

@@ -74,6 +74,8 @@ pub(super) struct SimActor {
     pub fenced: bool,
     /// What the driver's contract check knows of it.
     pub contract: Contract,
+    /// The timer the driver armed and has not cancelled: its token and time.
+    pub timer: Option<(u64, u64)>,
 }
 
 impl Sim {
@@ -101,13 +103,14 @@ impl Sim {
             self.next_inc += 1;
             let actor = SimActor {
                 inc: self.next_inc,
-                driver: Driver::new(account.clone()),
+                driver: Driver::with_limits(account.clone(), self.opts.limits),
                 callers: BTreeMap::new(),
                 waiters: BTreeMap::new(),
                 done: None,
                 last_use: self.now,
                 fenced: false,
                 contract: Contract::default(),
+                timer: None,
             };
             self.nodes[node].actors.insert(account.clone(), actor);
             self.drive(node, account);
@@ -231,12 +234,25 @@ impl Sim {
                 }
                 Err(_) => load_failed = Some(a.contract.loaded()),
             },
+            Some(WorkResult::Transfers(Err(_)) | WorkResult::Entry(Err(_)))
+                if matches!(ev, ActorEvent::WorkDone) =>
+            {
+                self.contract_backoff_due(node, account);
+            }
             _ => {}
+        }
+        if load_failed == Some(true) {
+            self.contract_backoff_due(node, account);
         }
         let a = self.actor_mut(node, account, inc).expect("still there");
         match ev {
             ActorEvent::Flush => a.driver.flush(),
-            ActorEvent::Timer(token) => a.driver.timer_fired(token, wall),
+            ActorEvent::Timer(token) => {
+                if a.timer.is_some_and(|(t, _)| t == token) {
+                    a.timer = None;
+                }
+                a.driver.timer_fired(token, wall)
+            }
             ActorEvent::Backoff(token) => a.driver.backoff_elapsed(token),
             ActorEvent::WaitExpired(req) => {
                 if a.waiters.contains_key(&req) && !a.driver.is_waiting(req) {
@@ -282,6 +298,7 @@ impl Sim {
             let inc = a.inc;
             let out = a.driver.take_out();
             if out.is_empty() {
+                self.contract_consistent(node, account);
                 return;
             }
             for o in out {
@@ -307,6 +324,11 @@ impl Sim {
             } => self.answer(node, account, inc, req, answer, waiter),
             Out::Settle { waiters, view } => {
                 trace!(self, "settled {} {:?}", view.id, view.status);
+                self.contract_released(node, account, &waiters);
+                if view.status == protocol::api::TransferStatus::Pending {
+                    let why = format!("settles the callers of {} with a pending view", view.id);
+                    self.contract_broken(node, account, why);
+                }
                 match view.status {
                     protocol::api::TransferStatus::Completed => self.stats.completed += 1,
                     _ => self.stats.failed += 1,
@@ -323,6 +345,7 @@ impl Sim {
             }
             Out::DropWaiters(reqs) => {
                 self.contract_drop_waiters(node, account, &reqs);
+                self.contract_released(node, account, &reqs);
                 for req in reqs {
                     self.release_waiter(node, account, inc, req);
                 }
@@ -341,12 +364,23 @@ impl Sim {
                     },
                 );
             }
-            Out::Publish(update) => self.publish(node, update),
+            Out::Publish(update) => {
+                self.contract_publish(node, account, update.entry.seq);
+                self.publish(node, update)
+            }
             Out::SetTimer { token, at_ms } => {
+                if let Some(a) = self.actor_mut(node, account, inc) {
+                    a.timer = Some((token, at_ms));
+                }
                 let after = at_ms.saturating_sub(self.wall());
                 self.at(after, ev(ActorEvent::Timer(token)));
             }
-            Out::CancelTimer => {} // its firing carries a token the driver no longer knows
+            Out::CancelTimer => {
+                // Its firing carries a token the driver no longer knows.
+                if let Some(a) = self.actor_mut(node, account, inc) {
+                    a.timer = None;
+                }
+            }
             Out::Backoff { token, after_ms } => self.at(after_ms, ev(ActorEvent::Backoff(token))),
             Out::Stop(reason) => {
                 self.contract_stop(node, account, reason);
@@ -417,6 +451,10 @@ impl Sim {
             return;
         };
         let to = caller.to;
+        self.contract_waiter(node, account, &answer, waiter);
+        let Some(a) = self.actor_mut(node, account, inc) else {
+            return;
+        };
         match answer {
             Answer::Reply(Ok(reply)) if waiter && wait > 0 => {
                 a.waiters.insert(req, (to, reply));
@@ -465,6 +503,7 @@ impl Sim {
     fn run_work(&mut self, node: usize, account: &AccountId, inc: u64) {
         let node_id = self.nodes[node].id.clone();
         let wall = self.wall();
+        self.contract_work_starts(node, account);
         let a = self.actor_mut(node, account, inc).expect("present");
         let work = a.driver.take_work();
         if matches!(work, Work::Load) && a.fenced {
@@ -542,10 +581,18 @@ impl Sim {
             }
             Work::ReadTransfers(ids) => {
                 self.stats.settled_reads += 1;
+                if ids.is_empty() {
+                    self.contract_broken(
+                        node,
+                        account,
+                        "reads the summaries of no transfer".into(),
+                    );
+                }
                 let (r, lat) = self.storage(None, |s, k| exec::read_transfers(s, k, &ids));
                 (WorkResult::Transfers(r), lat)
             }
             Work::ReadEntry(seq) => {
+                self.contract_head_read(node, account, seq);
                 let (r, lat) = self.storage(None, |s, k| exec::read_entry(s, k, account, seq));
                 (WorkResult::Entry(r), lat)
             }

@@ -72,8 +72,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// Most inputs one batch commits in one transaction.
 pub const BATCH_INPUTS_MAX: usize = 256;
-/// Most inputs queued on one account; past it a command is answered "outcome unknown" at once
-/// (nothing ran) and a saga message is dropped (its sender re-drives it).
+/// Most inputs held by one account, queued or in the batch in flight; past it a command is
+/// answered "outcome unknown" at once (nothing ran) and a saga message is dropped (its sender
+/// re-drives it).
 pub const QUEUE_INPUTS_MAX: usize = 16_384;
 /// Most callers waiting on one transfer's settlement.
 pub const WAITERS_PER_TRANSFER_MAX: usize = 64;
@@ -84,6 +85,28 @@ pub const BATCH_RETRIES_MAX: u32 = 3;
 pub const RELOAD_BACKOFF_INITIAL_MS: u64 = 50;
 /// Longest wait between reload attempts.
 pub const RELOAD_BACKOFF_MAX_MS: u64 = 5_000;
+
+/// The driver's named limits; the node runs with [`Limits::default`], the simulator draws
+/// small ones so that every limit is reached under faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Limits {
+    /// Most inputs one batch commits ([`BATCH_INPUTS_MAX`]).
+    pub batch_inputs: usize,
+    /// Most inputs queued ([`QUEUE_INPUTS_MAX`]).
+    pub queue_inputs: usize,
+    /// Most callers waiting on one transfer ([`WAITERS_PER_TRANSFER_MAX`]).
+    pub waiters_per_transfer: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            batch_inputs: BATCH_INPUTS_MAX,
+            queue_inputs: QUEUE_INPUTS_MAX,
+            waiters_per_transfer: WAITERS_PER_TRANSFER_MAX,
+        }
+    }
+}
 
 /// Why a command got no reply from the core.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -226,6 +249,7 @@ enum Phase {
 #[derive(Debug)]
 pub struct Driver {
     id: AccountId,
+    limits: Limits,
     phase: Phase,
     /// Loaded at least once.
     loaded: bool,
@@ -234,6 +258,9 @@ pub struct Driver {
     queue: VecDeque<Input>,
     /// The work handed to the runtime and not yet reported back.
     in_flight: Option<WorkKind>,
+    /// Inputs of the batch in flight: they count against the queue's limit, since a batch
+    /// that is retried goes back to the queue's front.
+    batch_len: usize,
     /// Work emitted and not yet taken by the runtime.
     ready_work: Option<Work>,
     /// Reads to do before the next batch (publication catch-up, settled waiters, lease).
@@ -256,15 +283,26 @@ pub struct Driver {
 }
 
 impl Driver {
-    /// A driver for `id` that asks for its first load.
+    /// A driver for `id` with the default limits that asks for its first load.
     pub fn new(id: AccountId) -> Self {
+        Self::with_limits(id, Limits::default())
+    }
+
+    /// A driver for `id` with `limits` (each at least 1) that asks for its first load.
+    pub fn with_limits(id: AccountId, limits: Limits) -> Self {
+        assert!(
+            limits.batch_inputs > 0 && limits.queue_inputs > 0 && limits.waiters_per_transfer > 0,
+            "every limit admits at least one: {limits:?}"
+        );
         let mut d = Driver {
             id,
+            limits,
             phase: Phase::Loading,
             loaded: false,
             act: None,
             queue: VecDeque::new(),
             in_flight: None,
+            batch_len: 0,
             ready_work: None,
             followups: VecDeque::new(),
             flush_requested: false,
@@ -289,6 +327,11 @@ impl Driver {
         &self.id
     }
 
+    /// The limits it runs with.
+    pub fn limits(&self) -> Limits {
+        self.limits
+    }
+
     /// The activation, when one is loaded and not in flight.
     pub fn activation(&self) -> Option<&Activation> {
         self.act.as_ref()
@@ -299,14 +342,24 @@ impl Driver {
         self.phase == Phase::Stopped
     }
 
-    /// Inputs queued and not yet committed.
+    /// Inputs held and not yet committed: queued, or in the batch in flight.
     pub fn queued(&self) -> usize {
-        self.queue.len()
+        self.queue.len() + self.batch_len
     }
 
     /// Number of saga deadlines set.
     pub fn deadlines(&self) -> usize {
         self.deadlines.len()
+    }
+
+    /// The earliest saga deadline, for which the runtime's one timer must be armed.
+    pub fn next_deadline(&self) -> Option<u64> {
+        self.deadlines.earliest()
+    }
+
+    /// Number of callers waiting for the settlement of `transfer`.
+    pub fn waiters_of(&self, transfer: &TransferId) -> usize {
+        self.waiters.get(transfer).map_or(0, Vec::len)
     }
 
     /// Number of callers waiting for a settlement.
@@ -363,7 +416,7 @@ impl Driver {
         let req = self.next_req;
         if self.phase == Phase::Stopped {
             self.answer(req, Answer::Moved);
-        } else if self.queue.len() >= QUEUE_INPUTS_MAX {
+        } else if self.queue.len() + self.batch_len >= self.limits.queue_inputs {
             self.answer(req, Answer::Unknown("the account's queue is full"));
         } else {
             self.enqueue(Input::Command(req, cmd));
@@ -376,7 +429,7 @@ impl Driver {
     pub fn saga(&mut self, msg: SagaMsg) {
         if self.phase == Phase::Stopped {
             self.out.push(Out::Reroute(msg));
-        } else if self.queue.len() < QUEUE_INPUTS_MAX {
+        } else if self.queue.len() + self.batch_len < self.limits.queue_inputs {
             self.enqueue(Input::Saga(msg));
         }
         self.pump();
@@ -396,7 +449,7 @@ impl Driver {
         }
         self.armed = None;
         for tid in self.deadlines.take_due(now_ms) {
-            if self.queue.len() < QUEUE_INPUTS_MAX {
+            if self.queue.len() + self.batch_len < self.limits.queue_inputs {
                 self.enqueue(Input::Timer(tid));
             } else {
                 // Re-armed shortly: a saga never loses its timer.
@@ -462,7 +515,7 @@ impl Driver {
                 self.queue_settled_reads();
                 self.effects(resume, now_ms);
             }
-            Err(_) if !self.loaded => {
+            Err(_) if !self.loaded || planted(Bug::StopOnFailedReload) => {
                 for input in std::mem::take(&mut self.queue) {
                     match input {
                         Input::Command(req, _) => self.answer(
@@ -491,6 +544,7 @@ impl Driver {
         now_ms: u64,
     ) {
         self.done(WorkKind::Commit);
+        self.batch_len = 0;
         match result {
             Ok((next, effects)) => {
                 self.batch_retries = 0;
@@ -502,10 +556,11 @@ impl Driver {
                 self.step_aside(batch.inputs);
             }
             Err(e)
-                if matches!(
+                if (matches!(
                     e,
                     StorageError::Conflict | StorageError::TooOld | StorageError::Unavailable(_)
-                ) && self.batch_retries < BATCH_RETRIES_MAX =>
+                ) || (e.maybe_committed() && planted(Bug::RetryUnknownCommit)))
+                    && self.batch_retries < BATCH_RETRIES_MAX =>
             {
                 // Nothing committed (an unknown attempt is reported as unknown): memory is
                 // still storage's, so the same batch runs again after a backoff.
@@ -524,7 +579,16 @@ impl Driver {
                 } else {
                     "storage refused the commit"
                 };
-                self.fail_inputs(batch.inputs, why, now_ms);
+                let open = batch.act.core.open_sagas();
+                let open: Vec<TransferId> = batch
+                    .inputs
+                    .iter()
+                    .filter_map(|i| match i {
+                        Input::Timer(t) if open.contains_key(t) => Some(t.clone()),
+                        _ => None,
+                    })
+                    .collect();
+                self.fail_inputs(batch.inputs, &open, why, now_ms);
                 if matches!(
                     e,
                     StorageError::Conflict | StorageError::TooOld | StorageError::Unavailable(_)
@@ -684,16 +748,24 @@ impl Driver {
     }
 
     /// Answers the commands of a batch that did not (or may not have) run "outcome unknown";
-    /// its saga messages are dropped (their senders re-drive them) and its timers re-armed
-    /// after a backoff, so no open saga is left without a deadline.
-    fn fail_inputs(&mut self, inputs: Vec<Input>, why: &'static str, now_ms: u64) {
+    /// its saga messages are dropped (their senders re-drive them) and the timers of its sagas
+    /// still `open` re-armed after a backoff, so no open saga is left without a deadline (and
+    /// a settled one costs no timer).
+    fn fail_inputs(
+        &mut self,
+        inputs: Vec<Input>,
+        open: &[TransferId],
+        why: &'static str,
+        now_ms: u64,
+    ) {
         for input in inputs {
             match input {
                 Input::Command(req, _) => self.answer(req, Answer::Unknown(why)),
                 Input::Saga(_) => {}
-                Input::Timer(tid) => self
+                Input::Timer(tid) if open.contains(&tid) => self
                     .deadlines
                     .set(tid, now_ms.saturating_add(RELOAD_BACKOFF_INITIAL_MS)),
+                Input::Timer(_) => {} // settled before its timer ran
             }
         }
     }
@@ -730,7 +802,7 @@ impl Driver {
                     let waiter = match &result {
                         Ok(Reply::Transfer(view)) if view.status == TransferStatus::Pending => {
                             let list = self.waiters.entry(view.id.clone()).or_default();
-                            let room = list.len() < WAITERS_PER_TRANSFER_MAX;
+                            let room = list.len() < self.limits.waiters_per_transfer;
                             if room {
                                 list.push(req);
                             }
@@ -799,10 +871,11 @@ impl Driver {
                 } else if self.queue.is_empty() {
                     self.flush_due = false;
                     return;
-                } else if self.flush_due || self.queue.len() >= BATCH_INPUTS_MAX {
+                } else if self.flush_due || self.queue.len() >= self.limits.batch_inputs {
                     self.flush_due = false;
-                    let take = self.queue.len().min(BATCH_INPUTS_MAX);
+                    let take = self.queue.len().min(self.limits.batch_inputs);
                     let inputs: Vec<Input> = self.queue.drain(..take).collect();
+                    self.batch_len = inputs.len();
                     let act = self
                         .act
                         .take()
