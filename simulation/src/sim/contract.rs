@@ -18,8 +18,10 @@
 //!   once and may retry with the same key);
 //! - steps aside while the stored lease is still its own;
 //! - starts work less than [`RELOAD_BACKOFF_INITIAL_MS`] after a failure it backs off from
-//!   (a batch it retries, a reload, a read of the head entry or of settled transfers): a
-//!   driver that hammers a failing store makes an outage worse;
+//!   (a batch it retries, a reload, a read of the head entry or of settled transfers), or
+//!   backs off for other than the exponential sequence (doubling up to
+//!   [`RELOAD_BACKOFF_MAX_MS`], from the start again after a success): a driver that hammers
+//!   a failing store makes an outage worse;
 //! - holds a caller for the settlement of a transfer that is not pending, or more callers
 //!   than its limit; answers a waiting caller with a transfer still pending, or reads the
 //!   summaries of no transfer;
@@ -38,7 +40,9 @@
 
 use super::runtime::Caller;
 use super::*;
-use node::ledger::driver::{StopReason, BATCH_RETRIES_MAX, RELOAD_BACKOFF_INITIAL_MS};
+use node::ledger::driver::{
+    StopReason, BATCH_RETRIES_MAX, RELOAD_BACKOFF_INITIAL_MS, RELOAD_BACKOFF_MAX_MS,
+};
 use node::ledger::records::Lease;
 
 /// What the contract check knows of one activation.
@@ -56,6 +60,10 @@ pub(super) struct Contract {
     backoff_from: Option<u64>,
     /// The highest journal sequence it published.
     published: u64,
+    /// The backoff it must announce next, if it backs off: it starts at
+    /// [`RELOAD_BACKOFF_INITIAL_MS`], doubles with every backoff up to
+    /// [`RELOAD_BACKOFF_MAX_MS`], and starts again after a load or commit that succeeded.
+    next_backoff_ms: u64,
 }
 
 /// How the batches of one command failed.
@@ -126,6 +134,9 @@ impl Sim {
             return;
         };
         let now = self.now;
+        if result.is_ok() {
+            a.contract.next_backoff_ms = RELOAD_BACKOFF_INITIAL_MS;
+        }
         match result {
             Ok(()) | Err(StorageError::Fenced) => a.contract.consecutive = 0,
             Err(e) if e.maybe_committed() || !e.is_retryable() => {
@@ -184,6 +195,26 @@ impl Sim {
                 now - from
             );
             self.contract_broken(node, account, why);
+        }
+    }
+
+    /// The actor of `account` announces a backoff of `after_ms`.
+    pub(super) fn contract_backoff(&mut self, node: usize, account: &AccountId, after_ms: u64) {
+        let Some(a) = self.nodes[node].actors.get_mut(account) else {
+            return;
+        };
+        let want = a.contract.next_backoff_ms.max(RELOAD_BACKOFF_INITIAL_MS);
+        a.contract.next_backoff_ms = (want * 2).min(RELOAD_BACKOFF_MAX_MS);
+        if after_ms != want {
+            let why = format!("backs off {after_ms} ms where the sequence says {want} ms");
+            self.contract_broken(node, account, why);
+        }
+    }
+
+    /// A load or commit of the actor of `account` succeeded: backoffs start again.
+    pub(super) fn contract_success(&mut self, node: usize, account: &AccountId) {
+        if let Some(a) = self.nodes[node].actors.get_mut(account) {
+            a.contract.next_backoff_ms = RELOAD_BACKOFF_INITIAL_MS;
         }
     }
 

@@ -231,6 +231,7 @@ impl Sim {
                 Ok(act) => {
                     let lease = act.lease.clone();
                     self.contract_loaded(node, account, lease);
+                    self.contract_success(node, account);
                 }
                 Err(_) => load_failed = Some(a.contract.loaded()),
             },
@@ -381,7 +382,10 @@ impl Sim {
                     a.timer = None;
                 }
             }
-            Out::Backoff { token, after_ms } => self.at(after_ms, ev(ActorEvent::Backoff(token))),
+            Out::Backoff { token, after_ms } => {
+                self.contract_backoff(node, account, after_ms);
+                self.at(after_ms, ev(ActorEvent::Backoff(token)))
+            }
             Out::Stop(reason) => {
                 self.contract_stop(node, account, reason);
                 self.stopped(node, account, inc, reason)
