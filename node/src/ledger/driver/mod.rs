@@ -50,6 +50,10 @@
 //! - **Passivation.** [`Driver::passivate`] stops an idle driver (nothing queued, nothing in
 //!   flight, no open saga, no waiter); idle passivation and eviction both go through it, so
 //!   neither strands a caller or a saga.
+//! - **Limits.** The batch size, the inputs held (queued or in the batch in flight, so a
+//!   retried batch that goes back to the queue stays within it) and the waiters per transfer
+//!   are a [`Limits`]; the node runs the defaults, the simulator draws small ones so every
+//!   limit is reached under faults.
 //!
 //! Left out: the driver does not know about nodes or rings (the runtime routes what it
 //! reroutes and retries `Moved` commands), and it does not bound how long a caller waits (the
