@@ -38,7 +38,7 @@
 //!
 //! What it leaves out: the timing of retries (backoff lengths are the driver's unit tests').
 
-use super::runtime::Caller;
+use super::runtime::{Caller, WorkResult};
 use super::*;
 use node::ledger::driver::{
     StopReason, BATCH_RETRIES_MAX, RELOAD_BACKOFF_INITIAL_MS, RELOAD_BACKOFF_MAX_MS,
@@ -79,13 +79,6 @@ struct Failed {
 /// the longest reload backoff and batch retries.
 pub const ANSWER_WITHIN_MS: u64 = 30_000;
 
-impl Contract {
-    /// A load of this activation succeeded.
-    pub(super) fn loaded(&self) -> bool {
-        self.loaded
-    }
-}
-
 impl Sim {
     /// The actor is about to commit `inputs`.
     pub(super) fn contract_commit(&mut self, node: usize, account: &AccountId, inputs: &[Input]) {
@@ -123,7 +116,7 @@ impl Sim {
     }
 
     /// The result of a commit reached the actor.
-    pub(super) fn contract_committed(
+    fn contract_committed(
         &mut self,
         node: usize,
         account: &AccountId,
@@ -173,7 +166,7 @@ impl Sim {
     }
 
     /// A failure the driver backs off from reached the actor of `account`.
-    pub(super) fn contract_backoff_due(&mut self, node: usize, account: &AccountId) {
+    fn contract_backoff_due(&mut self, node: usize, account: &AccountId) {
         let now = self.now;
         if let Some(a) = self.nodes[node].actors.get_mut(account) {
             a.contract.backoff_from = Some(now);
@@ -211,13 +204,6 @@ impl Sim {
         }
     }
 
-    /// A load or commit of the actor of `account` succeeded: backoffs start again.
-    pub(super) fn contract_success(&mut self, node: usize, account: &AccountId) {
-        if let Some(a) = self.nodes[node].actors.get_mut(account) {
-            a.contract.next_backoff_ms = RELOAD_BACKOFF_INITIAL_MS;
-        }
-    }
-
     /// The actor of `account` publishes the entry `seq`.
     pub(super) fn contract_publish(&mut self, node: usize, account: &AccountId, seq: u64) {
         let Some(a) = self.nodes[node].actors.get_mut(account) else {
@@ -244,17 +230,39 @@ impl Sim {
         }
     }
 
-    /// A load's result reached the actor: `ok` with the lease it took.
-    pub(super) fn contract_loaded(
+    /// The result of the actor's work reached it (before the driver takes it); for a failed
+    /// load, whether the activation had loaded before (checked once the driver took it).
+    pub(super) fn contract_result(
         &mut self,
         node: usize,
         account: &AccountId,
-        lease: Option<Lease>,
-    ) {
-        if let Some(a) = self.nodes[node].actors.get_mut(account) {
-            a.contract.loaded = true;
-            a.contract.lease = lease;
+        done: &WorkResult,
+    ) -> Option<bool> {
+        match done {
+            WorkResult::Committed(b, r) => {
+                let r = r.as_ref().map(|_| ());
+                self.contract_committed(node, account, &b.inputs, r);
+            }
+            WorkResult::Loaded(Ok(act)) => {
+                if let Some(a) = self.nodes[node].actors.get_mut(account) {
+                    a.contract.loaded = true;
+                    a.contract.lease = act.lease.clone();
+                    a.contract.next_backoff_ms = RELOAD_BACKOFF_INITIAL_MS;
+                }
+            }
+            WorkResult::Loaded(Err(_)) => {
+                let was_loaded = self.nodes[node].actors.get(account)?.contract.loaded;
+                if was_loaded {
+                    self.contract_backoff_due(node, account);
+                }
+                return Some(was_loaded);
+            }
+            WorkResult::Transfers(Err(_)) | WorkResult::Entry(Err(_)) => {
+                self.contract_backoff_due(node, account);
+            }
+            WorkResult::Lease(_) | WorkResult::Transfers(Ok(_)) | WorkResult::Entry(Ok(_)) => {}
         }
+        None
     }
 
     /// After the driver took a failed load: a first load that failed stops the activation.

@@ -218,32 +218,16 @@ impl Sim {
         let Some(a) = self.actor_mut(node, account, inc) else {
             return; // crashed or stopped meanwhile
         };
-        // The contract check looks at a commit's result before the driver does, and at a
-        // failed load after it.
+        // The contract check sees a result before the driver does (a failed load also after).
         let mut load_failed = None;
-        match &a.done {
-            Some(WorkResult::Committed(b, r)) if matches!(ev, ActorEvent::WorkDone) => {
-                let inputs = b.inputs.clone();
-                let r = r.as_ref().map(|_| ()).map_err(Clone::clone);
-                self.contract_committed(node, account, &inputs, r.as_ref().copied());
+        if matches!(ev, ActorEvent::WorkDone) {
+            let done = a.done.take();
+            if let Some(d) = &done {
+                load_failed = self.contract_result(node, account, d);
             }
-            Some(WorkResult::Loaded(r)) if matches!(ev, ActorEvent::WorkDone) => match r {
-                Ok(act) => {
-                    let lease = act.lease.clone();
-                    self.contract_loaded(node, account, lease);
-                    self.contract_success(node, account);
-                }
-                Err(_) => load_failed = Some(a.contract.loaded()),
-            },
-            Some(WorkResult::Transfers(Err(_)) | WorkResult::Entry(Err(_)))
-                if matches!(ev, ActorEvent::WorkDone) =>
-            {
-                self.contract_backoff_due(node, account);
-            }
-            _ => {}
-        }
-        if load_failed == Some(true) {
-            self.contract_backoff_due(node, account);
+            self.actor_mut(node, account, inc)
+                .expect("still there")
+                .done = done;
         }
         let a = self.actor_mut(node, account, inc).expect("still there");
         match ev {
