@@ -3,6 +3,7 @@
 //! that some runs hammer one fault and others mix them all.
 
 use crate::rng::Rng;
+use node::ledger::audit_scan::{ScanLimits, AUDIT_ACCOUNTS_MAX};
 use node::ledger::driver::Limits;
 use std::fmt;
 
@@ -87,6 +88,10 @@ pub struct Options {
     /// The account driver's limits: the node's defaults, or for about half the seeds small
     /// ones, so that full queues, short batches and waiter caps happen under faults.
     pub limits: Limits,
+    /// Page sizes and the account cap of the operators' reads checked at each phase end: the
+    /// node's, or for about half the seeds pages of 1 to 4 (and for some a cap below the
+    /// number of accounts), so that every page boundary is crossed.
+    pub scan: ScanLimits,
 }
 
 impl Options {
@@ -152,6 +157,7 @@ impl Options {
             subscribers: 0,
             stream_churn_every_ms: 0,
             limits: Limits::default(),
+            scan: ScanLimits::default(),
         };
         // Drawn last, so that adding it left every other option of a seed as it was.
         let o_stale = on(rng);
@@ -170,6 +176,19 @@ impl Options {
                 batch_inputs: rng.range(1, 8) as usize,
                 queue_inputs: rng.range(1, 12) as usize,
                 waiters_per_transfer: rng.range(1, 3) as usize,
+            };
+        }
+        if on(rng) {
+            let accounts_max = if rng.chance(250_000) {
+                rng.range(1, options.accounts as u64) as usize
+            } else {
+                AUDIT_ACCOUNTS_MAX
+            };
+            options.scan = ScanLimits {
+                accounts_page: rng.range(1, 4) as usize,
+                entries_page: rng.range(1, 4) as usize,
+                pending_page: rng.range(1, 4) as usize,
+                accounts_max,
             };
         }
         options
@@ -262,6 +281,14 @@ impl fmt::Display for Options {
             f,
             "driver:   batch <= {} inputs, queue <= {} inputs, <= {} waiter(s) per transfer",
             self.limits.batch_inputs, self.limits.queue_inputs, self.limits.waiters_per_transfer
+        )?;
+        writeln!(
+            f,
+            "reads:    operators' pages of {} accounts, {} entries, {} pending; audit <= {} accounts",
+            self.scan.accounts_page,
+            self.scan.entries_page,
+            self.scan.pending_page,
+            self.scan.accounts_max
         )?;
         write!(f, "faults:   {}", {
             let names = self.faults();

@@ -3,7 +3,7 @@
 use super::error::{invalid, ApiQuery, HttpError};
 use super::{blocking, parse_account, AppState};
 use crate::ledger::audit::Auditor;
-use crate::ledger::audit_scan::{self, ScanEnd, AUDIT_ACCOUNTS_MAX};
+use crate::ledger::audit_scan::{self, ScanEnd, ScanLimits, AUDIT_ACCOUNTS_MAX};
 use crate::ledger::exec;
 use axum::extract::{Path, State};
 use axum::Json;
@@ -262,9 +262,10 @@ pub async fn audit(
     };
     let (report, end) = blocking(move || {
         let mut auditor = Auditor::new();
-        let (ids, more) = audit_scan::pending_ids(&store, &keys, AUDIT_PENDING_READ_MAX)?;
+        let limits = ScanLimits::default();
+        let (ids, more) = audit_scan::pending_ids(&store, &keys, &limits, AUDIT_PENDING_READ_MAX)?;
         auditor.still_pending(ids, more, &when);
-        let end = audit_scan::scan(&store, &keys, &mut auditor)?;
+        let end = audit_scan::scan(&store, &keys, &limits, &mut auditor)?;
         Ok((auditor.finish(), end))
     })
     .await?;

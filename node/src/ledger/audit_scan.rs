@@ -37,26 +37,52 @@ pub const AUDIT_PENDING_PAGE: usize = 1_000;
 /// Most accounts one scan audits (the auditor keeps a small trace per account and transfer).
 pub const AUDIT_ACCOUNTS_MAX: usize = 1_000_000;
 
+/// Page sizes and the account cap of one scan; the node uses [`ScanLimits::default`] (the
+/// constants above), the simulator small pages so that every page boundary is crossed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScanLimits {
+    /// Accounts read per storage transaction.
+    pub accounts_page: usize,
+    /// Journal entries read per storage transaction.
+    pub entries_page: usize,
+    /// Pending-index entries read per storage transaction.
+    pub pending_page: usize,
+    /// Most accounts one scan audits.
+    pub accounts_max: usize,
+}
+
+impl Default for ScanLimits {
+    fn default() -> Self {
+        ScanLimits {
+            accounts_page: AUDIT_ACCOUNTS_PAGE,
+            entries_page: AUDIT_ENTRIES_PAGE,
+            pending_page: AUDIT_PENDING_PAGE,
+            accounts_max: AUDIT_ACCOUNTS_MAX,
+        }
+    }
+}
+
 /// How a scan ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ScanEnd {
     /// Every account was audited.
     Complete,
-    /// [`AUDIT_ACCOUNTS_MAX`] accounts were audited and more exist: the report would be partial.
+    /// `accounts_max` accounts were audited and more exist: the report would be partial.
     AccountsMaxReached,
 }
 
-/// Reads up to `max` transfer ids of the pending index, in id order, in pages; true when more
-/// exist.
+/// Reads up to `max` transfer ids of the pending index, in id order, in pages of
+/// `limits.pending_page`; true when more exist.
 pub fn pending_ids(
     store: &Store,
     keys: &Keys,
+    limits: &ScanLimits,
     max: usize,
 ) -> Result<(Vec<TransferId>, bool), StorageError> {
     let mut ids: Vec<TransferId> = Vec::new();
-    let pages_max = max.div_ceil(AUDIT_PENDING_PAGE);
+    let pages_max = max.div_ceil(limits.pending_page);
     for _ in 0..pages_max {
-        let want = (max - ids.len()).min(AUDIT_PENDING_PAGE);
+        let want = (max - ids.len()).min(limits.pending_page);
         let after = ids.last().map(|t| t.as_str().to_owned());
         let (page, more) = store.read(|txn| {
             let (begin, end) = keys.pending_after(after.as_deref());
@@ -81,14 +107,26 @@ pub fn pending_ids(
 }
 
 /// Feeds every account and its journal to `auditor`, in id order; stops after
-/// [`AUDIT_ACCOUNTS_MAX`] accounts.
-pub fn scan(store: &Store, keys: &Keys, auditor: &mut Auditor) -> Result<ScanEnd, StorageError> {
+/// `limits.accounts_max` accounts.
+pub fn scan(
+    store: &Store,
+    keys: &Keys,
+    limits: &ScanLimits,
+    auditor: &mut Auditor,
+) -> Result<ScanEnd, StorageError> {
     let mut after: Option<AccountId> = None;
-    for _ in 0..AUDIT_ACCOUNTS_MAX.div_ceil(AUDIT_ACCOUNTS_PAGE) {
-        let (page, more) = account_page(store, keys, after.as_ref(), AUDIT_ACCOUNTS_PAGE)?;
+    assert!(
+        limits.accounts_max > 0 && limits.accounts_page > 0,
+        "{limits:?}"
+    );
+    let mut audited = 0usize;
+    for _ in 0..limits.accounts_max.div_ceil(limits.accounts_page) {
+        let want = (limits.accounts_max - audited).min(limits.accounts_page);
+        let (page, more) = account_page(store, keys, after.as_ref(), want)?;
+        audited += page.len();
         for (id, record) in &page {
             match record {
-                Some(r) => audit_account(store, keys, auditor, &view(id, r))?,
+                Some(r) => audit_account(store, keys, limits, auditor, &view(id, r))?,
                 None => auditor.violation(
                     AuditCheck::Replay,
                     Some(id.as_str()),
@@ -153,18 +191,19 @@ fn account_page(
 fn audit_account(
     store: &Store,
     keys: &Keys,
+    limits: &ScanLimits,
     auditor: &mut Auditor,
     view: &AccountView,
 ) -> Result<(), StorageError> {
     auditor.begin_account(view);
     let mut after_seq = 0u64;
     // Enough pages for `seq` entries, and one more to see where the journal ends.
-    let pages_max = view.seq / AUDIT_ENTRIES_PAGE as u64 + 2;
+    let pages_max = view.seq / limits.entries_page as u64 + 2;
     for _ in 0..pages_max {
         if !auditor.wants_more() {
             break;
         }
-        let Some(page) = exec::read_entries(store, keys, &view.id, after_seq, AUDIT_ENTRIES_PAGE)?
+        let Some(page) = exec::read_entries(store, keys, &view.id, after_seq, limits.entries_page)?
         else {
             auditor.violation(
                 AuditCheck::Replay,
@@ -239,9 +278,13 @@ mod tests {
 
     fn run(store: &Store, keys: &Keys) -> protocol::admin::AuditReport {
         let mut au = Auditor::new();
-        let (ids, more) = pending_ids(store, keys, 10).unwrap();
+        let limits = ScanLimits::default();
+        let (ids, more) = pending_ids(store, keys, &limits, 10).unwrap();
         au.still_pending(ids, more, "now");
-        assert_eq!(scan(store, keys, &mut au).unwrap(), ScanEnd::Complete);
+        assert_eq!(
+            scan(store, keys, &limits, &mut au).unwrap(),
+            ScanEnd::Complete
+        );
         au.finish()
     }
 

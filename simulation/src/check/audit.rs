@@ -38,57 +38,69 @@ impl Check for Audit {
         _ops: &[OpSpec],
         quiescent: bool,
     ) -> Result<(), String> {
-        let mut au = Auditor::new();
-        let pending = ledger
-            .pending
-            .keys()
-            .map(|t| TransferId::new(t.clone()).map_err(|e| format!("pending id {t:?}: {e}")))
-            .collect::<Result<Vec<_>, _>>()?;
-        if quiescent {
-            au.still_pending(pending, false, "after every fault healed");
-        } else {
-            au.set_pending(pending);
-        }
-        for (id, a) in &ledger.accounts {
-            let Some(s) = a.state() else {
-                if a.indexed {
-                    au.violation(
-                        AuditCheck::Replay,
-                        Some(id),
-                        None,
-                        "listed in the account index but has no stored state".to_owned(),
-                    );
-                }
-                // A journal without a state is the replay checker's.
-                continue;
-            };
-            if !a.indexed {
-                return Err(format!(
-                    "{id} has a stored state but is not in the account index (an audit of the store would miss it)"
-                ));
-            }
-            let id = AccountId::new(id.clone()).map_err(|e| format!("account id {id:?}: {e}"))?;
-            au.begin_account(&AccountView {
-                id,
-                currency: s.currency,
-                status: s.status,
-                balance: s.balance,
-                // Not asserted here: the auditor checks the stored state on its own.
-                available: s.balance.saturating_sub(s.held),
-                held: s.held,
-                seq: s.seq,
-            });
-            for (e, _) in a.journal.values() {
-                au.feed(std::slice::from_ref(e));
-            }
-            au.end_account();
-        }
-        let r = au.finish();
+        let r = report(ledger, quiescent)?;
         if r.ok {
             Ok(())
         } else {
             Err(describe(&r))
         }
+    }
+}
+
+/// The audit's report of the ledger: every account with a state in id order with its whole
+/// journal, and the pending index (in flight at the safety phase's end, a `settled` violation
+/// when `quiescent`). Errors name what the audit cannot even be fed.
+pub fn report(ledger: &Ledger, quiescent: bool) -> Result<AuditReport, String> {
+    let mut au = Auditor::new();
+    let pending = ledger
+        .pending
+        .keys()
+        .map(|t| TransferId::new(t.clone()).map_err(|e| format!("pending id {t:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    feed_pending(&mut au, pending, false, quiescent);
+    for (id, a) in &ledger.accounts {
+        let Some(s) = a.state() else {
+            if a.indexed {
+                au.violation(
+                    AuditCheck::Replay,
+                    Some(id),
+                    None,
+                    "listed in the account index but has no stored state".to_owned(),
+                );
+            }
+            // A journal without a state is the replay checker's.
+            continue;
+        };
+        if !a.indexed {
+            return Err(format!(
+                "{id} has a stored state but is not in the account index (an audit of the store would miss it)"
+            ));
+        }
+        let id = AccountId::new(id.clone()).map_err(|e| format!("account id {id:?}: {e}"))?;
+        au.begin_account(&AccountView {
+            id,
+            currency: s.currency,
+            status: s.status,
+            balance: s.balance,
+            // Not asserted here: the auditor checks the stored state on its own.
+            available: s.balance.saturating_sub(s.held),
+            held: s.held,
+            seq: s.seq,
+        });
+        for (e, _) in a.journal.values() {
+            au.feed(std::slice::from_ref(e));
+        }
+        au.end_account();
+    }
+    Ok(au.finish())
+}
+
+/// Tells the auditor which transfers are pending: in flight, or a violation when `quiescent`.
+pub fn feed_pending(au: &mut Auditor, pending: Vec<TransferId>, more: bool, quiescent: bool) {
+    if quiescent {
+        au.still_pending(pending, more, "after every fault healed");
+    } else {
+        au.set_pending(pending);
     }
 }
 

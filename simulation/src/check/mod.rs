@@ -26,6 +26,7 @@ mod model;
 mod overdraft;
 mod replay;
 mod single_writer;
+pub mod store_reads;
 
 use crate::ledger::{Commit, Ledger};
 use crate::workload::{ClientResult, OpSpec};

@@ -38,7 +38,7 @@ mod runtime;
 mod streams;
 mod sweep;
 
-use crate::check::{Checks, FailureKind, ReplyCtx};
+use crate::check::{store_reads, Checks, FailureKind, ReplyCtx};
 use crate::ledger::Ledger;
 use crate::options::Options;
 use crate::rng::Rng;
@@ -544,7 +544,14 @@ impl Sim {
             fresh.pending.len()
         );
         if let Err((check, msg)) = self.checks.phase_end(&fresh, &self.ops, quiescent) {
-            self.fail(FailureKind::Correctness, check, msg);
+            return self.fail(FailureKind::Correctness, check, msg);
+        }
+        if let Err(msg) = store_reads::check(&snapshot, &fresh, quiescent, &self.opts.scan) {
+            self.fail(
+                FailureKind::Correctness,
+                "operators' reads of the store",
+                msg,
+            );
         }
     }
 

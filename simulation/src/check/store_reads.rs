@@ -1,0 +1,209 @@
+//! The operators' reads of the store, checked at each phase end against the ledger the
+//! checkers rebuilt from the same snapshot: what `GET /admin/audit`, `GET /admin/accounts`,
+//! `GET /admin/pending`, the drain's pending count and the node's first start read is what
+//! the store holds, across every page boundary.
+//!
+//! The snapshot is copied into a fault-free memory store (these reads are judged on what they
+//! return, not on how they survive faults: the transaction bodies of the ledger are what the
+//! faults are for), and read with the run's page sizes ([`ScanLimits`], drawn small for about
+//! half the seeds so that every page boundary is crossed):
+//! - the store audit (`audit_scan`: the pending index in pages, every account and its journal
+//!   in pages) gives exactly the report the audit checker got from the snapshot, or, when the
+//!   run's account cap is below the number of accounts, stops there and says so;
+//! - the pending index read with a cap returns its first transfers in id order and whether
+//!   more exist;
+//! - the account listing, page after page, lists every indexed account with its stored
+//!   balance, holds and `seq`, in id order, once;
+//! - the pending listing, page after page, lists every pending transfer once, with its sender
+//!   and a summary still `pending`; the pending count counts it up to any limit;
+//! - the store's identity is written by the first start and kept by every later one.
+//!
+//! Runs only after the audit checker passed (a listing asserts what the audit reports).
+
+use super::audit::{feed_pending, report};
+use crate::ledger::Ledger;
+use node::ledger::audit::Auditor;
+use node::ledger::audit_scan::{self, ScanEnd, ScanLimits};
+use node::ledger::exec;
+use node::storage::keys::Keys;
+use node::storage::memory::MemoryBackend;
+use node::storage::{StorageError, Store};
+use protocol::api::TransferStatus;
+use protocol::AccountId;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Rows written per transaction when the snapshot is copied.
+const COPY_ROWS_PER_TXN: usize = 500;
+
+/// Checks the operators' reads of `snapshot`, whose decoded form is `ledger`.
+pub fn check(
+    snapshot: &BTreeMap<Vec<u8>, Vec<u8>>,
+    ledger: &Ledger,
+    quiescent: bool,
+    limits: &ScanLimits,
+) -> Result<(), String> {
+    let keys = Keys::default();
+    let store = copy(snapshot).map_err(|e| format!("copying the snapshot: {e}"))?;
+    audit(&store, &keys, ledger, quiescent, limits)?;
+    accounts(&store, &keys, ledger, limits.accounts_page)
+        .map_err(|e| format!("account listing: {e}"))??;
+    pending(&store, &keys, ledger, limits.pending_page)
+        .map_err(|e| format!("pending listing: {e}"))??;
+    identity(&store, &keys).map_err(|e| format!("store identity: {e}"))?
+}
+
+/// A fault-free store holding `snapshot`.
+fn copy(snapshot: &BTreeMap<Vec<u8>, Vec<u8>>) -> Result<Store, StorageError> {
+    let store = Store::new(Arc::new(MemoryBackend::new()));
+    let rows: Vec<_> = snapshot.iter().collect();
+    for chunk in rows.chunks(COPY_ROWS_PER_TXN) {
+        store.run(|txn| {
+            for (k, v) in chunk {
+                txn.set(k, v)?;
+            }
+            Ok(())
+        })?;
+    }
+    Ok(store)
+}
+
+/// The store audit against the snapshot's audit.
+fn audit(
+    store: &Store,
+    keys: &Keys,
+    ledger: &Ledger,
+    quiescent: bool,
+    limits: &ScanLimits,
+) -> Result<(), String> {
+    let expected = report(ledger, quiescent)?;
+    let n = ledger.pending.len();
+    let err = |e: StorageError| format!("store audit: {e}");
+    // Capped below the index: its first transfers, and `more`.
+    let cap = limits.pending_page.min(n + 1);
+    let (first, more) = audit_scan::pending_ids(store, keys, limits, cap).map_err(err)?;
+    let want: Vec<&String> = ledger.pending.keys().take(cap).collect();
+    let got: Vec<&str> = first.iter().map(|t| t.as_str()).collect();
+    if got != want || more != (n > cap) {
+        return Err(format!(
+            "the pending index read with a cap of {cap} gave {got:?} (more: {more}); it holds {n}, first {want:?}"
+        ));
+    }
+    let mut au = Auditor::new();
+    let (ids, more) = audit_scan::pending_ids(store, keys, limits, n + 1).map_err(err)?;
+    feed_pending(&mut au, ids, more, quiescent);
+    let end = audit_scan::scan(store, keys, limits, &mut au).map_err(err)?;
+    let got = au.finish();
+    let indexed = ledger.accounts.values().filter(|a| a.indexed).count();
+    if indexed > limits.accounts_max {
+        if end != ScanEnd::AccountsMaxReached || got.accounts != limits.accounts_max as u64 {
+            return Err(format!(
+                "the store audit capped at {} of {indexed} accounts ended {end:?} after {} accounts",
+                limits.accounts_max, got.accounts
+            ));
+        }
+    } else if end != ScanEnd::Complete || got != expected {
+        return Err(format!(
+            "the store audit ({end:?}) disagrees with the snapshot's: {got:?} against {expected:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// The account listing, page by page, against the stored states.
+fn accounts(
+    store: &Store,
+    keys: &Keys,
+    ledger: &Ledger,
+    page: usize,
+) -> Result<Result<(), String>, StorageError> {
+    let want: Vec<(String, u64, u64, u64)> = ledger
+        .accounts
+        .iter()
+        .filter(|(_, a)| a.indexed)
+        .filter_map(|(id, a)| a.state().map(|s| (id.clone(), s.balance, s.held, s.seq)))
+        .collect();
+    let mut got = Vec::new();
+    let mut after: Option<AccountId> = None;
+    // One page per `page` accounts, and one to find the end.
+    for _ in 0..=want.len().div_ceil(page) {
+        let (views, next) = exec::read_accounts(store, keys, after.as_ref(), page)?;
+        got.extend(
+            views
+                .iter()
+                .map(|v| (v.id.as_str().to_owned(), v.balance, v.held, v.seq)),
+        );
+        match next {
+            None => break,
+            Some(n) => after = Some(n),
+        }
+    }
+    Ok(if got == want {
+        Ok(())
+    } else {
+        Err(format!(
+            "pages of {page} list {got:?}; the store holds {want:?}"
+        ))
+    })
+}
+
+/// The pending listing, page by page, and the pending count, against the pending index.
+fn pending(
+    store: &Store,
+    keys: &Keys,
+    ledger: &Ledger,
+    page: usize,
+) -> Result<Result<(), String>, StorageError> {
+    let want: Vec<(String, String)> = ledger
+        .pending
+        .iter()
+        .map(|(t, s)| (t.clone(), s.clone()))
+        .collect();
+    let mut got = Vec::new();
+    for _ in 0..=want.len().div_ceil(page) {
+        let after = got.last().map(|(t, _): &(String, String)| t.clone());
+        let (rows, more) = exec::read_pending(store, keys, after.as_deref(), page)?;
+        for (view, sender) in rows {
+            if view.status != TransferStatus::Pending {
+                return Ok(Err(format!(
+                    "{} is in the pending index with a {:?} summary",
+                    view.id, view.status
+                )));
+            }
+            got.push((view.id.as_str().to_owned(), sender.as_str().to_owned()));
+        }
+        if !more {
+            break;
+        }
+    }
+    if got != want {
+        return Ok(Err(format!(
+            "pages of {page} list {got:?}; the index holds {want:?}"
+        )));
+    }
+    let n = want.len();
+    for limit in [0, 1, page, n, n + 1] {
+        let count = exec::count_pending(store, keys, limit)?;
+        if count != n.min(limit) as u64 {
+            return Ok(Err(format!(
+                "counted {count} pending transfers up to {limit}; the index holds {n}"
+            )));
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The first start writes the store's identity; a later one reads it back.
+fn identity(store: &Store, keys: &Keys) -> Result<Result<(), String>, StorageError> {
+    let first = exec::store_identity(store, keys, "first start")?;
+    let again = exec::store_identity(store, keys, "second start")?;
+    Ok(
+        if (first.as_str(), again.as_str()) == ("first start", "first start") {
+            Ok(())
+        } else {
+            Err(format!(
+                "the first start got identity {first:?}, the second {again:?}"
+            ))
+        },
+    )
+}
