@@ -28,6 +28,7 @@ use node::ledger::exec;
 use node::storage::keys::Keys;
 use node::storage::memory::MemoryBackend;
 use node::storage::{StorageError, Store};
+use protocol::admin::{AuditReport, CheckStatus};
 use protocol::api::TransferStatus;
 use protocol::AccountId;
 use std::collections::BTreeMap;
@@ -104,10 +105,30 @@ fn audit(
         }
     } else if end != ScanEnd::Complete || got != expected {
         return Err(format!(
-            "the store audit ({end:?}) disagrees with the snapshot's: {got:?} against {expected:?}"
+            "the store audit ({end:?}) disagrees with the snapshot's: {} against {}",
+            summary(&got),
+            summary(&expected)
         ));
     }
     Ok(())
+}
+
+/// A report in one line: its counts, failed checks and first violation.
+fn summary(r: &AuditReport) -> String {
+    let failed: Vec<&str> = r
+        .checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .map(|c| c.check.as_str())
+        .collect();
+    format!(
+        "ok {} ({} accounts, {} entries, {} transfers; failed {failed:?}; first {:?})",
+        r.ok,
+        r.accounts,
+        r.entries,
+        r.transfers,
+        r.violations.first().map(|v| &v.message)
+    )
 }
 
 /// The account listing, page by page, against the stored states.
@@ -128,6 +149,11 @@ fn accounts(
     // One page per `page` accounts, and one to find the end.
     for _ in 0..=want.len().div_ceil(page) {
         let (views, next) = exec::read_accounts(store, keys, after.as_ref(), page)?;
+        if views.is_empty() && after.is_some() {
+            return Ok(Err(format!(
+                "a page of {page} accounts pointed past {after:?}, where none are left"
+            )));
+        }
         got.extend(
             views
                 .iter()
@@ -163,6 +189,11 @@ fn pending(
     for _ in 0..=want.len().div_ceil(page) {
         let after = got.last().map(|(t, _): &(String, String)| t.clone());
         let (rows, more) = exec::read_pending(store, keys, after.as_deref(), page)?;
+        if rows.is_empty() && after.is_some() {
+            return Ok(Err(format!(
+                "a page of {page} pending transfers said more exist after {after:?}; none do"
+            )));
+        }
         for (view, sender) in rows {
             if view.status != TransferStatus::Pending {
                 return Ok(Err(format!(
