@@ -18,6 +18,8 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
     let ops = AtomicU64::new(0);
     // How often the driver's rarer paths ran, summed over the seeds.
     let exercised: Mutex<[u64; 8]> = Mutex::new([0; 8]);
+    // The corruptions the audit was shown (a mask per seed, united).
+    let corruptions = AtomicU64::new(0);
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
     std::thread::scope(|s| {
         for _ in 0..jobs {
@@ -32,6 +34,7 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
                 assert_eq!(r.stats.ops, 1_000, "seed {seed} ran its operations");
                 ops.fetch_add(r.stats.ops, Ordering::Relaxed);
                 let st = &r.stats;
+                corruptions.fetch_or(st.corruptions, Ordering::Relaxed);
                 let mut e = exercised.lock().unwrap();
                 for (sum, n) in e.iter_mut().zip([
                     st.fenced,
@@ -78,4 +81,16 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
     for (name, n) in names.iter().zip(e) {
         assert!(n > 0, "no seed exercised {name}: {e:?}");
     }
+    // Every corruption of the audit's own check applied to some seed's real ledger.
+    let shown = corruptions.load(Ordering::Relaxed);
+    let missing: Vec<&str> = simulation::check::audit_self::corruption_names()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| shown & (1 << i) == 0)
+        .map(|(_, n)| n)
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no seed's ledger let the audit be shown: {missing:?}"
+    );
 }

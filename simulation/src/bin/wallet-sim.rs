@@ -128,8 +128,12 @@ fn print_summary(r: &Report) {
         s.evictions, s.moved, s.lease_reads, s.settled_reads, s.streamed
     );
     println!(
-        "         {} events; simulated {} ms of safety phase, {} ms of liveness phase",
-        r.events, s.safety_ms, s.liveness_ms
+        "         {} of {} corruptions shown to the audit; {} events; simulated {} ms of safety phase, {} ms of liveness phase",
+        s.corruptions.count_ones(),
+        simulation::check::audit_self::corruption_names().len(),
+        r.events,
+        s.safety_ms,
+        s.liveness_ms
     );
 }
 

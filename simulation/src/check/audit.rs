@@ -18,7 +18,7 @@ use crate::ledger::Ledger;
 use crate::workload::OpSpec;
 use node::ledger::audit::Auditor;
 use protocol::admin::{AuditCheck, AuditReport, CheckStatus};
-use protocol::api::AccountView;
+use protocol::api::{AccountView, Entry};
 use protocol::{AccountId, TransferId};
 
 /// Violations quoted in a failure.
@@ -47,26 +47,37 @@ impl Check for Audit {
     }
 }
 
-/// The audit's report of the ledger: every account with a state in id order with its whole
-/// journal, and the pending index (in flight at the safety phase's end, a `settled` violation
-/// when `quiescent`). Errors name what the audit cannot even be fed.
-pub fn report(ledger: &Ledger, quiescent: bool) -> Result<AuditReport, String> {
-    let mut au = Auditor::new();
+/// What the audit is fed from the ledger: every account with a state in id order with its
+/// whole journal (an indexed account without one as its id alone), and the pending index.
+#[derive(Clone, Debug)]
+pub struct Fed {
+    /// Accounts in id order.
+    pub accounts: Vec<FedAccount>,
+    /// The pending index, in id order.
+    pub pending: Vec<TransferId>,
+}
+
+/// One account as fed to the audit.
+#[derive(Clone, Debug)]
+pub enum FedAccount {
+    /// Its stored state as listed, and its journal.
+    Stored(AccountView, Vec<Entry>),
+    /// Listed in the account index with no stored state.
+    NoState(String),
+}
+
+/// The audit's input from the ledger. Errors name what the audit cannot even be fed.
+pub fn fed(ledger: &Ledger) -> Result<Fed, String> {
     let pending = ledger
         .pending
         .keys()
         .map(|t| TransferId::new(t.clone()).map_err(|e| format!("pending id {t:?}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
-    feed_pending(&mut au, pending, false, quiescent);
+    let mut accounts = Vec::with_capacity(ledger.accounts.len());
     for (id, a) in &ledger.accounts {
         let Some(s) = a.state() else {
             if a.indexed {
-                au.violation(
-                    AuditCheck::Replay,
-                    Some(id),
-                    None,
-                    "listed in the account index but has no stored state".to_owned(),
-                );
+                accounts.push(FedAccount::NoState(id.clone()));
             }
             // A journal without a state is the replay checker's.
             continue;
@@ -77,7 +88,7 @@ pub fn report(ledger: &Ledger, quiescent: bool) -> Result<AuditReport, String> {
             ));
         }
         let id = AccountId::new(id.clone()).map_err(|e| format!("account id {id:?}: {e}"))?;
-        au.begin_account(&AccountView {
+        let view = AccountView {
             id,
             currency: s.currency,
             status: s.status,
@@ -86,13 +97,41 @@ pub fn report(ledger: &Ledger, quiescent: bool) -> Result<AuditReport, String> {
             available: s.balance.saturating_sub(s.held),
             held: s.held,
             seq: s.seq,
-        });
-        for (e, _) in a.journal.values() {
-            au.feed(std::slice::from_ref(e));
-        }
-        au.end_account();
+        };
+        let journal = a.journal.values().map(|(e, _)| e.clone()).collect();
+        accounts.push(FedAccount::Stored(view, journal));
     }
-    Ok(au.finish())
+    Ok(Fed { accounts, pending })
+}
+
+/// The audit's report of what it is fed: the pending index is in flight at the safety
+/// phase's end, a `settled` violation when `quiescent`; journals are fed one entry at a time.
+pub fn audit(fed: &Fed, quiescent: bool) -> AuditReport {
+    let mut au = Auditor::new();
+    feed_pending(&mut au, fed.pending.clone(), false, quiescent);
+    for a in &fed.accounts {
+        match a {
+            FedAccount::NoState(id) => au.violation(
+                AuditCheck::Replay,
+                Some(id),
+                None,
+                "listed in the account index but has no stored state".to_owned(),
+            ),
+            FedAccount::Stored(view, journal) => {
+                au.begin_account(view);
+                for e in journal {
+                    au.feed(std::slice::from_ref(e));
+                }
+                au.end_account();
+            }
+        }
+    }
+    au.finish()
+}
+
+/// The audit's report of the ledger ([`fed`], then [`audit`]).
+pub fn report(ledger: &Ledger, quiescent: bool) -> Result<AuditReport, String> {
+    Ok(audit(&fed(ledger)?, quiescent))
 }
 
 /// Tells the auditor which transfers are pending: in flight, or a violation when `quiescent`.

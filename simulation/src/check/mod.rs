@@ -19,6 +19,7 @@
 
 mod atomic;
 mod audit;
+pub mod audit_self;
 mod conservation;
 mod durability;
 mod exactly_once;

@@ -38,7 +38,7 @@ mod runtime;
 mod streams;
 mod sweep;
 
-use crate::check::{store_reads, Checks, FailureKind, ReplyCtx};
+use crate::check::{audit_self, store_reads, Checks, FailureKind, ReplyCtx};
 use crate::ledger::Ledger;
 use crate::options::Options;
 use crate::rng::Rng;
@@ -171,6 +171,9 @@ pub struct Stats {
     pub settled_reads: u64,
     /// Storage outages.
     pub outages: u64,
+    /// The corruptions of the ledger the audit was shown at the phase ends (a mask: bit `i`
+    /// for the `i`-th of `check::audit_self::corruption_names`).
+    pub corruptions: u64,
     /// Storage attempts.
     pub attempts: u64,
     /// Storage faults injected.
@@ -547,11 +550,19 @@ impl Sim {
             return self.fail(FailureKind::Correctness, check, msg);
         }
         if let Err(msg) = store_reads::check(&snapshot, &fresh, quiescent, &self.opts.scan) {
-            self.fail(
+            return self.fail(
                 FailureKind::Correctness,
                 "operators' reads of the store",
                 msg,
             );
+        }
+        match audit_self::check(&fresh, quiescent) {
+            Ok(mask) => self.stats.corruptions |= mask,
+            Err(msg) => self.fail(
+                FailureKind::Correctness,
+                "the audit reports corruption",
+                msg,
+            ),
         }
     }
 
