@@ -582,6 +582,24 @@ fn released_and_settled(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
     )
 }
 
+/// A completed transfer's credit moved away and a failed transfer's release given to it:
+/// captured and released.
+fn captured_and_released(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
+    let (t, l) = ix.completed().next()?;
+    let (_, f) = ix.failed().next()?;
+    let (hold, credit, release) = (l.hold?, l.credit?, f.release?);
+    move_leg(fed, credit, &fresh_id());
+    move_leg(fed, release, t);
+    Some(vec![expect(
+        AuditCheck::AtomicTransfers,
+        Some(&name(fed, hold.0)),
+        Some(t.as_str()),
+        format!(
+            "both released and settled (1 hold, 1 transfer_out, 0 transfer_in, 1 release){SHAPES}"
+        ),
+    )])
+}
+
 /// A completed transfer whose credit is one more than its hold.
 fn amounts_differ(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
     let (t, l) = ix.completed().next()?;
@@ -710,7 +728,7 @@ fn flood(fed: &mut Fed, _: &Index) -> Option<Vec<Expect>> {
 }
 
 /// Every corruption, with its name for failures.
-const CORRUPTIONS: [(&str, Corruption); 27] = [
+const CORRUPTIONS: [(&str, Corruption); 28] = [
     ("deposit amount", deposit_amount),
     ("entry dropped", entry_dropped),
     ("journal short", journal_short),
@@ -731,6 +749,7 @@ const CORRUPTIONS: [(&str, Corruption); 27] = [
     ("credited twice", credited_twice),
     ("debited twice", debited_twice),
     ("released and settled", released_and_settled),
+    ("captured and released", captured_and_released),
     ("amounts differ", amounts_differ),
     ("other currency", other_currency),
     ("release differs", release_differs),
