@@ -24,6 +24,7 @@ for f in "${files[@]}"; do args+=(--file "$f"); done
 # sweep takes about 30 s in a debug build) counts as killed (a hang is caught).
 # The baseline is skipped: cargo-mutants 27 runs it on the mutated package's tests only, which
 # have no `sweep` target (the unmutated sweep passes in CI on every commit).
+mkdir -p target
 read -r -a MUTANTS_ARGS <<< "${MUTANTS_OPTS:-}"
 # cargo-mutants exits 2 when a mutant was missed and 3 when one timed out: still summarize.
 status=0
