@@ -8,11 +8,14 @@
 //! with the same key and body, up to [`RETRIES_MAX`] times; one that is not is abandoned, its
 //! outcome left unknown. Clients also repeat old keyed operations on purpose (same key, same
 //! body: must replay) and reuse old keys with another body (must be refused once recorded).
+//! Some withdrawals and transfers move exactly what their account was last seen to hold in a
+//! reply, so the overdraft rule is tried at its boundary.
 
 use crate::rng::Rng;
 use node::ledger::account::Reply;
 use protocol::api::EntriesPage;
 use protocol::{AccountId, ApiError, Currency, AMOUNT_MAX};
+use std::collections::BTreeMap;
 
 /// Most attempts of one operation (the first and its retries).
 pub const RETRIES_MAX: u32 = 6;
@@ -107,6 +110,10 @@ pub struct Universe {
 
 const CURRENCIES: [&str; 2] = ["EUR", "USD"];
 
+/// Chance (ppm) that a withdrawal or transfer moves exactly what its account was last seen
+/// to hold.
+const EXACT_AMOUNT_PPM: u32 = 150_000;
+
 impl Universe {
     /// `n` accounts over `currencies` currencies, plus the ghosts.
     pub fn new(n: usize, currencies: usize) -> Self {
@@ -128,12 +135,25 @@ impl Universe {
 pub struct Generator {
     rng: Rng,
     universe: Universe,
+    /// The last money each account was seen to hold in a reply (its available balance, or
+    /// the balance after a movement), so some withdrawals and transfers move exactly that:
+    /// the boundary of the overdraft rule.
+    seen: BTreeMap<AccountId, u64>,
 }
 
 impl Generator {
     /// A generator over `universe`.
     pub fn new(rng: Rng, universe: Universe) -> Self {
-        Generator { rng, universe }
+        Generator {
+            rng,
+            universe,
+            seen: BTreeMap::new(),
+        }
+    }
+
+    /// Records what a client saw `account` hold in a reply.
+    pub fn saw(&mut self, account: &AccountId, amount: u64) {
+        self.seen.insert(account.clone(), amount);
     }
 
     /// The next operation of `client`, given the specs issued so far; returns a new spec or
@@ -152,6 +172,12 @@ impl Generator {
             } else {
                 r.range(1, hi)
             }
+        };
+        // Sometimes exactly what the account was last seen to hold.
+        let seen = self.seen.get(&account).copied().filter(|a| (1..=AMOUNT_MAX).contains(a));
+        let debit = |r: &mut Rng, hi: u64| match seen {
+            Some(a) if r.chance(EXACT_AMOUNT_PPM) => a,
+            _ => amount(r, hi),
         };
         let roll = r.below(100);
         // Old keyed operations: repeat one as is, or reuse its key with another body.
@@ -208,7 +234,7 @@ impl Generator {
                 (OpKind::Open(c), None)
             }
             13..=35 => (OpKind::Deposit(amount(r, 5_000)), key(r)),
-            36..=47 => (OpKind::Withdraw(amount(r, 1_000)), key(r)),
+            36..=47 => (OpKind::Withdraw(debit(r, 1_000)), key(r)),
             48..=79 => {
                 let to = match r.below(20) {
                     0 => account.clone(),
@@ -218,7 +244,7 @@ impl Generator {
                 (
                     OpKind::Transfer {
                         to,
-                        amount: amount(r, 1_500),
+                        amount: debit(r, 1_500),
                     },
                     key(r),
                 )

@@ -107,6 +107,13 @@ impl Sim {
                 return self.fail(FailureKind::Correctness, check, msg);
             }
         }
+        match &result {
+            ClientResult::Reply(Ok(Reply::Account { view, .. })) => {
+                self.gen.saw(&view.id, view.available)
+            }
+            ClientResult::Reply(Ok(Reply::Movement(m))) => self.gen.saw(&m.account, m.balance),
+            _ => {}
+        }
         if !current {
             return;
         }
