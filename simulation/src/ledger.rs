@@ -143,6 +143,8 @@ pub struct Ledger {
     pub pending: BTreeMap<String, String>,
     /// The commit that settled each transfer (its summary left `pending`).
     pub settled_at: BTreeMap<String, u64>,
+    /// The commit that first wrote each transfer's summary.
+    pub created_at: BTreeMap<String, u64>,
     /// Commits applied.
     pub commits: u64,
     /// Per account, batches with two commands that set its status (open, freeze, unfreeze),
@@ -229,6 +231,9 @@ impl Ledger {
             }
             Row::Index(id, on) => self.accounts.entry(id.clone()).or_default().indexed = *on,
             Row::Transfer(t, v) => {
+                if v.is_some() {
+                    self.created_at.entry(t.clone()).or_insert(seq);
+                }
                 if v.as_ref()
                     .is_some_and(|v| v.status != TransferStatus::Pending)
                 {

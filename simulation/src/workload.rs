@@ -14,8 +14,8 @@
 use crate::rng::Rng;
 use node::ledger::account::Reply;
 use protocol::api::EntriesPage;
-use protocol::{AccountId, ApiError, Currency, AMOUNT_MAX};
-use std::collections::BTreeMap;
+use protocol::{AccountId, ApiError, Currency, TransferId, AMOUNT_MAX};
+use std::collections::{BTreeMap, VecDeque};
 
 /// Most attempts of one operation (the first and its retries).
 pub const RETRIES_MAX: u32 = 6;
@@ -50,6 +50,8 @@ pub enum OpKind {
     Get,
     /// Read a page of history after a sequence.
     History(u64),
+    /// Read a transfer's summary (one a client was told of, or one that never existed).
+    ShowTransfer(TransferId),
 }
 
 impl OpKind {
@@ -57,7 +59,12 @@ impl OpKind {
     pub fn naturally_idempotent(&self) -> bool {
         matches!(
             self,
-            OpKind::Open(_) | OpKind::Freeze | OpKind::Unfreeze | OpKind::Get | OpKind::History(_)
+            OpKind::Open(_)
+                | OpKind::Freeze
+                | OpKind::Unfreeze
+                | OpKind::Get
+                | OpKind::History(_)
+                | OpKind::ShowTransfer(_)
         )
     }
 }
@@ -110,6 +117,9 @@ pub struct Universe {
 
 const CURRENCIES: [&str; 2] = ["EUR", "USD"];
 
+/// Transfer ids the generator remembers for reads of summaries.
+const SEEN_TRANSFERS_MAX: usize = 64;
+
 /// Chance (ppm) that a withdrawal or transfer moves exactly what its account was last seen
 /// to hold.
 const EXACT_AMOUNT_PPM: u32 = 150_000;
@@ -139,6 +149,9 @@ pub struct Generator {
     /// the balance after a movement), so some withdrawals and transfers move exactly that:
     /// the boundary of the overdraft rule.
     seen: BTreeMap<AccountId, u64>,
+    /// Transfer ids clients were told of, the newest [`SEEN_TRANSFERS_MAX`], for reads of
+    /// their summaries.
+    transfers: VecDeque<TransferId>,
 }
 
 impl Generator {
@@ -148,7 +161,16 @@ impl Generator {
             rng,
             universe,
             seen: BTreeMap::new(),
+            transfers: VecDeque::new(),
         }
+    }
+
+    /// Records a transfer id a client was told of.
+    pub fn saw_transfer(&mut self, id: &TransferId) {
+        if self.transfers.len() == SEEN_TRANSFERS_MAX {
+            self.transfers.pop_front();
+        }
+        self.transfers.push_back(id.clone());
     }
 
     /// Records what a client saw `account` hold in a reply.
@@ -252,6 +274,15 @@ impl Generator {
             80..=81 => (OpKind::Freeze, None),
             82..=85 => (OpKind::Unfreeze, None),
             86..=94 => (OpKind::Get, None),
+            95..=96 => {
+                let id = match self.transfers.len() as u64 {
+                    0 => None,
+                    n if r.chance(900_000) => self.transfers.get(r.below(n) as usize).cloned(),
+                    _ => None,
+                };
+                let id = id.unwrap_or_else(|| TransferId::new(format!("never-{n}")).expect("valid id"));
+                (OpKind::ShowTransfer(id), None)
+            }
             _ => (OpKind::History(r.below(30)), None),
         };
         Drawn::New(OpSpec {

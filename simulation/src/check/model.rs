@@ -169,6 +169,25 @@ impl Check for ClientModel {
             _ => 0,
         };
         match (reply, &op.kind) {
+            (Ok(Reply::Transfer(t)), OpKind::ShowTransfer(id)) => {
+                // A summary the transfer had while the request was in flight: pending only if
+                // it had not settled when the request was sent, else the settled summary.
+                let stored = ctx.ledger.transfers.get(id.as_str());
+                let settled_before = ctx.ledger.settled_at.get(id.as_str()).is_some_and(|&c| c <= ctx.sent_commit);
+                let same_transfer = stored.is_some_and(|s| {
+                    (&s.id, &s.from, &s.to, s.amount, s.created_at) == (&t.id, &t.from, &t.to, t.amount, t.created_at)
+                });
+                let possible = (t.status == TransferStatus::Pending && t.reason.is_none() && !settled_before)
+                    || stored == Some(t);
+                if &t.id != id || !same_transfer || !possible {
+                    return Err(format!("summary of {id}: got {t:?}, stored {stored:?} (settled before the request: {settled_before})"));
+                }
+                Ok(())
+            }
+            (Err(e), OpKind::ShowTransfer(id)) if e.code == ErrorCode::TransferNotFound => {
+                let existed = ctx.ledger.created_at.get(id.as_str()).is_some_and(|&c| c <= ctx.sent_commit);
+                if existed { Err(format!("summary of {id}: transfer_not_found, but it existed when asked")) } else { Ok(()) }
+            }
             (Err(e), _) if e.code == ErrorCode::AccountNotFound && !matches!(op.kind, OpKind::Open(_)) => {
                 if w.absent { Ok(()) } else { Err(format!("{acct}: account_not_found, but it existed throughout")) }
             }

@@ -112,6 +112,7 @@ impl Sim {
                 self.gen.saw(&view.id, view.available)
             }
             ClientResult::Reply(Ok(Reply::Movement(m))) => self.gen.saw(&m.account, m.balance),
+            ClientResult::Reply(Ok(Reply::Transfer(t))) => self.gen.saw_transfer(&t.id),
             _ => {}
         }
         if !current {

@@ -130,6 +130,26 @@ impl Sim {
                 );
                 return;
             }
+            OpKind::ShowTransfer(id) => {
+                let (read, lat) = self.storage(None, |s, k| exec::read_transfer(s, k, id));
+                let r = ClientResult::Reply(match read {
+                    Ok(Some(v)) => Ok(Reply::Transfer(v)),
+                    Ok(None) => Err(ApiError::new(ErrorCode::TransferNotFound, "no such transfer")),
+                    Err(e) => Err(unavailable(&e.to_string())),
+                });
+                let Some(d) = self.link_delay(Some(node), None) else {
+                    return;
+                };
+                self.at(
+                    d + lat,
+                    Event::ToClient {
+                        client,
+                        attempt,
+                        result: r,
+                    },
+                );
+                return;
+            }
             OpKind::Open(c) => Command::Open { currency: *c },
             OpKind::Deposit(a) => Command::Deposit {
                 amount: Amount::new(*a).expect("workload amounts are valid"),
