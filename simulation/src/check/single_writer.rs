@@ -3,7 +3,7 @@
 //! Every commit of an activation (not its activation itself, which takes the lease) must find
 //! the account's lease carrying that activation's nonce at commit time: a commit from a
 //! fenced activation, whose lease a newer one took, is a violation. An activation writes only
-//! its own account's keys, and lease epochs only grow.
+//! its own account's keys, and lease epochs start at 1 and only grow.
 
 use super::Check;
 use crate::ledger::{Commit, Ledger, Row};
@@ -25,6 +25,11 @@ impl Check for SingleWriter {
     ) -> Result<(), String> {
         for row in &commit.rows {
             if let Row::Lease(id, Some(l)) = row {
+                // Epoch 0 means "no lease" (an account not yet opened): a lease taken starts
+                // at 1.
+                if l.epoch == 0 {
+                    return Err(format!("{id}: a lease was written with epoch 0"));
+                }
                 let old = before.accounts.get(id).and_then(|a| a.lease.as_ref());
                 if let Some(o) = old {
                     if l.epoch <= o.epoch {
