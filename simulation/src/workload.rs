@@ -196,7 +196,11 @@ impl Generator {
             }
         };
         // Sometimes exactly what the account was last seen to hold.
-        let seen = self.seen.get(&account).copied().filter(|a| (1..=AMOUNT_MAX).contains(a));
+        let seen = self
+            .seen
+            .get(&account)
+            .copied()
+            .filter(|a| (1..=AMOUNT_MAX).contains(a));
         let debit = |r: &mut Rng, hi: u64| match seen {
             Some(a) if r.chance(EXACT_AMOUNT_PPM) => a,
             _ => amount(r, hi),
@@ -280,7 +284,8 @@ impl Generator {
                     n if r.chance(900_000) => self.transfers.get(r.below(n) as usize).cloned(),
                     _ => None,
                 };
-                let id = id.unwrap_or_else(|| TransferId::new(format!("never-{n}")).expect("valid id"));
+                let id =
+                    id.unwrap_or_else(|| TransferId::new(format!("never-{n}")).expect("valid id"));
                 (OpKind::ShowTransfer(id), None)
             }
             _ => (OpKind::History(r.below(30)), None),

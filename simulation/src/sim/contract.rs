@@ -29,7 +29,8 @@
 //! - leaves a command unanswered for [`ANSWER_WITHIN_MS`] once every fault healed (a driver
 //!   waiting for work it will never get back; before that, storage outages may keep a reload
 //!   failing for longer), forgets a caller waiting for a settlement without answering it, or
-//!   releases one while its transfer is still pending in storage.
+//!   releases one unanswered while its transfer is still pending in storage or while its
+//!   settled summary is stored (the caller is owed that summary).
 //!
 //! After every step it also holds the driver to what it reports of itself: its queue within
 //! its limit, a quiet driver with its activation at hand, exactly one deadline per open saga
@@ -352,7 +353,8 @@ impl Sim {
     }
 
     /// The driver releases `reqs` with a "pending" answer: that is for transfers settled in
-    /// storage (whose summary is gone), never for one still pending there.
+    /// storage whose summary is gone, never for one still pending there or whose summary is
+    /// stored.
     pub(super) fn contract_drop_waiters(
         &mut self,
         node: usize,
@@ -362,15 +364,26 @@ impl Sim {
         let Some(a) = self.nodes[node].actors.get(account) else {
             return;
         };
-        let pending = &self.ledger.pending;
-        let early = reqs.iter().find_map(|req| match a.waiters.get(req) {
-            Some((_, Reply::Transfer(view))) if pending.contains_key(view.id.as_str()) => {
-                Some((*req, view.id.clone()))
+        let (pending, summaries) = (&self.ledger.pending, &self.ledger.transfers);
+        // Released unanswered: only a transfer settled without a summary. One still pending
+        // must keep its caller; one whose settled summary is stored must answer with it.
+        let wrong = reqs.iter().find_map(|req| match a.waiters.get(req) {
+            Some((_, Reply::Transfer(view))) => {
+                let id = view.id.as_str();
+                if pending.contains_key(id) {
+                    Some(format!("caller {req} is released while {id} is still pending in storage"))
+                } else if let Some(s) = summaries.get(id) {
+                    Some(format!(
+                        "caller {req} is released unanswered though {id}'s summary ({:?}) is stored",
+                        s.status
+                    ))
+                } else {
+                    None
+                }
             }
             _ => None,
         });
-        if let Some((req, id)) = early {
-            let why = format!("caller {req} is released while {id} is still pending in storage");
+        if let Some(why) = wrong {
             self.contract_broken(node, account, why);
         }
     }

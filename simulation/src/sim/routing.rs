@@ -134,7 +134,10 @@ impl Sim {
                 let (read, lat) = self.storage(None, |s, k| exec::read_transfer(s, k, id));
                 let r = ClientResult::Reply(match read {
                     Ok(Some(v)) => Ok(Reply::Transfer(v)),
-                    Ok(None) => Err(ApiError::new(ErrorCode::TransferNotFound, "no such transfer")),
+                    Ok(None) => Err(ApiError::new(
+                        ErrorCode::TransferNotFound,
+                        "no such transfer",
+                    )),
                     Err(e) => Err(unavailable(&e.to_string())),
                 });
                 let Some(d) = self.link_delay(Some(node), None) else {
