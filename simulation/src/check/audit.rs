@@ -6,7 +6,8 @@
 //! pending index. At the safety phase's end a transfer in the pending index is in flight (it may
 //! stop after its hold or its credit, and a credit not yet captured is money in flight); after
 //! the liveness phase (quiescent) any transfer left there is a `settled` violation. Any
-//! violation fails the run, with the report's first violations.
+//! violation fails the run, with the report's first violations, and so does a report whose
+//! counts (accounts, entries, transfers) are not those of what the audit was fed.
 //!
 //! Also here, because the audit finds accounts through the account index: every account with a
 //! state is in the index, and an indexed account without a state is reported as the store
@@ -20,6 +21,7 @@ use node::ledger::audit::Auditor;
 use protocol::admin::{AuditCheck, AuditReport, CheckStatus};
 use protocol::api::{AccountView, Entry};
 use protocol::{AccountId, TransferId};
+use std::collections::BTreeSet;
 
 /// Violations quoted in a failure.
 const VIOLATIONS_QUOTED: usize = 3;
@@ -38,12 +40,30 @@ impl Check for Audit {
         _ops: &[OpSpec],
         quiescent: bool,
     ) -> Result<(), String> {
-        let r = report(ledger, quiescent)?;
-        if r.ok {
-            Ok(())
-        } else {
-            Err(describe(&r))
+        let fed = fed(ledger)?;
+        let r = audit(&fed, quiescent);
+        if !r.ok {
+            return Err(describe(&r));
         }
+        // What it says it audited is what it was fed.
+        let mut accounts = 0u64;
+        let mut entries = 0u64;
+        let mut transfers = BTreeSet::new();
+        for a in &fed.accounts {
+            if let FedAccount::Stored(_, journal) = a {
+                accounts += 1;
+                entries += journal.len() as u64;
+                transfers.extend(journal.iter().filter_map(|e| e.transfer_id.as_ref()));
+            }
+        }
+        let fed_counts = (accounts, entries, transfers.len() as u64);
+        if (r.accounts, r.entries, r.transfers) != fed_counts {
+            return Err(format!(
+                "the audit says it audited {} accounts, {} entries and {} transfers; it was fed {fed_counts:?}",
+                r.accounts, r.entries, r.transfers
+            ));
+        }
+        Ok(())
     }
 }
 
