@@ -14,7 +14,8 @@
 //! listed violations plus those not listed, at most [`VIOLATIONS_LISTED_MAX`] listed, each
 //! listed under a failed check.
 //!
-//! One legal extreme must pass: an account whose balance reaches exactly the largest amount.
+//! Legal extremes must pass: an account whose balance reaches exactly the largest amount, and
+//! one holding a single deposit of exactly that amount.
 //!
 //! Left out: corruptions the audit leaves to other checkers by design (saga records, leases,
 //! idempotency, summaries' status), and cases this ledger does not contain in a given seed
@@ -24,8 +25,8 @@ use super::audit::{audit, fed, Fed, FedAccount};
 use crate::ledger::Ledger;
 use node::ledger::audit::{PENDING_IDS_QUOTED, VIOLATIONS_LISTED_MAX};
 use protocol::admin::{AuditCheck, AuditReport, CheckStatus};
-use protocol::api::{AccountView, Entry, EntryKind};
-use protocol::{Currency, TransferId, AMOUNT_MAX};
+use protocol::api::{AccountStatus, AccountView, Entry, EntryKind};
+use protocol::{AccountId, Currency, TransferId, AMOUNT_MAX};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// A violation a corruption must produce.
@@ -179,12 +180,33 @@ fn fresh_id() -> TransferId {
     TransferId::new("corrupt-leg").expect("valid id")
 }
 
-fn conservation(currency: Currency, off_by: i128) -> Expect {
+/// The conservation violation of `currency` in the corrupted `fed`: the sum of its balances,
+/// less what pending transfers credited before their capture, is off by `off_by`.
+fn conservation(fed: &Fed, ix: &Index, currency: Currency, off_by: i128) -> Expect {
+    let balances: u128 = stored(fed)
+        .filter(|(_, v, _)| v.currency == currency)
+        .map(|(_, v, _)| u128::from(v.balance))
+        .sum();
+    let flying: u128 = ix
+        .find(|l| l.hold.is_some() && l.credit.is_some() && l.out.is_none() && l.release.is_none())
+        .filter(|(t, _)| ix.pending.contains(*t))
+        .filter_map(|(_, l)| l.credit)
+        .filter(|&(i, _)| view(fed, i).currency == currency)
+        .map(|(i, j)| match &fed.accounts[i] {
+            FedAccount::Stored(_, journal) => u128::from(journal[j].amount),
+            FedAccount::NoState(_) => 0,
+        })
+        .sum();
+    let less = if flying > 0 {
+        format!(" less {flying} credited by pending transfers not yet captured")
+    } else {
+        String::new()
+    };
     expect(
         AuditCheck::Conservation,
         None,
         None,
-        format!("{currency}: sum of balances"),
+        format!("{currency}: sum of balances {balances}{less} != "),
     )
     .with(format!("(off by {off_by})"))
 }
@@ -198,7 +220,7 @@ impl Expect {
 }
 
 /// A deposit's amount raised by one, its balances left: the replay and conservation see it.
-fn deposit_amount(fed: &mut Fed, _: &Index) -> Option<Vec<Expect>> {
+fn deposit_amount(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
     let at = first_entry(fed, |j, k| {
         j[k].kind == EntryKind::Deposit && j[k].amount < AMOUNT_MAX
     })?;
@@ -216,7 +238,7 @@ fn deposit_amount(fed: &mut Fed, _: &Index) -> Option<Vec<Expect>> {
     );
     Some(vec![
         expect(AuditCheck::Replay, Some(&id), None, words),
-        conservation(currency, -1),
+        conservation(fed, ix, currency, -1),
     ])
 }
 
@@ -275,7 +297,7 @@ fn seq_repeated(fed: &mut Fed, _: &Index) -> Option<Vec<Expect>> {
 }
 
 /// A stored state one more than its journal.
-fn state_balance(fed: &mut Fed, _: &Index) -> Option<Vec<Expect>> {
+fn state_balance(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
     let (i, ..) = stored(fed).find(|(_, v, _)| v.balance < AMOUNT_MAX)?;
     let FedAccount::Stored(v, _) = &mut fed.accounts[i] else {
         return None;
@@ -294,7 +316,7 @@ fn state_balance(fed: &mut Fed, _: &Index) -> Option<Vec<Expect>> {
     let (id, currency) = (v.id.as_str().to_owned(), v.currency);
     Some(vec![
         expect(AuditCheck::Replay, Some(&id), None, words),
-        conservation(currency, 1),
+        conservation(fed, ix, currency, 1),
     ])
 }
 
@@ -607,16 +629,30 @@ fn amounts_differ(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
     let (t, l) = ix.completed().next()?;
     let (hold, credit) = (l.hold?, l.credit?);
     let a = entry(fed, hold).amount;
-    entry(fed, credit).amount = a + 1;
-    Some(vec![expect(
-        AuditCheck::AtomicTransfers,
-        Some(&name(fed, hold.0)),
-        Some(t.as_str()),
-        format!(
-            "amounts differ: hold {a}, transfer_out {a}, transfer_in {}",
-            a + 1
+    let e = entry(fed, credit);
+    e.amount = a + 1;
+    // The receiver's journal no longer replays either.
+    let replay = format!(
+        "entry seq {} (transfer_in {}): journal says balance {} available {}, replay gives balance {} available {}",
+        e.seq,
+        a + 1,
+        e.balance,
+        e.available,
+        e.balance + 1,
+        e.available + 1
+    );
+    Some(vec![
+        expect(
+            AuditCheck::AtomicTransfers,
+            Some(&name(fed, hold.0)),
+            Some(t.as_str()),
+            format!(
+                "amounts differ: hold {a}, transfer_out {a}, transfer_in {}",
+                a + 1
+            ),
         ),
-    )])
+        expect(AuditCheck::Replay, Some(&name(fed, credit.0)), None, replay),
+    ])
 }
 
 /// A completed transfer's receiver in another currency.
@@ -758,7 +794,20 @@ fn money_created(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
     }
     v.balance += 1;
     v.available += 1;
-    Some(vec![conservation(v.currency, 1)])
+    let (currency, a) = (v.currency, journal[j].amount - 1);
+    let hold = l.hold?;
+    Some(vec![
+        conservation(fed, ix, currency, 1),
+        expect(
+            AuditCheck::AtomicTransfers,
+            Some(&name(fed, hold.0)),
+            None,
+            format!(
+                "amounts differ: hold {a}, transfer_out {a}, transfer_in {}",
+                a + 1
+            ),
+        ),
+    ])
 }
 
 /// Every entry's amount raised: more violations than a report lists.
@@ -778,8 +827,20 @@ fn flood(fed: &mut Fed, _: &Index) -> Option<Vec<Expect>> {
     Some(vec![])
 }
 
+/// Corruptions whose every violation is known: the audit reports those and nothing more (a
+/// false alarm beside the right one is a defect too).
+const EXACT: [&str; 7] = [
+    "deposit amount",
+    "state balance",
+    "credit lost",
+    "capture lost",
+    "release lost",
+    "amounts differ",
+    "money created",
+];
+
 /// Every corruption, with its name for failures.
-const CORRUPTIONS: [(&str, Corruption); 31] = [
+const CORRUPTIONS: [(&str, Corruption); 32] = [
     ("deposit amount", deposit_amount),
     ("entry dropped", entry_dropped),
     ("journal short", journal_short),
@@ -809,6 +870,7 @@ const CORRUPTIONS: [(&str, Corruption); 31] = [
     ("many left pending", many_left_pending),
     ("amount zero", amount_zero),
     ("amount too large", amount_too_large),
+    ("balance too large", balance_too_large),
     ("money created", money_created),
     ("flood", flood),
 ];
@@ -835,6 +897,63 @@ fn top_up_to_max(fed: &mut Fed) -> bool {
     true
 }
 
+/// Id of the account the checks add (after every account of the run in id order).
+const MAX_ACCOUNT: &str = "zz-max";
+
+/// Adds an account that holds exactly the largest amount, from one deposit of it, and then
+/// `more` deposits of 1 (balances past the largest amount: corrupt when `more > 0`).
+fn add_max_account(fed: &mut Fed, more: u64) {
+    let currency = stored(fed).next().map_or_else(
+        || Currency::new("EUR").expect("valid"),
+        |(_, v, _)| v.currency,
+    );
+    let deposit = |seq: u64, amount: u64, balance: u64| Entry {
+        seq,
+        kind: EntryKind::Deposit,
+        amount,
+        balance,
+        available: balance,
+        transfer_id: None,
+        reference: None,
+        at: 0,
+    };
+    let mut journal = vec![deposit(1, AMOUNT_MAX, AMOUNT_MAX)];
+    for k in 1..=more {
+        journal.push(deposit(k + 1, 1, AMOUNT_MAX + k));
+    }
+    let balance = AMOUNT_MAX + more;
+    let view = AccountView {
+        id: AccountId::new(MAX_ACCOUNT).expect("valid id"),
+        currency,
+        status: AccountStatus::Active,
+        balance,
+        available: balance,
+        held: 0,
+        seq: more + 1,
+    };
+    fed.accounts.push(FedAccount::Stored(view, journal));
+}
+
+/// Balances past the largest amount, in a journal that otherwise replays.
+fn balance_too_large(fed: &mut Fed, _: &Index) -> Option<Vec<Expect>> {
+    add_max_account(fed, 1);
+    let over = AMOUNT_MAX + 1;
+    Some(vec![
+        expect(
+            AuditCheck::Replay,
+            Some(MAX_ACCOUNT),
+            None,
+            format!("entry seq 2: balance {over} exceeds 2^53-1"),
+        ),
+        expect(
+            AuditCheck::Replay,
+            Some(MAX_ACCOUNT),
+            None,
+            format!("stored balance {over} exceeds 2^53-1"),
+        ),
+    ])
+}
+
 /// The names of the corruptions, in the order of the bits of [`check`]'s mask.
 pub fn corruption_names() -> Vec<&'static str> {
     CORRUPTIONS.iter().map(|(n, _)| *n).collect()
@@ -846,6 +965,7 @@ pub fn corruption_names() -> Vec<&'static str> {
 pub fn check(ledger: &Ledger, quiescent: bool) -> Result<u64, String> {
     let clean = fed(ledger)?;
     let ix = Index::new(&clean, quiescent);
+    // Legal extremes: balances and a deposit of exactly the largest amount.
     let mut top = clean.clone();
     if top_up_to_max(&mut top) {
         let r = audit(&top, quiescent);
@@ -856,6 +976,15 @@ pub fn check(ledger: &Ledger, quiescent: bool) -> Result<u64, String> {
             ));
         }
     }
+    let mut max = clean.clone();
+    add_max_account(&mut max, 0);
+    let r = audit(&max, quiescent);
+    if !r.ok {
+        return Err(format!(
+            "an account holding one deposit of exactly the largest amount failed the audit: {:?}",
+            r.violations.first()
+        ));
+    }
     let mut applied = 0u64;
     for (i, (what, corrupt)) in CORRUPTIONS.iter().enumerate() {
         let mut bad = clean.clone();
@@ -865,6 +994,14 @@ pub fn check(ledger: &Ledger, quiescent: bool) -> Result<u64, String> {
         applied |= 1 << i;
         let r = audit(&bad, quiescent);
         consistent(&r).map_err(|e| format!("corruption \"{what}\": {e}"))?;
+        if EXACT.contains(what) && r.violations.len() != expects.len() {
+            return Err(format!(
+                "corruption \"{what}\": the audit reported {} violations, not exactly {:?}: {:?}",
+                r.violations.len(),
+                expects,
+                r.violations
+            ));
+        }
         for x in &expects {
             if !reported(&r, x) {
                 return Err(format!(
