@@ -624,6 +624,39 @@ fn captured_and_released(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
     )])
 }
 
+/// A failed transfer given another failed transfer's release: released twice.
+fn released_twice(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
+    let mut failed = ix.failed();
+    let (t, l) = failed.next()?;
+    let (_, other) = failed.next()?;
+    let hold = l.hold?;
+    move_leg(fed, other.release?, t);
+    Some(vec![expect(
+        AuditCheck::AtomicTransfers,
+        Some(&name(fed, hold.0)),
+        Some(t.as_str()),
+        format!("inconsistent legs (1 hold, 0 transfer_out, 0 transfer_in, 2 release){SHAPES}"),
+    )])
+}
+
+/// A completed transfer given another transfer's hold: held twice.
+fn held_twice(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
+    let (t, l) = ix.completed().next()?;
+    let (_, other) = ix
+        .legs
+        .iter()
+        .find(|(o, ol)| *o != t && ol.hold.is_some())?;
+    let (hold, moved) = (l.hold?, other.hold?);
+    move_leg(fed, moved, t);
+    // Named after the hold fed first (accounts are fed in id order).
+    Some(vec![expect(
+        AuditCheck::AtomicTransfers,
+        Some(&name(fed, hold.0.min(moved.0))),
+        Some(t.as_str()),
+        format!("inconsistent legs (2 hold, 1 transfer_out, 1 transfer_in, 0 release){SHAPES}"),
+    )])
+}
+
 /// A completed transfer whose credit is one more than its hold.
 fn amounts_differ(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
     let (t, l) = ix.completed().next()?;
@@ -840,7 +873,7 @@ const EXACT: [&str; 7] = [
 ];
 
 /// Every corruption, with its name for failures.
-const CORRUPTIONS: [(&str, Corruption); 32] = [
+const CORRUPTIONS: [(&str, Corruption); 34] = [
     ("deposit amount", deposit_amount),
     ("entry dropped", entry_dropped),
     ("journal short", journal_short),
@@ -862,6 +895,8 @@ const CORRUPTIONS: [(&str, Corruption); 32] = [
     ("debited twice", debited_twice),
     ("released and settled", released_and_settled),
     ("captured and released", captured_and_released),
+    ("released twice", released_twice),
+    ("held twice", held_twice),
     ("amounts differ", amounts_differ),
     ("other currency", other_currency),
     ("release differs", release_differs),
