@@ -12,6 +12,11 @@
 //! only what the audit does not see: saga records, leases, idempotency, transfer summaries,
 //! acknowledged replies, and their own incremental bookkeeping against the store.
 //!
+//! Two phase-end checks are not `Check`s, because they need more than the decoded ledger and
+//! run only once the checkers passed: [`store_reads`] reads the raw snapshot the way the
+//! operators' routes do (store audit, listings, counts, in pages), and [`audit_self`] shows the
+//! audit corrupted copies of the ledger it just passed and requires each corruption reported.
+//!
 //! Invariant 8 (monotonic streams) is checked where the streams are modelled, by the
 //! simulator's subscribers (`sim::streams`); the rules a runtime must keep around the account
 //! driver (a fenced activation never loads again, a passivation strands no waiting caller, no
