@@ -492,67 +492,70 @@ fn move_leg(fed: &mut Fed, at: At, to: &TransferId) {
 const SHAPES: &str =
     "; expected hold+transfer_out+transfer_in (completed) or hold+release (failed)";
 
-/// A completed transfer's credit moved to another transfer id: debited, never credited.
-fn credit_lost(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
-    let (t, l) = ix.completed().next()?;
-    let (hold, credit) = (l.hold?, l.credit?);
-    move_leg(fed, credit, &fresh_id());
-    Some(vec![
+/// One leg of transfer `t` (held at `hold`) moved to a fresh transfer id: `t` is left with
+/// the shape `why`, and the fresh id has only that leg (`counts`, as the audit prints them).
+fn leg_lost(
+    fed: &mut Fed,
+    t: &TransferId,
+    hold: At,
+    leg: At,
+    why: &str,
+    counts: &str,
+) -> Vec<Expect> {
+    move_leg(fed, leg, &fresh_id());
+    vec![
         expect(
             AuditCheck::AtomicTransfers,
             Some(&name(fed, hold.0)),
             Some(t.as_str()),
-            format!("half-applied: debited but never credited (hold and transfer_out without transfer_in){SHAPES}"),
+            format!("{why}{SHAPES}"),
         ),
         expect(
             AuditCheck::AtomicTransfers,
-            Some(&name(fed, credit.0)),
+            Some(&name(fed, leg.0)),
             Some(fresh_id().as_str()),
-            format!("has no hold (0 hold, 0 transfer_out, 1 transfer_in, 0 release){SHAPES}"),
+            format!("has no hold ({counts}){SHAPES}"),
         ),
-    ])
+    ]
+}
+
+/// A completed transfer's credit moved to another transfer id: debited, never credited.
+fn credit_lost(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
+    let (t, l) = ix.completed().next()?;
+    Some(leg_lost(
+        fed,
+        t,
+        l.hold?,
+        l.credit?,
+        "half-applied: debited but never credited (hold and transfer_out without transfer_in)",
+        "0 hold, 0 transfer_out, 1 transfer_in, 0 release",
+    ))
 }
 
 /// A completed transfer's capture moved away: credited, never captured.
 fn capture_lost(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
     let (t, l) = ix.completed().next()?;
-    let (hold, out) = (l.hold?, l.out?);
-    move_leg(fed, out, &fresh_id());
-    Some(vec![
-        expect(
-            AuditCheck::AtomicTransfers,
-            Some(&name(fed, hold.0)),
-            Some(t.as_str()),
-            format!("half-applied: credited but the sender's hold was never captured{SHAPES}"),
-        ),
-        expect(
-            AuditCheck::AtomicTransfers,
-            Some(&name(fed, out.0)),
-            Some(fresh_id().as_str()),
-            format!("has no hold (0 hold, 1 transfer_out, 0 transfer_in, 0 release){SHAPES}"),
-        ),
-    ])
+    Some(leg_lost(
+        fed,
+        t,
+        l.hold?,
+        l.out?,
+        "half-applied: credited but the sender's hold was never captured",
+        "0 hold, 1 transfer_out, 0 transfer_in, 0 release",
+    ))
 }
 
 /// A failed transfer's release moved away: a hold never settled.
 fn release_lost(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
     let (t, l) = ix.failed().next()?;
-    let (hold, release) = (l.hold?, l.release?);
-    move_leg(fed, release, &fresh_id());
-    Some(vec![
-        expect(
-            AuditCheck::AtomicTransfers,
-            Some(&name(fed, hold.0)),
-            Some(t.as_str()),
-            format!("never settled: the hold was neither captured nor released{SHAPES}"),
-        ),
-        expect(
-            AuditCheck::AtomicTransfers,
-            Some(&name(fed, release.0)),
-            Some(fresh_id().as_str()),
-            format!("has no hold (0 hold, 0 transfer_out, 0 transfer_in, 1 release){SHAPES}"),
-        ),
-    ])
+    Some(leg_lost(
+        fed,
+        t,
+        l.hold?,
+        l.release?,
+        "never settled: the hold was neither captured nor released",
+        "0 hold, 0 transfer_out, 0 transfer_in, 1 release",
+    ))
 }
 
 /// One leg of another transfer given to a completed one: counted twice, or both released and

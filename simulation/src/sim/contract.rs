@@ -372,13 +372,13 @@ impl Sim {
                 let id = view.id.as_str();
                 if pending.contains_key(id) {
                     Some(format!("caller {req} is released while {id} is still pending in storage"))
-                } else if let Some(s) = summaries.get(id) {
-                    Some(format!(
-                        "caller {req} is released unanswered though {id}'s summary ({:?}) is stored",
-                        s.status
-                    ))
                 } else {
-                    None
+                    summaries.get(id).map(|s| {
+                        format!(
+                            "caller {req} is released unanswered though {id}'s summary ({:?}) is stored",
+                            s.status
+                        )
+                    })
                 }
             }
             _ => None,

@@ -108,7 +108,22 @@ impl Sim {
         }
     }
 
-    /// A node accepting a client request: reads history itself, routes commands.
+    /// Sends the result of a read the gateway made itself, `lat` after the read began.
+    fn answer_read(&mut self, node: usize, client: usize, attempt: u64, r: ClientResult, lat: u64) {
+        let Some(d) = self.link_delay(Some(node), None) else {
+            return;
+        };
+        self.at(
+            d + lat,
+            Event::ToClient {
+                client,
+                attempt,
+                result: r,
+            },
+        );
+    }
+
+    /// A node accepting a client request: reads history and transfer summaries itself, routes commands.
     pub(super) fn gateway(&mut self, node: usize, client: usize, attempt: u64, op: usize) {
         let spec = self.ops[op].clone();
         let cmd = match &spec.kind {
@@ -117,18 +132,7 @@ impl Sim {
                     exec::read_entries(s, k, &spec.account, *after, crate::workload::HISTORY_PAGE)
                 });
                 let r = ClientResult::Page(page.map_err(|e| unavailable(&e.to_string())));
-                let Some(d) = self.link_delay(Some(node), None) else {
-                    return;
-                };
-                self.at(
-                    d + lat,
-                    Event::ToClient {
-                        client,
-                        attempt,
-                        result: r,
-                    },
-                );
-                return;
+                return self.answer_read(node, client, attempt, r, lat);
             }
             OpKind::ShowTransfer(id) => {
                 let (read, lat) = self.storage(None, |s, k| exec::read_transfer(s, k, id));
@@ -140,18 +144,7 @@ impl Sim {
                     )),
                     Err(e) => Err(unavailable(&e.to_string())),
                 });
-                let Some(d) = self.link_delay(Some(node), None) else {
-                    return;
-                };
-                self.at(
-                    d + lat,
-                    Event::ToClient {
-                        client,
-                        attempt,
-                        result: r,
-                    },
-                );
-                return;
+                return self.answer_read(node, client, attempt, r, lat);
             }
             OpKind::Open(c) => Command::Open { currency: *c },
             OpKind::Deposit(a) => Command::Deposit {
