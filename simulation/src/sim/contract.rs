@@ -37,7 +37,9 @@
 //! (a settled one costs no later timer), the runtime's one timer armed for the earliest, every caller the runtime holds for a settlement still on the driver's list and
 //! none it released, and a stopped driver gone from its node.
 //!
-//! What it leaves out: the timing of retries (backoff lengths are the driver's unit tests').
+//! It also holds each committed batch's saga timers to the saga's timing (resend the credit
+//! every credit timeout [`CREDIT_RESENDS_MAX`] times, then send `Abort` backing off by doubling
+//! up to the longest abort backoff).
 
 use super::runtime::{Caller, WorkResult};
 use super::*;
@@ -113,6 +115,55 @@ impl Sim {
         }
         if let Some(why) = broken {
             self.contract_broken(node, account, why);
+        }
+    }
+
+    /// A committed batch's saga timers follow the saga's timing: a new saga waits
+    /// `credit_timeout_ms`; its first [`CREDIT_RESENDS_MAX`] timeouts resend the credit and
+    /// wait as long again; each later one sends `Abort` and waits twice as long as the one
+    /// before, from `2 × credit_timeout_ms` up to `abort_backoff_max_ms` (never below
+    /// `credit_timeout_ms`). The `i`-th of a saga's `n` timers in one batch is its timeout
+    /// count after the batch less `n - 1 - i`.
+    fn contract_saga_timers(
+        &mut self,
+        node: usize,
+        account: &AccountId,
+        act: &Activation,
+        effects: &[Effect],
+    ) {
+        let (timeout, max) = (self.opts.credit_timeout_ms, self.opts.abort_backoff_max_ms);
+        let mut timers: BTreeMap<&TransferId, Vec<u64>> = BTreeMap::new();
+        for e in effects {
+            if let Effect::Timer {
+                transfer_id,
+                after_ms,
+            } = e
+            {
+                timers.entry(transfer_id).or_default().push(*after_ms);
+            }
+        }
+        for (t, waits) in timers {
+            // A saga settled in the same batch has no count left to judge by.
+            let Some(saga) = act.core.open_sagas().get(t) else {
+                continue;
+            };
+            let n = waits.len() as u32;
+            for (i, &after_ms) in waits.iter().enumerate() {
+                let Some(k) = (saga.timeouts + 1 + i as u32).checked_sub(n) else {
+                    let why = format!("{n} timers for {t} in one batch after {} timeouts", saga.timeouts);
+                    return self.contract_broken(node, account, why);
+                };
+                let want = match k.checked_sub(CREDIT_RESENDS_MAX) {
+                    None | Some(0) => timeout,
+                    Some(aborts) => timeout.saturating_mul(1 << aborts.min(16)).min(max).max(timeout),
+                };
+                if after_ms != want {
+                    let why = format!(
+                        "saga {t} after {k} timeouts waits {after_ms} ms; its timing says {want} ms (credit timeout {timeout} ms, abort backoff up to {max} ms)"
+                    );
+                    return self.contract_broken(node, account, why);
+                }
+            }
         }
     }
 
@@ -241,6 +292,9 @@ impl Sim {
     ) -> Option<bool> {
         match done {
             WorkResult::Committed(b, r) => {
+                if let Ok((act, effects)) = r {
+                    self.contract_saga_timers(node, account, act, effects);
+                }
                 let r = r.as_ref().map(|_| ());
                 self.contract_committed(node, account, &b.inputs, r);
             }
