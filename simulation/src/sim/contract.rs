@@ -122,8 +122,9 @@ impl Sim {
     /// `credit_timeout_ms`; its first [`CREDIT_RESENDS_MAX`] timeouts resend the credit and
     /// wait as long again; each later one sends `Abort` and waits twice as long as the one
     /// before, from `2 × credit_timeout_ms` up to `abort_backoff_max_ms` (never below
-    /// `credit_timeout_ms`). The `i`-th of a saga's `n` timers in one batch is its timeout
-    /// count after the batch less `n - 1 - i`.
+    /// `credit_timeout_ms`). Each timer goes with its message (`Credit` when the saga starts
+    /// and on a resend, `Abort` after). The `i`-th of a saga's `n` timers in one batch is its
+    /// timeout count after the batch less `n - 1 - i`.
     fn contract_saga_timers(
         &mut self,
         node: usize,
@@ -132,14 +133,25 @@ impl Sim {
         effects: &[Effect],
     ) {
         let (timeout, max) = (self.opts.credit_timeout_ms, self.opts.abort_backoff_max_ms);
-        let mut timers: BTreeMap<&TransferId, Vec<u64>> = BTreeMap::new();
+        // Per saga, each timer's wait and the message sent with it (the last before it).
+        let mut timers: BTreeMap<&TransferId, Vec<(u64, Option<bool>)>> = BTreeMap::new();
+        let mut sent: BTreeMap<&TransferId, bool> = BTreeMap::new();
         for e in effects {
-            if let Effect::Timer {
-                transfer_id,
-                after_ms,
-            } = e
-            {
-                timers.entry(transfer_id).or_default().push(*after_ms);
+            match e {
+                Effect::Send(SagaMsg::Credit { transfer_id, .. }) => {
+                    sent.insert(transfer_id, false);
+                }
+                Effect::Send(SagaMsg::Abort { transfer_id, .. }) => {
+                    sent.insert(transfer_id, true);
+                }
+                Effect::Timer {
+                    transfer_id,
+                    after_ms,
+                } => {
+                    let with = sent.remove(transfer_id);
+                    timers.entry(transfer_id).or_default().push((*after_ms, with));
+                }
+                _ => {}
             }
         }
         for (t, waits) in timers {
@@ -148,7 +160,7 @@ impl Sim {
                 continue;
             };
             let n = waits.len() as u32;
-            for (i, &after_ms) in waits.iter().enumerate() {
+            for (i, &(after_ms, aborted)) in waits.iter().enumerate() {
                 let Some(k) = (saga.timeouts + 1 + i as u32).checked_sub(n) else {
                     let why = format!("{n} timers for {t} in one batch after {} timeouts", saga.timeouts);
                     return self.contract_broken(node, account, why);
@@ -160,6 +172,14 @@ impl Sim {
                 if after_ms != want {
                     let why = format!(
                         "saga {t} after {k} timeouts waits {after_ms} ms; its timing says {want} ms (credit timeout {timeout} ms, abort backoff up to {max} ms)"
+                    );
+                    return self.contract_broken(node, account, why);
+                }
+                let abort = k > CREDIT_RESENDS_MAX;
+                if aborted != Some(abort) {
+                    let why = format!(
+                        "saga {t} after {k} timeouts sent {aborted:?} (true: Abort, false: Credit) with its timer; the saga sends {} then",
+                        if abort { "Abort" } else { "Credit" }
                     );
                     return self.contract_broken(node, account, why);
                 }
