@@ -149,7 +149,10 @@ impl Sim {
                     after_ms,
                 } => {
                     let with = sent.remove(transfer_id);
-                    timers.entry(transfer_id).or_default().push((*after_ms, with));
+                    timers
+                        .entry(transfer_id)
+                        .or_default()
+                        .push((*after_ms, with));
                 }
                 _ => {}
             }
@@ -162,12 +165,18 @@ impl Sim {
             let n = waits.len() as u32;
             for (i, &(after_ms, aborted)) in waits.iter().enumerate() {
                 let Some(k) = (saga.timeouts + 1 + i as u32).checked_sub(n) else {
-                    let why = format!("{n} timers for {t} in one batch after {} timeouts", saga.timeouts);
+                    let why = format!(
+                        "{n} timers for {t} in one batch after {} timeouts",
+                        saga.timeouts
+                    );
                     return self.contract_broken(node, account, why);
                 };
                 let want = match k.checked_sub(CREDIT_RESENDS_MAX) {
                     None | Some(0) => timeout,
-                    Some(aborts) => timeout.saturating_mul(1 << aborts.min(16)).min(max).max(timeout),
+                    Some(aborts) => timeout
+                        .saturating_mul(1 << aborts.min(16))
+                        .min(max)
+                        .max(timeout),
                 };
                 if after_ms != want {
                     let why = format!(
