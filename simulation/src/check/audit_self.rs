@@ -627,6 +627,22 @@ fn captured_and_released(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
     )])
 }
 
+/// A failed transfer given a completed transfer's credit: credited and released.
+fn credited_and_released(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
+    let (t, l) = ix.failed().next()?;
+    let (_, done) = ix.completed().next()?;
+    let hold = l.hold?;
+    move_leg(fed, done.credit?, t);
+    Some(vec![expect(
+        AuditCheck::AtomicTransfers,
+        Some(&name(fed, hold.0)),
+        Some(t.as_str()),
+        format!(
+            "both released and settled (1 hold, 0 transfer_out, 1 transfer_in, 1 release){SHAPES}"
+        ),
+    )])
+}
+
 /// A failed transfer given another failed transfer's release: released twice.
 fn released_twice(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
     let mut failed = ix.failed();
@@ -876,7 +892,7 @@ const EXACT: [&str; 7] = [
 ];
 
 /// Every corruption, with its name for failures.
-const CORRUPTIONS: [(&str, Corruption); 34] = [
+const CORRUPTIONS: [(&str, Corruption); 35] = [
     ("deposit amount", deposit_amount),
     ("entry dropped", entry_dropped),
     ("journal short", journal_short),
@@ -898,6 +914,7 @@ const CORRUPTIONS: [(&str, Corruption); 34] = [
     ("debited twice", debited_twice),
     ("released and settled", released_and_settled),
     ("captured and released", captured_and_released),
+    ("credited and released", credited_and_released),
     ("released twice", released_twice),
     ("held twice", held_twice),
     ("amounts differ", amounts_differ),
