@@ -5,6 +5,7 @@ use super::{blocking, parse_account, AppState};
 use crate::ledger::audit::Auditor;
 use crate::ledger::audit_scan::{self, ScanEnd, ScanLimits, AUDIT_ACCOUNTS_MAX};
 use crate::ledger::exec;
+use crate::storage::RANGE_LIMIT_MAX;
 use axum::extract::{Path, State};
 use axum::Json;
 use protocol::admin::{
@@ -34,7 +35,7 @@ pub async fn status(State(st): State<AppState>) -> Result<Json<NodeStatus>, Http
     let shell = &st.shell;
     let (store, keys) = (shell.store().clone(), shell.keys().clone());
     let (pending, rows) = blocking(move || {
-        let total = exec::count_pending(&store, &keys, PENDING_COUNT_MAX)?;
+        let total = exec::count_pending(&store, &keys, PENDING_COUNT_MAX, RANGE_LIMIT_MAX)?;
         let mut rows = Vec::new();
         let mut after: Option<String> = None;
         while rows.len() < PENDING_ATTRIBUTED_MAX {
@@ -248,7 +249,8 @@ pub async fn audit(
     let polls_max = wait.as_millis() / AUDIT_PENDING_POLL.as_millis() + 1;
     for _ in 0..polls_max {
         let (store, keys) = (store.clone(), keys.clone());
-        let pending = blocking(move || exec::count_pending(&store, &keys, 1)).await?;
+        let pending =
+            blocking(move || exec::count_pending(&store, &keys, 1, RANGE_LIMIT_MAX)).await?;
         let now = tokio::time::Instant::now();
         if pending == 0 || now >= deadline {
             break;

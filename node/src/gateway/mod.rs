@@ -156,7 +156,12 @@ async fn readyz(State(st): State<AppState>) -> Response {
 async fn metrics(State(st): State<AppState>) -> Response {
     let (store, keys) = (st.shell.store().clone(), st.shell.keys().clone());
     let pending = blocking(move || {
-        crate::ledger::exec::count_pending(&store, &keys, admin::PENDING_COUNT_MAX)
+        crate::ledger::exec::count_pending(
+            &store,
+            &keys,
+            admin::PENDING_COUNT_MAX,
+            crate::storage::RANGE_LIMIT_MAX,
+        )
     })
     .await
     .unwrap_or(0);

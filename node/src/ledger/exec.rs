@@ -425,13 +425,20 @@ pub fn store_identity(store: &Store, keys: &Keys, fresh: &str) -> Result<String,
     })
 }
 
-/// Counts the pending index, up to `limit`, reading it in pages of the range limit.
-pub fn count_pending(store: &Store, keys: &Keys, limit: usize) -> Result<u64, StorageError> {
+/// Counts the pending index, up to `limit`, reading it in pages of `page` keys (the node
+/// passes the range limit, `storage::RANGE_LIMIT_MAX`).
+pub fn count_pending(
+    store: &Store,
+    keys: &Keys,
+    limit: usize,
+    page: usize,
+) -> Result<u64, StorageError> {
+    assert!(page > 0, "pages of no key");
     store.read(|txn| {
         let (mut begin, end) = keys.pending_range();
         let mut count = 0usize;
         while count < limit {
-            let page = (limit - count).min(crate::storage::RANGE_LIMIT_MAX);
+            let page = (limit - count).min(page);
             let rows = txn.get_range(&begin, &end, page)?;
             count += rows.len();
             match rows.last() {

@@ -15,7 +15,8 @@
 //! - the account listing, page after page, lists every indexed account with its stored
 //!   balance, holds and `seq`, in id order, once;
 //! - the pending listing, page after page, lists every pending transfer once, with its sender
-//!   and a summary still `pending`; the pending count counts it up to any limit;
+//!   and a summary still `pending`; the pending count, in the same pages, counts it up to any
+//!   limit;
 //! - the store's identity is written by the first start and kept by every later one.
 //!
 //! Runs only after the audit checker passed (a listing asserts what the audit reports).
@@ -216,7 +217,7 @@ fn pending(
     }
     let n = want.len();
     for limit in [0, 1, page, n, n + 1] {
-        let count = exec::count_pending(store, keys, limit)?;
+        let count = exec::count_pending(store, keys, limit, page)?;
         if count != n.min(limit) as u64 {
             return Ok(Err(format!(
                 "counted {count} pending transfers up to {limit}; the index holds {n}"
