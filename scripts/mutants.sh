@@ -4,7 +4,7 @@
 # simulator's 200-seed sweep (`cargo test -p simulation --test sweep`), nothing else. The
 # score is killed / (killed + timeout + missed); `unviable` mutants (they do not compile) do not
 # count. The test is `cargo test --package simulation --test sweep`.
-#   scripts/mutants.sh                                  # everything (about 460 mutants, hours)
+#   scripts/mutants.sh                                  # everything (about 490 mutants, 3 hours)
 #   scripts/mutants.sh node/src/ledger/driver/mod.rs    # one file
 # Needs `cargo install cargo-mutants --locked`. Results in mutants.out/ (caught.txt,
 # missed.txt, unviable.txt, timeout.txt).
