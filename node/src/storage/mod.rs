@@ -27,6 +27,9 @@
 //!   nodes on several machines. It runs each attempt as one FoundationDB transaction and maps
 //!   FoundationDB's errors onto [`StorageError`], so this retry loop is its retry loop too.
 //!
+//! [`overlay::Overlay`] runs a body inside another body's transaction with its writes held
+//! back until it succeeds (the building block of group commit).
+//!
 //! Keys are built by [`keys::Keys`] with the FoundationDB tuple encoding, the same bytes on
 //! every backend. Values are versioned JSON ([`codec`]).
 //!
@@ -46,6 +49,7 @@ pub mod codec;
 pub mod fdb;
 pub mod keys;
 pub mod memory;
+pub mod overlay;
 pub mod sqlite;
 
 use std::sync::atomic::{AtomicU64, Ordering};
