@@ -2,7 +2,10 @@
 //! that can run here.
 //!
 //! The generic scenarios below take a [`Fixture`] and are instantiated once per backend by
-//! `for_each_backend!`, as `memory::<scenario>`, `sqlite::<scenario>` and `fdb::<scenario>`.
+//! `for_each_backend!`, as `memory::<scenario>`, `sqlite::<scenario>` and `fdb::<scenario>`,
+//! and once more as `overlay::<scenario>`: every read-write body run inside an
+//! [`Overlay`](node::storage::overlay::Overlay) over the memory backend's transaction, its
+//! writes applied when it succeeds (how group commit runs each batch).
 //! Tests of one backend only (injected faults, reopening a directory, several processes) are
 //! named `memory_<scenario>` and `sqlite_<scenario>`. Every scenario starts with a comment
 //! saying what it proves.
@@ -35,6 +38,34 @@ struct Fixture {
 fn memory_fixture() -> Fixture {
     Fixture {
         store: Store::new(Arc::new(MemoryBackend::new())),
+        _keep: None,
+    }
+}
+
+/// The memory backend with every read-write body run inside an overlay of its transaction.
+struct Overlaid(MemoryBackend);
+
+impl Backend for Overlaid {
+    fn name(&self) -> &'static str {
+        "overlay"
+    }
+
+    fn attempt(&self, body: &mut node::storage::Body<'_>) -> Result<(), StorageError> {
+        self.0.attempt(&mut |txn: &mut dyn Txn| {
+            let mut o = node::storage::overlay::Overlay::new(txn);
+            body(&mut o)?;
+            o.apply()
+        })
+    }
+
+    fn attempt_read(&self, body: &mut node::storage::Body<'_>) -> Result<(), StorageError> {
+        self.0.attempt_read(body)
+    }
+}
+
+fn overlay_fixture() -> Fixture {
+    Fixture {
+        store: Store::new(Arc::new(Overlaid(MemoryBackend::new()))),
         _keep: None,
     }
 }
@@ -278,6 +309,16 @@ macro_rules! for_each_backend {
                 #[test]
                 fn $scenario() {
                     super::$scenario(super::memory_fixture());
+                }
+            )*
+        }
+
+        /// The generic scenarios with every body inside an overlay (memory backend below).
+        mod overlay {
+            $(
+                #[test]
+                fn $scenario() {
+                    super::$scenario(super::overlay_fixture());
                 }
             )*
         }
