@@ -3,7 +3,9 @@
 //! activation's memory behind its storage; a stale activation is fenced.
 
 use node::ledger::account::{Command, Effect, Input, Reply, SagaTiming};
-use node::ledger::exec::{activate, commit_batch, read_entries, Activation};
+use node::ledger::exec::{
+    activate, commit_batch, commit_group, read_entries, Activation, GroupBatch,
+};
 use node::storage::keys::Keys;
 use node::storage::memory::{Fault, MemoryBackend};
 use node::storage::{StorageError, Store};
@@ -292,4 +294,75 @@ fn exec_stale_activation_cannot_drop_an_outcome_it_does_not_know() {
     let stored = node::ledger::exec::read_lease(&store, &keys, &id("a")).unwrap();
     assert_ne!(stored, old.lease, "the old activation lost the lease");
     assert_eq!(stored, newer.lease, "the newer one holds it");
+}
+
+/// A deposit of `amount` as a one-input batch.
+fn deposit(req: u64, amount: u64) -> Vec<Input> {
+    vec![Input::Command(
+        req,
+        Command::Deposit {
+            amount: Amount::new(amount).unwrap(),
+            reference: None,
+            idem_key: None,
+        },
+    )]
+}
+
+#[test]
+fn exec_group_commits_every_batch_but_the_fenced_one() {
+    // Proves a group runs each account's batch in one transaction: the batches that may commit
+    // do, with memory equal to storage, while a fenced one gets `Fenced` and writes nothing.
+    let (_, store, keys) = setup();
+    let a = open_funded(&store, &keys, "a", 10);
+    let b = open_funded(&store, &keys, "b", 20);
+    let c = open_funded(&store, &keys, "c", 30);
+    let _newer = activate(&store, &keys, "n2", &id("c"), SagaTiming::default(), 9).unwrap();
+    let (da, db, dc) = (deposit(7, 1), deposit(8, 2), deposit(9, 3));
+    let batches: Vec<GroupBatch<'_>> = vec![(&a, &da), (&b, &db), (&c, &dc)];
+    let mut results = commit_group(&store, &keys, "n1", &batches, 1_000).into_iter();
+    let (a, _) = results.next().unwrap().expect("a commits");
+    let (b, _) = results.next().unwrap().expect("b commits");
+    assert_eq!(results.next().unwrap().unwrap_err(), StorageError::Fenced);
+    assert_eq!(
+        (
+            a.core.record().unwrap().balance,
+            b.core.record().unwrap().balance
+        ),
+        (11, 22)
+    );
+    assert_memory_matches_storage(&store, &keys, &a);
+    assert_memory_matches_storage(&store, &keys, &b);
+    let page = read_entries(&store, &keys, &id("c"), 0, 10)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        page.entries.len(),
+        1,
+        "the fenced batch wrote nothing (only its funding entry)"
+    );
+}
+
+#[test]
+fn exec_group_retried_after_an_unknown_commit_applies_each_batch_once() {
+    // Proves a group whose commit was reported unknown (it landed), then conflicted, is retried
+    // as a whole and each batch recognizes its own landed attempt: nothing is applied twice.
+    let (mem, store, keys) = setup();
+    let a = open_funded(&store, &keys, "a", 10);
+    let b = open_funded(&store, &keys, "b", 20);
+    let (da, db) = (deposit(7, 1), deposit(8, 2));
+    let batches: Vec<GroupBatch<'_>> = vec![(&a, &da), (&b, &db)];
+    mem.inject(Fault::CommitUnknownCommitted);
+    mem.inject(Fault::Conflict);
+    let results = commit_group(&store, &keys, "n1", &batches, 1_000);
+    let acts: Vec<Activation> = results.into_iter().map(|r| r.unwrap().0).collect();
+    assert_eq!(
+        (
+            acts[0].core.record().unwrap().balance,
+            acts[1].core.record().unwrap().balance
+        ),
+        (11, 22)
+    );
+    for act in &acts {
+        assert_memory_matches_storage(&store, &keys, act);
+    }
 }

@@ -21,13 +21,16 @@
 //!   identically. Nothing is applied twice, and memory never falls behind storage.
 //!
 //! A batch is several inputs of one account committed in one transaction: the actor drains its
-//! mailbox (up to a limit) and pays for one commit.
+//! mailbox (up to a limit) and pays for one commit. [`commit_group`] commits the batches of
+//! several accounts in one transaction, each in its own overlay (the body of group commit; the
+//! committer that forms groups is not built yet, so nothing calls it outside its tests).
 
 use super::account::{AccountCore, Effect, Input, OpenSaga, Reads, SagaTiming, Write};
 use super::planted::{planted, Bug};
 use super::records::{AccountRecord, IdemRecord, Lease, SagaRecord, SenderStatus};
 use crate::storage::codec::{decode, encode};
 use crate::storage::keys::Keys;
+use crate::storage::overlay::Overlay;
 use crate::storage::{StorageError, Store, Txn};
 use protocol::api::{AccountView, EntriesPage, Entry, TransferView};
 use protocol::{AccountId, TransferId};
@@ -139,86 +142,189 @@ pub fn commit_batch(
     inputs: &[Input],
     now_ms: u64,
 ) -> Result<(Activation, Vec<Effect>), StorageError> {
-    let id = act.core.id().as_str();
-    // Inputs that depend on no stored record may need no read-write transaction (reads,
-    // timers, late outcomes): step a copy and keep it if it wrote nothing. A client command or
-    // saga message answered this way is still checked against the stored lease, so a fenced
-    // activation never answers from stale memory: a stale activation that drops an `Outcome`
-    // as "already settled" may simply not know the saga a newer activation started, and must
-    // step aside (`Fenced`) so the message reaches that saga. Timers alone act only on sagas
-    // this activation holds, and what they send is safe to repeat.
-    if inputs.iter().all(|i| act.core.needs(i).is_empty()) {
-        let mut work = act.clone();
-        let mut effects = Vec::new();
-        let mut wrote = false;
-        for input in inputs {
-            let step = work.core.step(input.clone(), Reads::default(), now_ms);
-            wrote |= !step.writes.is_empty();
-            effects.extend(step.effects);
-        }
-        if !wrote && work.core.record() == act.core.record() {
-            if inputs.iter().any(|i| !matches!(i, Input::Timer(_))) {
-                let stored = store.read(|txn| get::<Lease>(txn, &keys.lease(id)))?;
-                if stored != act.lease {
-                    return Err(StorageError::Fenced);
-                }
-            }
-            return Ok((work, effects));
-        }
+    if let Some(done) = without_writes(store, keys, act, inputs, now_ms) {
+        return done;
     }
     // The result of every earlier attempt: any of them may have committed although it was
     // reported unknown (and a later attempt may not have seen it land). At most
     // `RETRY_ATTEMPTS_MAX` entries.
     let mut earlier: Vec<(Activation, Vec<Effect>)> = Vec::new();
-    store.run(|txn| {
-        let stored_lease = get::<Lease>(txn, &keys.lease(id))?;
-        if let (true, Some((prev, effects))) = (planted(Bug::AckUnknownCommit), earlier.last()) {
+    store.run(|txn| batch_body(txn, keys, node, act, inputs, now_ms, &mut earlier))
+}
+
+/// One batch of a group: the activation it runs on and its inputs.
+pub type GroupBatch<'a> = (&'a Activation, &'a [Input]);
+
+/// What a batch's commit gives back: the activation after it and the effects to carry out.
+pub type Committed = Result<(Activation, Vec<Effect>), StorageError>;
+
+/// Runs the batches of several accounts in one transaction (one commit, one `fsync`): each
+/// batch's body runs in its own [`Overlay`], so a batch that fails on its own (`Fenced`, a
+/// corrupt record) leaves nothing behind and gets its error while the others commit. An error
+/// of the transaction itself (a conflict, an unknown result, storage unavailable) retries the
+/// whole group, every batch keeping its own record of its earlier attempts, as
+/// [`commit_batch`] does; if the group fails for good, every batch that had no result of its
+/// own gets that error. Results are in the order of `batches`. At most one batch per account
+/// (per-account order is the caller's).
+pub fn commit_group(
+    store: &Store,
+    keys: &Keys,
+    node: &str,
+    batches: &[GroupBatch<'_>],
+    now_ms: u64,
+) -> Vec<Committed> {
+    let mut results: Vec<Option<Committed>> = batches
+        .iter()
+        .map(|(act, inputs)| without_writes(store, keys, act, inputs, now_ms))
+        .collect();
+    let mut earlier: Vec<Vec<(Activation, Vec<Effect>)>> = vec![Vec::new(); batches.len()];
+    let group = store.run(|txn| {
+        let mut out = Vec::with_capacity(batches.len());
+        for (i, (act, inputs)) in batches.iter().enumerate() {
+            if results[i].is_some() {
+                out.push(None);
+                continue;
+            }
+            let mut overlay = Overlay::new(txn);
+            match batch_body(
+                &mut overlay,
+                keys,
+                node,
+                act,
+                inputs,
+                now_ms,
+                &mut earlier[i],
+            ) {
+                Ok(done) => {
+                    overlay.apply()?;
+                    out.push(Some(Ok(done)));
+                }
+                Err(e @ (StorageError::Fenced | StorageError::Corrupt(_))) => {
+                    out.push(Some(Err(e)))
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    });
+    match group {
+        Ok(out) => {
+            for (slot, r) in results.iter_mut().zip(out) {
+                if let Some(r) = r {
+                    *slot = Some(r);
+                }
+            }
+        }
+        Err(e) => {
+            for slot in results.iter_mut().filter(|r| r.is_none()) {
+                *slot = Some(Err(e.clone()));
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|r| r.expect("every batch has a result"))
+        .collect()
+}
+
+/// The fast path of a batch whose inputs depend on no stored record (reads, timers, late
+/// outcomes): steps a copy and, if it wrote nothing and left the record as it was, answers
+/// without a read-write transaction (`None`: the batch needs one). A client command or saga
+/// message answered this way is still checked against the stored lease, so a fenced
+/// activation never answers from stale memory: a stale activation that drops an `Outcome` as
+/// "already settled" may simply not know the saga a newer activation started, and must step
+/// aside (`Fenced`) so the message reaches that saga. Timers alone act only on sagas this
+/// activation holds, and what they send is safe to repeat.
+fn without_writes(
+    store: &Store,
+    keys: &Keys,
+    act: &Activation,
+    inputs: &[Input],
+    now_ms: u64,
+) -> Option<Committed> {
+    if !inputs.iter().all(|i| act.core.needs(i).is_empty()) {
+        return None;
+    }
+    let mut work = act.clone();
+    let mut effects = Vec::new();
+    let mut wrote = false;
+    for input in inputs {
+        let step = work.core.step(input.clone(), Reads::default(), now_ms);
+        wrote |= !step.writes.is_empty();
+        effects.extend(step.effects);
+    }
+    if wrote || work.core.record() != act.core.record() {
+        return None;
+    }
+    if inputs.iter().any(|i| !matches!(i, Input::Timer(_))) {
+        let id = act.core.id().as_str();
+        match store.read(|txn| get::<Lease>(txn, &keys.lease(id))) {
+            Err(e) => return Some(Err(e)),
+            Ok(stored) if stored != act.lease => return Some(Err(StorageError::Fenced)),
+            Ok(_) => {}
+        }
+    }
+    Some(Ok((work, effects)))
+}
+
+/// One attempt of a batch's transaction body; `earlier` holds the results of the batch's
+/// earlier attempts (see the module's notes on idempotency).
+fn batch_body(
+    txn: &mut dyn Txn,
+    keys: &Keys,
+    node: &str,
+    act: &Activation,
+    inputs: &[Input],
+    now_ms: u64,
+    earlier: &mut Vec<(Activation, Vec<Effect>)>,
+) -> Result<(Activation, Vec<Effect>), StorageError> {
+    let id = act.core.id().as_str();
+    let stored_lease = get::<Lease>(txn, &keys.lease(id))?;
+    if let (true, Some((prev, effects))) = (planted(Bug::AckUnknownCommit), earlier.last()) {
+        return Ok((prev.clone(), effects.clone()));
+    }
+    // The lease carries this activation's nonce, so another activation's commit is never
+    // taken for ours.
+    let may_have_landed =
+        |prev: &Activation| prev.core.record() != act.core.record() && stored_lease == prev.lease;
+    if earlier.iter().any(|(prev, _)| may_have_landed(prev)) {
+        let stored: Option<AccountRecord> = get(txn, &keys.state(id))?;
+        let landed = earlier
+            .iter()
+            .find(|(prev, _)| may_have_landed(prev) && stored.as_ref() == prev.core.record());
+        if let Some((prev, effects)) = landed {
             return Ok((prev.clone(), effects.clone()));
         }
-        // The lease carries this activation's nonce, so another activation's commit is never
-        // taken for ours.
-        let may_have_landed = |prev: &Activation| {
-            prev.core.record() != act.core.record() && stored_lease == prev.lease
+    }
+    if stored_lease != act.lease && !planted(Bug::SkipEpochCheck) {
+        return Err(StorageError::Fenced);
+    }
+    let mut work = act.clone();
+    let mut effects = Vec::new();
+    for input in inputs {
+        let needs = work.core.needs(input);
+        let reads = Reads {
+            idem: match &needs.idem_key {
+                Some(k) => get::<IdemRecord>(txn, &keys.idem(id, k))?,
+                None => None,
+            },
+            saga: match &needs.saga {
+                Some(t) => get::<SagaRecord>(txn, &keys.saga(id, t.as_str()))?,
+                None => None,
+            },
         };
-        if earlier.iter().any(|(prev, _)| may_have_landed(prev)) {
-            let stored: Option<AccountRecord> = get(txn, &keys.state(id))?;
-            let landed = earlier
-                .iter()
-                .find(|(prev, _)| may_have_landed(prev) && stored.as_ref() == prev.core.record());
-            if let Some((prev, effects)) = landed {
-                return Ok((prev.clone(), effects.clone()));
-            }
+        let step = work.core.step(input.clone(), reads, now_ms);
+        for w in &step.writes {
+            apply_write(txn, keys, node, &mut work, w)?;
         }
-        if stored_lease != act.lease && !planted(Bug::SkipEpochCheck) {
-            return Err(StorageError::Fenced);
-        }
-        let mut work = act.clone();
-        let mut effects = Vec::new();
-        for input in inputs {
-            let needs = work.core.needs(input);
-            let reads = Reads {
-                idem: match &needs.idem_key {
-                    Some(k) => get::<IdemRecord>(txn, &keys.idem(id, k))?,
-                    None => None,
-                },
-                saga: match &needs.saga {
-                    Some(t) => get::<SagaRecord>(txn, &keys.saga(id, t.as_str()))?,
-                    None => None,
-                },
-            };
-            let step = work.core.step(input.clone(), reads, now_ms);
-            for w in &step.writes {
-                apply_write(txn, keys, node, &mut work, w)?;
-            }
-            effects.extend(step.effects);
-        }
-        if work.core.record() != act.core.record() {
-            let r = work.core.record().expect("an account is never un-created");
-            txn.set(&keys.state(id), &encode(r))?;
-        }
-        earlier.push((work.clone(), effects.clone()));
-        Ok((work, effects))
-    })
+        effects.extend(step.effects);
+    }
+    if work.core.record() != act.core.record() {
+        let r = work.core.record().expect("an account is never un-created");
+        txn.set(&keys.state(id), &encode(r))?;
+    }
+    earlier.push((work.clone(), effects.clone()));
+    Ok((work, effects))
 }
 
 /// Reads an account's stored lease (a fenced activation finds another one there).
