@@ -41,10 +41,9 @@ pub struct Commit {
     pub seq: u64,
     /// Simulated time.
     pub at_ms: u64,
-    /// Who wrote it.
-    pub writer: Option<Writer>,
-    /// The writer account's lease at commit time.
-    pub lease_at_commit: Option<Lease>,
+    /// Who wrote it (several activations for a group commit), each with its account's lease
+    /// at commit time.
+    pub writers: Vec<(Writer, Option<Lease>)>,
     /// The writes.
     pub rows: Vec<Row>,
 }
@@ -163,8 +162,7 @@ impl Ledger {
         Ok(Commit {
             seq: self.commits + 1,
             at_ms,
-            writer: raw.writer.clone(),
-            lease_at_commit: raw.lease_at_commit.clone(),
+            writers: raw.writers.clone(),
             rows,
         })
     }
@@ -262,8 +260,7 @@ impl Ledger {
             .collect();
         let commit = ledger.decode(
             &RawCommit {
-                writer: None,
-                lease_at_commit: None,
+                writers: Vec::new(),
                 writes: raw.clone(),
             },
             0,

@@ -4,6 +4,7 @@
 
 use crate::rng::Rng;
 use node::ledger::audit_scan::{ScanLimits, AUDIT_ACCOUNTS_MAX};
+use node::ledger::committer::GroupLimits;
 use node::ledger::driver::Limits;
 use std::fmt;
 
@@ -68,6 +69,9 @@ pub struct Options {
     /// Storage: share of read-write attempts that read a few commits behind the newest (their
     /// overtaken reads then conflict for real), ppm.
     pub stale_read_ppm: u32,
+    /// Storage: extra latency of every read-write attempt (the disk's sync), which lets
+    /// batches gather behind a group in flight.
+    pub sync_ms: u64,
     /// Storage: share of attempts that take a latency spike, ppm.
     pub slow_ppm: u32,
     /// Storage: longest latency spike.
@@ -88,6 +92,9 @@ pub struct Options {
     /// The account driver's limits: the node's defaults, or for about half the seeds small
     /// ones, so that full queues, short batches and waiter caps happen under faults.
     pub limits: Limits,
+    /// The committer's group caps: the node's defaults, or for about half the seeds small
+    /// ones (and up to three groups in flight), so that groups fill, split and overlap.
+    pub group: GroupLimits,
     /// Page sizes and the account cap of the operators' reads checked at each phase end: the
     /// node's, or for about half the seeds pages of 1 to 4 (and for some a cap below the
     /// number of accounts), so that every page boundary is crossed.
@@ -152,11 +159,13 @@ impl Options {
             outage_every_ms: every(rng, o_outage, 500, 20_000),
             outage_max_ms: rng.range(10, 3_000),
             stale_read_ppm: 0,
+            sync_ms: 0,
             active_max: 0,
             transfer_wait_ms: 0,
             subscribers: 0,
             stream_churn_every_ms: 0,
             limits: Limits::default(),
+            group: GroupLimits::default(),
             scan: ScanLimits::default(),
         };
         // Drawn last, so that adding it left every other option of a seed as it was.
@@ -189,6 +198,22 @@ impl Options {
                 entries_page: rng.range(1, 4) as usize,
                 pending_page: rng.range(1, 4) as usize,
                 accounts_max,
+            };
+        }
+        // Drawn after everything above, for the same reason.
+        options.sync_ms = rng.range(0, 20);
+        // A quarter of the seeds get a crowd of clients, so that nodes are busy and groups
+        // fill up behind the one in flight.
+        if rng.chance(250_000) {
+            options.clients += rng.range(8, 40) as usize;
+        }
+        if on(rng) {
+            options.group = GroupLimits {
+                batches: rng.range(1, 6) as usize,
+                inputs: rng.range(1, 24) as usize,
+                age_ms: rng.range(0, 20),
+                in_flight: rng.range(1, 3) as usize,
+                queue: rng.range(1, 6) as usize,
             };
         }
         options
@@ -281,6 +306,16 @@ impl fmt::Display for Options {
             f,
             "driver:   batch <= {} inputs, queue <= {} inputs, <= {} waiter(s) per transfer",
             self.limits.batch_inputs, self.limits.queue_inputs, self.limits.waiters_per_transfer
+        )?;
+        writeln!(
+            f,
+            "groups:   <= {} batches, <= {} inputs, age <= {} ms, {} in flight, queue <= {}; sync {} ms",
+            self.group.batches,
+            self.group.inputs,
+            self.group.age_ms,
+            self.group.in_flight,
+            self.group.queue,
+            self.sync_ms
         )?;
         writeln!(
             f,

@@ -59,10 +59,9 @@ pub struct Writer {
 /// The writes of one committed attempt, in key order (`None` removes the key).
 #[derive(Clone, Debug)]
 pub struct RawCommit {
-    /// Who wrote it, if the simulator said.
-    pub writer: Option<Writer>,
-    /// The writer account's lease in the store once the transaction committed.
-    pub lease_at_commit: Option<Lease>,
+    /// Who wrote it (one activation, or each activation of a group commit), if the simulator
+    /// said, each with its account's lease in the store once the transaction committed.
+    pub writers: Vec<(Writer, Option<Lease>)>,
     /// Keys and new values.
     pub writes: Vec<(Vec<u8>, Option<Vec<u8>>)>,
 }
@@ -97,7 +96,10 @@ struct State {
     outage_cut_pending: bool,
     /// Latency accrued by attempts since the simulator last took it.
     latency_ms: u64,
-    writer: Option<Writer>,
+    /// Extra latency of a read-write attempt (the disk's sync).
+    sync_ms: u64,
+    /// The activations behind the operation in progress (several for a group commit).
+    writers: Vec<Writer>,
     commits: Vec<RawCommit>,
     attempts: u64,
     injected: u64,
@@ -109,19 +111,28 @@ struct State {
 }
 
 impl State {
-    /// How many of the newest commits the current writer has not seen (none without a
-    /// writer), so the deepest stale read it may take.
+    /// How many of the newest commits the current writers have not seen (none without a
+    /// writer), so the deepest stale read they may take. A group's transaction begins after
+    /// each of its batches was handed over, so it has seen what any of its writers saw.
     fn unseen(&self, newest: u64) -> u64 {
-        let Some(w) = &self.writer else { return 0 };
-        let seen = self.seen.get(&(w.account.clone(), w.nonce)).copied();
-        newest.saturating_sub(seen.unwrap_or(0))
+        let seen = self
+            .writers
+            .iter()
+            .map(|w| {
+                self.seen
+                    .get(&(w.account.clone(), w.nonce))
+                    .copied()
+                    .unwrap_or(0)
+            })
+            .max();
+        seen.map_or(0, |seen| newest.saturating_sub(seen))
     }
 
-    /// Records that the current writer saw version `seen`, with `newest` now the newest, and
+    /// Records that the current writers saw version `seen`, with `newest` now the newest, and
     /// forgets the writers that saw none of the last [`STALE_READ_BEHIND_MAX`] commits (they
     /// limit no draw).
     fn saw(&mut self, seen: u64, newest: u64) {
-        if let Some(w) = &self.writer {
+        for w in &self.writers {
             let v = self.seen.entry((w.account.clone(), w.nonce)).or_insert(0);
             *v = (*v).max(seen);
         }
@@ -153,7 +164,8 @@ impl SimBackend {
                 outage_until_ms: 0,
                 outage_cut_pending: false,
                 latency_ms: 0,
-                writer: None,
+                sync_ms: 0,
+                writers: Vec::new(),
                 commits: Vec::new(),
                 attempts: 0,
                 injected: 0,
@@ -177,6 +189,12 @@ impl SimBackend {
         self.state().now_ms = now_ms;
     }
 
+    /// Sets the extra latency of every read-write attempt (the disk's sync; not a fault, so
+    /// healing keeps it).
+    pub fn set_sync_ms(&self, sync_ms: u64) {
+        self.state().sync_ms = sync_ms;
+    }
+
     /// Makes every attempt fail as unavailable until `until_ms`.
     pub fn outage_until(&self, until_ms: u64) {
         let mut s = self.state();
@@ -193,9 +211,10 @@ impl SimBackend {
         s.outage_cut_pending = false;
     }
 
-    /// Names the activation behind the next operations (`None`: a plain read or the sweeper).
-    pub fn set_writer(&self, writer: Option<Writer>) {
-        self.state().writer = writer;
+    /// Names the activations behind the next operations (none: a plain read or the sweeper;
+    /// several: a group commit).
+    pub fn set_writers(&self, writers: Vec<Writer>) {
+        self.state().writers = writers;
     }
 
     /// Takes the latency accrued since the last call.
@@ -227,10 +246,13 @@ impl SimBackend {
 
     fn run(&self, body: &mut Body<'_>, read_only: bool) -> Result<(), StorageError> {
         let newest = self.mem.version();
-        let (fault, writer) = {
+        let (fault, writers) = {
             let mut s = self.state();
             s.attempts += 1;
             s.latency_ms += ATTEMPT_LATENCY_MS;
+            if !read_only {
+                s.latency_ms += s.sync_ms;
+            }
             let f = s.faults;
             let unseen = s.unseen(newest);
             let fault = if s.now_ms < s.outage_until_ms {
@@ -263,7 +285,7 @@ impl SimBackend {
                 s.injected += 1;
                 self.mem.inject(fault);
             }
-            (fault, s.writer.clone())
+            (fault, s.writers.clone())
         };
         let outcome = self.mem.run_attempt(body, read_only);
         {
@@ -284,13 +306,18 @@ impl SimBackend {
         }
         if let Some(commit) = outcome.commit {
             // Attempts run one at a time, inline: the lease now is the lease at commit.
-            let lease_at_commit = writer.as_ref().and_then(|w| {
-                let bytes = self.mem.get_committed(&self.keys.lease(&w.account))?;
-                Some(decode::<Lease>(&bytes).expect("a committed lease decodes"))
-            });
+            let writers = writers
+                .into_iter()
+                .map(|w| {
+                    let lease = self
+                        .mem
+                        .get_committed(&self.keys.lease(&w.account))
+                        .map(|b| decode::<Lease>(&b).expect("a committed lease decodes"));
+                    (w, lease)
+                })
+                .collect();
             self.state().commits.push(RawCommit {
-                writer,
-                lease_at_commit,
+                writers,
                 writes: commit.writes,
             });
         }
@@ -349,13 +376,13 @@ mod tests {
         for i in 0..rounds {
             let who = usize::try_from(i % 3 % 2).expect("0 or 1");
             let account = format!("acc-{who}");
-            backend.set_writer(Some(Writer {
+            backend.set_writers(vec![Writer {
                 node: "n1".into(),
                 account: account.clone(),
                 nonce: 7,
                 epoch: 1,
                 activating: false,
-            }));
+            }]);
             store
                 .run(|t| {
                     let mine = count(t, account.as_bytes())?;
@@ -367,7 +394,7 @@ mod tests {
                 .expect("committed");
             own[who] += 1;
         }
-        backend.set_writer(None);
+        backend.set_writers(Vec::new());
         let total = store.read(|t| count(t, b"shared")).expect("read");
         assert_eq!(total, rounds);
         assert!(backend.conflicts_detected() > 10, "conflicts were detected");

@@ -17,7 +17,7 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
     let failures = Mutex::new(Vec::new());
     let ops = AtomicU64::new(0);
     // How often the driver's rarer paths ran, summed over the seeds.
-    let exercised: Mutex<[u64; 8]> = Mutex::new([0; 8]);
+    let exercised: Mutex<[u64; 11]> = Mutex::new([0; 11]);
     // The corruptions the audit was shown (a mask per seed, united).
     let corruptions = AtomicU64::new(0);
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -45,6 +45,9 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
                     st.lease_reads,
                     st.settled_reads,
                     st.completed,
+                    st.grouped_batches - st.groups,
+                    st.fenced_in_group,
+                    st.commit_queue_full,
                 ]) {
                     *sum += n;
                 }
@@ -66,7 +69,9 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
     // passivations and drains, stream deliveries, the sweep's lease checks of activations
     // that do not know a pending transfer, the reads that answer the waiters of transfers
     // settled in a commit whose result was unknown, and transfers that completed (every
-    // transfer failing is a valid history under faults, but not of all 200 seeds).
+    // transfer failing is a valid history under faults, but not of all 200 seeds), groups of
+    // several batches, a batch fenced in a group whose other batches committed, and batches
+    // handed back by a full commit queue.
     let e = exercised.into_inner().unwrap();
     let names = [
         "fenced",
@@ -77,6 +82,9 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
         "lease checks",
         "settled-transfer reads",
         "completed transfers",
+        "batches sharing a group",
+        "batches fenced alone in a group",
+        "full commit queues",
     ];
     for (name, n) in names.iter().zip(e) {
         assert!(n > 0, "no seed exercised {name}: {e:?}");

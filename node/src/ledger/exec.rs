@@ -22,8 +22,8 @@
 //!
 //! A batch is several inputs of one account committed in one transaction: the actor drains its
 //! mailbox (up to a limit) and pays for one commit. [`commit_group`] commits the batches of
-//! several accounts in one transaction, each in its own overlay (the body of group commit; the
-//! committer that forms groups is not built yet, so nothing calls it outside its tests).
+//! several accounts in one transaction, each in its own overlay: the body of group commit, whose
+//! groups the node's committer forms (`super::committer`).
 
 use super::account::{AccountCore, Effect, Input, OpenSaga, Reads, SagaTiming, Write};
 use super::planted::{planted, Bug};
@@ -179,6 +179,9 @@ pub fn commit_group(
         .collect();
     let mut earlier: Vec<Vec<(Activation, Vec<Effect>)>> = vec![Vec::new(); batches.len()];
     let group = store.run(|txn| {
+        if planted(Bug::GroupForgetsAttempts) {
+            earlier.iter_mut().for_each(Vec::clear);
+        }
         let mut out = Vec::with_capacity(batches.len());
         for (i, (act, inputs)) in batches.iter().enumerate() {
             if results[i].is_some() {

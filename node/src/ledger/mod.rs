@@ -12,6 +12,10 @@
 //! commit, what each storage outcome means, when timers fire and when the activation stops,
 //! and emits what its runtime (the actor shell, the simulator) must do. It is sans-IO too.
 //!
+//! [`committer`] forms a node's groups: it takes the batches of every driver and commits many
+//! in one storage transaction (`exec::commit_group`), so a busy node pays one `fsync` for many
+//! accounts. Sans-IO as well; the actor shell and the simulator each run one per node.
+//!
 //! [`audit`] holds the ledger audit (conservation, no overdraft, atomic transfers, replay),
 //! pure and shared by `walletctl`, `GET /admin/audit` and the simulator; [`audit_scan`] feeds it
 //! from the store for the route.
@@ -34,6 +38,7 @@
 pub mod account;
 pub mod audit;
 pub mod audit_scan;
+pub mod committer;
 pub mod driver;
 pub mod exec;
 pub mod planted;

@@ -42,11 +42,14 @@ pub enum Bug {
     /// A reload that fails stops the activation and answers its queued commands "outcome
     /// unknown", instead of keeping them and trying again.
     StopOnFailedReload,
+    /// A group whose commit failed as a whole is retried with every batch's record of its
+    /// earlier attempts forgotten: a batch whose unknown attempt landed runs again, as new.
+    GroupForgetsAttempts,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 11] = [
+    pub const ALL: [Bug; 12] = [
         Bug::SkipEpochCheck,
         Bug::ReleaseOnTimeout,
         Bug::CreditTwice,
@@ -58,6 +61,7 @@ impl Bug {
         Bug::EvictWithWaiter,
         Bug::RetryUnknownCommit,
         Bug::StopOnFailedReload,
+        Bug::GroupForgetsAttempts,
     ];
 
     /// The bug's name on the command line.
@@ -74,6 +78,7 @@ impl Bug {
             Bug::EvictWithWaiter => "evict-with-waiter",
             Bug::RetryUnknownCommit => "retry-unknown-commit",
             Bug::StopOnFailedReload => "stop-on-failed-reload",
+            Bug::GroupForgetsAttempts => "group-forgets-attempts",
         }
     }
 

@@ -124,6 +124,13 @@ fn print_summary(r: &Report) {
         s.messages, s.lost, s.duplicated, s.crashes, s.partitions, s.passivations, s.churns
     );
     println!(
+        "         {} groups of {} batches ({:.2} per group), {} batches refused by a full commit queue",
+        s.groups,
+        s.grouped_batches,
+        s.grouped_batches as f64 / s.groups.max(1) as f64,
+        s.commit_queue_full
+    );
+    println!(
         "         {} evictions, {} commands moved, {} lease checks by the sweep, {} reads of settled transfers, {} stream deliveries",
         s.evictions, s.moved, s.lease_reads, s.settled_reads, s.streamed
     );

@@ -3,7 +3,9 @@
 //! Every commit of an activation (not its activation itself, which takes the lease) must find
 //! the account's lease carrying that activation's nonce at commit time: a commit from a
 //! fenced activation, whose lease a newer one took, is a violation. An activation writes only
-//! its own account's keys, and lease epochs start at 1 and only grow.
+//! its own account's keys, and lease epochs start at 1 and only grow. A group commit has
+//! several writers: each account's keys must come from that account's activation, and each
+//! activation that wrote must hold its lease.
 
 use super::Check;
 use crate::ledger::{Commit, Ledger, Row};
@@ -41,38 +43,57 @@ impl Check for SingleWriter {
                 }
             }
         }
-        let Some(w) = &commit.writer else {
+        if commit.writers.is_empty() {
             return Ok(());
+        }
+        let owner_of = |row: &Row| match row {
+            Row::State(a, _)
+            | Row::Lease(a, _)
+            | Row::Journal(a, _, _)
+            | Row::Idem(a, _, _)
+            | Row::Saga(a, _, _)
+            | Row::Open(a, _, _)
+            | Row::Index(a, _) => Some(a.clone()),
+            Row::Transfer(..) | Row::Pending(..) => None,
         };
-        for row in &commit.rows {
-            let owner = match row {
-                Row::State(a, _)
-                | Row::Lease(a, _)
-                | Row::Journal(a, _, _)
-                | Row::Idem(a, _, _)
-                | Row::Saga(a, _, _)
-                | Row::Open(a, _, _)
-                | Row::Index(a, _) => a,
-                Row::Transfer(..) | Row::Pending(..) => continue,
-            };
-            if owner != &w.account {
+        for owner in commit.rows.iter().filter_map(owner_of) {
+            if !commit.writers.iter().any(|(w, _)| w.account == owner) {
+                let (w, _) = &commit.writers[0];
                 return Err(format!(
                     "activation of {} on {} wrote {owner}'s keys",
                     w.account, w.node
                 ));
             }
         }
-        if w.activating {
-            return Ok(());
+        for (w, lease_at_commit) in &commit.writers {
+            // In a group, a batch that wrote nothing of its account (fenced, or nothing to
+            // write) committed nothing, whoever holds the lease; a lone writer is always held
+            // to its lease.
+            let wrote = commit.writers.len() == 1
+                || commit
+                    .rows
+                    .iter()
+                    .any(|r| owner_of(r).as_deref() == Some(w.account.as_str()));
+            if w.activating || !wrote {
+                continue;
+            }
+            match lease_at_commit {
+                Some(l) if l.nonce == w.nonce && l.node == w.node => {}
+                Some(l) => {
+                    return Err(format!(
+                        "{} committed by the activation on {} (epoch {}) while {} holds epoch {}: a fenced activation wrote",
+                        w.account, w.node, w.epoch, l.node, l.epoch
+                    ))
+                }
+                None if w.epoch == 0 => {}
+                None => {
+                    return Err(format!(
+                        "{} committed by epoch {} without a lease",
+                        w.account, w.epoch
+                    ))
+                }
+            }
         }
-        match &commit.lease_at_commit {
-            Some(l) if l.nonce == w.nonce && l.node == w.node => Ok(()),
-            Some(l) => Err(format!(
-                "{} committed by the activation on {} (epoch {}) while {} holds epoch {}: a fenced activation wrote",
-                w.account, w.node, w.epoch, l.node, l.epoch
-            )),
-            None if w.epoch == 0 => Ok(()),
-            None => Err(format!("{} committed by epoch {} without a lease", w.account, w.epoch)),
-        }
+        Ok(())
     }
 }

@@ -63,10 +63,12 @@ impl Sim {
         if !alive.is_empty() {
             let n = *self.rng_fault.pick(&alive);
             self.stats.crashes += 1;
+            let committer = group::NodeCommitter::new(&self.opts);
             let node = &mut self.nodes[n];
             node.alive = false;
             node.life += 1;
             node.actors.clear();
+            node.group = committer;
             self.streams_node_down(n);
             trace!(self, "CRASH n{}", n + 1);
             let down = self.rng_fault.range(1, self.opts.down_max_ms);

@@ -9,6 +9,8 @@
 //! - [`runtime`]: the node runtime, a thin runtime over the node crate's own account driver
 //!   (the same one the ractor actor runs): work at its commit point, results after latency,
 //!   `Moved` commands routed again, waiters, eviction under a small `active_max`;
+//! - [`group`]: each node's committer (the node crate's own), which commits the batches of
+//!   many actors in one transaction, with whole-group faults;
 //! - [`routing`]: the gateway and message routing by each node's own view of the [`Ring`]
 //!   (updated after a lag when membership changes, so two nodes can believe they own one
 //!   account and race);
@@ -32,6 +34,7 @@ macro_rules! trace {
 mod clients;
 mod contract;
 mod faults;
+mod group;
 mod network;
 mod routing;
 mod runtime;
@@ -94,6 +97,15 @@ enum Event {
         node: usize,
         life: u64,
     },
+    GroupDone {
+        node: usize,
+        life: u64,
+        id: u64,
+    },
+    CommitterWake {
+        node: usize,
+        life: u64,
+    },
     Restart(usize),
     RingUpdate {
         node: usize,
@@ -122,6 +134,8 @@ struct SimNode {
     ring: Ring,
     ring_version: usize,
     actors: BTreeMap<AccountId, SimActor>,
+    /// The node's committer (lost with the node on a crash).
+    group: group::NodeCommitter,
 }
 
 /// Counters of a run.
@@ -145,6 +159,14 @@ pub struct Stats {
     pub duplicated: u64,
     /// Activations.
     pub activations: u64,
+    /// Groups committed by the nodes' committers.
+    pub groups: u64,
+    /// Batches in those groups.
+    pub grouped_batches: u64,
+    /// Batches fenced in a group whose other batches committed.
+    pub fenced_in_group: u64,
+    /// Batches handed back because a committer's queue was full.
+    pub commit_queue_full: u64,
     /// Commits observed.
     pub commits: u64,
     /// Batches fenced.
@@ -273,6 +295,7 @@ impl Sim {
             slow_max_ms: opts.slow_max_ms,
             stale_read_ppm: opts.stale_read_ppm,
         });
+        backend.set_sync_ms(opts.sync_ms);
         let store = Store::with_policy(
             backend.clone(),
             RetryPolicy {
@@ -292,6 +315,7 @@ impl Sim {
                 ring: ring_of(&all, &names, opts.vnodes),
                 ring_version: 0,
                 actors: BTreeMap::new(),
+                group: group::NodeCommitter::new(&opts),
             })
             .collect();
         let universe = Universe::new(opts.accounts, opts.currencies);
@@ -637,6 +661,8 @@ impl Sim {
                     self.at(every, Event::Sweep { node, life });
                 }
             }
+            Event::GroupDone { node, life, id } => self.group_done(node, life, id),
+            Event::CommitterWake { node, life } => self.committer_wake(node, life),
             Event::Restart(n) => {
                 if !self.nodes[n].alive {
                     self.restart(n);
@@ -686,15 +712,12 @@ impl Sim {
         }
     }
 
-    /// Runs a storage operation on behalf of `writer` and returns its result and latency.
-    fn storage<T>(
-        &mut self,
-        writer: Option<Writer>,
-        f: impl FnOnce(&Store, &Keys) -> T,
-    ) -> (T, u64) {
-        self.backend.set_writer(writer);
+    /// Runs a storage operation on behalf of `writers` (none for a plain read, several for a
+    /// group commit) and returns its result and latency.
+    fn storage<T>(&mut self, writers: Vec<Writer>, f: impl FnOnce(&Store, &Keys) -> T) -> (T, u64) {
+        self.backend.set_writers(writers);
         let out = f(&self.store, &self.keys);
-        self.backend.set_writer(None);
+        self.backend.set_writers(Vec::new());
         self.observe();
         (out, self.backend.take_latency())
     }

@@ -128,14 +128,14 @@ impl Sim {
         let spec = self.ops[op].clone();
         let cmd = match &spec.kind {
             OpKind::History(after) => {
-                let (page, lat) = self.storage(None, |s, k| {
+                let (page, lat) = self.storage(Vec::new(), |s, k| {
                     exec::read_entries(s, k, &spec.account, *after, crate::workload::HISTORY_PAGE)
                 });
                 let r = ClientResult::Page(page.map_err(|e| unavailable(&e.to_string())));
                 return self.answer_read(node, client, attempt, r, lat);
             }
             OpKind::ShowTransfer(id) => {
-                let (read, lat) = self.storage(None, |s, k| exec::read_transfer(s, k, id));
+                let (read, lat) = self.storage(Vec::new(), |s, k| exec::read_transfer(s, k, id));
                 let r = ClientResult::Reply(match read {
                     Ok(Some(v)) => Ok(Reply::Transfer(v)),
                     Ok(None) => Err(ApiError::new(

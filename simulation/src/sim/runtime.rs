@@ -7,7 +7,7 @@
 //! code that runs in `walletd`.
 //!
 //! Work the driver asks for runs at once against the simulated store (that is its commit
-//! point), and its result reaches the driver after the simulated latency: a crash in between
+//! point; a batch goes through the node's committer, `super::group`), and its result reaches the driver after the simulated latency: a crash in between
 //! loses the result and every effect, as it loses a reply in flight. A command answered
 //! `Moved` is routed again with the shell's backoff (`Shell::execute`). A caller may wait for a
 //! transfer's settlement (`transfer_wait_ms`); the runtime holds its pending reply until the
@@ -92,7 +92,7 @@ impl Sim {
         n.actors.get_mut(account).filter(|a| a.inc == inc)
     }
 
-    fn wall(&self) -> u64 {
+    pub(super) fn wall(&self) -> u64 {
         EPOCH_MS + self.now
     }
 
@@ -487,10 +487,10 @@ impl Sim {
     }
 
     /// Runs the announced work against the store now and releases its result after the
-    /// simulated latency.
+    /// simulated latency; a batch goes to the node's committer, which does the same for its
+    /// group.
     fn run_work(&mut self, node: usize, account: &AccountId, inc: u64) {
         let node_id = self.nodes[node].id.clone();
-        let wall = self.wall();
         self.contract_work_starts(node, account);
         let a = self.actor_mut(node, account, inc).expect("present");
         let work = a.driver.take_work();
@@ -515,7 +515,7 @@ impl Sim {
                     epoch: 0,
                     activating: true,
                 };
-                let (r, lat) = self.storage(Some(writer), |s, k| {
+                let (r, lat) = self.storage(vec![writer], |s, k| {
                     exec::activate(s, k, &node_id, account, timing, nonce)
                 });
                 trace!(
@@ -534,37 +534,13 @@ impl Sim {
             }
             Work::Commit(batch) => {
                 self.contract_commit(node, account, &batch.inputs);
-                let writer = Writer {
-                    node: node_id.clone(),
-                    account: account.as_str().to_owned(),
-                    nonce: batch.act.nonce,
-                    epoch: batch.act.epoch(),
-                    activating: false,
-                };
-                let (r, lat) = self.storage(Some(writer), |s, k| {
-                    exec::commit_batch(s, k, &node_id, &batch.act, &batch.inputs, wall)
-                });
-                self.mark_mixed_status(account, &batch.inputs, r.is_ok());
-                self.check_lease_held(node, account, &batch.inputs, &r);
-                trace!(
-                    self,
-                    "n{} {account} batch of {} (epoch {}): {}",
-                    node + 1,
-                    batch.inputs.len(),
-                    batch.act.epoch(),
-                    match &r {
-                        Ok((_, fx)) => format!("ok, {} effects", fx.len()),
-                        Err(e) => format!("error: {e}"),
-                    }
-                );
-                if matches!(&r, Err(e) if *e != StorageError::Fenced) {
-                    self.stats.failed_batches += 1;
-                }
-                (WorkResult::Committed(batch, r), lat)
+                // Its result comes back through the node's committer.
+                self.submit_batch(node, account, inc, batch);
+                return;
             }
             Work::ReadLease => {
                 self.stats.lease_reads += 1;
-                let (r, lat) = self.storage(None, |s, k| exec::read_lease(s, k, account));
+                let (r, lat) = self.storage(Vec::new(), |s, k| exec::read_lease(s, k, account));
                 (WorkResult::Lease(r), lat)
             }
             Work::ReadTransfers(ids) => {
@@ -576,12 +552,13 @@ impl Sim {
                         "reads the summaries of no transfer".into(),
                     );
                 }
-                let (r, lat) = self.storage(None, |s, k| exec::read_transfers(s, k, &ids));
+                let (r, lat) = self.storage(Vec::new(), |s, k| exec::read_transfers(s, k, &ids));
                 (WorkResult::Transfers(r), lat)
             }
             Work::ReadEntry(seq) => {
                 self.contract_head_read(node, account, seq);
-                let (r, lat) = self.storage(None, |s, k| exec::read_entry(s, k, account, seq));
+                let (r, lat) =
+                    self.storage(Vec::new(), |s, k| exec::read_entry(s, k, account, seq));
                 (WorkResult::Entry(r), lat)
             }
         };
@@ -600,7 +577,7 @@ impl Sim {
     /// activation that holds the lease: a stale one answers from memory a newer activation
     /// may have overtaken, or drops a message meant for a saga it does not know (timers alone
     /// only re-send what the activation's own sagas already sent, so they are exempt).
-    fn check_lease_held(
+    pub(super) fn check_lease_held(
         &mut self,
         node: usize,
         account: &AccountId,
@@ -637,7 +614,7 @@ impl Sim {
     /// from inside it may show a status no stored state has (even none at all, when the batch
     /// ends where it began and writes nothing). Marked at 2 * commits + 1: after every request
     /// sent before this batch ran.
-    fn mark_mixed_status(&mut self, account: &AccountId, inputs: &[Input], ok: bool) {
+    pub(super) fn mark_mixed_status(&mut self, account: &AccountId, inputs: &[Input], ok: bool) {
         let status_cmds = inputs
             .iter()
             .filter(|i| {

@@ -222,7 +222,7 @@ impl Sim {
             if newest <= last {
                 return true;
             }
-            let (page, _) = self.storage(None, |s, k| {
+            let (page, _) = self.storage(Vec::new(), |s, k| {
                 exec::read_entries(s, k, account, last, BACKFILL_PAGE)
             });
             let page = match page {

@@ -18,7 +18,7 @@ impl Sim {
         let mut after: Option<String> = None;
         loop {
             let cursor = after.clone();
-            let (page, _) = self.storage(None, |s, k| {
+            let (page, _) = self.storage(Vec::new(), |s, k| {
                 exec::read_pending(s, k, cursor.as_deref(), SWEEP_PAGE)
             });
             let Ok((page, more)) = page else {
