@@ -41,6 +41,10 @@ pub const LATENCY_BOUNDS_S: &[f64] = &[
 ];
 /// Bucket bounds of batch sizes.
 pub const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0];
+/// Bucket bounds of the account batches per group.
+pub const GROUP_BOUNDS: &[f64] = &[
+    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
+];
 
 impl Histogram {
     /// A histogram with these bucket bounds.
@@ -112,8 +116,10 @@ pub struct Metrics {
     pub transfers_completed: Counter,
     /// Transfers that failed.
     pub transfers_failed: Counter,
-    /// Inputs committed per storage transaction.
+    /// Inputs committed per account batch.
     pub batch_inputs: Histogram,
+    /// Account batches committed per storage transaction (group commit).
+    pub group_batches: Histogram,
     /// Open WebSocket connections.
     pub ws_connections: AtomicU64,
 }
@@ -128,6 +134,7 @@ impl Default for Metrics {
             transfers_completed: Counter::default(),
             transfers_failed: Counter::default(),
             batch_inputs: Histogram::new(BATCH_BOUNDS),
+            group_batches: Histogram::new(GROUP_BOUNDS),
             ws_connections: AtomicU64::new(0),
         }
     }
@@ -171,10 +178,16 @@ impl Metrics {
         out.push_str("# TYPE wallet_http_request_duration_seconds histogram\n");
         self.request_latency
             .render(&mut out, "wallet_http_request_duration_seconds", "");
-        out.push_str("# HELP wallet_batch_inputs Inputs committed per account transaction.\n");
+        out.push_str("# HELP wallet_batch_inputs Inputs committed per account batch.\n");
         out.push_str("# TYPE wallet_batch_inputs histogram\n");
         self.batch_inputs
             .render(&mut out, "wallet_batch_inputs", "");
+        out.push_str(
+            "# HELP wallet_group_batches Account batches committed per storage transaction.\n",
+        );
+        out.push_str("# TYPE wallet_group_batches histogram\n");
+        self.group_batches
+            .render(&mut out, "wallet_group_batches", "");
         let counters = [
             (
                 "wallet_activations_total",

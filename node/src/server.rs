@@ -11,6 +11,7 @@ use crate::cluster::placement::Member;
 use crate::cluster::{sweeper, Shell, ShellConfig};
 use crate::gateway::{self, AppState};
 use crate::ledger::account::SagaTiming;
+use crate::ledger::committer::{GroupLimits, GROUPS_IN_FLIGHT_FDB, GROUPS_IN_FLIGHT_MAX};
 use crate::ledger::exec;
 use crate::metrics::Metrics;
 use crate::storage::keys::Keys;
@@ -116,6 +117,14 @@ impl Node {
             timing: SagaTiming {
                 credit_timeout_ms: config.saga.credit_timeout_ms,
                 ..SagaTiming::default()
+            },
+            group: GroupLimits {
+                // FoundationDB commits concurrently; the embedded store has one writer.
+                in_flight: match config.storage.backend {
+                    cluster_config::Backend::Fdb => GROUPS_IN_FLIGHT_FDB,
+                    _ => GROUPS_IN_FLIGHT_MAX,
+                },
+                ..GroupLimits::default()
             },
         };
         let listener = tokio::net::TcpListener::bind(&config.node.listen)

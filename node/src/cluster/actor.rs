@@ -1,8 +1,8 @@
 //! The account actor: the ractor runtime of one [`Driver`].
 //!
-//! Every decision is the driver's; this file only carries out its outputs: storage work on a
-//! blocking thread (awaited in the handler, so the mailbox waits and one batch is in flight at
-//! a time), replies and settlement waiters through oneshot channels, saga messages through
+//! Every decision is the driver's; this file only carries out its outputs: batches through the
+//! node's committer and other storage work on a blocking thread (awaited in the handler, so
+//! the mailbox waits and one batch is in flight at a time), replies and settlement waiters through oneshot channels, saga messages through
 //! [`Shell::deliver`], publications on the node's stream, the one saga timer and the backoff
 //! as delayed self-messages, and the stop through the directory.
 
@@ -249,13 +249,9 @@ impl ActorState {
                     .metrics()
                     .batch_inputs
                     .observe(batch.inputs.len() as f64);
-                let now = now_ms();
-                let (batch, r) = blocking(move || {
-                    let r =
-                        exec::commit_batch(&store, &keys, &node, &batch.act, &batch.inputs, now);
-                    (batch, r)
-                })
-                .await;
+                let Some((batch, r)) = self.shell.committer().commit(batch).await else {
+                    return; // the runtime shuts down
+                };
                 if let Err(e) = &r {
                     tracing::warn!(account = %self.driver.id(), error = %e, "batch not committed");
                 }

@@ -11,7 +11,8 @@
 //! [`crate::ledger::driver::BATCH_INPUTS_MAX`]), decides what each storage outcome means
 //! (retry, reload after an unknown result, step aside when fenced), keeps the saga deadlines
 //! and settlement waiters, and says when the activation stops. The actor carries out what it
-//! asks: storage work on a blocking thread, replies, saga messages (through [`Shell::deliver`]),
+//! asks: its batches through the node's [`committer`] task (many actors' batches in one storage
+//! transaction), other storage work on a blocking thread, replies, saga messages (through [`Shell::deliver`]),
 //! stream publication, one timer per actor. The simulator runs the same driver.
 //!
 //! Activation takes the account's lease (epoch + 1); every batch checks it, so an older
@@ -42,6 +43,7 @@
 //! messages that reach a non-owner are dropped; both are retried by their senders.
 
 pub mod actor;
+pub mod committer;
 pub mod directory;
 pub mod membership;
 pub mod network;
@@ -49,10 +51,12 @@ pub mod placement;
 pub mod sweeper;
 
 use crate::ledger::account::{BalanceUpdate, Command, Reply, SagaTiming};
+use crate::ledger::committer::GroupLimits;
 use crate::metrics::Metrics;
 use crate::storage::keys::Keys;
 use crate::storage::Store;
 use actor::{AccountMsg, CommandReply};
+use committer::CommitterHandle;
 use directory::Directory;
 use membership::{Membership, PeerMsg};
 use protocol::admin::NodeStats;
@@ -102,6 +106,8 @@ pub struct ShellConfig {
     pub active_max: usize,
     /// Saga timing.
     pub timing: SagaTiming,
+    /// The committer's group caps.
+    pub group: GroupLimits,
 }
 
 /// The node's runtime: storage, actors, the balance stream.
@@ -118,10 +124,12 @@ struct ShellInner {
     updates: broadcast::Sender<Arc<BalanceUpdate>>,
     metrics: Arc<Metrics>,
     membership: Arc<Membership>,
+    committer: CommitterHandle,
 }
 
 impl Shell {
-    /// A shell over a store, placing accounts by `membership`. Actors are activated on demand.
+    /// A shell over a store, placing accounts by `membership`. Actors are activated on demand;
+    /// the node's committer task starts here (on the current tokio runtime).
     pub fn new(
         config: ShellConfig,
         store: Store,
@@ -130,8 +138,16 @@ impl Shell {
         membership: Arc<Membership>,
     ) -> Self {
         let (updates, _) = broadcast::channel(STREAM_CHANNEL_CAPACITY);
+        let committer = CommitterHandle::start(
+            store.clone(),
+            keys.clone(),
+            config.node_id.clone(),
+            config.group,
+            metrics.clone(),
+        );
         Shell {
             inner: Arc::new(ShellInner {
+                committer,
                 directory: Directory::new(config.active_max),
                 config,
                 store,
@@ -161,6 +177,11 @@ impl Shell {
     /// The live members and the ring.
     pub fn membership(&self) -> &Arc<Membership> {
         &self.inner.membership
+    }
+
+    /// The node's committer (group commit of every actor's batches).
+    pub fn committer(&self) -> &CommitterHandle {
+        &self.inner.committer
     }
 
     /// The node's metrics.

@@ -49,6 +49,8 @@ pub const GROUP_INPUTS_MAX: usize = 2_048;
 pub const GROUP_AGE_MAX_MS: u64 = 2;
 /// Groups in flight at once on the embedded store (one writer).
 pub const GROUPS_IN_FLIGHT_MAX: usize = 1;
+/// Groups in flight at once on FoundationDB (which commits concurrently).
+pub const GROUPS_IN_FLIGHT_FDB: usize = 4;
 /// Most batches waiting for a group.
 pub const COMMIT_QUEUE_MAX: usize = 65_536;
 

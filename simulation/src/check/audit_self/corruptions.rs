@@ -659,7 +659,9 @@ fn money_created(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
     let FedAccount::Stored(v, journal) = &mut fed.accounts[i] else {
         return None;
     };
-    if v.balance >= AMOUNT_MAX {
+    // Every balance from the credit on goes up by one: none may already be at the cap (a
+    // balance past 2^53-1 is a violation of its own).
+    if v.balance >= AMOUNT_MAX || journal[j..].iter().any(|e| e.balance >= AMOUNT_MAX) {
         return None;
     }
     journal[j].amount += 1;
