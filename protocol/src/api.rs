@@ -1,6 +1,6 @@
 //! HTTP request and response bodies of the `/v1` API (API.md).
 
-use crate::{AccountId, Amount, Currency, ErrorCode, TransferId};
+use crate::{AccountId, Amount, Currency, ErrorCode, IdempotencyKey, TransferId};
 use serde::{Deserialize, Serialize};
 
 /// Default time a `POST /v1/transfers` waits for the saga to settle, in milliseconds.
@@ -100,6 +100,60 @@ pub struct TransferRequest {
     /// How long to wait for the saga to settle before answering 202 (default 5000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub wait_ms: Option<u64>,
+}
+
+/// Most transfers in one `POST /v1/transfers/batch`.
+pub const BATCH_TRANSFERS_MAX: usize = 8_190;
+
+/// One item of `POST /v1/transfers/batch`: a transfer, with its own idempotency key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchTransferItem {
+    /// Debited account.
+    pub from: AccountId,
+    /// Credited account.
+    pub to: AccountId,
+    /// Amount in minor units.
+    pub amount: Amount,
+    /// Free text kept with the entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// What the `Idempotency-Key` header means for one transfer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<IdempotencyKey>,
+}
+
+/// `POST /v1/transfers/batch` body. Items are kept as JSON until each is decoded on its own,
+/// so that a bad item is refused alone and only a malformed envelope fails the request.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BatchTransfersRequest {
+    /// 1 to [`BATCH_TRANSFERS_MAX`] items ([`BatchTransferItem`]s).
+    pub transfers: Vec<serde_json::Value>,
+    /// How long to wait for the sagas to settle before answering them pending (default 5000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+}
+
+/// The result of one item of a batch: the transfer, or the error that refused it before it
+/// ran (or left its outcome unknown: `unavailable`, retry with the same key).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum BatchResult {
+    /// The transfer: `completed`, `pending` (the wait ran out), or `failed` with its reason.
+    Transfer(TransferView),
+    /// The item did not run (or its outcome is unknown).
+    Error {
+        /// Code and sentence.
+        error: crate::ApiError,
+    },
+}
+
+/// `POST /v1/transfers/batch` answer: one result per item, in order.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct BatchTransfersResponse {
+    /// The results.
+    pub results: Vec<BatchResult>,
 }
 
 /// Status of a transfer.

@@ -31,6 +31,10 @@ pub enum AccountMsg {
         /// The reply port.
         reply: oneshot::Sender<CommandReply>,
     },
+    /// Client commands in order, each with where to answer it (one sender's items of a batch:
+    /// one message, so they queue together, in order, and commit in as few batches as the
+    /// driver's batch cap allows).
+    Commands(Vec<(Command, oneshot::Sender<CommandReply>)>),
     /// A saga message from another account.
     Saga(SagaMsg),
     /// The saga timer armed with this token fired.
@@ -111,6 +115,12 @@ impl Actor for AccountActor {
             AccountMsg::Command { cmd, reply } => {
                 let req = state.driver.command(cmd);
                 state.replies.insert(req, reply);
+            }
+            AccountMsg::Commands(cmds) => {
+                for (cmd, reply) in cmds {
+                    let req = state.driver.command(cmd);
+                    state.replies.insert(req, reply);
+                }
             }
             AccountMsg::Saga(m) => state.driver.saga(m),
             AccountMsg::Timer(token) => state.driver.timer_fired(token, now_ms()),

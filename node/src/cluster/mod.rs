@@ -245,6 +245,98 @@ impl Shell {
         }
     }
 
+    /// Runs several commands of one account, in order, and waits up to `wait` in all for the
+    /// settlement of the transfers they start; one result per command, in order. On the owner
+    /// they reach the account's actor in one message (so they queue together and commit in as
+    /// few batches as possible); commands answered `Moved` (the account moved: nothing of them
+    /// ran, and they are the last ones) and commands of an account another node owns run one
+    /// after the other through [`Shell::execute`], which keeps their order.
+    pub async fn execute_many(
+        &self,
+        id: &AccountId,
+        cmds: Vec<Command>,
+        wait: Duration,
+    ) -> Vec<Result<Reply, ApiError>> {
+        let deadline = tokio::time::Instant::now() + wait;
+        let owner = self.membership().ring().owner(id.as_str()).node_id.clone();
+        let mut results: Vec<Option<Result<Reply, ApiError>>> = Vec::with_capacity(cmds.len());
+        let mut moved = Vec::new();
+        if owner == self.config().node_id && !self.membership().is_leaving() {
+            let answers = self.call_local_many(id, cmds.clone()).await;
+            let mut settling = Vec::new();
+            for (i, answer) in answers.into_iter().enumerate() {
+                results.push(match answer {
+                    Ok((Reply::Transfer(view), Some(rx)))
+                        if view.status == TransferStatus::Pending =>
+                    {
+                        settling.push((i, rx));
+                        Some(Ok(Reply::Transfer(view)))
+                    }
+                    Ok((reply, _)) => Some(Ok(reply)),
+                    Err(Refusal::Api(e)) => Some(Err(e)),
+                    Err(Refusal::Moved) => {
+                        moved.push(i);
+                        None
+                    }
+                });
+            }
+            for (i, rx) in settling {
+                // Past the deadline, or the actor stopped: the transfer goes on, reported
+                // pending.
+                if let Ok(Ok(settled)) = tokio::time::timeout_at(deadline, rx).await {
+                    results[i] = Some(Ok(Reply::Transfer(settled)));
+                }
+            }
+        } else {
+            results.resize_with(cmds.len(), || None);
+            moved = (0..cmds.len()).collect();
+        }
+        for i in moved {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            results[i] = Some(self.execute(id, cmds[i].clone(), left).await);
+        }
+        results
+            .into_iter()
+            .map(|r| r.expect("every command has a result"))
+            .collect()
+    }
+
+    /// Sends commands of one account to this node's actor in one message and collects their
+    /// answers, in order.
+    async fn call_local_many(
+        &self,
+        id: &AccountId,
+        cmds: Vec<Command>,
+    ) -> Vec<Result<(Reply, Option<oneshot::Receiver<TransferView>>), Refusal>> {
+        let n = cmds.len();
+        let mut ports = Vec::with_capacity(n);
+        let items: Vec<(Command, oneshot::Sender<CommandReply>)> = cmds
+            .into_iter()
+            .map(|cmd| {
+                let (tx, rx) = oneshot::channel::<CommandReply>();
+                ports.push(rx);
+                (cmd, tx)
+            })
+            .collect();
+        if let Err(e) = self.send_local(id, AccountMsg::Commands(items)).await {
+            return (0..n).map(|_| Err(Refusal::Api(e.clone()))).collect();
+        }
+        let deadline = tokio::time::Instant::now() + CALL_TIMEOUT;
+        let mut answers = Vec::with_capacity(n);
+        for rx in ports {
+            answers.push(match tokio::time::timeout_at(deadline, rx).await {
+                Ok(Ok(reply)) => reply,
+                Ok(Err(_)) => Err(Refusal::Api(unavailable(
+                    "the account actor stopped before answering",
+                ))),
+                Err(_) => Err(Refusal::Api(unavailable(
+                    "the account actor did not answer in time",
+                ))),
+            });
+        }
+        answers
+    }
+
     /// Runs a command on this node's actor of an account the caller found this node owns.
     async fn run_local(
         &self,
@@ -409,28 +501,9 @@ impl Shell {
         cmd: Command,
     ) -> Result<(Reply, Option<oneshot::Receiver<TransferView>>), Refusal> {
         let (tx, rx) = oneshot::channel::<CommandReply>();
-        let mut msg = Some(AccountMsg::Command { cmd, reply: tx });
-        for _ in 0..DELIVERY_ATTEMPTS_MAX {
-            let actor = self
-                .inner
-                .directory
-                .get_or_spawn(self, id)
-                .await
-                .map_err(Refusal::Api)?;
-            match actor.send_message(msg.take().expect("message present")) {
-                Ok(()) => break,
-                // The actor stopped between lookup and send (passivation, or it died): look it
-                // up again; a dead actor is forgotten so the account re-activates.
-                Err(ractor::MessagingErr::SendErr(m)) => {
-                    self.inner.directory.forget_dead(id, &actor);
-                    msg = Some(m);
-                }
-                Err(_) => return Err(Refusal::Api(unavailable("the account actor is stopping"))),
-            }
-        }
-        if msg.is_some() {
-            return Err(Refusal::Api(unavailable("the account actor kept stopping")));
-        }
+        self.send_local(id, AccountMsg::Command { cmd, reply: tx })
+            .await
+            .map_err(Refusal::Api)?;
         match tokio::time::timeout(CALL_TIMEOUT, rx).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => Err(Refusal::Api(unavailable(
@@ -440,6 +513,25 @@ impl Shell {
                 "the account actor did not answer in time",
             ))),
         }
+    }
+
+    /// Sends a message to this node's actor of `id`, activating it if needed; an actor that
+    /// stopped between lookup and send is looked up again (a dead one is forgotten so the
+    /// account re-activates), up to [`DELIVERY_ATTEMPTS_MAX`] times.
+    async fn send_local(&self, id: &AccountId, msg: AccountMsg) -> Result<(), ApiError> {
+        let mut msg = Some(msg);
+        for _ in 0..DELIVERY_ATTEMPTS_MAX {
+            let actor = self.inner.directory.get_or_spawn(self, id).await?;
+            match actor.send_message(msg.take().expect("message present")) {
+                Ok(()) => return Ok(()),
+                Err(ractor::MessagingErr::SendErr(m)) => {
+                    self.inner.directory.forget_dead(id, &actor);
+                    msg = Some(m);
+                }
+                Err(_) => return Err(unavailable("the account actor is stopping")),
+            }
+        }
+        Err(unavailable("the account actor kept stopping"))
     }
 
     /// Delivers a saga message to its destination account: to this node's actor when this

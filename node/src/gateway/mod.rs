@@ -15,6 +15,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod batch;
 pub mod error;
 pub mod movements;
 pub mod stream;
@@ -66,6 +67,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/withdrawals", post(movements::withdraw))
         .route("/v1/transfers", post(transfers::create))
         .route("/v1/transfers/{id}", get(transfers::get))
+        .route(
+            "/v1/transfers/batch",
+            post(batch::create).layer(DefaultBodyLimit::max(batch::BATCH_BODY_BYTES_MAX)),
+        )
         .route("/v1/stream", get(stream::upgrade))
         .route("/admin/status", get(admin::status))
         .route("/admin/accounts", get(admin::accounts))

@@ -13,10 +13,11 @@ use crate::output;
 use crate::rng::Rng;
 use indicatif::{ProgressBar, ProgressStyle};
 use protocol::api::{
-    AccountView, Movement, MovementView, OpenAccount, TransferRequest, TransferStatus,
-    TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX,
+    AccountView, BatchResult, BatchTransferItem, BatchTransfersRequest, BatchTransfersResponse,
+    Movement, MovementView, OpenAccount, TransferRequest, TransferStatus, TransferView,
+    BATCH_TRANSFERS_MAX, TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX,
 };
-use protocol::{AccountId, Amount, Currency};
+use protocol::{AccountId, Amount, Currency, IdempotencyKey};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -70,6 +71,10 @@ pub struct BenchArgs {
     /// wait_ms sent with each transfer (the node's default when absent).
     #[arg(long, value_name = "MS")]
     pub wait_ms: Option<u64>,
+    /// Transfers per request through POST /v1/transfers/batch (1 to 8190); without it, one
+    /// transfer per request through POST /v1/transfers.
+    #[arg(long, value_name = "N")]
+    pub batch: Option<u64>,
 }
 
 /// A validated bench.
@@ -91,6 +96,8 @@ pub struct Plan {
     pub seed: u64,
     /// `wait_ms` of each transfer.
     pub wait_ms: Option<u64>,
+    /// Transfers per batch request (`None`: one per request, on the single route).
+    pub batch: Option<u64>,
 }
 
 impl BenchArgs {
@@ -121,6 +128,14 @@ impl BenchArgs {
         if self.wait_ms.is_some_and(|w| w > TRANSFER_WAIT_MS_MAX) {
             return usage(format!("--wait-ms: at most {TRANSFER_WAIT_MS_MAX}"));
         }
+        if self
+            .batch
+            .is_some_and(|b| !(1..=BATCH_TRANSFERS_MAX as u64).contains(&b))
+        {
+            return usage(format!(
+                "--batch: give 1 to {BATCH_TRANSFERS_MAX} transfers per request"
+            ));
+        }
         let currency = Currency::new(&self.currency)
             .map_err(|m| CliError::Usage(format!("--currency: {m}")))?;
         let initial_balance = Amount::new(self.initial_balance)
@@ -134,6 +149,7 @@ impl BenchArgs {
             initial_balance,
             seed: self.seed.unwrap_or(seed_if_absent),
             wait_ms: self.wait_ms,
+            batch: self.batch,
         })
     }
 }
@@ -528,57 +544,153 @@ fn worker(
         if shared.stop.load(Ordering::Relaxed) || Instant::now() >= deadline {
             break;
         }
-        let nth = shared.issued.fetch_add(1, Ordering::Relaxed);
-        if plan.count.is_some_and(|c| nth >= c) {
-            shared.stop.store(true, Ordering::Relaxed);
-            break;
+        let per_request = plan.batch.unwrap_or(1);
+        let nth = shared.issued.fetch_add(per_request, Ordering::Relaxed);
+        let mut k = per_request;
+        if let Some(c) = plan.count {
+            if nth >= c {
+                shared.stop.store(true, Ordering::Relaxed);
+                break;
+            }
+            k = k.min(c - nth);
         }
-        let from = rng.below(n);
-        let mut to = rng.below(n - 1);
-        if to >= from {
-            to += 1;
+        let mut items = Vec::with_capacity(k as usize);
+        for _ in 0..k {
+            let from = rng.below(n);
+            let mut to = rng.below(n - 1);
+            if to >= from {
+                to += 1;
+            }
+            let amount = Amount::new(1 + rng.below(TRANSFER_AMOUNT_MAX))
+                .map_err(|m| CliError::Usage(format!("bench amount: {m}")))?;
+            let key = format!("bench-{run_id}-w{w}-{}", st.attempted);
+            st.attempted += 1;
+            items.push(BatchTransferItem {
+                from: ids[from as usize].clone(),
+                to: ids[to as usize].clone(),
+                amount,
+                reference: None,
+                idempotency_key: Some(
+                    IdempotencyKey::new(key)
+                        .map_err(|m| CliError::Usage(format!("bench key: {m}")))?,
+                ),
+            });
         }
-        let amount = Amount::new(1 + rng.below(TRANSFER_AMOUNT_MAX))
-            .map_err(|m| CliError::Usage(format!("bench amount: {m}")))?;
-        let body = TransferRequest {
-            from: ids[from as usize].clone(),
-            to: ids[to as usize].clone(),
-            amount,
-            reference: None,
-            wait_ms: plan.wait_ms,
-        };
-        let key = format!("bench-{run_id}-w{w}-{}", st.attempted);
-        st.attempted += 1;
         let t0 = Instant::now();
-        let outcome = client
-            .post_raw(
-                "/v1/transfers",
-                &body,
-                &key,
-                wait + TRANSFER_TIMEOUT_MARGIN,
-                1,
-            )
-            .and_then(transfer_outcome);
+        let outcomes = if plan.batch.is_some() {
+            send_batch(&client, plan, items, wait)?
+        } else {
+            let item = items.pop().expect("one transfer");
+            let key = item.idempotency_key.expect("a key").as_str().to_owned();
+            let body = TransferRequest {
+                from: item.from,
+                to: item.to,
+                amount: item.amount,
+                reference: None,
+                wait_ms: plan.wait_ms,
+            };
+            let timeout = wait + TRANSFER_TIMEOUT_MARGIN;
+            vec![client
+                .post_raw("/v1/transfers", &body, &key, timeout, 1)
+                .and_then(transfer_outcome)
+                .map_err(Miss::from)]
+        };
         let us = t0.elapsed().as_micros() as u64;
-        match outcome {
-            Ok(v) => match v.status {
-                TransferStatus::Completed => {
-                    st.completed += 1;
-                    shared.completed.fetch_add(1, Ordering::Relaxed);
-                    st.latencies.push(us, &mut rng);
-                }
-                TransferStatus::Pending => st.pending += 1,
-                TransferStatus::Failed => {
-                    let code = v.reason.map_or("failed", |r| r.as_str());
-                    *st.failed.entry(code.to_owned()).or_insert(0) += 1;
-                }
-            },
-            Err(e) if e.outcome_unknown() => st.unknown += 1,
-            Err(e) => *st.failed.entry(e.code().to_owned()).or_insert(0) += 1,
+        for outcome in outcomes {
+            match outcome {
+                Ok(v) => match v.status {
+                    TransferStatus::Completed => {
+                        st.completed += 1;
+                        shared.completed.fetch_add(1, Ordering::Relaxed);
+                        st.latencies.push(us, &mut rng);
+                    }
+                    TransferStatus::Pending => st.pending += 1,
+                    TransferStatus::Failed => {
+                        let code = v.reason.map_or("failed", |r| r.as_str());
+                        *st.failed.entry(code.to_owned()).or_insert(0) += 1;
+                    }
+                },
+                Err(m) if m.unknown => st.unknown += 1,
+                Err(m) => *st.failed.entry(m.code).or_insert(0) += 1,
+            }
         }
     }
     st.finished = Instant::now();
     Ok(st)
+}
+
+/// A transfer that did not come back as a transfer: whether its outcome is unknown, and the
+/// error's code.
+struct Miss {
+    unknown: bool,
+    code: String,
+}
+
+impl From<CliError> for Miss {
+    fn from(e: CliError) -> Self {
+        Miss {
+            unknown: e.outcome_unknown(),
+            code: e.code().to_owned(),
+        }
+    }
+}
+
+/// Sends one batch request; one outcome per item (a request that failed as a whole gives its
+/// error to every item).
+fn send_batch(
+    client: &Client,
+    plan: &Plan,
+    items: Vec<BatchTransferItem>,
+    wait: Duration,
+) -> Result<Vec<Result<TransferView, Miss>>, CliError> {
+    let k = items.len();
+    let body = BatchTransfersRequest {
+        transfers: items
+            .iter()
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()
+            .map_err(|e| CliError::Usage(format!("cannot encode a batch item: {e}")))?,
+        wait_ms: plan.wait_ms,
+    };
+    // The route reads each item's own key; the header only names the request.
+    let key = items[0].idempotency_key.as_ref().map_or("", |k| k.as_str());
+    let answer = client
+        .post_raw(
+            "/v1/transfers/batch",
+            &body,
+            key,
+            wait + TRANSFER_TIMEOUT_MARGIN,
+            1,
+        )
+        .and_then(|raw| raw.into_result::<BatchTransfersResponse>());
+    Ok(match answer {
+        Ok(r) if r.results.len() == k => r
+            .results
+            .into_iter()
+            .map(|r| match r {
+                BatchResult::Transfer(v) => Ok(v),
+                BatchResult::Error { error } => Err(CliError::Api { error }.into()),
+            })
+            .collect(),
+        Ok(r) => {
+            return Err(CliError::BadResponse {
+                url: "/v1/transfers/batch".into(),
+                status: 200,
+                detail: format!("{} results for {k} items", r.results.len()),
+            })
+        }
+        Err(e) => {
+            let (unknown, code) = (e.outcome_unknown(), e.code().to_owned());
+            (0..k)
+                .map(|_| {
+                    Err(Miss {
+                        unknown,
+                        code: code.clone(),
+                    })
+                })
+                .collect()
+        }
+    })
 }
 
 /// The human summary.
@@ -598,7 +710,7 @@ fn render(r: &BenchReport, plan: &Plan) -> String {
         ),
     };
     format!(
-        "bench run {} (seed {}): {} accounts in {}, {} workers\n\
+        "bench run {} (seed {}): {} accounts in {}, {} workers, {}\n\
          setup       {:.2} s (open and fund the accounts)\n\
          run         {:.2} s\n\
          attempted   {}\n\
@@ -613,6 +725,10 @@ fn render(r: &BenchReport, plan: &Plan) -> String {
         r.accounts,
         plan.currency,
         r.concurrency,
+        match plan.batch {
+            Some(b) => format!("{b} transfers per request (batch route)"),
+            None => "one transfer per request".to_owned(),
+        },
         r.setup_s,
         r.run_s,
         r.attempted,
@@ -637,6 +753,7 @@ mod tests {
             initial_balance: 1_000,
             seed: None,
             wait_ms: None,
+            batch: None,
         }
     }
 

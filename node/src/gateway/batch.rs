@@ -1,0 +1,105 @@
+//! `POST /v1/transfers/batch`: many transfers in one request.
+//!
+//! Each item is its own transfer, exactly as `POST /v1/transfers` (same validation, same saga,
+//! same durability); items are not atomic with each other. The gateway decodes and validates
+//! every item on its own (a bad item gets its own `invalid_request`, only a malformed envelope
+//! fails the request), groups the valid ones by sender, and hands each sender's items to its
+//! account in one message ([`crate::cluster::Shell::execute_many`]), so they queue together,
+//! in the order given, and commit in as few batches as the account's batch cap allows; the
+//! senders run concurrently. Results come back in the items' order, after waiting up to
+//! `wait_ms` in all for the sagas to settle.
+//!
+//! Left out: items of a sender another node owns are forwarded one by one (in order), not in
+//! one message.
+
+use super::error::{invalid, ApiJson, HttpError};
+use super::movements::check_reference;
+use super::transfers::new_transfer_id;
+use super::AppState;
+use crate::ledger::account::{Command, Reply};
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use protocol::api::{
+    BatchResult, BatchTransferItem, BatchTransfersRequest, BatchTransfersResponse,
+    BATCH_TRANSFERS_MAX, TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX,
+};
+use protocol::{AccountId, ApiError, ErrorCode};
+use std::collections::BTreeMap;
+use std::time::Duration;
+use tokio::task::JoinSet;
+
+/// Largest body of a batch request (8,190 items of the largest size fit).
+pub const BATCH_BODY_BYTES_MAX: usize = 6 * 1024 * 1024;
+
+/// `POST /v1/transfers/batch`: 200 with one result per item, in order.
+pub async fn create(
+    State(st): State<AppState>,
+    ApiJson(body): ApiJson<BatchTransfersRequest>,
+) -> Result<Response, HttpError> {
+    let n = body.transfers.len();
+    if n == 0 || n > BATCH_TRANSFERS_MAX {
+        return Err(invalid(format!(
+            "transfers must hold 1 to {BATCH_TRANSFERS_MAX} items, not {n}"
+        )));
+    }
+    let wait_ms = body.wait_ms.unwrap_or(TRANSFER_WAIT_MS_DEFAULT);
+    if wait_ms > TRANSFER_WAIT_MS_MAX {
+        return Err(invalid(format!(
+            "wait_ms must be at most {TRANSFER_WAIT_MS_MAX}"
+        )));
+    }
+    let mut results: Vec<Option<BatchResult>> = vec![None; n];
+    // Each sender's items, in the order given, with their places in the request.
+    let mut by_sender: BTreeMap<AccountId, Vec<(usize, Command)>> = BTreeMap::new();
+    for (i, raw) in body.transfers.into_iter().enumerate() {
+        match item_command(raw) {
+            Ok((from, cmd)) => by_sender.entry(from).or_default().push((i, cmd)),
+            Err(error) => results[i] = Some(BatchResult::Error { error }),
+        }
+    }
+    let wait = Duration::from_millis(wait_ms);
+    let mut senders = JoinSet::new();
+    for (from, items) in by_sender {
+        let shell = st.shell.clone();
+        senders.spawn(async move {
+            let (places, cmds): (Vec<usize>, Vec<Command>) = items.into_iter().unzip();
+            let replies = shell.execute_many(&from, cmds, wait).await;
+            places.into_iter().zip(replies).collect::<Vec<_>>()
+        });
+    }
+    while let Some(done) = senders.join_next().await {
+        for (i, reply) in done.expect("a sender's items do not panic") {
+            results[i] = Some(match reply {
+                Ok(Reply::Transfer(view)) => BatchResult::Transfer(view),
+                Ok(_) => panic!("a transfer command answered another reply"),
+                Err(error) => BatchResult::Error { error },
+            });
+        }
+    }
+    let results = results
+        .into_iter()
+        .map(|r| r.expect("every item has a result"))
+        .collect();
+    Ok((StatusCode::OK, Json(BatchTransfersResponse { results })).into_response())
+}
+
+/// Decodes and validates one item as `POST /v1/transfers` validates its body: its sender
+/// and the transfer command, or the error that refuses it.
+fn item_command(raw: serde_json::Value) -> Result<(AccountId, Command), ApiError> {
+    let item: BatchTransferItem = serde_json::from_value(raw)
+        .map_err(|e| ApiError::new(ErrorCode::InvalidRequest, format!("malformed item: {e}")))?;
+    check_reference(item.reference.as_deref()).map_err(|HttpError(e)| e)?;
+    if item.from == item.to {
+        return Err(ErrorCode::SameAccount.into());
+    }
+    let cmd = Command::Transfer {
+        transfer_id: new_transfer_id(),
+        to: item.to,
+        amount: item.amount,
+        reference: item.reference,
+        idem_key: item.idempotency_key.map(|k| k.as_str().to_owned()),
+    };
+    Ok((item.from, cmd))
+}
