@@ -6,14 +6,16 @@
 #    balances of 10,000,000, VACUUM FULL, CHECKPOINT), then the reference transfer script
 #    through pgbench (durable commit, the default).
 # 2. walletd (release build, embedded store, sync = "full": every acknowledged transfer is
-#    fsynced) on a fresh data directory, `walletctl bench` one transfer per request, then
-#    `walletctl audit`, which must pass.
+#    fsynced) on a fresh data directory: `walletctl bench` one transfer per request, then
+#    through the batch route (BATCH transfers per request), then `walletctl audit`, which must
+#    pass.
 # 3. Each rate and its ratio to PostgreSQL's.
 #
 # Usage: scripts/bench-vs-postgres.sh
 # Environment (defaults): DURATION=20 (seconds per run), CLIENTS=32 (pgbench clients and
 # walletctl workers), SCALE=50 (pgbench scale: 100,000 accounts each), ACCOUNTS=1000 (walletd
-# accounts), REFERENCE=path of the pgbench script (shared/bench/postgres-transfer.sql beside
+# accounts), BATCH=1000 (transfers per batch request), BATCH_CLIENTS=8 (walletctl workers on
+# the batch route), REFERENCE=path of the pgbench script (shared/bench/postgres-transfer.sql beside
 # this checkout), PGPORT=55432, WALLET_PORT=18090.
 # Both load generators share the machine's cores with their servers; the client CPU of
 # walletctl is printed so it can be seen not to be the bottleneck.
@@ -24,6 +26,8 @@ DURATION=${DURATION:-20}
 CLIENTS=${CLIENTS:-32}
 SCALE=${SCALE:-50}
 ACCOUNTS=${ACCOUNTS:-1000}
+BATCH=${BATCH:-1000}
+BATCH_CLIENTS=${BATCH_CLIENTS:-8}
 PGPORT=${PGPORT:-55432}
 WALLET_PORT=${WALLET_PORT:-18090}
 REFERENCE=${REFERENCE:-../shared/bench/postgres-transfer.sql}
@@ -105,11 +109,14 @@ SERVER_CPU0=$(awk '{print $14 + $15}' "/proc/$WALLETD_PID/stat")
 wallet_bench single --concurrency "$CLIENTS"
 SERVER_CPU1=$(awk '{print $14 + $15}' "/proc/$WALLETD_PID/stat")
 
+say "walletd: batch route, $BATCH transfers per request, $BATCH_CLIENTS workers, $DURATION s"
+wallet_bench batch --concurrency "$BATCH_CLIENTS" --batch "$BATCH"
+
 say "walletd: audit"
 "${WALLETCTL[@]}" audit >"$WORK/audit.out" || { cat "$WORK/audit.out" >&2; echo "error: the audit failed" >&2; exit 1; }
 
 # ---- report ----------------------------------------------------------------------------------
-python3 - "$WORK" "$PG_TPS" "$PG_LAT" "$CLIENTS" "$DURATION" "$((SERVER_CPU1 - SERVER_CPU0))" <<'PY'
+BATCH=$BATCH python3 - "$WORK" "$PG_TPS" "$PG_LAT" "$CLIENTS" "$DURATION" "$((SERVER_CPU1 - SERVER_CPU0))" <<'PY'
 import json, os, sys
 work, pg_tps, pg_lat, clients, duration, server_ticks = sys.argv[1:7]
 pg_tps = float(pg_tps)
@@ -117,7 +124,9 @@ tick = os.sysconf("SC_CLK_TCK")
 print(f"\nside by side, {duration} s each, {clients} clients, {os.cpu_count()} cores")
 print(f"{'system':<44} {'transfers/s':>12} {'ratio':>7}  {'p99':>9}  client CPU")
 print(f"{'PostgreSQL 15 (pgbench, reference script)':<44} {pg_tps:>12,.0f} {1.0:>7.2f}  {'-':>9}  (avg latency {pg_lat} ms)")
-for name, label in [("single", "walletd, one transfer per request (HTTP)")]:
+batch = os.environ.get("BATCH", "1000")
+for name, label in [("single", "walletd, one transfer per request (HTTP)"),
+                    ("batch", f"walletd, batch route ({batch} per request)")]:
     r = json.load(open(f"{work}/{name}.json"))
     user, sys_ = (float(x) for x in open(f"{work}/{name}.cpu").read().split())
     cpu = (user + sys_) / r["run_s"]
