@@ -1154,6 +1154,44 @@ fn sqlite_file_is_wal_with_one_kv_table() {
     assert_eq!(v, b"v");
 }
 
+#[test]
+fn sqlite_commits_reach_the_database_file_without_the_writer_checkpointing() {
+    // Proves the background checkpointer copies committed WAL frames into wallet.db: the
+    // writer checkpoints only past WRITER_CHECKPOINT_PAGES, far more than this writes, so the
+    // file grows only if the checkpointer runs.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let store = sqlite_store(dir.path());
+    let file = dir.path().join("wallet.db");
+    let before = std::fs::metadata(&file).expect("db file").len();
+    let value = vec![7u8; 1_000];
+    for t in 0..50u32 {
+        store
+            .run(|txn| {
+                for k in 0..10u32 {
+                    txn.set(format!("ck/{t:04}/{k:02}").as_bytes(), &value)?;
+                }
+                Ok(())
+            })
+            .expect("committed");
+    }
+    assert!(
+        500 * 1_000 / 4_096 < node::storage::sqlite::WRITER_CHECKPOINT_PAGES as usize,
+        "the test writes less than the writer's own checkpoint threshold"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let len = std::fs::metadata(&file).expect("db file").len();
+        if len >= before + 400_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "wallet.db stayed at {len} bytes: no checkpoint copied the commits"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
 /// Environment variables that turn `sqlite_child_process_helper` into a child's work.
 const CHILD_DIR_ENV: &str = "STORAGE_CONFORMANCE_CHILD_DIR";
 const CHILD_MODE_ENV: &str = "STORAGE_CONFORMANCE_CHILD_MODE";

@@ -26,6 +26,16 @@
 //! only at checkpoints: a commit survives a crash of the process (SIGKILL included) but the
 //! last commits may be lost with the machine.
 //!
+//! Checkpoints: a WAL grows with every commit until a checkpoint copies its frames into the
+//! database file. SQLite's default runs that copy (and an `fsync` of the database file) inside
+//! the commit that crosses 1,000 pages, on the writer, which holds every other commit back. A
+//! background thread with its own connection runs a passive checkpoint every
+//! [`CHECKPOINT_EVERY`] instead (it never blocks the writer or a reader), and the writer
+//! checkpoints itself only past [`WRITER_CHECKPOINT_PAGES`]. Measured with `walletctl bench`
+//! (1,000 accounts, 15 s, alternating the two builds twice): 4,910 and 5,036 transfers/s on the
+//! batch route (1,000 per request, 8 workers) became 5,741 and 5,947 (+17%); one transfer per
+//! request (32 workers) 2,593 and 2,345 became 2,692 and 2,404 (+3%).
+//!
 //! Multi-process use: every process opens the same directory; the WAL index lives in shared
 //! memory (`wallet.db-shm`), so the processes must run on one machine, on a local file system
 //! (not NFS). A writer waits up to [`BUSY_TIMEOUT`] for another process's write lock. Nothing
@@ -78,6 +88,11 @@ pub const READER_POOL_SIZE: usize = 4;
 pub const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// Page cache of each connection, in KiB (`PRAGMA cache_size` takes it negated).
 pub const CACHE_SIZE_KIB: i64 = 16 * 1024;
+/// How often the background checkpointer copies the WAL's new frames into the database.
+pub const CHECKPOINT_EVERY: Duration = Duration::from_millis(10);
+/// WAL pages past which the writer checkpoints itself, after its commit (the background
+/// checkpointer could not keep the WAL short, for example behind a long read).
+pub const WRITER_CHECKPOINT_PAGES: i64 = 20_000;
 /// Size the WAL file is truncated back to after a checkpoint, in bytes.
 pub const JOURNAL_SIZE_LIMIT_BYTES: i64 = 64 * 1024 * 1024;
 
@@ -114,6 +129,50 @@ pub struct SqliteBackend {
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
     reader_returned: Condvar,
+    /// Held for its `Drop`, which stops the thread.
+    _checkpointer: Checkpointer,
+}
+
+/// The background checkpointer: a thread with its own connection that copies committed WAL
+/// frames into the database file every [`CHECKPOINT_EVERY`] (a passive checkpoint: it never
+/// blocks the writer or a reader), so the writer's commits do not pay for it.
+struct Checkpointer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(file: &Path, sync: SyncMode) -> Result<Checkpointer, StorageError> {
+        let conn = open_connection(file, sync, Role::Reader)?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while !stopping.load(std::sync::atomic::Ordering::Relaxed) {
+                    // A failure (busy, I/O) is retried at the next tick; the writer's own
+                    // checkpoint past WRITER_CHECKPOINT_PAGES bounds the WAL meanwhile.
+                    let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                }
+            })
+            .map_err(|e| {
+                StorageError::Unavailable(format!("cannot start the checkpointer: {e}"))
+            })?;
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 impl std::fmt::Debug for SqliteBackend {
@@ -136,12 +195,14 @@ impl SqliteBackend {
         let readers = (0..READER_POOL_SIZE)
             .map(|_| open_connection(&file, sync, Role::Reader))
             .collect::<Result<Vec<_>, _>>()?;
+        let checkpointer = Checkpointer::start(&file, sync)?;
         Ok(SqliteBackend {
             file,
             sync,
             writer: Mutex::new(writer),
             readers: Mutex::new(readers),
             reader_returned: Condvar::new(),
+            _checkpointer: checkpointer,
         })
     }
 
@@ -325,7 +386,11 @@ fn open_connection(file: &Path, sync: SyncMode, role: Role) -> Result<Connection
     conn.pragma_update(None, "journal_size_limit", JOURNAL_SIZE_LIMIT_BYTES)
         .map_err(map_error)?;
     match role {
-        Role::Writer => conn.execute_batch(SCHEMA).map_err(map_error)?,
+        Role::Writer => {
+            conn.execute_batch(SCHEMA).map_err(map_error)?;
+            conn.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES)
+                .map_err(map_error)?;
+        }
         // A second guard behind `SqliteTxn::read_only`: SQLite itself refuses writes.
         Role::Reader => conn
             .pragma_update(None, "query_only", true)
