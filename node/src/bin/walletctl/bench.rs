@@ -3,14 +3,21 @@
 //!
 //! Each worker has its own ureq agent, so each keeps its own connection alive. Every transfer
 //! has a fresh idempotency key and is sent once: the bench measures the node, not the client's
-//! retries, and counts a 503 or a lost answer as an unknown outcome. Memory stays bounded: the
-//! latencies kept are a uniform sample (reservoir) of at most [`LATENCY_SAMPLES_MAX`], and the
-//! maximum is tracked exactly beside it.
+//! retries, and counts a 503 or a lost answer as an unknown outcome. Latencies go into one
+//! HDR histogram per worker (microseconds, 3 significant digits, up to [`LATENCY_MAX_US`]),
+//! merged at the end: memory is fixed whatever the run's length.
+//!
+//! Closed loop (the default): each worker sends its next request when the previous one is
+//! answered. Open loop (`--rate R`): requests are scheduled at a constant rate, R per second
+//! in all, and the workers take the schedule's slots in turn; a request's latency counts from
+//! its scheduled send time, so time spent waiting for a free worker (queueing) is counted,
+//! not hidden. The workers are the most requests in flight at once.
 
 use crate::client::{CliError, Client, ATTEMPTS, REQUEST_TIMEOUT};
 use crate::commands::{transfer_outcome, Ctx, Failure};
 use crate::output;
 use crate::rng::Rng;
+use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use protocol::api::{
     AccountView, BatchResult, BatchTransferItem, BatchTransfersRequest, BatchTransfersResponse,
@@ -23,8 +30,11 @@ use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// Most latency samples kept in total, across workers (8 bytes each).
-pub const LATENCY_SAMPLES_MAX: usize = 1_000_000;
+/// Largest latency the histograms record, in microseconds (an hour); longer ones count as it.
+pub const LATENCY_MAX_US: u64 = 3_600_000_000;
+
+/// Most requests per second of an open-loop run.
+pub const BENCH_RATE_MAX: u64 = 1_000_000;
 
 /// Most accounts a bench opens.
 pub const BENCH_ACCOUNTS_MAX: u64 = 1_000_000;
@@ -75,6 +85,10 @@ pub struct BenchArgs {
     /// transfer per request through POST /v1/transfers.
     #[arg(long, value_name = "N")]
     pub batch: Option<u64>,
+    /// Open loop: send R requests per second in all, on a fixed schedule, and count each
+    /// latency from its scheduled send time; without it, each worker sends when answered.
+    #[arg(long, value_name = "R")]
+    pub rate: Option<u64>,
 }
 
 /// A validated bench.
@@ -98,6 +112,8 @@ pub struct Plan {
     pub wait_ms: Option<u64>,
     /// Transfers per batch request (`None`: one per request, on the single route).
     pub batch: Option<u64>,
+    /// Open-loop requests per second (`None`: closed loop).
+    pub rate: Option<u64>,
 }
 
 impl BenchArgs {
@@ -136,6 +152,14 @@ impl BenchArgs {
                 "--batch: give 1 to {BATCH_TRANSFERS_MAX} transfers per request"
             ));
         }
+        if self
+            .rate
+            .is_some_and(|r| !(1..=BENCH_RATE_MAX).contains(&r))
+        {
+            return usage(format!(
+                "--rate: give 1 to {BENCH_RATE_MAX} requests per second"
+            ));
+        }
         let currency = Currency::new(&self.currency)
             .map_err(|m| CliError::Usage(format!("--currency: {m}")))?;
         let initial_balance = Amount::new(self.initial_balance)
@@ -150,6 +174,7 @@ impl BenchArgs {
             seed: self.seed.unwrap_or(seed_if_absent),
             wait_ms: self.wait_ms,
             batch: self.batch,
+            rate: self.rate,
         })
     }
 }
@@ -180,6 +205,10 @@ pub struct BenchReport {
     pub accounts: u64,
     /// Worker threads.
     pub concurrency: u64,
+    /// Transfers per batch request (null: one per request).
+    pub batch: Option<u64>,
+    /// Open-loop requests per second (null: closed loop).
+    pub rate: Option<u64>,
     /// Seconds spent opening and funding accounts.
     pub setup_s: f64,
     /// Seconds of the transfer phase (wall time, until the last worker stopped).
@@ -196,70 +225,32 @@ pub struct BenchReport {
     pub failed: BTreeMap<String, u64>,
     /// Completed transfers per second of run time.
     pub transfers_per_s: f64,
-    /// Latency of completed transfers; null when none completed.
+    /// Latency of completed transfers (from the scheduled send time in an open loop); null
+    /// when none completed.
     pub latency_ms: Option<Latency>,
 }
 
-/// A uniform sample of at most `cap` values (Vitter's algorithm R), plus the exact maximum.
-#[derive(Clone, Debug)]
-pub struct Reservoir {
-    cap: usize,
-    seen: u64,
-    samples: Vec<u64>,
-    max: u64,
+/// An empty latency histogram (microseconds, 1 to [`LATENCY_MAX_US`], 3 significant digits).
+pub fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_MAX_US, 3).expect("valid histogram bounds")
 }
 
-impl Reservoir {
-    /// An empty reservoir keeping at most `cap` (at least 1) values.
-    pub fn new(cap: usize) -> Self {
-        Reservoir {
-            cap: cap.max(1),
-            seen: 0,
-            samples: Vec::new(),
-            max: 0,
-        }
+/// Latency figures, in milliseconds, from per-worker histograms of microseconds.
+pub fn latency(histograms: Vec<Histogram<u64>>) -> Option<Latency> {
+    let mut all = histogram();
+    for h in histograms {
+        all.add(h).expect("histograms of the same bounds add up");
     }
-
-    /// Offers a value; once full, it replaces a random kept one with probability cap/seen.
-    pub fn push(&mut self, v: u64, rng: &mut Rng) {
-        self.seen += 1;
-        self.max = self.max.max(v);
-        if self.samples.len() < self.cap {
-            self.samples.push(v);
-        } else {
-            let j = rng.below(self.seen);
-            if let Some(slot) = self.samples.get_mut(j as usize) {
-                *slot = v;
-            }
-        }
-    }
-}
-
-/// The value at quantile `q` (0 < q <= 1) of ascending `sorted`, by nearest rank.
-pub fn percentile(sorted: &[u64], q: f64) -> Option<u64> {
-    if sorted.is_empty() {
-        return None;
-    }
-    let n = sorted.len();
-    let rank = (q * n as f64).ceil() as usize;
-    Some(sorted[rank.clamp(1, n) - 1])
-}
-
-/// Latency figures from per-worker reservoirs of microseconds.
-pub fn latency(reservoirs: Vec<Reservoir>) -> Option<Latency> {
-    let max = reservoirs.iter().map(|r| r.max).max().unwrap_or(0);
-    let mut all: Vec<u64> = reservoirs.into_iter().flat_map(|r| r.samples).collect();
     if all.is_empty() {
         return None;
     }
-    all.sort_unstable();
-    let ms = |q: f64| percentile(&all, q).map_or(0.0, |us| us as f64 / 1000.0);
+    let ms = |us: u64| us as f64 / 1000.0;
     Some(Latency {
-        p50: ms(0.50),
-        p99: ms(0.99),
-        p999: ms(0.999),
-        max: max as f64 / 1000.0,
-        samples: all.len() as u64,
+        p50: ms(all.value_at_quantile(0.50)),
+        p99: ms(all.value_at_quantile(0.99)),
+        p999: ms(all.value_at_quantile(0.999)),
+        max: ms(all.max()),
+        samples: all.len(),
     })
 }
 
@@ -271,13 +262,17 @@ struct WorkerStats {
     pending: u64,
     unknown: u64,
     failed: BTreeMap<String, u64>,
-    latencies: Reservoir,
+    latencies: Histogram<u64>,
     /// When the worker's last transfer was answered.
     finished: Instant,
 }
 
 /// Shared counters of the transfer phase.
 struct Shared {
+    /// Start of the transfer phase (the open loop's schedule counts from it).
+    started: Instant,
+    /// Open-loop slots taken.
+    slots: AtomicU64,
     issued: AtomicU64,
     completed: AtomicU64,
     stop: AtomicBool,
@@ -302,6 +297,8 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<(), Failure> {
         seed: plan.seed,
         accounts: plan.accounts,
         concurrency: plan.concurrency,
+        batch: plan.batch,
+        rate: plan.rate,
         setup_s,
         run_s,
         attempted: 0,
@@ -312,7 +309,7 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<(), Failure> {
         transfers_per_s: 0.0,
         latency_ms: None,
     };
-    let mut reservoirs = Vec::new();
+    let mut histograms = Vec::new();
     for s in stats {
         report.attempted += s.attempted;
         report.completed += s.completed;
@@ -321,14 +318,14 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<(), Failure> {
         for (code, n) in s.failed {
             *report.failed.entry(code).or_insert(0) += n;
         }
-        reservoirs.push(s.latencies);
+        histograms.push(s.latencies);
     }
     report.transfers_per_s = if run_s > 0.0 {
         report.completed as f64 / run_s
     } else {
         0.0
     };
-    report.latency_ms = latency(reservoirs);
+    report.latency_ms = latency(histograms);
     if ctx.json {
         output::json(&report)?;
     } else {
@@ -446,21 +443,22 @@ fn transfers(
     run_id: &str,
     ids: &[AccountId],
 ) -> Result<(Vec<WorkerStats>, f64), CliError> {
+    let started = Instant::now();
     let shared = Shared {
+        started,
+        slots: AtomicU64::new(0),
         issued: AtomicU64::new(0),
         completed: AtomicU64::new(0),
         stop: AtomicBool::new(false),
     };
     let progress = bar(1000, "run [{bar:30}] {msg}");
     progress.disable_steady_tick();
-    let started = Instant::now();
     let deadline = started + plan.duration;
-    let per_worker_cap = LATENCY_SAMPLES_MAX / plan.concurrency as usize;
     let result = std::thread::scope(|s| {
         let handles: Vec<_> = (0..plan.concurrency)
             .map(|w| {
                 let shared = &shared;
-                s.spawn(move || worker(ctx, plan, run_id, ids, w, deadline, shared, per_worker_cap))
+                s.spawn(move || worker(ctx, plan, run_id, ids, w, deadline, shared))
             })
             .collect();
         // The main thread draws progress while the workers run.
@@ -515,7 +513,6 @@ fn transfers(
         .map(|(run_s, stats)| (stats, run_s))
 }
 
-#[allow(clippy::too_many_arguments)]
 fn worker(
     ctx: &Ctx,
     plan: &Plan,
@@ -524,7 +521,6 @@ fn worker(
     w: u64,
     deadline: Instant,
     shared: &Shared,
-    cap: usize,
 ) -> Result<WorkerStats, CliError> {
     let client = Client::new(ctx.client.base())?;
     // Each worker's stream is fixed by the seed and its number, so --seed replays the workload.
@@ -537,7 +533,7 @@ fn worker(
         pending: 0,
         unknown: 0,
         failed: BTreeMap::new(),
-        latencies: Reservoir::new(cap),
+        latencies: histogram(),
         finished: Instant::now(),
     };
     loop {
@@ -576,7 +572,22 @@ fn worker(
                 ),
             });
         }
-        let t0 = Instant::now();
+        // Closed loop: now. Open loop: the next slot of the schedule, waited for if ahead.
+        let t0 = match plan.rate {
+            None => Instant::now(),
+            Some(r) => {
+                let slot = shared.slots.fetch_add(1, Ordering::Relaxed);
+                let at = shared.started + Duration::from_secs_f64(slot as f64 / r as f64);
+                if at >= deadline {
+                    st.attempted -= k;
+                    break;
+                }
+                if let Some(ahead) = at.checked_duration_since(Instant::now()) {
+                    std::thread::sleep(ahead);
+                }
+                at
+            }
+        };
         let outcomes = if plan.batch.is_some() {
             send_batch(&client, plan, items, wait)?
         } else {
@@ -602,7 +613,7 @@ fn worker(
                     TransferStatus::Completed => {
                         st.completed += 1;
                         shared.completed.fetch_add(1, Ordering::Relaxed);
-                        st.latencies.push(us, &mut rng);
+                        st.latencies.saturating_record(us.max(1));
                     }
                     TransferStatus::Pending => st.pending += 1,
                     TransferStatus::Failed => {
@@ -705,8 +716,17 @@ fn render(r: &BenchReport, plan: &Plan) -> String {
     let latency = match &r.latency_ms {
         None => "no completed transfer".to_owned(),
         Some(l) => format!(
-            "p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} samples of completed transfers)",
-            l.p50, l.p99, l.p999, l.max, l.samples
+            "p50 {:.2} ms  p99 {:.2} ms  p99.9 {:.2} ms  max {:.2} ms  ({} completed transfers{})",
+            l.p50,
+            l.p99,
+            l.p999,
+            l.max,
+            l.samples,
+            if plan.rate.is_some() {
+                ", from their scheduled send times"
+            } else {
+                ""
+            }
         ),
     };
     format!(
@@ -725,9 +745,14 @@ fn render(r: &BenchReport, plan: &Plan) -> String {
         r.accounts,
         plan.currency,
         r.concurrency,
-        match plan.batch {
-            Some(b) => format!("{b} transfers per request (batch route)"),
-            None => "one transfer per request".to_owned(),
+        match (plan.batch, plan.rate) {
+            (Some(b), None) => format!("{b} transfers per request (batch route), closed loop"),
+            (None, None) => "one transfer per request, closed loop".to_owned(),
+            (Some(b), Some(r)) =>
+                format!("{b} transfers per request (batch route), open loop at {r} requests/s"),
+            (None, Some(r)) => {
+                format!("one transfer per request, open loop at {r} requests/s")
+            }
         },
         r.setup_s,
         r.run_s,
@@ -754,36 +779,36 @@ mod tests {
             seed: None,
             wait_ms: None,
             batch: None,
+            rate: None,
         }
     }
 
     #[test]
-    fn percentile_uses_nearest_rank() {
-        // Proves nearest-rank percentiles on small and large samples, and None when empty.
-        assert_eq!(percentile(&[], 0.5), None);
-        assert_eq!(percentile(&[7], 0.999), Some(7));
-        let v: Vec<u64> = (1..=1000).collect();
-        assert_eq!(percentile(&v, 0.50), Some(500));
-        assert_eq!(percentile(&v, 0.99), Some(990));
-        assert_eq!(percentile(&v, 0.999), Some(999));
-        assert_eq!(percentile(&v, 1.0), Some(1000));
-        assert_eq!(percentile(&[1, 2, 3, 4], 0.5), Some(2));
-    }
-
-    #[test]
-    fn latency_merges_reservoirs_and_keeps_exact_max() {
-        // Proves the reservoir never exceeds its cap, keeps the true maximum, and figures are in ms.
-        let mut rng = Rng::seeded(1);
-        let mut r = Reservoir::new(100);
-        for us in 1..=10_000u64 {
-            r.push(us, &mut rng);
+    fn latency_merges_histograms_into_millisecond_figures() {
+        // Proves per-worker histograms merge, quantiles and the maximum come out in ms within
+        // the histogram's precision (3 significant digits), and no sample gives no figures.
+        let mut a = histogram();
+        let mut b = histogram();
+        for us in 1..=5_000u64 {
+            a.saturating_record(us);
         }
-        assert_eq!(r.samples.len(), 100);
-        let l = latency(vec![r, Reservoir::new(5)]).unwrap();
-        assert_eq!(l.samples, 100);
-        assert_eq!(l.max, 10.0);
-        assert!(l.p50 > 1.0 && l.p50 < 9.0, "{l:?}");
-        assert_eq!(latency(vec![Reservoir::new(3)]), None);
+        for us in 5_001..=10_000u64 {
+            b.saturating_record(us);
+        }
+        let l = latency(vec![a, b, histogram()]).unwrap();
+        assert_eq!(l.samples, 10_000);
+        let close = |got: f64, want: f64| (got - want).abs() <= want * 0.001 + 0.001;
+        assert!(close(l.p50, 5.0), "{l:?}");
+        assert!(close(l.p99, 9.9), "{l:?}");
+        assert!(close(l.p999, 9.99), "{l:?}");
+        assert!(close(l.max, 10.0), "{l:?}");
+        let mut huge = histogram();
+        huge.saturating_record(u64::MAX);
+        assert!(close(
+            latency(vec![huge]).unwrap().max,
+            LATENCY_MAX_US as f64 / 1000.0
+        ));
+        assert_eq!(latency(vec![histogram()]), None);
     }
 
     #[test]
@@ -841,6 +866,34 @@ mod tests {
                     ..args()
                 },
                 "--initial-balance",
+            ),
+            (
+                BenchArgs {
+                    batch: Some(0),
+                    ..args()
+                },
+                "--batch",
+            ),
+            (
+                BenchArgs {
+                    batch: Some(BATCH_TRANSFERS_MAX as u64 + 1),
+                    ..args()
+                },
+                "--batch",
+            ),
+            (
+                BenchArgs {
+                    rate: Some(0),
+                    ..args()
+                },
+                "--rate",
+            ),
+            (
+                BenchArgs {
+                    rate: Some(BENCH_RATE_MAX + 1),
+                    ..args()
+                },
+                "--rate",
             ),
             (
                 BenchArgs {
