@@ -199,3 +199,44 @@ fn stream_resume_after_reconnect_has_no_gap_or_duplicate() {
         assert_eq!(got, vec![4, 5, 6, 7, 8, 9]);
     });
 }
+
+#[test]
+fn stream_pipelined_commands_are_each_answered_by_req_id() {
+    // Proves commands may be pipelined on one socket: 40 transfers sent before any answer is
+    // read are all answered, each exactly once under its req_id, and all of them ran once.
+    let n = TestNode::start();
+    post(&n, "/v1/accounts", json!({"id": "p", "currency": "EUR"}));
+    post(&n, "/v1/accounts", json!({"id": "q", "currency": "EUR"}));
+    post(&n, "/v1/deposits", json!({"account": "p", "amount": 1_000}));
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut ws = connect(&n).await;
+        for i in 0..40 {
+            send(
+                &mut ws,
+                json!({"op": "transfer", "req_id": format!("r{i}"), "from": "p", "to": "q",
+                       "amount": 1 + i % 3, "idempotency_key": format!("pipe-{i}")}),
+            )
+            .await;
+        }
+        let mut answered = std::collections::BTreeMap::new();
+        while answered.len() < 40 {
+            let f = next(&mut ws).await;
+            assert_eq!(f["type"].as_str(), Some("result"), "{f}");
+            let id = f["req_id"].as_str().unwrap().to_owned();
+            let status = f["result"]["status"].as_str().unwrap().to_owned();
+            assert!(
+                answered.insert(id.clone(), status).is_none(),
+                "{id} answered twice"
+            );
+        }
+        assert!(answered.values().all(|s| s == "completed"), "{answered:?}");
+        let expected: Vec<String> = (0..40).map(|i| format!("r{i}")).collect();
+        let mut got: Vec<String> = answered.into_keys().collect();
+        got.sort_by_key(|r| r[1..].parse::<u32>().unwrap());
+        assert_eq!(got, expected);
+    });
+    let moved: u64 = (0..40u64).map(|i| 1 + i % 3).sum();
+    let (_, q) = call("GET", &format!("{}/v1/accounts/q", n.url), None, None);
+    assert_eq!(q["balance"].as_u64(), Some(moved));
+}
