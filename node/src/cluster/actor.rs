@@ -186,8 +186,11 @@ impl ActorState {
                     }
                     Out::Send(msg) => {
                         self.shell.metrics().saga_messages.inc();
-                        let shell = self.shell.clone();
-                        tokio::spawn(async move { shell.deliver(msg).await });
+                        // To an active actor on this node: straight into its mailbox.
+                        if let Some(msg) = self.shell.deliver_now(msg) {
+                            let shell = self.shell.clone();
+                            tokio::spawn(async move { shell.deliver(msg).await });
+                        }
                     }
                     Out::Reroute(msg) => {
                         let shell = self.shell.clone();

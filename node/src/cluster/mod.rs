@@ -577,26 +577,29 @@ impl Shell {
 
     async fn deliver_local(&self, msg: SagaMsg) {
         let dest = msg.destination().clone();
-        let mut msg = Some(AccountMsg::Saga(msg));
-        for _ in 0..DELIVERY_ATTEMPTS_MAX {
-            let actor = match self.inner.directory.get_or_spawn(self, &dest).await {
-                Ok(a) => a,
-                Err(e) => {
-                    // The sender's timer re-drives the saga; losing this message is safe.
-                    tracing::warn!(account = %dest, error = %e, "saga message not delivered");
-                    return;
-                }
-            };
-            match actor.send_message(msg.take().expect("message present")) {
-                Ok(()) => return,
-                Err(ractor::MessagingErr::SendErr(m)) => {
-                    self.inner.directory.forget_dead(&dest, &actor);
-                    msg = Some(m);
-                }
-                Err(_) => return,
-            }
+        if let Err(e) = self.send_local(&dest, AccountMsg::Saga(msg)).await {
+            // The sender's timer re-drives the saga; losing this message is safe.
+            tracing::warn!(account = %dest, error = %e, "saga message not delivered");
         }
-        tracing::warn!(account = %dest, "saga message not delivered: actor kept stopping");
+    }
+
+    /// Delivers a saga message at once when its destination is active on this node and this
+    /// node owns it (no task, no await); otherwise hands it back for [`Shell::deliver`].
+    pub fn deliver_now(&self, msg: SagaMsg) -> Option<SagaMsg> {
+        let dest = msg.destination();
+        if self.membership().ring().owner(dest.as_str()).node_id != self.config().node_id {
+            return Some(msg);
+        }
+        let Some(actor) = self.inner.directory.active(dest) else {
+            return Some(msg);
+        };
+        match actor.send_message(AccountMsg::Saga(msg)) {
+            Ok(()) => None,
+            Err(ractor::MessagingErr::SendErr(AccountMsg::Saga(m))) => Some(m),
+            // A stopping actor refuses with the message inside too; anything else lost it,
+            // which the sender's timer repairs.
+            Err(_) => None,
+        }
     }
 
     /// Activates an account (if it is not active) so its unsettled transfers resume.
