@@ -235,6 +235,39 @@ fn cluster_three_nodes_survive_sigkill_rejoin_and_drain_under_load() {
     }
     assert_eq!(owners.len(), 3, "accounts land on every node: {owners:?}");
 
+    // One batch through n1 whose senders live on every node (the others' items are forwarded):
+    // every item runs, results come back in the items' order, and a sender's two items run in
+    // the order given: acct(0), which receives nothing in this batch, pays 1, then cannot pay
+    // its whole initial balance (in the other order the large one would pass).
+    let mut items: Vec<Value> = (0..ACCOUNTS - 1)
+        .map(|i| {
+            json!({"from": acct(i), "to": acct(i + 1), "amount": 1 + i as u64,
+                        "idempotency_key": format!("batch-{i}")})
+        })
+        .collect();
+    items.push(json!({"from": acct(0), "to": acct(1), "amount": INITIAL,
+                      "idempotency_key": "batch-too-much"}));
+    let (st, v) = request(
+        &a,
+        "POST",
+        &format!("{n1}/v1/transfers/batch"),
+        Some(&json!({"transfers": items})),
+        None,
+    )
+    .unwrap();
+    assert_eq!(st, 200, "{v}");
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), ACCOUNTS);
+    for (i, r) in results.iter().take(ACCOUNTS - 1).enumerate() {
+        assert_eq!(r["status"], "completed", "item {i}: {r}");
+        assert_eq!(r["from"], items[i]["from"], "item {i} in its place: {r}");
+    }
+    assert_eq!(
+        results[ACCOUNTS - 1]["error"]["code"],
+        "insufficient_funds",
+        "acct(0)'s second item ran after its first: {v}"
+    );
+
     // A WebSocket on n1 streams every account from the start, through every move below.
     let (mut ws, _) = tungstenite::connect(format!("{}/v1/stream", n1.replace("http", "ws")))
         .expect("websocket connects");
