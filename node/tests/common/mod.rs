@@ -33,6 +33,14 @@ impl TestNode {
         backend: Arc<MemoryBackend>,
         adjust: impl FnOnce(&mut cluster_config::Config),
     ) -> TestNode {
+        Self::start_backend(backend, adjust)
+    }
+
+    /// Starts a node on any backend (an embedded store in a directory, for example).
+    pub fn start_backend(
+        backend: Arc<dyn node::storage::Backend>,
+        adjust: impl FnOnce(&mut cluster_config::Config),
+    ) -> TestNode {
         let mut config = cluster_config::Config::default();
         config.node.listen = "127.0.0.1:0".into();
         config.storage.backend = cluster_config::Backend::Memory;
