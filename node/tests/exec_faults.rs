@@ -366,3 +366,79 @@ fn exec_group_retried_after_an_unknown_commit_applies_each_batch_once() {
         assert_memory_matches_storage(&store, &keys, act);
     }
 }
+
+/// A memory backend that runs a hook just before its second read-write attempt: what another
+/// node does between two attempts of one transaction.
+struct Between {
+    mem: Arc<MemoryBackend>,
+    attempts: std::sync::atomic::AtomicU32,
+    hook: std::sync::Mutex<Option<Box<dyn FnOnce() + Send>>>,
+}
+
+impl node::storage::Backend for Between {
+    fn name(&self) -> &'static str {
+        "memory"
+    }
+
+    fn attempt(&self, body: &mut node::storage::Body<'_>) -> Result<(), StorageError> {
+        if self
+            .attempts
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            == 1
+        {
+            if let Some(hook) = self.hook.lock().unwrap().take() {
+                hook();
+            }
+        }
+        self.mem.attempt(body)
+    }
+
+    fn attempt_read(&self, body: &mut node::storage::Body<'_>) -> Result<(), StorageError> {
+        self.mem.attempt_read(body)
+    }
+}
+
+#[test]
+fn exec_group_batch_fenced_after_an_unknown_attempt_is_unknown_not_fenced() {
+    // Proves a batch whose group attempt landed but was reported unknown, and whose lease
+    // then moved before the retry, is reported "outcome unknown" (it may have run), never
+    // `Fenced` (which tells the driver nothing ran, so its commands would run again on the
+    // new owner); the other batch recognizes its own landed attempt.
+    let (mem, store, keys) = setup();
+    let a = open_funded(&store, &keys, "a", 10);
+    let b = open_funded(&store, &keys, "b", 20);
+    let meddled = Arc::new(Between {
+        mem: mem.clone(),
+        attempts: std::sync::atomic::AtomicU32::new(0),
+        hook: std::sync::Mutex::new(None),
+    });
+    let group_store = Store::new(meddled.clone());
+    let (mem2, keys2) = (mem.clone(), keys.clone());
+    *meddled.hook.lock().unwrap() = Some(Box::new(move || {
+        let other = Store::new(mem2);
+        activate(&other, &keys2, "n2", &id("a"), SagaTiming::default(), 9).unwrap();
+    }));
+    let (da, db) = (deposit(7, 1), deposit(8, 2));
+    let batches: Vec<GroupBatch<'_>> = vec![(&a, &da), (&b, &db)];
+    mem.inject(Fault::CommitUnknownCommitted);
+    let mut results = commit_group(&group_store, &keys, "n1", &batches, 1_000).into_iter();
+    assert_eq!(
+        results.next().unwrap().unwrap_err(),
+        StorageError::CommitUnknown,
+        "a's first attempt landed: its outcome is unknown"
+    );
+    let (b, _) = results
+        .next()
+        .unwrap()
+        .expect("b's landed attempt is recognized");
+    assert_eq!(b.core.record().unwrap().balance, 22);
+    assert_memory_matches_storage(&store, &keys, &b);
+    let page = read_entries(&store, &keys, &id("a"), 0, 10)
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        page.entries.len(),
+        2,
+        "a's deposit landed once, in the first attempt"
+    );
+}

@@ -116,7 +116,11 @@ impl Task {
                     None => open = false,
                 },
                 Some(done) = self.running.join_next(), if !self.running.is_empty() => {
-                    let (group, results) = done.expect("group commits do not panic");
+                    // A group's thread never panics (see `start`); an error here is the
+                    // runtime shutting down, and nobody is left to answer.
+                    let Ok((group, results)) = done else {
+                        return;
+                    };
                     for (reply, batch, result) in self.committer.finished(group, results) {
                         let _ = reply.send((batch, result)); // the actor stopped meanwhile
                     }
@@ -138,7 +142,17 @@ impl Task {
         self.metrics.group_batches.observe(group.len() as f64);
         let (store, keys, node) = (self.store.clone(), self.keys.clone(), self.node.clone());
         self.running.spawn_blocking(move || {
-            let results = exec::commit_group(&store, &keys, &node, &group.batches(), now_ms());
+            // A panic in a body is a bug, but it must not take the node's every write down
+            // with it: the group's batches are answered "outcome unknown" (their drivers
+            // reload) and the committer goes on.
+            let run = || exec::commit_group(&store, &keys, &node, &group.batches(), now_ms());
+            let results = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                .unwrap_or_else(|_| {
+                    tracing::error!(batches = group.len(), "a group commit panicked");
+                    (0..group.len())
+                        .map(|_| Err(StorageError::CommitUnknown))
+                        .collect()
+                });
             (group, results)
         });
     }

@@ -160,7 +160,9 @@ pub type Committed = Result<(Activation, Vec<Effect>), StorageError>;
 
 /// Runs the batches of several accounts in one transaction (one commit, one `fsync`): each
 /// batch's body runs in its own [`Overlay`], so a batch that fails on its own (`Fenced`, a
-/// corrupt record) leaves nothing behind and gets its error while the others commit. An error
+/// corrupt record) leaves nothing behind and gets its error while the others commit (or
+/// `CommitUnknown` when an earlier attempt of the group ran its body: that attempt may have
+/// landed before the lease moved). An error
 /// of the transaction itself (a conflict, an unknown result, storage unavailable) retries the
 /// whole group, every batch keeping its own record of its earlier attempts, as
 /// [`commit_batch`] does; if the group fails for good, every batch that had no result of its
@@ -203,6 +205,14 @@ pub fn commit_group(
                     out.push(Some(Ok(done)));
                 }
                 Err(e @ (StorageError::Fenced | StorageError::Corrupt(_))) => {
+                    // An earlier attempt ran this body and may have landed (its result may
+                    // have been unknown): then "fenced" would claim that nothing ran, so the
+                    // batch's outcome is unknown (as `Store::run` reports for a lone batch).
+                    let e = if earlier[i].is_empty() {
+                        e
+                    } else {
+                        StorageError::CommitUnknown
+                    };
                     out.push(Some(Err(e)))
                 }
                 Err(e) => return Err(e),

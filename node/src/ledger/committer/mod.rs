@@ -21,9 +21,11 @@
 //! - **Bounded.** At most [`GroupLimits::queue`] batches wait; past it [`Committer::submit`]
 //!   hands the batch back and the runtime reports it not committed (`Unavailable`), which the
 //!   driver retries after a backoff: nothing ran.
-//! - **Per-account order** is the driver's: it has at most one batch in flight, so no account
-//!   has two batches in the committer, and two groups in flight never share an account. The
-//!   committer asserts it.
+//! - **Per-account order** is the driver's: it has at most one batch in flight, so no
+//!   activation has two batches in the committer, and two groups in flight never share one.
+//!   The committer asserts it. (A second activation of the same account may have a batch
+//!   beside the first one's, if the first actor was stopped while its batch waited; the
+//!   lease fences the older one.)
 //!
 //! What a group's commit means for each batch is [`super::exec::commit_group`]'s: a batch that
 //! fails on its own (fenced, corrupt) fails alone; an error of the whole transaction retries
@@ -33,7 +35,8 @@
 //!
 //! Left out: the committer does not order groups by account or size (arrival order is fair
 //! and keeps the oldest batch first), and it does not estimate bytes: the input cap keeps a
-//! group well inside the transaction size limit.
+//! group inside the transaction size limit. A group that fails as a whole for its size or
+//! its duration (`LimitExceeded`, `TooOld`) is not split: every batch in it gets the error.
 
 use super::driver::Batch;
 use super::exec::{Committed, GroupBatch};
@@ -42,8 +45,11 @@ use std::collections::{BTreeSet, VecDeque};
 
 /// Most batches in one group.
 pub const GROUP_BATCHES_MAX: usize = 1_024;
-/// Most inputs in one group (a batch larger than this still goes, alone).
-pub const GROUP_INPUTS_MAX: usize = 2_048;
+/// Most inputs in one group (a batch larger than this still goes, alone). An input writes at
+/// most about 8 KB (a transfer whose 256-byte reference is all escaped characters, stored
+/// four times, with the rest of its rows), so a full group stays under FoundationDB's 10 MB
+/// transaction limit, which every backend enforces.
+pub const GROUP_INPUTS_MAX: usize = 1_024;
 /// Longest the oldest waiting batch waits for a free slot to fill its group, when a group is
 /// already in flight and another may start.
 pub const GROUP_AGE_MAX_MS: u64 = 2;
@@ -133,8 +139,10 @@ impl<T> Group<T> {
 pub struct Committer<T> {
     limits: GroupLimits,
     queue: VecDeque<Waiting<T>>,
-    /// Accounts with a batch waiting or in flight: a driver never has two.
-    busy: BTreeSet<AccountId>,
+    /// Activations (account, nonce) with a batch waiting or in flight: a driver never has
+    /// two. (Two activations of one account may each have one: a newer activation fences
+    /// the older one's batch.)
+    busy: BTreeSet<(AccountId, u64)>,
     in_flight: usize,
     groups: u64,
 }
@@ -178,8 +186,8 @@ impl<T> Committer<T> {
         }
         let id = batch.act.core.id().clone();
         assert!(
-            self.busy.insert(id.clone()),
-            "{id}: a second batch while one is in the committer (per-account order)"
+            self.busy.insert((id.clone(), batch.act.nonce)),
+            "{id}: a second batch of one activation while one is in the committer (per-account order)"
         );
         self.queue.push_back(Waiting {
             ticket,
@@ -256,7 +264,8 @@ impl<T> Committer<T> {
             .into_iter()
             .zip(results)
             .map(|((ticket, batch), result)| {
-                self.busy.remove(batch.act.core.id());
+                self.busy
+                    .remove(&(batch.act.core.id().clone(), batch.act.nonce));
                 (ticket, batch, result)
             })
             .collect()
@@ -267,7 +276,8 @@ impl<T> Committer<T> {
         self.queue
             .drain(..)
             .map(|w| {
-                self.busy.remove(w.batch.act.core.id());
+                self.busy
+                    .remove(&(w.batch.act.core.id().clone(), w.batch.act.nonce));
                 (w.ticket, w.batch)
             })
             .collect()

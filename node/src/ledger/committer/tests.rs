@@ -28,6 +28,11 @@ fn deposit(req: u64) -> Input {
 
 /// An activation of `name` (never opened) on a fresh store.
 fn activation(name: &str) -> Activation {
+    activation_with_nonce(name, 1)
+}
+
+/// An activation of `name` with this nonce.
+fn activation_with_nonce(name: &str, nonce: u64) -> Activation {
     let store = Store::new(Arc::new(MemoryBackend::new()));
     exec::activate(
         &store,
@@ -35,7 +40,7 @@ fn activation(name: &str) -> Activation {
         "n1",
         &acct(name),
         SagaTiming::default(),
-        1,
+        nonce,
     )
     .unwrap()
 }
@@ -194,6 +199,22 @@ fn a_second_batch_of_one_account_is_a_bug() {
     c.submit(1, batch("a", 1), 0).unwrap();
     let _g = c.next_group(0).unwrap();
     let _ = c.submit(2, batch("a", 1), 0);
+}
+
+#[test]
+fn a_newer_activation_of_the_same_account_may_queue_beside_an_older_one() {
+    // Proves the per-account check is per activation: an actor stopped while its batch waited
+    // leaves that batch in the committer, and the account's next activation is not refused
+    // (the lease fences the older batch when the group runs).
+    let mut c = Committer::new(limits(10, 100, 1));
+    c.submit(1, batch("a", 1), 0).unwrap();
+    let newer = Batch {
+        act: activation_with_nonce("a", 2),
+        inputs: vec![deposit(9)],
+    };
+    c.submit(2, newer, 0).unwrap();
+    let g = c.next_group(0).unwrap();
+    assert_eq!(tickets(&g), vec![1, 2]);
 }
 
 #[test]
