@@ -442,3 +442,35 @@ fn exec_group_batch_fenced_after_an_unknown_attempt_is_unknown_not_fenced() {
         "a's deposit landed once, in the first attempt"
     );
 }
+
+#[test]
+fn exec_group_batch_fenced_after_a_conflicted_attempt_is_fenced() {
+    // Proves the rule above is exact: when the earlier attempt conflicted (nothing committed)
+    // and the lease then moved, the batch is `Fenced` (nothing ran, its driver steps aside),
+    // and the other batch commits once.
+    let (mem, store, keys) = setup();
+    let a = open_funded(&store, &keys, "a", 10);
+    let b = open_funded(&store, &keys, "b", 20);
+    let meddled = Arc::new(Between {
+        mem: mem.clone(),
+        attempts: std::sync::atomic::AtomicU32::new(0),
+        hook: std::sync::Mutex::new(None),
+    });
+    let group_store = Store::new(meddled.clone());
+    let (mem2, keys2) = (mem.clone(), keys.clone());
+    *meddled.hook.lock().unwrap() = Some(Box::new(move || {
+        let other = Store::new(mem2);
+        activate(&other, &keys2, "n2", &id("a"), SagaTiming::default(), 9).unwrap();
+    }));
+    let (da, db) = (deposit(7, 1), deposit(8, 2));
+    let batches: Vec<GroupBatch<'_>> = vec![(&a, &da), (&b, &db)];
+    mem.inject(Fault::Conflict);
+    let mut results = commit_group(&group_store, &keys, "n1", &batches, 1_000).into_iter();
+    assert_eq!(results.next().unwrap().unwrap_err(), StorageError::Fenced);
+    let (b, _) = results.next().unwrap().expect("b commits on the retry");
+    assert_eq!(b.core.record().unwrap().balance, 22);
+    let page = read_entries(&store, &keys, &id("a"), 0, 10)
+        .unwrap()
+        .unwrap();
+    assert_eq!(page.entries.len(), 1, "a's deposit never ran");
+}

@@ -161,8 +161,8 @@ pub type Committed = Result<(Activation, Vec<Effect>), StorageError>;
 /// Runs the batches of several accounts in one transaction (one commit, one `fsync`): each
 /// batch's body runs in its own [`Overlay`], so a batch that fails on its own (`Fenced`, a
 /// corrupt record) leaves nothing behind and gets its error while the others commit (or
-/// `CommitUnknown` when an earlier attempt of the group ran its body: that attempt may have
-/// landed before the lease moved). An error
+/// `CommitUnknown` when an earlier attempt of the group whose result was unknown ran its
+/// body: that attempt may have landed before the lease moved). An error
 /// of the transaction itself (a conflict, an unknown result, storage unavailable) retries the
 /// whole group, every batch keeping its own record of its earlier attempts, as
 /// [`commit_batch`] does; if the group fails for good, every batch that had no result of its
@@ -180,7 +180,7 @@ pub fn commit_group(
         .map(|(act, inputs)| without_writes(store, keys, act, inputs, now_ms))
         .collect();
     let mut earlier: Vec<Vec<(Activation, Vec<Effect>)>> = vec![Vec::new(); batches.len()];
-    let group = store.run(|txn| {
+    let group = store.run_knowing(|txn, unknown_before| {
         if planted(Bug::GroupForgetsAttempts) {
             earlier.iter_mut().for_each(Vec::clear);
         }
@@ -205,13 +205,13 @@ pub fn commit_group(
                     out.push(Some(Ok(done)));
                 }
                 Err(e @ (StorageError::Fenced | StorageError::Corrupt(_))) => {
-                    // An earlier attempt ran this body and may have landed (its result may
-                    // have been unknown): then "fenced" would claim that nothing ran, so the
-                    // batch's outcome is unknown (as `Store::run` reports for a lone batch).
-                    let e = if earlier[i].is_empty() {
-                        e
-                    } else {
+                    // An earlier attempt whose result was unknown ran this body and may have
+                    // landed: then "fenced" would claim that nothing ran, so the batch's
+                    // outcome is unknown (as `Store::run` reports for a lone batch).
+                    let e = if unknown_before && !earlier[i].is_empty() {
                         StorageError::CommitUnknown
+                    } else {
+                        e
                     };
                     out.push(Some(Err(e)))
                 }

@@ -233,10 +233,20 @@ impl Store {
         &self,
         mut body: impl FnMut(&mut dyn Txn) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        let result = self.retry(|backend, out: &mut Option<T>| {
+        self.run_knowing(|txn, _| body(txn))
+    }
+
+    /// Like [`Store::run`], and tells the body whether an earlier attempt's commit result was
+    /// unknown (that attempt may have landed): a body that decides alone what its own
+    /// failure means (a group of batches, each failing on its own) needs to know.
+    pub fn run_knowing<T>(
+        &self,
+        mut body: impl FnMut(&mut dyn Txn, bool) -> Result<T, StorageError>,
+    ) -> Result<T, StorageError> {
+        let result = self.retry(|backend, out: &mut Option<T>, unknown_before| {
             backend.attempt(&mut |txn: &mut dyn Txn| {
                 let mut limited = LimitedTxn::new(txn);
-                *out = Some(body(&mut limited)?);
+                *out = Some(body(&mut limited, unknown_before)?);
                 Ok(())
             })
         });
@@ -251,7 +261,7 @@ impl Store {
         &self,
         mut body: impl FnMut(&mut dyn Txn) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
-        self.retry(|backend, out: &mut Option<T>| {
+        self.retry(|backend, out: &mut Option<T>, _| {
             backend.attempt_read(&mut |txn: &mut dyn Txn| {
                 let mut limited = LimitedTxn::new(txn);
                 *out = Some(body(&mut limited)?);
@@ -262,7 +272,7 @@ impl Store {
 
     fn retry<T>(
         &self,
-        mut attempt: impl FnMut(&dyn Backend, &mut Option<T>) -> Result<(), StorageError>,
+        mut attempt: impl FnMut(&dyn Backend, &mut Option<T>, bool) -> Result<(), StorageError>,
     ) -> Result<T, StorageError> {
         let mut backoff = self.policy.backoff_initial;
         let mut attempt_index = 0;
@@ -272,7 +282,7 @@ impl Store {
         loop {
             attempt_index += 1;
             let mut out = None;
-            match attempt(self.backend.as_ref(), &mut out) {
+            match attempt(self.backend.as_ref(), &mut out, unknown_seen) {
                 Ok(()) => return Ok(out.expect("a successful attempt sets its result")),
                 Err(e) if e.is_retryable() && attempt_index < self.policy.attempts_max => {
                     unknown_seen |= e == StorageError::CommitUnknown;
