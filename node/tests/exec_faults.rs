@@ -4,7 +4,7 @@
 
 use node::ledger::account::{Command, Effect, Input, Reply, SagaTiming};
 use node::ledger::exec::{
-    activate, commit_batch, commit_group, read_entries, Activation, GroupBatch,
+    activate, commit_batch, commit_group, read_entries, Activation, Committed, GroupBatch,
 };
 use node::storage::keys::Keys;
 use node::storage::memory::{Fault, MemoryBackend};
@@ -398,12 +398,10 @@ impl node::storage::Backend for Between {
     }
 }
 
-#[test]
-fn exec_group_batch_fenced_after_an_unknown_attempt_is_unknown_not_fenced() {
-    // Proves a batch whose group attempt landed but was reported unknown, and whose lease
-    // then moved before the retry, is reported "outcome unknown" (it may have run), never
-    // `Fenced` (which tells the driver nothing ran, so its commands would run again on the
-    // new owner); the other batch recognizes its own landed attempt.
+/// Accounts a (10) and b (20), and the results of a group depositing 1 into a and 2 into b
+/// whose first attempt meets `fault` and before whose second attempt another node activates
+/// a (its lease moves).
+fn group_with_a_moved_between_attempts(fault: Fault) -> (Store, Keys, Vec<Committed>) {
     let (mem, store, keys) = setup();
     let a = open_funded(&store, &keys, "a", 10);
     let b = open_funded(&store, &keys, "b", 20);
@@ -412,7 +410,6 @@ fn exec_group_batch_fenced_after_an_unknown_attempt_is_unknown_not_fenced() {
         attempts: std::sync::atomic::AtomicU32::new(0),
         hook: std::sync::Mutex::new(None),
     });
-    let group_store = Store::new(meddled.clone());
     let (mem2, keys2) = (mem.clone(), keys.clone());
     *meddled.hook.lock().unwrap() = Some(Box::new(move || {
         let other = Store::new(mem2);
@@ -420,8 +417,19 @@ fn exec_group_batch_fenced_after_an_unknown_attempt_is_unknown_not_fenced() {
     }));
     let (da, db) = (deposit(7, 1), deposit(8, 2));
     let batches: Vec<GroupBatch<'_>> = vec![(&a, &da), (&b, &db)];
-    mem.inject(Fault::CommitUnknownCommitted);
-    let mut results = commit_group(&group_store, &keys, "n1", &batches, 1_000).into_iter();
+    mem.inject(fault);
+    let results = commit_group(&Store::new(meddled), &keys, "n1", &batches, 1_000);
+    (store, keys, results)
+}
+
+#[test]
+fn exec_group_batch_fenced_after_an_unknown_attempt_is_unknown_not_fenced() {
+    // Proves a batch whose group attempt landed but was reported unknown, and whose lease
+    // then moved before the retry, is reported "outcome unknown" (it may have run), never
+    // `Fenced` (which tells the driver nothing ran, so its commands would run again on the
+    // new owner); the other batch recognizes its own landed attempt.
+    let (store, keys, results) = group_with_a_moved_between_attempts(Fault::CommitUnknownCommitted);
+    let mut results = results.into_iter();
     assert_eq!(
         results.next().unwrap().unwrap_err(),
         StorageError::CommitUnknown,
@@ -448,24 +456,8 @@ fn exec_group_batch_fenced_after_a_conflicted_attempt_is_fenced() {
     // Proves the rule above is exact: when the earlier attempt conflicted (nothing committed)
     // and the lease then moved, the batch is `Fenced` (nothing ran, its driver steps aside),
     // and the other batch commits once.
-    let (mem, store, keys) = setup();
-    let a = open_funded(&store, &keys, "a", 10);
-    let b = open_funded(&store, &keys, "b", 20);
-    let meddled = Arc::new(Between {
-        mem: mem.clone(),
-        attempts: std::sync::atomic::AtomicU32::new(0),
-        hook: std::sync::Mutex::new(None),
-    });
-    let group_store = Store::new(meddled.clone());
-    let (mem2, keys2) = (mem.clone(), keys.clone());
-    *meddled.hook.lock().unwrap() = Some(Box::new(move || {
-        let other = Store::new(mem2);
-        activate(&other, &keys2, "n2", &id("a"), SagaTiming::default(), 9).unwrap();
-    }));
-    let (da, db) = (deposit(7, 1), deposit(8, 2));
-    let batches: Vec<GroupBatch<'_>> = vec![(&a, &da), (&b, &db)];
-    mem.inject(Fault::Conflict);
-    let mut results = commit_group(&group_store, &keys, "n1", &batches, 1_000).into_iter();
+    let (store, keys, results) = group_with_a_moved_between_attempts(Fault::Conflict);
+    let mut results = results.into_iter();
     assert_eq!(results.next().unwrap().unwrap_err(), StorageError::Fenced);
     let (b, _) = results.next().unwrap().expect("b commits on the retry");
     assert_eq!(b.core.record().unwrap().balance, 22);
