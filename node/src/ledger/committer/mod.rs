@@ -36,10 +36,13 @@
 //! Left out: the committer does not order groups by account or size (arrival order is fair
 //! and keeps the oldest batch first), and it does not estimate bytes: the input cap keeps a
 //! group inside the transaction size limit. A group that fails as a whole for its size or
-//! its duration (`LimitExceeded`, `TooOld`) is not split: every batch in it gets the error.
+//! its duration anyway (`LimitExceeded`, `TooOld`) is split: its batches go back to the
+//! queue's front and may only join groups of half as many, so a batch too large on its own
+//! ends up alone and gets its error while the others commit.
 
 use super::driver::Batch;
 use super::exec::{Committed, GroupBatch};
+use crate::storage::StorageError;
 use protocol::AccountId;
 use std::collections::{BTreeSet, VecDeque};
 
@@ -94,6 +97,9 @@ struct Waiting<T> {
     ticket: T,
     batch: Batch,
     since_ms: u64,
+    /// Most batches of the group it may join: [`GroupLimits::batches`], halved each time a
+    /// group of it failed as a whole for its size or duration.
+    cap: usize,
 }
 
 /// Batches to commit in one transaction, each with its submitter's ticket.
@@ -193,6 +199,7 @@ impl<T> Committer<T> {
             ticket,
             batch,
             since_ms: now_ms,
+            cap: self.limits.batches,
         });
         Ok(())
     }
@@ -213,13 +220,15 @@ impl<T> Committer<T> {
         }
         let mut members = Vec::new();
         let mut inputs = 0;
+        let mut cap = self.limits.batches;
         while let Some(next) = self.queue.front() {
             let n = next.batch.inputs.len();
-            if members.len() == self.limits.batches
-                || (!members.is_empty() && inputs + n > self.limits.inputs)
+            let next_cap = cap.min(next.cap);
+            if members.len() >= next_cap || (!members.is_empty() && inputs + n > self.limits.inputs)
             {
                 break;
             }
+            cap = next_cap;
             inputs += n;
             let w = self.queue.pop_front().expect("a front");
             members.push((w.ticket, w.batch));
@@ -241,7 +250,9 @@ impl<T> Committer<T> {
     }
 
     /// The group's commit ended with `results` (one per batch, in order, from
-    /// `exec::commit_group`): each ticket with its batch and result.
+    /// `exec::commit_group`): each ticket with its batch and result, but for the batches that
+    /// failed together for the group's size or duration, which wait again (see the module
+    /// doc).
     pub fn finished(
         &mut self,
         group: Group<T>,
@@ -259,16 +270,37 @@ impl<T> Committer<T> {
             group.id
         );
         self.in_flight -= 1;
-        group
-            .members
-            .into_iter()
-            .zip(results)
-            .map(|((ticket, batch), result)| {
+        // Batches that failed together for the group's size or duration (a group too large
+        // for the transaction limits) go back to the queue's front, to run in groups of at
+        // most half as many: a batch too large on its own ends up alone and gets its error,
+        // and the others commit.
+        let too_big = |r: &Committed| {
+            matches!(
+                r,
+                Err(StorageError::LimitExceeded(_) | StorageError::TooOld)
+            )
+        };
+        let together = results.iter().filter(|r| too_big(r)).count();
+        let mut answered = Vec::with_capacity(results.len());
+        let mut again = Vec::new();
+        for ((ticket, batch), result) in group.members.into_iter().zip(results) {
+            if together > 1 && too_big(&result) {
+                again.push(Waiting {
+                    ticket,
+                    batch,
+                    since_ms: 0,
+                    cap: together / 2,
+                });
+            } else {
                 self.busy
                     .remove(&(batch.act.core.id().clone(), batch.act.nonce));
-                (ticket, batch, result)
-            })
-            .collect()
+                answered.push((ticket, batch, result));
+            }
+        }
+        for w in again.into_iter().rev() {
+            self.queue.push_front(w);
+        }
+        answered
     }
 
     /// Every waiting batch, handed back (the node stops; nothing of them ran).

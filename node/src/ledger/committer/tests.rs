@@ -218,6 +218,56 @@ fn a_newer_activation_of_the_same_account_may_queue_beside_an_older_one() {
 }
 
 #[test]
+fn a_group_too_large_for_the_transaction_is_split_until_the_culprit_is_alone() {
+    // Proves batches that failed together for the group's size (or its duration) are not
+    // answered but queued again at the front, in order, to run in groups of half as many; a
+    // batch that still fails with others beside it that commit is answered with its error.
+    let mut c = Committer::new(limits(10, 100, 1));
+    for (t, name) in [(1, "a"), (2, "b"), (3, "c"), (4, "d")] {
+        c.submit(t, batch(name, 1), 0).unwrap();
+    }
+    let g = c.next_group(0).unwrap();
+    assert_eq!(tickets(&g), vec![1, 2, 3, 4]);
+    let too_large = || Err(StorageError::LimitExceeded("transaction too large".into()));
+    let done = c.finished(g, vec![too_large(), too_large(), too_large(), too_large()]);
+    assert!(done.is_empty(), "nobody is answered yet");
+    assert_eq!(c.queued(), 4);
+    c.submit(5, batch("e", 1), 1).unwrap();
+    c.submit(6, batch("f", 1), 1).unwrap();
+    let g = c.next_group(1).unwrap();
+    assert_eq!(tickets(&g), vec![1, 2], "half as many");
+    let ok_b = Ok((activation("b"), Vec::new()));
+    let done = c.finished(g, vec![too_large(), ok_b]);
+    let answered: Vec<(u32, bool)> = done.iter().map(|(t, _, r)| (*t, r.is_ok())).collect();
+    assert_eq!(
+        answered,
+        vec![(1, false), (2, true)],
+        "a fails alone, b commits"
+    );
+    let g = c.next_group(1).unwrap();
+    assert_eq!(tickets(&g), vec![3, 4], "the other half, still capped");
+    let done = c.finished(
+        g,
+        vec![Err(StorageError::TooOld), Err(StorageError::TooOld)],
+    );
+    assert!(done.is_empty());
+    let g = c.next_group(1).unwrap();
+    assert_eq!(tickets(&g), vec![3], "groups of one now");
+    let r = ok_results(&g);
+    assert_eq!(c.finished(g, r).len(), 1);
+    let g = c.next_group(1).unwrap();
+    assert_eq!(tickets(&g), vec![4]);
+    let r = ok_results(&g);
+    c.finished(g, r);
+    let g = c.next_group(1).unwrap();
+    assert_eq!(
+        tickets(&g),
+        vec![5, 6],
+        "new batches are not held to the cap of split ones"
+    );
+}
+
+#[test]
 fn drain_hands_back_the_waiting_batches() {
     let mut c = Committer::new(limits(10, 100, 1));
     c.submit(1, batch("a", 1), 0).unwrap();
