@@ -69,6 +69,9 @@ pub struct Options {
     /// Storage: share of read-write attempts that read a few commits behind the newest (their
     /// overtaken reads then conflict for real), ppm.
     pub stale_read_ppm: u32,
+    /// Storage: share of failed read-write attempts after which one of their accounts' lease
+    /// moves before the retry (another node activated it), ppm.
+    pub lease_moved_ppm: u32,
     /// Storage: extra latency of every read-write attempt (the disk's sync), which lets
     /// batches gather behind a group in flight.
     pub sync_ms: u64,
@@ -159,6 +162,7 @@ impl Options {
             outage_every_ms: every(rng, o_outage, 500, 20_000),
             outage_max_ms: rng.range(10, 3_000),
             stale_read_ppm: 0,
+            lease_moved_ppm: 0,
             sync_ms: 0,
             active_max: 0,
             transfer_wait_ms: 0,
@@ -216,6 +220,9 @@ impl Options {
                 queue: rng.range(1, 6) as usize,
             };
         }
+        // Drawn last, for the same reason.
+        let o_moved = on(rng);
+        options.lease_moved_ppm = ppm(rng, o_moved, 300_000);
         options
     }
 
@@ -238,6 +245,7 @@ impl Options {
         add(self.unknown_committed_ppm > 0, "unknown-committed");
         add(self.unknown_lost_ppm > 0, "unknown-not-committed");
         add(self.stale_read_ppm > 0, "stale-reads");
+        add(self.lease_moved_ppm > 0, "leases-moved-between-attempts");
         add(self.slow_ppm > 0, "latency-spikes");
         add(self.outage_every_ms > 0, "storage-outages");
         add(self.active_max > 0, "evictions");
@@ -287,11 +295,12 @@ impl fmt::Display for Options {
         )?;
         writeln!(
             f,
-            "storage:  conflict {} ppm, unknown(committed) {} ppm, unknown(lost) {} ppm, stale read {} ppm, slow {} ppm (<= {} ms), outage every ~{} ms (<= {} ms)",
+            "storage:  conflict {} ppm, unknown(committed) {} ppm, unknown(lost) {} ppm, stale read {} ppm, lease moved after a failed attempt {} ppm, slow {} ppm (<= {} ms), outage every ~{} ms (<= {} ms)",
             self.conflict_ppm,
             self.unknown_committed_ppm,
             self.unknown_lost_ppm,
             self.stale_read_ppm,
+            self.lease_moved_ppm,
             self.slow_ppm,
             self.slow_max_ms,
             self.outage_every_ms,

@@ -81,6 +81,10 @@ pub struct StorageFaults {
     pub slow_max_ms: u64,
     /// Read-write attempts that read 1 to [`STALE_READ_BEHIND_MAX`] commits behind the newest.
     pub stale_read_ppm: u32,
+    /// Failed read-write attempts of activations after which, before the next attempt, the
+    /// lease of one of their accounts moves: another node activated it in between (and its
+    /// activation then went away).
+    pub lease_moved_ppm: u32,
 }
 
 /// Most commits a stale read version lies behind the newest (well inside the memory backend's
@@ -105,6 +109,8 @@ struct State {
     injected: u64,
     /// Conflicts the memory backend detected (stale attempts whose reads were overtaken).
     conflicts: u64,
+    /// Leases moved between two attempts.
+    leases_moved: u64,
     /// Per activation (account, nonce), the newest version it has seen; only activations
     /// that saw one of the last [`STALE_READ_BEHIND_MAX`] commits are kept.
     seen: BTreeMap<(String, u64), u64>,
@@ -170,6 +176,7 @@ impl SimBackend {
                 attempts: 0,
                 injected: 0,
                 conflicts: 0,
+                leases_moved: 0,
                 seen: BTreeMap::new(),
             }),
         })
@@ -239,9 +246,54 @@ impl SimBackend {
         self.state().conflicts
     }
 
+    /// Leases moved between two attempts so far.
+    pub fn leases_moved(&self) -> u64 {
+        self.state().leases_moved
+    }
+
     /// Every committed key and value.
     pub fn snapshot(&self) -> BTreeMap<Vec<u8>, Vec<u8>> {
         self.mem.snapshot()
+    }
+
+    /// With the run's `lease_moved_ppm`, moves the lease of one of `writers`' accounts as an
+    /// activation on another node would (epoch + 1, a node that runs no actor), committed
+    /// and observed like any commit: the retry that follows must find itself fenced, and a
+    /// batch whose earlier attempt may have landed must not claim that nothing ran.
+    fn maybe_move_a_lease(&self, writers: &[Writer]) {
+        let account = {
+            let mut s = self.state();
+            let ppm = s.faults.lease_moved_ppm;
+            if !s.rng.chance(ppm) {
+                return;
+            }
+            let i = s.rng.below(writers.len() as u64) as usize;
+            s.injected += 1;
+            writers[i].account.clone()
+        };
+        let key = self.keys.lease(&account);
+        let nonce = self.state().rng.next_u64();
+        let mut bump = |txn: &mut dyn node::storage::Txn| -> Result<(), StorageError> {
+            let Some(bytes) = txn.get(&key)? else {
+                return Ok(()); // never opened: no lease to take
+            };
+            let old: Lease = decode(&bytes)?;
+            let taken = Lease {
+                node: "elsewhere".into(),
+                epoch: old.epoch + 1,
+                nonce,
+            };
+            txn.set(&key, &node::storage::codec::encode(&taken))
+        };
+        let outcome = self.mem.run_attempt(&mut bump, false);
+        if let Some(commit) = outcome.commit {
+            let mut s = self.state();
+            s.leases_moved += 1;
+            s.commits.push(RawCommit {
+                writers: Vec::new(),
+                writes: commit.writes,
+            });
+        }
     }
 
     fn run(&self, body: &mut Body<'_>, read_only: bool) -> Result<(), StorageError> {
@@ -288,6 +340,11 @@ impl SimBackend {
             (fault, s.writers.clone())
         };
         let outcome = self.mem.run_attempt(body, read_only);
+        let movable = if read_only || outcome.result.is_ok() {
+            Vec::new()
+        } else {
+            writers.clone()
+        };
         {
             let mut s = self.state();
             let stale = matches!(fault, Some(Fault::StaleRead(_)));
@@ -320,6 +377,10 @@ impl SimBackend {
                 writers,
                 writes: commit.writes,
             });
+        }
+        // After this attempt's own commit is observed (its lease at commit is the one above).
+        if !movable.is_empty() {
+            self.maybe_move_a_lease(&movable);
         }
         outcome.result
     }

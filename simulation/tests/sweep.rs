@@ -17,7 +17,7 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
     let failures = Mutex::new(Vec::new());
     let ops = AtomicU64::new(0);
     // How often the driver's rarer paths ran, summed over the seeds.
-    let exercised: Mutex<[u64; 11]> = Mutex::new([0; 11]);
+    let exercised: Mutex<[u64; 12]> = Mutex::new([0; 12]);
     // The corruptions the audit was shown (a mask per seed, united).
     let corruptions = AtomicU64::new(0);
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -48,6 +48,7 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
                     st.grouped_batches - st.groups,
                     st.fenced_in_group,
                     st.commit_queue_full,
+                    st.leases_moved,
                 ]) {
                     *sum += n;
                 }
@@ -71,7 +72,8 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
     // settled in a commit whose result was unknown, and transfers that completed (every
     // transfer failing is a valid history under faults, but not of all 200 seeds), groups of
     // several batches, a batch fenced in a group whose other batches committed, and batches
-    // handed back by a full commit queue.
+    // handed back by a full commit queue, and leases that moved between two attempts of one
+    // transaction.
     let e = exercised.into_inner().unwrap();
     let names = [
         "fenced",
@@ -85,6 +87,7 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
         "batches sharing a group",
         "batches fenced alone in a group",
         "full commit queues",
+        "leases moved between attempts",
     ];
     for (name, n) in names.iter().zip(e) {
         assert!(n > 0, "no seed exercised {name}: {e:?}");

@@ -45,11 +45,14 @@ pub enum Bug {
     /// A group whose commit failed as a whole is retried with every batch's record of its
     /// earlier attempts forgotten: a batch whose unknown attempt landed runs again, as new.
     GroupForgetsAttempts,
+    /// A batch fenced on a retry of its group is reported `Fenced` ("nothing ran") even
+    /// when an earlier attempt whose result was unknown ran it and may have landed.
+    FencedAfterUnknown,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 12] = [
+    pub const ALL: [Bug; 13] = [
         Bug::SkipEpochCheck,
         Bug::ReleaseOnTimeout,
         Bug::CreditTwice,
@@ -62,6 +65,7 @@ impl Bug {
         Bug::RetryUnknownCommit,
         Bug::StopOnFailedReload,
         Bug::GroupForgetsAttempts,
+        Bug::FencedAfterUnknown,
     ];
 
     /// The bug's name on the command line.
@@ -79,6 +83,7 @@ impl Bug {
             Bug::RetryUnknownCommit => "retry-unknown-commit",
             Bug::StopOnFailedReload => "stop-on-failed-reload",
             Bug::GroupForgetsAttempts => "group-forgets-attempts",
+            Bug::FencedAfterUnknown => "fenced-after-unknown",
         }
     }
 

@@ -116,8 +116,8 @@ fn print_summary(r: &Report) {
         s.ops, s.requests, s.acked, s.refused, s.unknown, s.completed, s.failed
     );
     println!(
-        "         {} commits, {} activations, {} fenced batches, {} failed batches; storage {} attempts, {} faults, {} conflicts detected, {} outages",
-        s.commits, s.activations, s.fenced, s.failed_batches, s.attempts, s.storage_faults, s.storage_conflicts, s.outages
+        "         {} commits, {} activations, {} fenced batches, {} failed batches; storage {} attempts, {} faults, {} conflicts detected, {} leases moved between attempts, {} outages",
+        s.commits, s.activations, s.fenced, s.failed_batches, s.attempts, s.storage_faults, s.storage_conflicts, s.leases_moved, s.outages
     );
     println!(
         "         {} messages ({} lost, {} duplicated); {} crashes, {} partitions, {} passivations, {} membership changes",

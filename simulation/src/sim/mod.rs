@@ -202,6 +202,9 @@ pub struct Stats {
     pub storage_faults: u64,
     /// Conflicts the store detected (stale reads overtaken by a later commit).
     pub storage_conflicts: u64,
+    /// Leases moved between two attempts of a transaction (another node activated the
+    /// account in between).
+    pub leases_moved: u64,
     /// Transfers completed.
     pub completed: u64,
     /// Transfers failed.
@@ -294,6 +297,7 @@ impl Sim {
             slow_ppm: opts.slow_ppm,
             slow_max_ms: opts.slow_max_ms,
             stale_read_ppm: opts.stale_read_ppm,
+            lease_moved_ppm: opts.lease_moved_ppm,
         });
         backend.set_sync_ms(opts.sync_ms);
         let store = Store::with_policy(
@@ -426,6 +430,7 @@ impl Sim {
         self.stats.attempts = attempts;
         self.stats.storage_faults = faults;
         self.stats.storage_conflicts = self.backend.conflicts_detected();
+        self.stats.leases_moved = self.backend.leases_moved();
     }
 
     fn run_phases(&mut self) {
