@@ -86,6 +86,23 @@ pub const LEAVE_ACK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Capacity of the node's balance-update channel; a slower subscriber back-fills from storage.
 pub const STREAM_CHANNEL_CAPACITY: usize = 16_384;
 
+/// An actor's answer to one command, or `unavailable` (outcome unknown) when the actor stopped
+/// first or did not answer by `deadline`.
+async fn answer_by(
+    deadline: tokio::time::Instant,
+    rx: oneshot::Receiver<CommandReply>,
+) -> CommandReply {
+    match tokio::time::timeout_at(deadline, rx).await {
+        Ok(Ok(reply)) => reply,
+        Ok(Err(_)) => Err(Refusal::Api(unavailable(
+            "the account actor stopped before answering",
+        ))),
+        Err(_) => Err(Refusal::Api(unavailable(
+            "the account actor did not answer in time",
+        ))),
+    }
+}
+
 /// Why a command did not produce a reply.
 #[derive(Debug)]
 pub enum Refusal {
@@ -324,15 +341,7 @@ impl Shell {
         let deadline = tokio::time::Instant::now() + CALL_TIMEOUT;
         let mut answers = Vec::with_capacity(n);
         for rx in ports {
-            answers.push(match tokio::time::timeout_at(deadline, rx).await {
-                Ok(Ok(reply)) => reply,
-                Ok(Err(_)) => Err(Refusal::Api(unavailable(
-                    "the account actor stopped before answering",
-                ))),
-                Err(_) => Err(Refusal::Api(unavailable(
-                    "the account actor did not answer in time",
-                ))),
-            });
+            answers.push(answer_by(deadline, rx).await);
         }
         answers
     }
@@ -504,15 +513,7 @@ impl Shell {
         self.send_local(id, AccountMsg::Command { cmd, reply: tx })
             .await
             .map_err(Refusal::Api)?;
-        match tokio::time::timeout(CALL_TIMEOUT, rx).await {
-            Ok(Ok(reply)) => reply,
-            Ok(Err(_)) => Err(Refusal::Api(unavailable(
-                "the account actor stopped before answering",
-            ))),
-            Err(_) => Err(Refusal::Api(unavailable(
-                "the account actor did not answer in time",
-            ))),
-        }
+        answer_by(tokio::time::Instant::now() + CALL_TIMEOUT, rx).await
     }
 
     /// Sends a message to this node's actor of `id`, activating it if needed; an actor that

@@ -20,9 +20,9 @@ use crate::rng::Rng;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use protocol::api::{
-    AccountView, BatchResult, BatchTransferItem, BatchTransfersRequest, BatchTransfersResponse,
-    Movement, MovementView, OpenAccount, TransferRequest, TransferStatus, TransferView,
-    BATCH_TRANSFERS_MAX, TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX,
+    AccountView, BatchResult, BatchTransferItem, BatchTransfersResponse, Movement, MovementView,
+    OpenAccount, TransferRequest, TransferStatus, TransferView, BATCH_TRANSFERS_MAX,
+    TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX,
 };
 use protocol::{AccountId, Amount, Currency, IdempotencyKey};
 use serde::Serialize;
@@ -655,12 +655,15 @@ fn send_batch(
     wait: Duration,
 ) -> Result<Vec<Result<TransferView, Miss>>, CliError> {
     let k = items.len();
-    let body = BatchTransfersRequest {
-        transfers: items
-            .iter()
-            .map(serde_json::to_value)
-            .collect::<Result<_, _>>()
-            .map_err(|e| CliError::Usage(format!("cannot encode a batch item: {e}")))?,
+    // The route's body (`BatchTransfersRequest`), serialized straight from the items.
+    #[derive(Serialize)]
+    struct Body<'a> {
+        transfers: &'a [BatchTransferItem],
+        #[serde(skip_serializing_if = "Option::is_none")]
+        wait_ms: Option<u64>,
+    }
+    let body = Body {
+        transfers: &items,
         wait_ms: plan.wait_ms,
     };
     // The route reads each item's own key; the header only names the request.
