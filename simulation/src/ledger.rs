@@ -9,6 +9,7 @@ use foundationdb_tuple::Element;
 use node::ledger::records::{AccountRecord, IdemRecord, Lease, SagaRecord};
 use node::storage::codec::decode;
 use protocol::api::{Entry, TransferStatus, TransferView};
+use protocol::AccountId;
 use std::collections::{BTreeMap, BTreeSet};
 
 /// One decoded write.
@@ -22,14 +23,13 @@ pub enum Row {
     Journal(String, u64, Option<Entry>),
     /// `("acct", id, "idem", key)`.
     Idem(String, String, Option<IdemRecord>),
-    /// `("acct", id, "xfer", transfer_id)`.
+    /// `("saga", transfer_id, id)`: account, transfer, record (a sender's is also the
+    /// transfer's summary, kept in [`Ledger::transfers`]).
     Saga(String, String, Option<SagaRecord>),
     /// `("acct", id, "open", transfer_id)`.
     Open(String, String, bool),
     /// `("accts", id)`.
     Index(String, bool),
-    /// `("xfer", transfer_id)`.
-    Transfer(String, Option<TransferView>),
     /// `("pending", transfer_id)` and the sender.
     Pending(String, Option<String>),
 }
@@ -86,9 +86,6 @@ pub fn decode_row(key: &[u8], value: Option<&[u8]>) -> Result<Row, String> {
                 (Some("idem"), Some(Element::String(k))) => {
                     Row::Idem(id, k.to_string(), val!(IdemRecord))
                 }
-                (Some("xfer"), Some(Element::String(t))) => {
-                    Row::Saga(id, t.to_string(), val!(SagaRecord))
-                }
                 (Some("open"), Some(Element::String(t))) => {
                     Row::Open(id, t.to_string(), value.is_some())
                 }
@@ -96,7 +93,11 @@ pub fn decode_row(key: &[u8], value: Option<&[u8]>) -> Result<Row, String> {
             }
         }
         (Some("accts"), 2) => Row::Index(s(1).ok_or("account id")?, value.is_some()),
-        (Some("xfer"), 2) => Row::Transfer(s(1).ok_or("transfer id")?, val!(TransferView)),
+        (Some("saga"), 3) => Row::Saga(
+            s(2).ok_or("account id")?,
+            s(1).ok_or("transfer id")?,
+            val!(SagaRecord),
+        ),
         (Some("pending"), 2) => Row::Pending(s(1).ok_or("transfer id")?, val!(String)),
         _ => return Err(dec("unknown")),
     };
@@ -218,6 +219,14 @@ impl Ledger {
                     Some(r) => a.sagas.insert(t.clone(), r.clone()),
                     None => a.sagas.remove(t),
                 };
+                let from = AccountId::new(id.clone()).expect("stored account ids are valid");
+                if let Some(v) = r.as_ref().and_then(|r| r.view(&from)) {
+                    self.created_at.entry(t.clone()).or_insert(seq);
+                    if v.status != TransferStatus::Pending {
+                        self.settled_at.entry(t.clone()).or_insert(seq);
+                    }
+                    self.transfers.insert(t.clone(), v);
+                }
             }
             Row::Open(id, t, on) => {
                 let a = self.accounts.entry(id.clone()).or_default();
@@ -228,20 +237,6 @@ impl Ledger {
                 }
             }
             Row::Index(id, on) => self.accounts.entry(id.clone()).or_default().indexed = *on,
-            Row::Transfer(t, v) => {
-                if v.is_some() {
-                    self.created_at.entry(t.clone()).or_insert(seq);
-                }
-                if v.as_ref()
-                    .is_some_and(|v| v.status != TransferStatus::Pending)
-                {
-                    self.settled_at.entry(t.clone()).or_insert(seq);
-                }
-                match v {
-                    Some(v) => self.transfers.insert(t.clone(), v.clone()),
-                    None => self.transfers.remove(t),
-                };
-            }
             Row::Pending(t, s) => {
                 match s {
                     Some(s) => self.pending.insert(t.clone(), s.clone()),

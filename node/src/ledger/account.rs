@@ -73,7 +73,8 @@ impl Needs {
 /// The records read for [`Needs`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Reads {
-    /// The idempotency record, if one exists.
+    /// The idempotency record, if one exists; a transfer's reply resolved to the transfer's
+    /// current view ([`StoredReply::Transfer`], never [`StoredReply::TransferId`]).
     pub idem: Option<IdemRecord>,
     /// The saga record, if one exists.
     pub saga: Option<SagaRecord>,
@@ -93,8 +94,6 @@ pub enum Write {
     Saga(SagaRecord),
     /// Mark (true) or unmark (false) an open sender saga of this account.
     OpenMark(TransferId, bool),
-    /// Write a transfer summary.
-    Transfer(TransferView),
     /// Add (true) or remove (false) a transfer from the pending index.
     Pending(TransferId, bool),
 }
@@ -148,8 +147,6 @@ pub struct OpenSaga {
     pub amount: u64,
     /// Free text.
     pub reference: Option<String>,
-    /// Idempotency key and fingerprint of the request that started it.
-    pub idem: Option<(String, String)>,
     /// When it was accepted.
     pub created_at: u64,
     /// How many times its timer fired in this activation: the first [`CREDIT_RESENDS_MAX`]
@@ -598,7 +595,6 @@ impl AccountCore {
             to: to.clone(),
             amount: a,
             reference,
-            idem,
             created_at: now_ms,
             timeouts: 0,
         };
@@ -609,16 +605,17 @@ impl AccountCore {
             SenderStatus::Holding,
         )));
         step.writes.push(Write::OpenMark(transfer_id.clone(), true));
-        step.writes.push(Write::Transfer(view.clone()));
         if !planted(Bug::ForgetPending) {
             step.writes.push(Write::Pending(transfer_id.clone(), true));
         }
-        if let Some((key, fingerprint)) = &saga.idem {
+        // The record names the transfer: a replay reads its current view (the sender record),
+        // so settlement need not rewrite it.
+        if let Some((key, fingerprint)) = idem {
             step.writes.push(Write::Idem(
-                key.clone(),
+                key,
                 IdemRecord {
-                    fingerprint: fingerprint.clone(),
-                    reply: StoredReply::Transfer(view.clone()),
+                    fingerprint,
+                    reply: StoredReply::TransferId(transfer_id.clone()),
                 },
             ));
         }
@@ -672,8 +669,8 @@ impl AccountCore {
             to: saga.to.clone(),
             amount: saga.amount,
             status,
-            idem_key: saga.idem.as_ref().map(|(k, _)| k.clone()),
-            fingerprint: saga.idem.as_ref().map(|(_, f)| f.clone()),
+            idem_key: None,
+            fingerprint: None,
             reference: saga.reference.clone(),
             created_at: saga.created_at,
         }
@@ -814,17 +811,7 @@ impl AccountCore {
         )));
         step.writes
             .push(Write::OpenMark(transfer_id.clone(), false));
-        step.writes.push(Write::Transfer(view.clone()));
         step.writes.push(Write::Pending(transfer_id, false));
-        if let Some((key, fingerprint)) = saga.idem {
-            step.writes.push(Write::Idem(
-                key,
-                IdemRecord {
-                    fingerprint,
-                    reply: StoredReply::Transfer(view.clone()),
-                },
-            ));
-        }
         step.effects.push(Effect::Settled(view));
     }
 
@@ -893,6 +880,9 @@ fn replay(reads: &Reads, fingerprint: &str) -> Result<Option<Reply>, ApiError> {
     Ok(Some(match &rec.reply {
         StoredReply::Movement(m) => Reply::Movement(m.clone()),
         StoredReply::Transfer(t) => Reply::Transfer(t.clone()),
+        StoredReply::TransferId(t) => {
+            panic!("transfer {t}: the store resolves a transfer's record before the core reads it")
+        }
     }))
 }
 

@@ -27,7 +27,7 @@
 
 use super::account::{AccountCore, Effect, Input, OpenSaga, Reads, SagaTiming, Write};
 use super::planted::{planted, Bug};
-use super::records::{AccountRecord, IdemRecord, Lease, SagaRecord, SenderStatus};
+use super::records::{AccountRecord, IdemRecord, Lease, SagaRecord, SenderStatus, StoredReply};
 use crate::storage::codec::{decode, encode};
 use crate::storage::keys::Keys;
 use crate::storage::overlay::Overlay;
@@ -84,19 +84,17 @@ pub fn activate(
                 let tid = keys
                     .open_transfer_id(id.as_str(), &k)
                     .ok_or_else(|| StorageError::Corrupt("open-saga key".into()))?;
-                let rec: SagaRecord =
-                    get(txn, &keys.saga(id.as_str(), &tid))?.ok_or_else(|| {
-                        StorageError::Corrupt(format!("open saga {tid} has no record"))
-                    })?;
+                let rec = get_saga(txn, keys, id.as_str(), &tid)?.ok_or_else(|| {
+                    StorageError::Corrupt(format!("open saga {tid} has no record"))
+                })?;
                 let SagaRecord::Sender {
                     transfer_id,
                     to,
                     amount,
                     status: SenderStatus::Holding,
-                    idem_key,
-                    fingerprint,
                     reference,
                     created_at,
+                    ..
                 } = rec
                 else {
                     return Err(StorageError::Corrupt(format!(
@@ -109,7 +107,6 @@ pub fn activate(
                         to,
                         amount,
                         reference,
-                        idem: idem_key.zip(fingerprint),
                         created_at,
                         timeouts: 0,
                     },
@@ -321,11 +318,11 @@ fn batch_body(
         let needs = work.core.needs(input);
         let reads = Reads {
             idem: match &needs.idem_key {
-                Some(k) => get::<IdemRecord>(txn, &keys.idem(id, k))?,
+                Some(k) => get_idem(txn, keys, id, k)?,
                 None => None,
             },
             saga: match &needs.saga {
-                Some(t) => get::<SagaRecord>(txn, &keys.saga(id, t.as_str()))?,
+                Some(t) => get_saga(txn, keys, id, t.as_str())?,
                 None => None,
             },
         };
@@ -371,7 +368,7 @@ pub fn read_transfers(
     store.read(|txn| {
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(v) = get::<TransferView>(txn, &keys.transfer(id.as_str()))? {
+            if let Some(v) = get_view(txn, keys, id.as_str())? {
                 out.push(v);
             }
         }
@@ -409,11 +406,72 @@ fn apply_write(
         }
         Write::OpenMark(tid, true) => txn.set(&keys.open(&id, tid.as_str()), b"")?,
         Write::OpenMark(tid, false) => txn.clear(&keys.open(&id, tid.as_str()))?,
-        Write::Transfer(view) => txn.set(&keys.transfer(view.id.as_str()), &encode(view))?,
         Write::Pending(tid, true) => txn.set(&keys.pending(tid.as_str()), &encode(&id))?,
         Write::Pending(tid, false) => txn.clear(&keys.pending(tid.as_str()))?,
     }
     Ok(())
+}
+
+/// One side's record of a transfer: where it is kept now, else where releases before 0.2 kept
+/// it (read only when the first is absent, so a new ledger pays one lookup).
+fn get_saga(
+    txn: &mut dyn Txn,
+    keys: &Keys,
+    account: &str,
+    transfer_id: &str,
+) -> Result<Option<SagaRecord>, StorageError> {
+    match get(txn, &keys.saga(account, transfer_id))? {
+        Some(rec) => Ok(Some(rec)),
+        None => get(txn, &keys.legacy_saga(account, transfer_id)),
+    }
+}
+
+/// Most records under one transfer's prefix: its sender's and its receiver's.
+const SIDES_MAX: usize = 2;
+
+/// A transfer's current summary: from its sender's record (the first of the transfer's two
+/// records that is a sender's), else the summary releases before 0.2 kept.
+fn get_view(
+    txn: &mut dyn Txn,
+    keys: &Keys,
+    transfer_id: &str,
+) -> Result<Option<TransferView>, StorageError> {
+    let (begin, end) = keys.saga_range(transfer_id);
+    for (k, v) in txn.get_range(&begin, &end, SIDES_MAX)? {
+        let account = keys.saga_account(transfer_id, &k).ok_or_else(|| {
+            StorageError::Corrupt(format!("record key of transfer {transfer_id}"))
+        })?;
+        let account = AccountId::new(account).map_err(StorageError::Corrupt)?;
+        if let Some(view) = decode::<SagaRecord>(&v)?.view(&account) {
+            return Ok(Some(view));
+        }
+    }
+    get(txn, &keys.legacy_transfer(transfer_id))
+}
+
+/// An idempotency record, a transfer's reply resolved to the transfer's current view (the
+/// core replays it as is).
+fn get_idem(
+    txn: &mut dyn Txn,
+    keys: &Keys,
+    account: &str,
+    key: &str,
+) -> Result<Option<IdemRecord>, StorageError> {
+    let Some(mut rec) = get::<IdemRecord>(txn, &keys.idem(account, key))? else {
+        return Ok(None);
+    };
+    let transfer = match &rec.reply {
+        StoredReply::Movement(_) => return Ok(Some(rec)),
+        StoredReply::Transfer(view) => view.id.clone(),
+        StoredReply::TransferId(id) => id.clone(),
+    };
+    let view = get_view(txn, keys, transfer.as_str())?.ok_or_else(|| {
+        StorageError::Corrupt(format!(
+            "idempotency key {key} names a missing transfer {transfer}"
+        ))
+    })?;
+    rec.reply = StoredReply::Transfer(view);
+    Ok(Some(rec))
 }
 
 fn get<T: serde::de::DeserializeOwned>(
@@ -463,7 +521,7 @@ pub fn read_transfer(
     keys: &Keys,
     id: &TransferId,
 ) -> Result<Option<TransferView>, StorageError> {
-    store.read(|txn| get(txn, &keys.transfer(id.as_str())))
+    store.read(|txn| get_view(txn, keys, id.as_str()))
 }
 
 /// Reads a page of accounts, as stored, in id order after `after`; a record holding more
@@ -524,8 +582,11 @@ pub fn read_pending(
                 .pending_transfer_id(k)
                 .ok_or_else(|| StorageError::Corrupt("pending key".into()))?;
             let sender: AccountId = decode(v)?;
-            let view: TransferView = get(txn, &keys.transfer(&tid))?
-                .ok_or_else(|| StorageError::Corrupt(format!("pending {tid} has no summary")))?;
+            let view = match get_saga(txn, keys, sender.as_str(), &tid)? {
+                Some(rec) => rec.view(&sender),
+                None => get::<TransferView>(txn, &keys.legacy_transfer(&tid))?,
+            }
+            .ok_or_else(|| StorageError::Corrupt(format!("pending {tid} has no summary")))?;
             out.push((view, sender));
         }
         Ok((out, more))

@@ -45,4 +45,6 @@ pub mod planted;
 pub mod records;
 
 #[cfg(test)]
+mod legacy_tests;
+#[cfg(test)]
 mod tests;

@@ -1,6 +1,6 @@
 //! Records the ledger stores, one type per key kind of `storage::keys`.
 
-use protocol::api::{AccountStatus, AccountView, MovementView, TransferView};
+use protocol::api::{AccountStatus, AccountView, MovementView, TransferStatus, TransferView};
 use protocol::saga::CreditOutcome;
 use protocol::{AccountId, Currency, ErrorCode, TransferId};
 use serde::{Deserialize, Serialize};
@@ -61,8 +61,12 @@ pub struct Lease {
 pub enum StoredReply {
     /// A deposit's or withdrawal's result.
     Movement(MovementView),
-    /// A transfer, kept current: settlement rewrites it.
+    /// A transfer's view as written by releases before 0.2, which rewrote it on settlement;
+    /// read back like [`StoredReply::TransferId`]: the current view of `.id`.
     Transfer(TransferView),
+    /// A transfer, by id: a replay answers the transfer's current view, read from its
+    /// sender record (the view is stored once, there, and never copied here).
+    TransferId(TransferId),
 }
 
 /// An idempotency record: `("acct", id, "idem", key)`.
@@ -74,7 +78,9 @@ pub struct IdemRecord {
     pub reply: StoredReply,
 }
 
-/// This account's side of a transfer: `("acct", id, "xfer", transfer_id)`.
+/// One side of a transfer: `("saga", transfer_id, account)` (releases before 0.2 kept it at
+/// `("acct", account, "xfer", transfer_id)`, still read). The sender's record is also the
+/// transfer's summary ([`SagaRecord::view`]): the view is stored once.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "role", rename_all = "snake_case")]
 pub enum SagaRecord {
@@ -88,9 +94,11 @@ pub enum SagaRecord {
         amount: u64,
         /// Phase.
         status: SenderStatus,
-        /// Idempotency key of the request, to rewrite its record on settlement.
+        /// Idempotency key of the request (written by releases before 0.2 only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         idem_key: Option<String>,
-        /// Fingerprint of that request.
+        /// Fingerprint of that request (written by releases before 0.2 only).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
         fingerprint: Option<String>,
         /// Free text of the request.
         reference: Option<String>,
@@ -108,6 +116,38 @@ pub enum SagaRecord {
         /// The recorded decision; a repeated `Credit` or `Abort` gets it again.
         outcome: CreditOutcome,
     },
+}
+
+impl SagaRecord {
+    /// The transfer's summary, from the sender's record (`None` for a receiver's), `from`
+    /// being the account the record belongs to.
+    pub fn view(&self, from: &AccountId) -> Option<TransferView> {
+        let SagaRecord::Sender {
+            transfer_id,
+            to,
+            amount,
+            status,
+            created_at,
+            ..
+        } = self
+        else {
+            return None;
+        };
+        let (status, reason) = match status {
+            SenderStatus::Holding => (TransferStatus::Pending, None),
+            SenderStatus::Completed => (TransferStatus::Completed, None),
+            SenderStatus::Failed(code) => (TransferStatus::Failed, Some(*code)),
+        };
+        Some(TransferView {
+            id: transfer_id.clone(),
+            from: from.clone(),
+            to: to.clone(),
+            amount: *amount,
+            status,
+            reason,
+            created_at: *created_at,
+        })
+    }
 }
 
 /// Phase of a sender saga.

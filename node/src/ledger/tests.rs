@@ -368,9 +368,15 @@ fn receiver_rejects_other_currency_frozen_and_unknown_account() {
 
 #[test]
 fn sender_captures_on_applied_and_ignores_duplicate_outcome() {
-    // Proves step 3: capture once, pending cleared, settled, idempotency record rewritten.
+    // Proves step 3: capture once, pending cleared, the sender record (the transfer's only
+    // summary) settled, and the idempotency record, which names the transfer, left as it was.
     let mut a = funded("a", 100);
-    a.step(transfer("b", 30, "t1", Some("k")), Reads::default(), 1);
+    let accepted = a.step(transfer("b", 30, "t1", Some("k")), Reads::default(), 1);
+    assert!(accepted
+        .writes
+        .iter()
+        .any(|w| matches!(w, Write::Idem(k, rec)
+        if k == "k" && rec.reply == StoredReply::TransferId(tid("t1")))));
     let applied = Input::Saga(SagaMsg::Outcome {
         transfer_id: tid("t1"),
         from: id("a"),
@@ -387,7 +393,9 @@ fn sender_captures_on_applied_and_ignores_duplicate_outcome() {
         .writes
         .iter()
         .any(|w| matches!(w, Write::Pending(_, false))));
-    assert!(s.writes.iter().any(|w| matches!(w, Write::Idem(k, rec) if k == "k" && matches!(&rec.reply, StoredReply::Transfer(v) if v.status == TransferStatus::Completed))));
+    assert!(!s.writes.iter().any(|w| matches!(w, Write::Idem(..))));
+    assert!(s.writes.iter().any(|w| matches!(w, Write::Saga(rec)
+        if rec.view(&id("a")).is_some_and(|v| v.status == TransferStatus::Completed))));
     assert!(s
         .effects
         .iter()

@@ -6,11 +6,17 @@
 //! | `("acct", id, "lease")` | `Lease`: owning node and activation epoch (fencing) |
 //! | `("acct", id, "jrnl", seq)` | `Entry`: immutable journal entry |
 //! | `("acct", id, "idem", key)` | `IdemRecord`: request fingerprint and result |
-//! | `("acct", id, "xfer", transfer_id)` | `SagaRecord`: this account's side of a transfer |
 //! | `("acct", id, "open", transfer_id)` | empty: sender sagas of this account not yet settled |
 //! | `("accts", id)` | empty: index of every opened account, for listings and the audit |
-//! | `("xfer", transfer_id)` | `TransferView`: transfer summary |
+//! | `("saga", transfer_id, id)` | `SagaRecord`: account `id`'s side of a transfer; the sender's is also the transfer's summary |
 //! | `("pending", transfer_id)` | account id of the sender: unsettled sagas, so none is forgotten |
+//!
+//! Transfer ids sort by creation time, so the records of new transfers (`saga`, `pending`) go
+//! to the end of their ranges: a group commit of a thousand transfers dirties a few pages
+//! there, not one page per account as records under each account did. Releases before 0.2
+//! kept an account's side of a transfer at `("acct", id, "xfer", transfer_id)` and a copy of
+//! the summary at `("xfer", transfer_id)`: both are still read ([`Keys::legacy_saga`],
+//! [`Keys::legacy_transfer`]), never written.
 
 use foundationdb_tuple::Subspace;
 
@@ -73,8 +79,27 @@ impl Keys {
         self.root.pack(&("acct", account, "idem", key))
     }
 
-    /// This account's record of one transfer.
+    /// An account's record of one transfer.
     pub fn saga(&self, account: &str, transfer_id: &str) -> Vec<u8> {
+        self.root.pack(&("saga", transfer_id, account))
+    }
+
+    /// The range of both sides' records of one transfer.
+    pub fn saga_range(&self, transfer_id: &str) -> (Vec<u8>, Vec<u8>) {
+        self.root.subspace(&("saga", transfer_id)).range()
+    }
+
+    /// Decodes the account of a key in [`Keys::saga_range`].
+    pub fn saga_account(&self, transfer_id: &str, key: &[u8]) -> Option<String> {
+        self.root
+            .subspace(&("saga", transfer_id))
+            .unpack::<(String,)>(key)
+            .ok()
+            .map(|(a,)| a)
+    }
+
+    /// Where releases before 0.2 kept an account's record of one transfer (read only).
+    pub fn legacy_saga(&self, account: &str, transfer_id: &str) -> Vec<u8> {
         self.root.pack(&("acct", account, "xfer", transfer_id))
     }
 
@@ -131,8 +156,8 @@ impl Keys {
         self.root.pack(&("meta", "store_id"))
     }
 
-    /// A transfer summary.
-    pub fn transfer(&self, transfer_id: &str) -> Vec<u8> {
+    /// Where releases before 0.2 kept a copy of a transfer's summary (read only).
+    pub fn legacy_transfer(&self, transfer_id: &str) -> Vec<u8> {
         self.root.pack(&("xfer", transfer_id))
     }
 

@@ -14,7 +14,7 @@ use crate::ledger::Ledger;
 use crate::workload::{ClientResult, OpKind, OpSpec, HISTORY_PAGE};
 use node::ledger::account::Reply;
 use node::ledger::records::StoredReply;
-use protocol::api::{AccountStatus, AccountView, EntryKind, TransferStatus};
+use protocol::api::{AccountStatus, AccountView, EntryKind, TransferStatus, TransferView};
 use protocol::{ErrorCode, AMOUNT_MAX};
 
 /// The checker (stateless: it reads the ledger).
@@ -59,11 +59,13 @@ fn key_used_by_other(ctx: &ReplyCtx<'_>) -> bool {
             .journal
             .get(&m.seq)
             .map(|(e, _)| (e.reference.clone(), e.amount, None)),
-        StoredReply::Transfer(t) => a
-            .journal
-            .values()
-            .find(|(e, _)| e.kind == EntryKind::Hold && e.transfer_id.as_ref() == Some(&t.id))
-            .map(|(e, _)| (e.reference.clone(), e.amount, Some(t.to.clone()))),
+        StoredReply::Transfer(TransferView { id, .. }) | StoredReply::TransferId(id) => {
+            let to = ctx.ledger.transfers.get(id.as_str()).map(|t| t.to.clone());
+            a.journal
+                .values()
+                .find(|(e, _)| e.kind == EntryKind::Hold && e.transfer_id.as_ref() == Some(id))
+                .map(|(e, _)| (e.reference.clone(), e.amount, to))
+        }
     };
     let asked = match &ctx.op.kind {
         OpKind::Deposit(a) | OpKind::Withdraw(a) => (Some(ctx.op.reference.clone()), *a, None),

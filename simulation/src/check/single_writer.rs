@@ -54,7 +54,7 @@ impl Check for SingleWriter {
             | Row::Saga(a, _, _)
             | Row::Open(a, _, _)
             | Row::Index(a, _) => Some(a.clone()),
-            Row::Transfer(..) | Row::Pending(..) => None,
+            Row::Pending(..) => None,
         };
         for owner in commit.rows.iter().filter_map(owner_of) {
             if !commit.writers.iter().any(|(w, _)| w.account == owner) {
