@@ -120,6 +120,8 @@ pub struct Metrics {
     pub batch_inputs: Histogram,
     /// Account batches committed per storage transaction (group commit).
     pub group_batches: Histogram,
+    /// Duration of one group's storage transaction, retries included, seconds.
+    pub group_commit_latency: Histogram,
     /// Open WebSocket connections.
     pub ws_connections: AtomicU64,
 }
@@ -135,6 +137,7 @@ impl Default for Metrics {
             transfers_failed: Counter::default(),
             batch_inputs: Histogram::new(BATCH_BOUNDS),
             group_batches: Histogram::new(GROUP_BOUNDS),
+            group_commit_latency: Histogram::new(LATENCY_BOUNDS_S),
             ws_connections: AtomicU64::new(0),
         }
     }
@@ -188,6 +191,12 @@ impl Metrics {
         out.push_str("# TYPE wallet_group_batches histogram\n");
         self.group_batches
             .render(&mut out, "wallet_group_batches", "");
+        out.push_str(
+            "# HELP wallet_group_commit_seconds Duration of one group commit (its storage transaction, retries included).\n",
+        );
+        out.push_str("# TYPE wallet_group_commit_seconds histogram\n");
+        self.group_commit_latency
+            .render(&mut out, "wallet_group_commit_seconds", "");
         let counters = [
             (
                 "wallet_activations_total",

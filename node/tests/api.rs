@@ -434,6 +434,8 @@ fn api_health_ready_metrics_and_admin() {
         "wallet_active_actors 1",
         "wallet_storage_commits_total",
         "wallet_pending_sagas 0",
+        "wallet_group_batches_count",
+        "wallet_group_commit_seconds_count",
     ] {
         assert!(text.contains(family), "missing {family} in\n{text}");
     }

@@ -170,7 +170,12 @@ fn audit_route_waits_for_pending_then_names_what_is_left() {
     // A pending-index entry that no saga will ever clear.
     let (store, keys) = (Store::new(mem), Keys::default());
     store
-        .run(|txn| txn.set(&keys.pending("stuck-1"), &encode(&"a")))
+        .run(|txn| {
+            txn.set(
+                &keys.pending("stuck-1"),
+                &encode(&protocol::AccountId::new("a").unwrap()),
+            )
+        })
         .unwrap();
     let started = Instant::now();
     let (s, v) = audit(&n, "?wait_secs=1");

@@ -98,7 +98,10 @@ pub fn decode_row(key: &[u8], value: Option<&[u8]>) -> Result<Row, String> {
             s(1).ok_or("transfer id")?,
             val!(SagaRecord),
         ),
-        (Some("pending"), 2) => Row::Pending(s(1).ok_or("transfer id")?, val!(String)),
+        (Some("pending"), 2) => Row::Pending(
+            s(1).ok_or("transfer id")?,
+            val!(AccountId).map(String::from),
+        ),
         _ => return Err(dec("unknown")),
     };
     Ok(row)

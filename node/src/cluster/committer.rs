@@ -141,7 +141,9 @@ impl Task {
     fn start(&mut self, group: Group<Reply>) {
         self.metrics.group_batches.observe(group.len() as f64);
         let (store, keys, node) = (self.store.clone(), self.keys.clone(), self.node.clone());
+        let metrics = self.metrics.clone();
         self.running.spawn_blocking(move || {
+            let started = std::time::Instant::now();
             // A panic in a body is a bug, but it must not take the node's every write down
             // with it: the group's batches are answered "outcome unknown" (their drivers
             // reload) and the committer goes on.
@@ -153,6 +155,9 @@ impl Task {
                         .map(|_| Err(StorageError::CommitUnknown))
                         .collect()
                 });
+            metrics
+                .group_commit_latency
+                .observe(started.elapsed().as_secs_f64());
             (group, results)
         });
     }

@@ -312,7 +312,7 @@ mod tests {
         put(&s, &k, "b", &[5], 6, 0);
         s.run(|txn| {
             txn.set(&k.account_index("ghost"), b"")?;
-            txn.set(&k.pending("t1"), &encode(&"a"))
+            txn.set(&k.pending("t1"), &encode(&AccountId::new("a").unwrap()))
         })
         .unwrap();
         let r = run(&s, &k);

@@ -28,7 +28,7 @@
 use super::account::{AccountCore, Effect, Input, OpenSaga, Reads, SagaTiming, Write};
 use super::planted::{planted, Bug};
 use super::records::{AccountRecord, IdemRecord, Lease, SagaRecord, SenderStatus, StoredReply};
-use crate::storage::codec::{decode, encode};
+use crate::storage::codec::{decode, decode_json, encode, Stored};
 use crate::storage::keys::Keys;
 use crate::storage::overlay::Overlay;
 use crate::storage::{StorageError, Store, Txn};
@@ -406,7 +406,9 @@ fn apply_write(
         }
         Write::OpenMark(tid, true) => txn.set(&keys.open(&id, tid.as_str()), b"")?,
         Write::OpenMark(tid, false) => txn.clear(&keys.open(&id, tid.as_str()))?,
-        Write::Pending(tid, true) => txn.set(&keys.pending(tid.as_str()), &encode(&id))?,
+        Write::Pending(tid, true) => {
+            txn.set(&keys.pending(tid.as_str()), &encode(work.core.id()))?
+        }
         Write::Pending(tid, false) => txn.clear(&keys.pending(tid.as_str()))?,
     }
     Ok(())
@@ -446,7 +448,7 @@ fn get_view(
             return Ok(Some(view));
         }
     }
-    get(txn, &keys.legacy_transfer(transfer_id))
+    get_legacy(txn, &keys.legacy_transfer(transfer_id))
 }
 
 /// An idempotency record, a transfer's reply resolved to the transfer's current view (the
@@ -474,11 +476,16 @@ fn get_idem(
     Ok(Some(rec))
 }
 
-fn get<T: serde::de::DeserializeOwned>(
+fn get<T: Stored>(txn: &mut dyn Txn, key: &[u8]) -> Result<Option<T>, StorageError> {
+    txn.get(key)?.map(|b| decode(&b)).transpose()
+}
+
+/// Reads a value only releases before 0.2 wrote (JSON).
+fn get_legacy<T: serde::de::DeserializeOwned>(
     txn: &mut dyn Txn,
     key: &[u8],
 ) -> Result<Option<T>, StorageError> {
-    txn.get(key)?.map(|b| decode(&b)).transpose()
+    txn.get(key)?.map(|b| decode_json(&b)).transpose()
 }
 
 /// Reads a page of an account's journal after `after_seq` (committed entries are immutable, so
@@ -584,7 +591,7 @@ pub fn read_pending(
             let sender: AccountId = decode(v)?;
             let view = match get_saga(txn, keys, sender.as_str(), &tid)? {
                 Some(rec) => rec.view(&sender),
-                None => get::<TransferView>(txn, &keys.legacy_transfer(&tid))?,
+                None => get_legacy::<TransferView>(txn, &keys.legacy_transfer(&tid))?,
             }
             .ok_or_else(|| StorageError::Corrupt(format!("pending {tid} has no summary")))?;
             out.push((view, sender));

@@ -1,12 +1,13 @@
 //! A ledger written with the key layout of releases before 0.2 keeps working: transfer records
 //! under each account, a copy of every summary at `("xfer", id)`, idempotency records that
 //! hold a transfer's view. The old layout is made from a ledger the current code wrote, by
-//! moving its records where the old code kept them, with a transfer caught mid-saga.
+//! moving its records where the old code kept them, in the JSON the old code wrote, with a
+//! transfer caught mid-saga.
 
 use super::account::{Command, Effect, Input, Reply, SagaTiming};
 use super::exec::{self, Activation};
 use super::records::{IdemRecord, SagaRecord, StoredReply};
-use crate::storage::codec::{decode, encode};
+use crate::storage::codec::{decode, encode_json};
 use crate::storage::keys::Keys;
 use crate::storage::memory::MemoryBackend;
 use crate::storage::Store;
@@ -76,14 +77,14 @@ fn to_old_layout(store: &Store, keys: &Keys, transfer: &str, sides: &[&str]) {
                     .get(&keys.saga(side, transfer))?
                     .expect("a side's record");
                 txn.clear(&keys.saga(side, transfer))?;
-                txn.set(&keys.legacy_saga(side, transfer), &bytes)?;
                 let rec: SagaRecord = decode(&bytes)?;
+                txn.set(&keys.legacy_saga(side, transfer), &encode_json(&rec))?;
                 if let Some(view) = rec.view(&acct(side)) {
-                    txn.set(&keys.legacy_transfer(transfer), &encode(&view))?;
+                    txn.set(&keys.legacy_transfer(transfer), &encode_json(&view))?;
                     let idem = keys.idem(side, "pay-1");
                     let mut old: IdemRecord = decode(&txn.get(&idem)?.expect("idem record"))?;
                     old.reply = StoredReply::Transfer(view);
-                    txn.set(&idem, &encode(&old))?;
+                    txn.set(&idem, &encode_json(&old))?;
                 }
             }
             Ok(())

@@ -43,6 +43,7 @@ pub mod driver;
 pub mod exec;
 pub mod planted;
 pub mod records;
+pub mod stored;
 
 #[cfg(test)]
 mod legacy_tests;

@@ -31,7 +31,8 @@
 //! back until it succeeds (the building block of group commit).
 //!
 //! Keys are built by [`keys::Keys`] with the FoundationDB tuple encoding, the same bytes on
-//! every backend. Values are versioned JSON ([`codec`]).
+//! every backend. Values carry a version byte ([`codec`]): a compact binary form now
+//! (`ledger::stored`), JSON in data written by releases before 0.2, which still decodes.
 //!
 //! Isolation, as FoundationDB gives it and every backend must: a read-write attempt is
 //! serializable, because every read it makes is protected (on FoundationDB, by a read-conflict
