@@ -350,6 +350,7 @@ macro_rules! for_each_backend {
 for_each_backend!(
     set_get_clear,
     read_your_writes,
+    get_many_in_order_over_own_writes,
     get_range_order_bounds_and_limit_over_own_writes,
     clear_range_bounds,
     rollback_when_body_errs,
@@ -412,6 +413,44 @@ fn read_your_writes(f: Fixture) {
     })
     .expect("commit");
     assert_eq!(dump(s), vec![kv("k1", "last"), kv("k3", "fresh")]);
+}
+
+fn get_many_in_order_over_own_writes(f: Fixture) {
+    // Proves get_many answers one value per key in the order asked (absent keys as None,
+    // repeated keys twice), sees the transaction's own writes, and reads in a read-only
+    // attempt too.
+    let s = &f.store;
+    put(s, b"m1", b"one");
+    put(s, b"m2", b"two");
+    s.run(|t| {
+        t.set(b"m3", b"three")?;
+        t.clear(b"m2")?;
+        let keys = [
+            b"m3".to_vec(),
+            b"none".to_vec(),
+            b"m1".to_vec(),
+            b"m2".to_vec(),
+            b"m1".to_vec(),
+        ];
+        let got = t.get_many(&keys)?;
+        assert_eq!(
+            got,
+            vec![
+                Some(b"three".to_vec()),
+                None,
+                Some(b"one".to_vec()),
+                None,
+                Some(b"one".to_vec())
+            ]
+        );
+        assert!(t.get_many(&[])?.is_empty());
+        Ok(())
+    })
+    .expect("commit");
+    let read = s
+        .read(|t| t.get_many(&[b"m1".to_vec(), b"m3".to_vec()]))
+        .expect("read");
+    assert_eq!(read, vec![Some(b"one".to_vec()), Some(b"three".to_vec())]);
 }
 
 fn get_range_order_bounds_and_limit_over_own_writes(f: Fixture) {

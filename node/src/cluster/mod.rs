@@ -1,6 +1,6 @@
 //! The actor shell: one ractor actor per active account, and the node's runtime around them.
 //!
-//! [`Shell`] is what the gateway talks to. [`Shell::call`] finds the account's actor in the
+//! [`Shell`] is what the gateway talks to. [`Shell::execute`] finds the account's actor in the
 //! [`directory::Directory`] (activating it on first use), sends it the command, and waits for the
 //! reply, which the actor sends only after the transaction that decided it committed.
 //!

@@ -5,7 +5,7 @@
 //! errors into responses; each resource has its own file with handlers of one shape: validate,
 //! call the account's actor (or read committed records from storage), map the reply.
 //!
-//! Writes and strongly consistent reads go through [`crate::cluster::Shell::call`]; history,
+//! Writes and strongly consistent reads go through [`crate::cluster::Shell::execute`]; history,
 //! transfer summaries and admin listings read committed records directly, which is consistent
 //! because records are written only by committed transactions and journal entries never
 //! change. Storage calls run on blocking threads ([`blocking`]).

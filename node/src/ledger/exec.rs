@@ -31,6 +31,7 @@ use super::records::{AccountRecord, IdemRecord, Lease, SagaRecord, SenderStatus,
 use crate::storage::codec::{decode, decode_json, encode, Stored};
 use crate::storage::keys::Keys;
 use crate::storage::overlay::Overlay;
+use crate::storage::prefetch::Prefetched;
 use crate::storage::{StorageError, Store, Txn};
 use protocol::api::{AccountView, EntriesPage, Entry, TransferView};
 use protocol::{AccountId, TransferId};
@@ -164,7 +165,8 @@ pub type Committed = Result<(Activation, Vec<Effect>), StorageError>;
 /// whole group, every batch keeping its own record of its earlier attempts, as
 /// [`commit_batch`] does; if the group fails for good, every batch that had no result of its
 /// own gets that error. Results are in the order of `batches`. At most one batch per account
-/// (per-account order is the caller's).
+/// (per-account order is the caller's). Each attempt first reads every key the bodies will
+/// read in one [`Txn::get_many`] ([`Prefetched`]): one round trip on FoundationDB.
 pub fn commit_group(
     store: &Store,
     keys: &Keys,
@@ -181,13 +183,21 @@ pub fn commit_group(
         if planted(Bug::GroupForgetsAttempts) {
             earlier.iter_mut().for_each(Vec::clear);
         }
+        // Every key the bodies will read, in one round trip (on FoundationDB).
+        let wanted = batches
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| results[*i].is_none())
+            .flat_map(|(i, (act, inputs))| reads_of(keys, act, inputs, !earlier[i].is_empty()))
+            .collect();
+        let mut txn = Prefetched::new(txn, wanted)?;
         let mut out = Vec::with_capacity(batches.len());
         for (i, (act, inputs)) in batches.iter().enumerate() {
             if results[i].is_some() {
                 out.push(None);
                 continue;
             }
-            let mut overlay = Overlay::new(txn);
+            let mut overlay = Overlay::new(&mut txn);
             match batch_body(
                 &mut overlay,
                 keys,
@@ -238,6 +248,28 @@ pub fn commit_group(
         .into_iter()
         .map(|r| r.expect("every batch has a result"))
         .collect()
+}
+
+/// The keys a batch's body reads (see [`batch_body`]): the lease; the account record when an
+/// earlier attempt may have landed; each input's idempotency record and saga record, the
+/// latter also where releases before 0.2 kept it (read when the first is absent).
+fn reads_of(keys: &Keys, act: &Activation, inputs: &[Input], retry: bool) -> Vec<Vec<u8>> {
+    let id = act.core.id().as_str();
+    let mut out = vec![keys.lease(id)];
+    if retry {
+        out.push(keys.state(id));
+    }
+    for input in inputs {
+        let needs = act.core.needs(input);
+        if let Some(k) = &needs.idem_key {
+            out.push(keys.idem(id, k));
+        }
+        if let Some(t) = &needs.saga {
+            out.push(keys.saga(id, t.as_str()));
+            out.push(keys.legacy_saga(id, t.as_str()));
+        }
+    }
+    out
 }
 
 /// The fast path of a batch whose inputs depend on no stored record (reads, timers, late

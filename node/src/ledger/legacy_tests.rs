@@ -4,25 +4,18 @@
 //! moving its records where the old code kept them, in the JSON the old code wrote, with a
 //! transfer caught mid-saga.
 
-use super::account::{Command, Effect, Input, Reply, SagaTiming};
+use super::account::{Command, Effect, Input, Reply};
 use super::exec::{self, Activation};
 use super::records::{IdemRecord, SagaRecord, StoredReply};
+use super::test_support::{acct, load, opened};
 use crate::storage::codec::{decode, encode_json};
 use crate::storage::keys::Keys;
 use crate::storage::memory::MemoryBackend;
 use crate::storage::Store;
 use protocol::api::{TransferStatus, TransferView};
 use protocol::saga::{CreditOutcome, SagaMsg};
-use protocol::{AccountId, Amount, Currency, TransferId};
+use protocol::{Amount, Currency, TransferId};
 use std::sync::Arc;
-
-fn acct(s: &str) -> AccountId {
-    AccountId::new(s).unwrap()
-}
-
-fn load(store: &Store, keys: &Keys, name: &str, nonce: u64) -> Activation {
-    exec::activate(store, keys, "n1", &acct(name), SagaTiming::default(), nonce).unwrap()
-}
 
 /// Commits `inputs` on `act` and returns the activation after them and their effects.
 fn run(
@@ -100,24 +93,7 @@ fn legacy_layout_a_transfer_caught_mid_saga_settles_and_replays_its_current_view
     // answer the transfer's current status.
     let (store, keys) = (Store::new(Arc::new(MemoryBackend::new())), Keys::default());
     for (name, funds) in [("a", 100), ("b", 0)] {
-        let act = load(&store, &keys, name, 1);
-        let mut inputs = vec![Input::Command(
-            1,
-            Command::Open {
-                currency: Currency::new("EUR").unwrap(),
-            },
-        )];
-        if funds > 0 {
-            inputs.push(Input::Command(
-                2,
-                Command::Deposit {
-                    amount: Amount::new(funds).unwrap(),
-                    reference: None,
-                    idem_key: None,
-                },
-            ));
-        }
-        run(&store, &keys, &act, inputs);
+        opened(&store, &keys, name, funds);
     }
     let a = load(&store, &keys, "a", 2);
     let (_, accepted) = run(&store, &keys, &a, vec![transfer_cmd("pay-1")]);
@@ -178,22 +154,7 @@ fn legacy_layout_summaries_of_new_transfers_are_their_sender_records() {
     // sender record's, no copy is written at the old summary key, and the idempotency record
     // names the transfer rather than holding its view.
     let (store, keys) = (Store::new(Arc::new(MemoryBackend::new())), Keys::default());
-    let act = load(&store, &keys, "a", 1);
-    let open = Input::Command(
-        1,
-        Command::Open {
-            currency: Currency::new("EUR").unwrap(),
-        },
-    );
-    let deposit = Input::Command(
-        2,
-        Command::Deposit {
-            amount: Amount::new(100).unwrap(),
-            reference: None,
-            idem_key: None,
-        },
-    );
-    let (act, _) = run(&store, &keys, &act, vec![open, deposit]);
+    let act = opened(&store, &keys, "a", 100);
     let (_, accepted) = run(&store, &keys, &act, vec![transfer_cmd("pay-1")]);
     let tid = TransferId::new("t_1").unwrap();
     let view = exec::read_transfer(&store, &keys, &tid).unwrap().unwrap();

@@ -46,6 +46,10 @@ pub mod records;
 pub mod stored;
 
 #[cfg(test)]
+mod group_reads_tests;
+#[cfg(test)]
 mod legacy_tests;
+#[cfg(test)]
+pub(crate) mod test_support;
 #[cfg(test)]
 mod tests;

@@ -307,6 +307,23 @@ impl Txn for FdbTxn<'_> {
         }
     }
 
+    fn get_many(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        // Each `get` is sent when its future is made: all are in flight before the first
+        // wait, so the batch costs one round trip, not one per key.
+        let reads: Vec<_> = keys
+            .iter()
+            .map(|k| self.trx.get(k, self.read_only))
+            .collect();
+        let mut out = Vec::with_capacity(reads.len());
+        for read in reads {
+            match block_on(read) {
+                Ok(value) => out.push(value.map(|v| v.to_vec())),
+                Err(e) => return Err(self.fail(e)),
+            }
+        }
+        Ok(out)
+    }
+
     fn get_range(
         &mut self,
         begin: &[u8],

@@ -28,7 +28,8 @@
 //!   FoundationDB's errors onto [`StorageError`], so this retry loop is its retry loop too.
 //!
 //! [`overlay::Overlay`] runs a body inside another body's transaction with its writes held
-//! back until it succeeds (the building block of group commit).
+//! back until it succeeds (the building block of group commit); [`prefetch::Prefetched`]
+//! serves a group's reads from one [`Txn::get_many`] made at its start.
 //!
 //! Keys are built by [`keys::Keys`] with the FoundationDB tuple encoding, the same bytes on
 //! every backend. Values carry a version byte ([`codec`]): a compact binary form now
@@ -51,6 +52,7 @@ pub mod fdb;
 pub mod keys;
 pub mod memory;
 pub mod overlay;
+pub mod prefetch;
 pub mod sqlite;
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -129,6 +131,12 @@ pub type Kv = (Vec<u8>, Vec<u8>);
 pub trait Txn {
     /// Reads one key.
     fn get(&mut self, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError>;
+    /// Reads several keys, values in the order of `keys`. A backend whose reads are round
+    /// trips issues them all before it waits for one (FoundationDB); the default reads them
+    /// one by one.
+    fn get_many(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        keys.iter().map(|k| self.get(k)).collect()
+    }
     /// Reads keys in `[begin, end)` in key order, at most `limit` of them (0 reads nothing;
     /// FoundationDB's "0 means no limit" is translated by its adapter).
     fn get_range(
@@ -372,6 +380,14 @@ impl Txn for LimitedTxn<'_> {
         self.check_age()?;
         Self::check_key(key)?;
         self.inner.get(key)
+    }
+
+    fn get_many(&mut self, keys: &[Vec<u8>]) -> Result<Vec<Option<Vec<u8>>>, StorageError> {
+        self.check_age()?;
+        for k in keys {
+            Self::check_key(k)?;
+        }
+        self.inner.get_many(keys)
     }
 
     fn get_range(

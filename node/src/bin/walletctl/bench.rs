@@ -57,7 +57,7 @@ const TICK: Duration = Duration::from_millis(250);
 /// `bench` arguments, as typed.
 #[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
 pub struct BenchArgs {
-    /// Accounts to open for this run, named bench-<runid>-<i> (at least 2).
+    /// Accounts to open for this run, named `bench-<runid>-<i>` (at least 2).
     #[arg(long, default_value_t = 100, value_name = "N")]
     pub accounts: u64,
     /// Seconds of transfers.
@@ -197,7 +197,7 @@ pub struct Latency {
 /// The bench's result; serialized as the `--json` output.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BenchReport {
-    /// Names the accounts: bench-<run_id>-<i>.
+    /// Names the accounts: `bench-<run_id>-<i>`.
     pub run_id: String,
     /// Workload seed (pass as --seed to replay the same choices).
     pub seed: u64,
