@@ -129,9 +129,10 @@ pub fn activate(
     })
 }
 
-/// Runs a batch of inputs of one account in one transaction. Returns the activation after the
-/// batch and the effects to carry out, or the error (then nothing changed in memory, and after
-/// `CommitUnknown` the caller must reload: storage may be ahead of memory).
+/// Runs a batch of inputs of one account in one transaction: [`commit_group`] of one batch.
+/// Returns the activation after the batch and the effects to carry out, or the error (then
+/// nothing changed in memory, and after `CommitUnknown` the caller must reload: storage may
+/// be ahead of memory).
 pub fn commit_batch(
     store: &Store,
     keys: &Keys,
@@ -139,15 +140,9 @@ pub fn commit_batch(
     act: &Activation,
     inputs: &[Input],
     now_ms: u64,
-) -> Result<(Activation, Vec<Effect>), StorageError> {
-    if let Some(done) = without_writes(store, keys, act, inputs, now_ms) {
-        return done;
-    }
-    // The result of every earlier attempt: any of them may have committed although it was
-    // reported unknown (and a later attempt may not have seen it land). At most
-    // `RETRY_ATTEMPTS_MAX` entries.
-    let mut earlier: Vec<(Activation, Vec<Effect>)> = Vec::new();
-    store.run(|txn| batch_body(txn, keys, node, act, inputs, now_ms, &mut earlier))
+) -> Committed {
+    let mut results = commit_group(store, keys, node, &[(act, inputs)], now_ms);
+    results.pop().expect("one result per batch")
 }
 
 /// One batch of a group: the activation it runs on and its inputs.
@@ -156,17 +151,28 @@ pub type GroupBatch<'a> = (&'a Activation, &'a [Input]);
 /// What a batch's commit gives back: the activation after it and the effects to carry out.
 pub type Committed = Result<(Activation, Vec<Effect>), StorageError>;
 
+/// The results of a batch's attempts so far, in order: any of them may have committed
+/// although it was reported unknown (and a later attempt may not have seen it land). At most
+/// `RETRY_ATTEMPTS_MAX` entries.
+type Attempts = Vec<(Activation, Vec<Effect>)>;
+
 /// Runs the batches of several accounts in one transaction (one commit, one `fsync`): each
 /// batch's body runs in its own [`Overlay`], so a batch that fails on its own (`Fenced`, a
 /// corrupt record) leaves nothing behind and gets its error while the others commit (or
 /// `CommitUnknown` when an earlier attempt of the group whose result was unknown ran its
 /// body: that attempt may have landed before the lease moved). An error
 /// of the transaction itself (a conflict, an unknown result, storage unavailable) retries the
-/// whole group, every batch keeping its own record of its earlier attempts, as
-/// [`commit_batch`] does; if the group fails for good, every batch that had no result of its
-/// own gets that error. Results are in the order of `batches`. At most one batch per account
-/// (per-account order is the caller's). Each attempt first reads every key the bodies will
-/// read in one [`Txn::get_many`] ([`Prefetched`]): one round trip on FoundationDB.
+/// whole group, every batch keeping its own record of its earlier attempts (see the module's
+/// notes); if the group fails for good, every batch that had no result of its own gets that
+/// error. Results are in the order of `batches`. At most one batch per account (per-account
+/// order is the caller's). Each attempt first reads every key the bodies will read in one
+/// [`Txn::get_many`] ([`Prefetched`]): one round trip on FoundationDB.
+///
+/// Each input is stepped once per attempt: inputs that read no stored record are stepped
+/// once, before the transaction ([`Plan`]); a batch of timers that writes nothing is answered
+/// without a transaction, and any other batch that writes nothing only has its lease checked
+/// in the group's transaction. An attempt works on one copy of the activation (the original
+/// must stay as it was if the attempt fails), and its result is handed back without a copy.
 pub fn commit_group(
     store: &Store,
     keys: &Keys,
@@ -174,11 +180,16 @@ pub fn commit_group(
     batches: &[GroupBatch<'_>],
     now_ms: u64,
 ) -> Vec<Committed> {
+    let plans: Vec<Plan> = batches
+        .iter()
+        .map(|(act, inputs)| plan(act, inputs, now_ms))
+        .collect();
     let mut results: Vec<Option<Committed>> = batches
         .iter()
-        .map(|(act, inputs)| without_writes(store, keys, act, inputs, now_ms))
+        .zip(&plans)
+        .map(|((act, inputs), plan)| answered_at_once(act, inputs, plan))
         .collect();
-    let mut earlier: Vec<Vec<(Activation, Vec<Effect>)>> = vec![Vec::new(); batches.len()];
+    let mut earlier: Vec<Attempts> = vec![Vec::new(); batches.len()];
     let group = store.run_knowing(|txn, unknown_before| {
         if planted(Bug::GroupForgetsAttempts) {
             earlier.iter_mut().for_each(Vec::clear);
@@ -204,12 +215,13 @@ pub fn commit_group(
                 node,
                 act,
                 inputs,
+                &plans[i],
                 now_ms,
                 &mut earlier[i],
             ) {
-                Ok(done) => {
+                Ok(attempt) => {
                     overlay.apply()?;
-                    out.push(Some(Ok(done)));
+                    out.push(Some(Ok(attempt)));
                 }
                 Err(e @ (StorageError::Fenced | StorageError::Corrupt(_))) => {
                     // An earlier attempt whose result was unknown ran this body and may have
@@ -232,9 +244,12 @@ pub fn commit_group(
     });
     match group {
         Ok(out) => {
-            for (slot, r) in results.iter_mut().zip(out) {
-                if let Some(r) = r {
-                    *slot = Some(r);
+            for (i, r) in out.into_iter().enumerate() {
+                // The attempt that stands is handed back as it is, not copied.
+                match r {
+                    Some(Ok(attempt)) => results[i] = Some(Ok(earlier[i].swap_remove(attempt))),
+                    Some(Err(e)) => results[i] = Some(Err(e)),
+                    None => {}
                 }
             }
         }
@@ -248,6 +263,60 @@ pub fn commit_group(
         .into_iter()
         .map(|r| r.expect("every batch has a result"))
         .collect()
+}
+
+/// How a batch's inputs are stepped.
+enum Plan {
+    /// Some input reads a stored record: every input is stepped in the transaction.
+    InTxn,
+    /// No input reads a stored record: all were stepped once, before the transaction, on a
+    /// copy of the activation; an attempt checks the lease and makes these writes.
+    Stepped {
+        /// The activation after the inputs (before the writes' effect on its lease).
+        work: Activation,
+        /// The writes, in order.
+        writes: Vec<Write>,
+        /// The effects, in order.
+        effects: Vec<Effect>,
+    },
+}
+
+fn plan(act: &Activation, inputs: &[Input], now_ms: u64) -> Plan {
+    if !inputs.iter().all(|i| act.core.needs(i).is_empty()) {
+        return Plan::InTxn;
+    }
+    let mut work = act.clone();
+    let (mut writes, mut effects) = (Vec::new(), Vec::new());
+    for input in inputs {
+        let step = work.core.step(input.clone(), Reads::default(), now_ms);
+        writes.extend(step.writes);
+        effects.extend(step.effects);
+    }
+    Plan::Stepped {
+        work,
+        writes,
+        effects,
+    }
+}
+
+/// A batch answered without a transaction: timers only, nothing written and the record as it
+/// was. Timers act only on sagas this activation holds, and what they send is safe to repeat.
+/// Any other batch, even one that writes nothing, has its lease checked in the transaction:
+/// a fenced activation never answers from stale memory (a stale activation that drops an
+/// `Outcome` as "already settled" may simply not know the saga a newer activation started,
+/// and must step aside, `Fenced`, so the message reaches that saga).
+fn answered_at_once(act: &Activation, inputs: &[Input], plan: &Plan) -> Option<Committed> {
+    let Plan::Stepped {
+        work,
+        writes,
+        effects,
+    } = plan
+    else {
+        return None;
+    };
+    let timers_only = inputs.iter().all(|i| matches!(i, Input::Timer(_)));
+    (timers_only && writes.is_empty() && work.core.record() == act.core.record())
+        .then(|| Ok((work.clone(), effects.clone())))
 }
 
 /// The keys a batch's body reads (see [`batch_body`]): the lease; the account record when an
@@ -272,61 +341,24 @@ fn reads_of(keys: &Keys, act: &Activation, inputs: &[Input], retry: bool) -> Vec
     out
 }
 
-/// The fast path of a batch whose inputs depend on no stored record (reads, timers, late
-/// outcomes): steps a copy and, if it wrote nothing and left the record as it was, answers
-/// without a read-write transaction (`None`: the batch needs one). A client command or saga
-/// message answered this way is still checked against the stored lease, so a fenced
-/// activation never answers from stale memory: a stale activation that drops an `Outcome` as
-/// "already settled" may simply not know the saga a newer activation started, and must step
-/// aside (`Fenced`) so the message reaches that saga. Timers alone act only on sagas this
-/// activation holds, and what they send is safe to repeat.
-fn without_writes(
-    store: &Store,
-    keys: &Keys,
-    act: &Activation,
-    inputs: &[Input],
-    now_ms: u64,
-) -> Option<Committed> {
-    if !inputs.iter().all(|i| act.core.needs(i).is_empty()) {
-        return None;
-    }
-    let mut work = act.clone();
-    let mut effects = Vec::new();
-    let mut wrote = false;
-    for input in inputs {
-        let step = work.core.step(input.clone(), Reads::default(), now_ms);
-        wrote |= !step.writes.is_empty();
-        effects.extend(step.effects);
-    }
-    if wrote || work.core.record() != act.core.record() {
-        return None;
-    }
-    if inputs.iter().any(|i| !matches!(i, Input::Timer(_))) {
-        let id = act.core.id().as_str();
-        match store.read(|txn| get::<Lease>(txn, &keys.lease(id))) {
-            Err(e) => return Some(Err(e)),
-            Ok(stored) if stored != act.lease => return Some(Err(StorageError::Fenced)),
-            Ok(_) => {}
-        }
-    }
-    Some(Ok((work, effects)))
-}
-
-/// One attempt of a batch's transaction body; `earlier` holds the results of the batch's
-/// earlier attempts (see the module's notes on idempotency).
+/// One attempt of a batch's transaction body: returns the index in `earlier` of the result
+/// that stands (this attempt's, pushed there, or an earlier one's that landed; see the
+/// module's notes on idempotency).
+#[allow(clippy::too_many_arguments)]
 fn batch_body(
     txn: &mut dyn Txn,
     keys: &Keys,
     node: &str,
     act: &Activation,
     inputs: &[Input],
+    plan: &Plan,
     now_ms: u64,
-    earlier: &mut Vec<(Activation, Vec<Effect>)>,
-) -> Result<(Activation, Vec<Effect>), StorageError> {
+    earlier: &mut Attempts,
+) -> Result<usize, StorageError> {
     let id = act.core.id().as_str();
     let stored_lease = get::<Lease>(txn, &keys.lease(id))?;
-    if let (true, Some((prev, effects))) = (planted(Bug::AckUnknownCommit), earlier.last()) {
-        return Ok((prev.clone(), effects.clone()));
+    if planted(Bug::AckUnknownCommit) && !earlier.is_empty() {
+        return Ok(earlier.len() - 1);
     }
     // The lease carries this activation's nonce, so another activation's commit is never
     // taken for ours.
@@ -336,40 +368,56 @@ fn batch_body(
         let stored: Option<AccountRecord> = get(txn, &keys.state(id))?;
         let landed = earlier
             .iter()
-            .find(|(prev, _)| may_have_landed(prev) && stored.as_ref() == prev.core.record());
-        if let Some((prev, effects)) = landed {
-            return Ok((prev.clone(), effects.clone()));
+            .position(|(prev, _)| may_have_landed(prev) && stored.as_ref() == prev.core.record());
+        if let Some(i) = landed {
+            return Ok(i);
         }
     }
     if stored_lease != act.lease && !planted(Bug::SkipEpochCheck) {
         return Err(StorageError::Fenced);
     }
-    let mut work = act.clone();
-    let mut effects = Vec::new();
-    for input in inputs {
-        let needs = work.core.needs(input);
-        let reads = Reads {
-            idem: match &needs.idem_key {
-                Some(k) => get_idem(txn, keys, id, k)?,
-                None => None,
-            },
-            saga: match &needs.saga {
-                Some(t) => get_saga(txn, keys, id, t.as_str())?,
-                None => None,
-            },
-        };
-        let step = work.core.step(input.clone(), reads, now_ms);
-        for w in &step.writes {
-            apply_write(txn, keys, node, &mut work, w)?;
+    let (work, effects) = match plan {
+        Plan::Stepped {
+            work,
+            writes,
+            effects,
+        } => {
+            let mut work = work.clone();
+            for w in writes {
+                apply_write(txn, keys, node, &mut work, w)?;
+            }
+            (work, effects.clone())
         }
-        effects.extend(step.effects);
-    }
+        Plan::InTxn => {
+            let mut work = act.clone();
+            let mut effects = Vec::new();
+            for input in inputs {
+                let needs = work.core.needs(input);
+                let reads = Reads {
+                    idem: match &needs.idem_key {
+                        Some(k) => get_idem(txn, keys, id, k)?,
+                        None => None,
+                    },
+                    saga: match &needs.saga {
+                        Some(t) => get_saga(txn, keys, id, t.as_str())?,
+                        None => None,
+                    },
+                };
+                let step = work.core.step(input.clone(), reads, now_ms);
+                for w in &step.writes {
+                    apply_write(txn, keys, node, &mut work, w)?;
+                }
+                effects.extend(step.effects);
+            }
+            (work, effects)
+        }
+    };
     if work.core.record() != act.core.record() {
         let r = work.core.record().expect("an account is never un-created");
         txn.set(&keys.state(id), &encode(r))?;
     }
-    earlier.push((work.clone(), effects.clone()));
-    Ok((work, effects))
+    earlier.push((work, effects));
+    Ok(earlier.len() - 1)
 }
 
 /// Reads an account's stored lease (a fenced activation finds another one there).
