@@ -76,19 +76,19 @@
 //! idempotency record, a saga record and a pending entry of one of 1,000 accounts), with
 //! `scripts/engine-bench` (SQLite through this backend and [`super::Store`], its background
 //! checkpointer included; LMDB through `heed` 0.22, synced commits), medians of 3 interleaved
-//! runs of 3 s, batches per second:
+//! runs of 3 s, batches per second (a second session; the first gave the same within 5%):
 //!
 //! | batches per transaction | SQLite WAL `FULL` | LMDB, synced |
 //! |---|---|---|
-//! | 1 | 4,846 | 3,837 |
-//! | 16 (a node under one-transfer-per-request load) | 21,259 | 21,754 |
-//! | 256 (the batch route) | 32,235 | 40,465 |
+//! | 1 | 4,806 | 3,614 |
+//! | 16 (a node under one-transfer-per-request load) | 22,060 | 22,522 |
+//! | 64 (about the batch route's groups) | 28,538 | 31,667 |
+//! | 256 | 31,389 | 40,353 |
 //!
-//! Group commit closes the gap: alone SQLite commits 26% faster, at 16 batches they are
-//! equal, and at 256 LMDB is 25% faster (it writes each dirty page once, in place of
-//! SQLite's WAL frame and later checkpoint copy). The node runs groups of about 15 batches
-//! under one transfer per request and about 75 on the batch route, where the engines are
-//! within 10%; the reasons above (sharing one file between processes and handles, nothing
+//! Group commit closes the gap: alone SQLite commits 33% faster, at 16 batches they are
+//! equal, at 64 LMDB is 11% faster and at 256 29% (it writes each dirty page once, in place
+//! of SQLite's WAL frame and later checkpoint copy). The node runs groups of about 15
+//! batches under one transfer per request and about 75 on the batch route; the reasons above (sharing one file between processes and handles, nothing
 //! left behind by SIGKILL, no fixed map size) outweigh that, so the embedded store stays
 //! SQLite. Its costs under load are in BENCHMARKS.md ("Where the time goes now").
 //!

@@ -118,7 +118,7 @@ fn main() {
     let rounds: usize = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(3);
     let secs = 3.0;
     println!("batches/s (each: 2 reads, 5 writes of 60 B), median of {rounds} interleaved runs of {secs} s");
-    for group in [1usize, 16, 256] {
+    for group in [1usize, 16, 64, 256] {
         let (mut s, mut l) = (Vec::new(), Vec::new());
         for _ in 0..rounds {
             let d = tempfile::tempdir_in("/tmp").unwrap();
