@@ -35,7 +35,11 @@ fn key(parts: &[&[u8]]) -> Vec<u8> {
 }
 
 /// The keys and values of one batch.
-fn batch(rng: &mut Rng, seq: &mut u64, jseq: &mut [u64]) -> (Vec<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)>) {
+fn batch(
+    rng: &mut Rng,
+    seq: &mut u64,
+    jseq: &mut [u64],
+) -> (Vec<Vec<u8>>, Vec<(Vec<u8>, Vec<u8>)>) {
     let a = rng.next() % ACCOUNTS;
     let acct = format!("bench-{a:04}");
     *seq += 1;
@@ -49,8 +53,19 @@ fn batch(rng: &mut Rng, seq: &mut u64, jseq: &mut [u64]) -> (Vec<Vec<u8>>, Vec<(
     ];
     let writes = vec![
         (key(&[b"acct", acct.as_bytes(), b"state"]), v.clone()),
-        (key(&[b"acct", acct.as_bytes(), b"jrnl", &jseq[a as usize].to_be_bytes()]), v.clone()),
-        (key(&[b"acct", acct.as_bytes(), b"idem", idem.as_bytes()]), v.clone()),
+        (
+            key(&[
+                b"acct",
+                acct.as_bytes(),
+                b"jrnl",
+                &jseq[a as usize].to_be_bytes(),
+            ]),
+            v.clone(),
+        ),
+        (
+            key(&[b"acct", acct.as_bytes(), b"idem", idem.as_bytes()]),
+            v.clone(),
+        ),
         (key(&[b"saga", tid.as_bytes(), acct.as_bytes()]), v.clone()),
         (key(&[b"pending", tid.as_bytes()]), v),
     ];
@@ -63,7 +78,9 @@ fn run_sqlite(dir: &std::path::Path, group: usize, secs: f64) -> f64 {
     let start = Instant::now();
     let mut done = 0u64;
     while start.elapsed() < Duration::from_secs_f64(secs) {
-        let batches: Vec<_> = (0..group).map(|_| batch(&mut rng, &mut seq, &mut jseq)).collect();
+        let batches: Vec<_> = (0..group)
+            .map(|_| batch(&mut rng, &mut seq, &mut jseq))
+            .collect();
         store
             .run(|txn: &mut dyn Txn| {
                 for (reads, writes) in &batches {
@@ -98,7 +115,9 @@ fn run_lmdb(dir: &std::path::Path, group: usize, secs: f64) -> f64 {
     let start = Instant::now();
     let mut done = 0u64;
     while start.elapsed() < Duration::from_secs_f64(secs) {
-        let batches: Vec<_> = (0..group).map(|_| batch(&mut rng, &mut seq, &mut jseq)).collect();
+        let batches: Vec<_> = (0..group)
+            .map(|_| batch(&mut rng, &mut seq, &mut jseq))
+            .collect();
         let mut w = env.write_txn().unwrap();
         for (reads, writes) in &batches {
             for k in reads {
@@ -115,7 +134,10 @@ fn run_lmdb(dir: &std::path::Path, group: usize, secs: f64) -> f64 {
 }
 
 fn main() {
-    let rounds: usize = std::env::args().nth(1).map(|s| s.parse().unwrap()).unwrap_or(3);
+    let rounds: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse().unwrap())
+        .unwrap_or(3);
     let secs = 3.0;
     println!("batches/s (each: 2 reads, 5 writes of 60 B), median of {rounds} interleaved runs of {secs} s");
     for group in [1usize, 16, 64, 256] {
