@@ -402,6 +402,14 @@ impl node::storage::Backend for Between {
 /// whose first attempt meets `fault` and before whose second attempt another node activates
 /// a (its lease moves).
 fn group_with_a_moved_between_attempts(fault: Fault) -> (Store, Keys, Vec<Committed>) {
+    group_with_a_moved_between_attempts_running(fault, deposit(7, 1))
+}
+
+/// The same, with `a_inputs` as a's batch.
+fn group_with_a_moved_between_attempts_running(
+    fault: Fault,
+    a_inputs: Vec<Input>,
+) -> (Store, Keys, Vec<Committed>) {
     let (mem, store, keys) = setup();
     let a = open_funded(&store, &keys, "a", 10);
     let b = open_funded(&store, &keys, "b", 20);
@@ -415,7 +423,7 @@ fn group_with_a_moved_between_attempts(fault: Fault) -> (Store, Keys, Vec<Commit
         let other = Store::new(mem2);
         activate(&other, &keys2, "n2", &id("a"), SagaTiming::default(), 9).unwrap();
     }));
-    let (da, db) = (deposit(7, 1), deposit(8, 2));
+    let (da, db) = (a_inputs, deposit(8, 2));
     let batches: Vec<GroupBatch<'_>> = vec![(&a, &da), (&b, &db)];
     mem.inject(fault);
     let results = commit_group(&Store::new(meddled), &keys, "n1", &batches, 1_000);
@@ -465,4 +473,53 @@ fn exec_group_batch_fenced_after_a_conflicted_attempt_is_fenced() {
         .unwrap()
         .unwrap();
     assert_eq!(page.entries.len(), 1, "a's deposit never ran");
+}
+
+#[test]
+fn exec_group_read_only_batch_fenced_after_an_unknown_attempt_is_fenced() {
+    // Proves a batch that writes nothing (a read), fenced on the retry after an attempt whose
+    // result was unknown, is `Fenced`, not "outcome unknown": none of its attempts wrote, so
+    // nothing of it can have landed, and its driver steps aside instead of reloading (which
+    // would take the lease back from the node that now holds it).
+    let get = vec![Input::Command(7, Command::Get)];
+    let (_, _, results) =
+        group_with_a_moved_between_attempts_running(Fault::CommitUnknownCommitted, get);
+    let mut results = results.into_iter();
+    assert_eq!(results.next().unwrap().unwrap_err(), StorageError::Fenced);
+    let (b, _) = results
+        .next()
+        .unwrap()
+        .expect("b's landed attempt is recognized");
+    assert_eq!(b.core.record().unwrap().balance, 22);
+}
+
+#[test]
+fn exec_stale_activation_learns_it_was_fenced_at_its_next_timer() {
+    // Proves a saga timer of an activation whose lease moved is `Fenced` (its driver steps
+    // aside) although the timer writes nothing: a stale activation does not go on resending
+    // its sagas' messages for as long as it lives, beside the one that owns the account now.
+    let (_, store, keys) = setup();
+    let a = open_funded(&store, &keys, "a", 100);
+    let t = TransferId::new("t_1").unwrap();
+    let transfer = Input::Command(
+        3,
+        Command::Transfer {
+            transfer_id: t.clone(),
+            to: id("b"),
+            amount: Amount::new(30).unwrap(),
+            reference: None,
+            idem_key: None,
+        },
+    );
+    let (a, _) = run(&store, &keys, &a, vec![transfer]);
+    // While the lease is its own, the timer resends the credit.
+    let (a, effects) = run(&store, &keys, &a, vec![Input::Timer(t.clone())]);
+    assert!(effects
+        .iter()
+        .any(|e| matches!(e, Effect::Send(SagaMsg::Credit { .. }))));
+    activate(&store, &keys, "n2", &id("a"), SagaTiming::default(), 9).unwrap();
+    assert_eq!(
+        commit_batch(&store, &keys, "n1", &a, &[Input::Timer(t)], 2_000).unwrap_err(),
+        StorageError::Fenced
+    );
 }

@@ -154,7 +154,16 @@ pub type Committed = Result<(Activation, Vec<Effect>), StorageError>;
 /// The results of a batch's attempts so far, in order: any of them may have committed
 /// although it was reported unknown (and a later attempt may not have seen it land). At most
 /// `RETRY_ATTEMPTS_MAX` entries.
-type Attempts = Vec<(Activation, Vec<Effect>)>;
+type Attempts = Vec<Attempt>;
+
+/// One attempt's result.
+struct Attempt {
+    /// The activation after the batch and the effects to carry out.
+    result: (Activation, Vec<Effect>),
+    /// Whether the attempt wrote anything (then, if its commit's result was unknown, it may
+    /// have changed storage).
+    wrote: bool,
+}
 
 /// Runs the batches of several accounts in one transaction (one commit, one `fsync`): each
 /// batch's body runs in its own [`Overlay`], so a batch that fails on its own (`Fenced`, a
@@ -168,11 +177,17 @@ type Attempts = Vec<(Activation, Vec<Effect>)>;
 /// order is the caller's). Each attempt first reads every key the bodies will read in one
 /// [`Txn::get_many`] ([`Prefetched`]): one round trip on FoundationDB.
 ///
-/// Each input is stepped once per attempt: inputs that read no stored record are stepped
-/// once, before the transaction ([`Plan`]); a batch of timers that writes nothing is answered
-/// without a transaction, and any other batch that writes nothing only has its lease checked
-/// in the group's transaction. An attempt works on one copy of the activation (the original
-/// must stay as it was if the attempt fails), and its result is handed back without a copy.
+/// No input is stepped twice in one attempt: a batch of inputs that read no stored record is
+/// stepped once, before the transaction ([`Plan`]), and each attempt makes its writes; the
+/// other batches are stepped in each attempt, with what they read. Every batch, even one that
+/// writes nothing (a read, an `Outcome` already acted on, a timer that resends a message),
+/// has its lease checked in the group's transaction: a fenced activation never answers from
+/// stale memory (one that drops an `Outcome` as "already settled" may simply not know the
+/// saga a newer activation started, and must step aside, `Fenced`, so the message reaches
+/// that saga), and an activation whose lease moved learns it at its next timer instead of
+/// resending its sagas' messages for as long as it lives. An attempt works on one copy of
+/// the activation (the original must stay as it was if the attempt fails), and its result is
+/// handed back without a copy.
 pub fn commit_group(
     store: &Store,
     keys: &Keys,
@@ -184,12 +199,8 @@ pub fn commit_group(
         .iter()
         .map(|(act, inputs)| plan(act, inputs, now_ms))
         .collect();
-    let mut results: Vec<Option<Committed>> = batches
-        .iter()
-        .zip(&plans)
-        .map(|((act, inputs), plan)| answered_at_once(act, inputs, plan))
-        .collect();
-    let mut earlier: Vec<Attempts> = vec![Vec::new(); batches.len()];
+    let mut results: Vec<Option<Committed>> = batches.iter().map(|_| None).collect();
+    let mut earlier: Vec<Attempts> = batches.iter().map(|_| Vec::new()).collect();
     let group = store.run_knowing(|txn, unknown_before| {
         if planted(Bug::GroupForgetsAttempts) {
             earlier.iter_mut().for_each(Vec::clear);
@@ -224,11 +235,12 @@ pub fn commit_group(
                     out.push(Some(Ok(attempt)));
                 }
                 Err(e @ (StorageError::Fenced | StorageError::Corrupt(_))) => {
-                    // An earlier attempt whose result was unknown ran this body and may have
-                    // landed: then "fenced" would claim that nothing ran, so the batch's
-                    // outcome is unknown (as `Store::run` reports for a lone batch).
+                    // An earlier attempt whose result was unknown wrote this batch and may
+                    // have landed: then "fenced" would claim that nothing ran, so the batch's
+                    // outcome is unknown (as `Store::run` reports for a lone batch). A batch
+                    // none of whose attempts wrote anything changed nothing: fenced it is.
                     let e = if unknown_before
-                        && !earlier[i].is_empty()
+                        && earlier[i].iter().any(|a| a.wrote)
                         && !planted(Bug::FencedAfterUnknown)
                     {
                         StorageError::CommitUnknown
@@ -247,7 +259,9 @@ pub fn commit_group(
             for (i, r) in out.into_iter().enumerate() {
                 // The attempt that stands is handed back as it is, not copied.
                 match r {
-                    Some(Ok(attempt)) => results[i] = Some(Ok(earlier[i].swap_remove(attempt))),
+                    Some(Ok(attempt)) => {
+                        results[i] = Some(Ok(earlier[i].swap_remove(attempt).result))
+                    }
                     Some(Err(e)) => results[i] = Some(Err(e)),
                     None => {}
                 }
@@ -299,28 +313,8 @@ fn plan(act: &Activation, inputs: &[Input], now_ms: u64) -> Plan {
     }
 }
 
-/// A batch answered without a transaction: timers only, nothing written and the record as it
-/// was. Timers act only on sagas this activation holds, and what they send is safe to repeat.
-/// Any other batch, even one that writes nothing, has its lease checked in the transaction:
-/// a fenced activation never answers from stale memory (a stale activation that drops an
-/// `Outcome` as "already settled" may simply not know the saga a newer activation started,
-/// and must step aside, `Fenced`, so the message reaches that saga).
-fn answered_at_once(act: &Activation, inputs: &[Input], plan: &Plan) -> Option<Committed> {
-    let Plan::Stepped {
-        work,
-        writes,
-        effects,
-    } = plan
-    else {
-        return None;
-    };
-    let timers_only = inputs.iter().all(|i| matches!(i, Input::Timer(_)));
-    (timers_only && writes.is_empty() && work.core.record() == act.core.record())
-        .then(|| Ok((work.clone(), effects.clone())))
-}
-
-/// The keys a batch's body reads (see [`batch_body`]): the lease; the account record when an
-/// earlier attempt may have landed; each input's idempotency record and saga record, the
+/// The keys a batch's body reads (see [`batch_body`]): the lease; the account record when the
+/// batch had an earlier attempt; each input's idempotency record and saga record, the
 /// latter also where releases before 0.2 kept it (read when the first is absent).
 fn reads_of(keys: &Keys, act: &Activation, inputs: &[Input], retry: bool) -> Vec<Vec<u8>> {
     let id = act.core.id().as_str();
@@ -362,13 +356,15 @@ fn batch_body(
     }
     // The lease carries this activation's nonce, so another activation's commit is never
     // taken for ours.
-    let may_have_landed =
-        |prev: &Activation| prev.core.record() != act.core.record() && stored_lease == prev.lease;
-    if earlier.iter().any(|(prev, _)| may_have_landed(prev)) {
+    let may_have_landed = |a: &Attempt| {
+        let prev = &a.result.0;
+        prev.core.record() != act.core.record() && stored_lease == prev.lease
+    };
+    if earlier.iter().any(may_have_landed) {
         let stored: Option<AccountRecord> = get(txn, &keys.state(id))?;
         let landed = earlier
             .iter()
-            .position(|(prev, _)| may_have_landed(prev) && stored.as_ref() == prev.core.record());
+            .position(|a| may_have_landed(a) && stored.as_ref() == a.result.0.core.record());
         if let Some(i) = landed {
             return Ok(i);
         }
@@ -376,7 +372,7 @@ fn batch_body(
     if stored_lease != act.lease && !planted(Bug::SkipEpochCheck) {
         return Err(StorageError::Fenced);
     }
-    let (work, effects) = match plan {
+    let (work, effects, mut wrote) = match plan {
         Plan::Stepped {
             work,
             writes,
@@ -386,11 +382,12 @@ fn batch_body(
             for w in writes {
                 apply_write(txn, keys, node, &mut work, w)?;
             }
-            (work, effects.clone())
+            (work, effects.clone(), !writes.is_empty())
         }
         Plan::InTxn => {
             let mut work = act.clone();
             let mut effects = Vec::new();
+            let mut wrote = false;
             for input in inputs {
                 let needs = work.core.needs(input);
                 let reads = Reads {
@@ -407,16 +404,21 @@ fn batch_body(
                 for w in &step.writes {
                     apply_write(txn, keys, node, &mut work, w)?;
                 }
+                wrote |= !step.writes.is_empty();
                 effects.extend(step.effects);
             }
-            (work, effects)
+            (work, effects, wrote)
         }
     };
     if work.core.record() != act.core.record() {
         let r = work.core.record().expect("an account is never un-created");
         txn.set(&keys.state(id), &encode(r))?;
+        wrote = true;
     }
-    earlier.push((work, effects));
+    earlier.push(Attempt {
+        result: (work, effects),
+        wrote,
+    });
     Ok(earlier.len() - 1)
 }
 
@@ -495,7 +497,9 @@ fn apply_write(
 }
 
 /// One side's record of a transfer: where it is kept now, else where releases before 0.2 kept
-/// it (read only when the first is absent, so a new ledger pays one lookup).
+/// it (read when the first is absent; in a group both are fetched in its one batched read, so
+/// the second lookup costs a local B-tree miss on the embedded store and nothing more on
+/// FoundationDB).
 fn get_saga(
     txn: &mut dyn Txn,
     keys: &Keys,
@@ -652,7 +656,7 @@ pub fn read_accounts(
 }
 
 /// Reads up to `limit` unsettled transfers after `after` (by id): the pending index joined with
-/// the summaries. Returns them and whether more exist.
+/// the senders' records (the transfers' summaries). Returns them and whether more exist.
 pub fn read_pending(
     store: &Store,
     keys: &Keys,

@@ -292,15 +292,21 @@ impl Stored for IdemRecord {
                 status,
                 reason,
                 created_at,
-            } => StoredReply::Transfer(TransferView {
-                id: TransferId::new(id)?,
-                from: AccountId::new(from)?,
-                to: AccountId::new(to)?,
-                amount,
-                status: transfer_status_of(status)?,
-                reason: error_code_opt(reason)?,
-                created_at,
-            }),
+            } => {
+                let status = transfer_status_of(status)?;
+                if (status == TransferStatus::Failed) != reason.is_some() {
+                    return Err(format!("transfer status {status:?} with reason {reason:?}"));
+                }
+                StoredReply::Transfer(TransferView {
+                    id: TransferId::new(id)?,
+                    from: AccountId::new(from)?,
+                    to: AccountId::new(to)?,
+                    amount,
+                    status,
+                    reason: error_code_opt(reason)?,
+                    created_at,
+                })
+            }
         };
         Ok(IdemRecord {
             fingerprint: w.fingerprint.to_owned(),
@@ -389,6 +395,11 @@ impl Stored for SagaRecord {
     fn read_wire(bytes: &[u8]) -> Result<Self, String> {
         let w: SagaWire<'_> = from_postcard(bytes)?;
         let reason = |r: Option<&str>| r.map(error_code).ok_or("a failure without a reason")?;
+        // A status or outcome that carries no reason must have none: not guessed away.
+        let none = |r: Option<&str>, code: u8| match r {
+            None => Ok(()),
+            Some(r) => Err(format!("reason {r:?} with status code {code}")),
+        };
         Ok(match w {
             SagaWire::Sender {
                 transfer_id,
@@ -405,8 +416,8 @@ impl Stored for SagaRecord {
                 to: AccountId::new(to)?,
                 amount,
                 status: match status {
-                    1 => SenderStatus::Holding,
-                    2 => SenderStatus::Completed,
+                    1 => none(why, 1).map(|()| SenderStatus::Holding)?,
+                    2 => none(why, 2).map(|()| SenderStatus::Completed)?,
                     3 => SenderStatus::Failed(reason(why)?),
                     c => return Err(bad("sender status", c)),
                 },
@@ -426,9 +437,9 @@ impl Stored for SagaRecord {
                 from: AccountId::new(from)?,
                 amount,
                 outcome: match outcome {
-                    1 => CreditOutcome::Applied,
+                    1 => none(why, 1).map(|()| CreditOutcome::Applied)?,
                     2 => CreditOutcome::Rejected(reason(why)?),
-                    3 => CreditOutcome::Aborted,
+                    3 => none(why, 3).map(|()| CreditOutcome::Aborted)?,
                     c => return Err(bad("credit outcome", c)),
                 },
             },
@@ -581,5 +592,23 @@ mod tests {
         assert!(decode::<Entry>(&bin[..bin.len() - 1]).is_err());
         bin[2] = 99; // the kind code follows the version byte and the one-byte seq varint
         assert!(decode::<Entry>(&bin).is_err());
+        // A reason where the status carries none, or none where it needs one.
+        let receiver = |outcome, reason| {
+            let mut out = vec![crate::storage::codec::VALUE_VERSION];
+            let w = SagaWire::Receiver {
+                transfer_id: "t_1",
+                from: "a",
+                amount: 5,
+                outcome,
+                reason,
+            };
+            to_postcard(&w, &mut out);
+            decode::<SagaRecord>(&out)
+        };
+        assert!(receiver(2, Some("account_frozen")).is_ok());
+        assert!(receiver(1, Some("account_frozen")).is_err());
+        assert!(receiver(3, Some("account_frozen")).is_err());
+        assert!(receiver(2, None).is_err());
+        assert!(receiver(2, Some("no_such_code")).is_err());
     }
 }

@@ -5,8 +5,9 @@
 //! - Version 1 (written by releases before 0.2, still read): JSON of the record's serde form.
 //!
 //! The version byte lets a release change the encoding of a record type without migrating
-//! old rows: every version ever written keeps decoding. `walletctl` and the HTTP API show
-//! records as JSON, so the binary form costs nothing in readability during an incident.
+//! old rows: every version ever written keeps decoding. The binary values are not readable
+//! with a generic tool (the keys still are: tuple-encoded text); during an incident read the
+//! records through the HTTP API and `walletctl`, which show them as JSON.
 
 use super::StorageError;
 use serde::de::DeserializeOwned;

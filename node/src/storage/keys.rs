@@ -17,6 +17,12 @@
 //! kept an account's side of a transfer at `("acct", id, "xfer", transfer_id)` and a copy of
 //! the summary at `("xfer", transfer_id)`: both are still read ([`Keys::legacy_saga`],
 //! [`Keys::legacy_transfer`]), never written.
+//!
+//! On FoundationDB, keys that grow at one end (`saga`, `pending`) send every new transfer's
+//! writes to the shard that holds the end of the range, which bounds what more storage
+//! servers can add; a cluster that outgrows one shard's write rate needs a spreading prefix
+//! (for example a few bits of a hash of the transfer id before it), which the embedded
+//! store, where the end of the range is what makes group commits cheap, does not want.
 
 use foundationdb_tuple::Subspace;
 

@@ -12,8 +12,9 @@
 //! goes through this adapter, which updates the cached value (a range removal drops the
 //! cached keys in its range). Keys not named up front are read as usual.
 //!
-//! Left out: range reads are not prefetched (the ledger's bodies read ranges only when they
-//! replay an idempotency record or activate an account, which are rare on the hot path).
+//! Left out: range reads are not prefetched (a group's bodies read a range only to find a
+//! transfer's current view when they replay an idempotency record, rare on the hot path), and
+//! activation reads its keys one by one (it runs outside groups, once per activation).
 
 use super::{Kv, StorageError, Txn};
 use std::collections::HashMap;

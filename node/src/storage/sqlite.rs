@@ -68,7 +68,7 @@
 //! grows until someone clears it; the file grows on demand and the WAL is bounded by
 //! [`JOURNAL_SIZE_LIMIT_BYTES`], where LMDB needs its map size fixed in advance and fails
 //! with `MDB_MAP_FULL` past it; SQLite is the most deployed and tested engine there is, has a
-//! CLI to inspect the file during an incident, and `rusqlite` bundles it, where `heed` reworked
+//! CLI to inspect the file during an incident (its keys; the values are binary since 0.2), and `rusqlite` bundles it, where `heed` reworked
 //! how databases are opened in 0.23 and needs `unsafe` to open an environment.
 //!
 //! Measured again under group commit (one transaction per group of account batches, each batch

@@ -148,6 +148,15 @@ impl Sim {
             if matches!(r, Err(e) if *e != StorageError::Fenced) {
                 self.stats.failed_batches += 1;
             }
+            // The store holds only what the ledger wrote: a record it cannot read, or one that
+            // contradicts another, is a bug of the ledger, not a storage fault.
+            if let Err(StorageError::Corrupt(why)) = r {
+                let msg = format!(
+                    "n{} {account}: a batch found a corrupt record: {why}",
+                    node + 1
+                );
+                self.fail(FailureKind::Correctness, "stored records", msg);
+            }
         }
         let (id, life) = (group.id, self.nodes[node].life);
         self.nodes[node]

@@ -185,7 +185,8 @@ pub enum Out {
         /// The settled transfer.
         view: TransferView,
     },
-    /// Waiters that will never be answered (their transfer settled but its summary is gone).
+    /// Waiters that will never be answered (their transfer settled but its sender record,
+    /// the transfer's summary, is gone).
     DropWaiters(Vec<ReqId>),
     /// Send a saga message to its destination account.
     Send(SagaMsg),
