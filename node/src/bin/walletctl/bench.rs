@@ -228,6 +228,24 @@ pub struct BenchReport {
     /// Latency of completed transfers (from the scheduled send time in an open loop); null
     /// when none completed.
     pub latency_ms: Option<Latency>,
+    /// CPU this walletctl process used during the transfer phase, in cores (CPU seconds per
+    /// second of run time), so a run shows whether the client was the bottleneck; null where
+    /// the system does not say (outside Linux).
+    pub client_cpu_cores: Option<f64>,
+}
+
+/// CPU seconds this process has used so far (user and system), from `/proc/self/stat`, whose
+/// times are in clock ticks of 1/100 s on Linux; `None` elsewhere.
+fn process_cpu_s() -> Option<f64> {
+    /// Linux reports process times in ticks of this many per second to every program.
+    const USER_HZ: f64 = 100.0;
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / USER_HZ)
 }
 
 /// An empty latency histogram (microseconds, 1 to [`LATENCY_MAX_US`], 3 significant digits).
@@ -291,7 +309,12 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<(), Failure> {
     setup(ctx, &plan, &run_id, &ids)?;
     let setup_s = setup_started.elapsed().as_secs_f64();
 
+    let cpu_before = process_cpu_s();
     let (stats, run_s) = transfers(ctx, &plan, &run_id, &ids)?;
+    let client_cpu_cores = match (cpu_before, process_cpu_s()) {
+        (Some(a), Some(b)) if run_s > 0.0 => Some((b - a) / run_s),
+        _ => None,
+    };
     let mut report = BenchReport {
         run_id,
         seed: plan.seed,
@@ -308,6 +331,7 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<(), Failure> {
         failed: BTreeMap::new(),
         transfers_per_s: 0.0,
         latency_ms: None,
+        client_cpu_cores,
     };
     let mut histograms = Vec::new();
     for s in stats {
@@ -732,6 +756,10 @@ fn render(r: &BenchReport, plan: &Plan) -> String {
             }
         ),
     };
+    let client_cpu = match r.client_cpu_cores {
+        Some(c) => format!("{c:.2} cores"),
+        None => "not known on this system".to_owned(),
+    };
     format!(
         "bench run {} (seed {}): {} accounts in {}, {} workers, {}\n\
          setup       {:.2} s (open and fund the accounts)\n\
@@ -742,7 +770,8 @@ fn render(r: &BenchReport, plan: &Plan) -> String {
          unknown     {} (503 or no answer)\n\
          failed      {failed_total}{failed}\n\
          throughput  {:.1} transfers/s (completed / run time)\n\
-         latency     {latency}",
+         latency     {latency}\n\
+         client CPU  {client_cpu} (this walletctl during the run)",
         r.run_id,
         r.seed,
         r.accounts,
