@@ -7,16 +7,18 @@
 #    through pgbench (durable commit, the default).
 # 2. walletd (release build, embedded store, sync = "full": every acknowledged transfer is
 #    fsynced) on a fresh data directory: `walletctl bench` one transfer per request, then
-#    through the batch route (BATCH transfers per request), then `walletctl audit`, which must
-#    pass.
+#    through the batch route (BATCH transfers per request), then the highest one-per-request
+#    rate (PEAK_CLIENTS workers) and an open loop at half of it (latencies from each request's
+#    scheduled send time), then `walletctl audit`, which must pass.
 # 3. Each rate and its ratio to PostgreSQL's.
 #
 # Usage: scripts/bench-vs-postgres.sh
 # Environment (defaults): DURATION=20 (seconds per run), CLIENTS=32 (pgbench clients and
 # walletctl workers), SCALE=50 (pgbench scale: 100,000 accounts each), ACCOUNTS=1000 (walletd
 # accounts), BATCH=1000 (transfers per batch request), BATCH_CLIENTS=8 (walletctl workers on
-# the batch route), REFERENCE=path of the pgbench script (shared/bench/postgres-transfer.sql beside
-# this checkout), PGPORT=55432, WALLET_PORT=18090.
+# the batch route), PEAK_CLIENTS=64 and OPEN_CLIENTS=256 (workers of the peak and open-loop
+# runs), REFERENCE=path of the pgbench script (shared/bench/postgres-transfer.sql beside this
+# checkout), PGPORT=55432, WALLET_PORT=18090.
 # Both load generators share the machine's cores with their servers; the client CPU of
 # walletctl is printed so it can be seen not to be the bottleneck.
 set -euo pipefail
@@ -28,6 +30,8 @@ SCALE=${SCALE:-50}
 ACCOUNTS=${ACCOUNTS:-1000}
 BATCH=${BATCH:-1000}
 BATCH_CLIENTS=${BATCH_CLIENTS:-8}
+PEAK_CLIENTS=${PEAK_CLIENTS:-64}
+OPEN_CLIENTS=${OPEN_CLIENTS:-256}
 PGPORT=${PGPORT:-55432}
 WALLET_PORT=${WALLET_PORT:-18090}
 REFERENCE=${REFERENCE:-../shared/bench/postgres-transfer.sql}
@@ -112,6 +116,12 @@ SERVER_CPU1=$(awk '{print $14 + $15}' "/proc/$WALLETD_PID/stat")
 say "walletd: batch route, $BATCH transfers per request, $BATCH_CLIENTS workers, $DURATION s"
 wallet_bench batch --concurrency "$BATCH_CLIENTS" --batch "$BATCH"
 
+say "walletd: the highest one-per-request rate, $PEAK_CLIENTS workers, $DURATION s"
+wallet_bench peak --concurrency "$PEAK_CLIENTS"
+HALF=$(python3 -c "import json; print(max(1, int(json.load(open('$WORK/peak.json'))['transfers_per_s'] / 2)))")
+say "walletd: open loop at half of it, $HALF requests/s, $OPEN_CLIENTS workers, $DURATION s"
+wallet_bench open --concurrency "$OPEN_CLIENTS" --rate "$HALF"
+
 say "walletd: audit"
 "${WALLETCTL[@]}" audit >"$WORK/audit.out" || { cat "$WORK/audit.out" >&2; echo "error: the audit failed" >&2; exit 1; }
 
@@ -134,5 +144,12 @@ for name, label in [("single", "walletd, one transfer per request (HTTP)"),
           f"{r['latency_ms']['p99']:>6.1f} ms  {cpu:.2f} cores"
           f"  (unknown {r['unknown']}, pending {r['pending']}, failed {sum(r['failed'].values())})")
 print(f"walletd server CPU during the one-per-request run: {int(server_ticks) / tick / float(duration):.2f} cores")
+peak = json.load(open(f"{work}/peak.json"))
+op = json.load(open(f"{work}/open.json"))
+lat = op["latency_ms"] or {}
+print(f"open loop at half the highest one-per-request rate ({peak['transfers_per_s']:,.0f}/s, "
+      f"{peak['concurrency']} workers): {op['rate']}/s, {op['completed']} of {op['attempted']} completed, "
+      f"p50 {lat.get('p50', float('nan')):.1f} ms, p99 {lat.get('p99', float('nan')):.1f} ms "
+      f"(from each request's scheduled send time)")
 PY
 echo "audit: $(tail -1 "$WORK/audit.out")"
