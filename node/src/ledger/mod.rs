@@ -22,7 +22,9 @@
 //!
 //! [`exec`] holds the storage transaction bodies every runtime runs: activation (load the state,
 //! bump the lease epoch) and batched commits (check the epoch, step each input, write). The
-//! actor shell (`crate::cluster`) and the simulator run these same bodies.
+//! actor shell (`crate::cluster`) and the simulator run these same bodies. [`records`] are the
+//! stored records, [`stored`] their compact binary forms (value version 2; the JSON of
+//! releases before 0.2 still decodes).
 //!
 //! The transfer saga is DESIGN.md section 5, sender-orchestrated:
 //! hold (sender) → `Credit` → applied or rejected once per transfer id (receiver) → `Outcome`
