@@ -178,7 +178,7 @@ struct Attempt {
 /// [`Txn::get_many`] ([`Prefetched`]): one round trip on FoundationDB.
 ///
 /// No input is stepped twice in one attempt: a batch of inputs that read no stored record is
-/// stepped once, before the transaction ([`Plan`]), and each attempt makes its writes; the
+/// stepped once, before the transaction (`Plan`), and each attempt makes its writes; the
 /// other batches are stepped in each attempt, with what they read. Every batch, even one that
 /// writes nothing (a read, an `Outcome` already acted on, a timer that resends a message),
 /// has its lease checked in the group's transaction: a fenced activation never answers from

@@ -3,7 +3,7 @@
 //! This file holds the command line (clap) and the dispatch; each command lives in its module:
 //! [`commands`] (single requests), [`audit_cmd`] (the ledger audit: it streams the ledger over
 //! HTTP through the library's `node::ledger::audit::Auditor`, the rules `GET /admin/audit` and the
-//! simulator run too), [`bench`] (load generator), [`client`] (HTTP and error mapping),
+//! simulator run too), [`mod@bench`] (load generator), [`client`] (HTTP and error mapping),
 //! [`output`] (tables and JSON). It talks to a node over HTTP only; of the node's library it
 //! uses only the pure audit.
 //!

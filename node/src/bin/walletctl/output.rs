@@ -1,6 +1,6 @@
 //! What the commands print: human lines and tables, or JSON, on standard output.
 //!
-//! Writing goes through [`line`] and [`json`], which return errors instead of panicking as
+//! Writing goes through [`fn@line`] and [`json`], which return errors instead of panicking as
 //! `println!` does when the reader of a pipe has gone (`walletctl account history x --all | head`).
 
 use crate::client::CliError;
