@@ -1,4 +1,4 @@
-//! A ledger written with the key layout of releases before 0.2 keeps working: transfer records
+//! A ledger written by releases before 0.2 keeps working: transfer records
 //! under each account, a copy of every summary at `("xfer", id)`, idempotency records that
 //! hold a transfer's view. The old layout is made from a ledger the current code wrote, by
 //! moving its records where the old code kept them, in the JSON the old code wrote, with a
@@ -6,15 +6,15 @@
 
 use super::account::{Command, Effect, Input, Reply};
 use super::exec::{self, Activation};
-use super::records::{IdemRecord, SagaRecord, StoredReply};
+use super::records::{AccountRecord, IdemRecord, Lease, SagaRecord, StoredReply};
 use super::test_support::{acct, load, opened};
-use crate::storage::codec::{decode, encode_json};
+use crate::storage::codec::{decode, encode_json, VALUE_VERSION_JSON};
 use crate::storage::keys::Keys;
 use crate::storage::memory::MemoryBackend;
-use crate::storage::Store;
-use protocol::api::{TransferStatus, TransferView};
+use crate::storage::{Store, RANGE_LIMIT_MAX};
+use protocol::api::{Entry, TransferStatus, TransferView};
 use protocol::saga::{CreditOutcome, SagaMsg};
-use protocol::{Amount, Currency, TransferId};
+use protocol::{AccountId, Amount, Currency, TransferId};
 use std::sync::Arc;
 
 /// Commits `inputs` on `act` and returns the activation after them and their effects.
@@ -61,23 +61,83 @@ fn replied_view(effects: &[Effect]) -> TransferView {
         .expect("a transfer reply")
 }
 
-/// Moves a ledger's transfer records to the layout of releases before 0.2.
-fn to_old_layout(store: &Store, keys: &Keys, transfer: &str, sides: &[&str]) {
+/// Rewrites a whole (small) ledger as releases before 0.2 wrote it: every value in JSON,
+/// each side's transfer record under its account, a copy of each summary at `("xfer", id)`,
+/// sender records carrying their request's idempotency key and fingerprint, and idempotency
+/// records holding the transfer's view.
+fn to_old_layout(store: &Store, keys: &Keys) {
+    use foundationdb_tuple::Element;
     store
         .run(|txn| {
-            for side in sides {
-                let bytes = txn
-                    .get(&keys.saga(side, transfer))?
-                    .expect("a side's record");
-                txn.clear(&keys.saga(side, transfer))?;
-                let rec: SagaRecord = decode(&bytes)?;
-                txn.set(&keys.legacy_saga(side, transfer), &encode_json(&rec))?;
-                if let Some(view) = rec.view(&acct(side)) {
-                    txn.set(&keys.legacy_transfer(transfer), &encode_json(&view))?;
-                    let idem = keys.idem(side, "pay-1");
-                    let mut old: IdemRecord = decode(&txn.get(&idem)?.expect("idem record"))?;
-                    old.reply = StoredReply::Transfer(view);
-                    txn.set(&idem, &encode_json(&old))?;
+            let rows = txn.get_range(&[], &[0xff], RANGE_LIMIT_MAX)?;
+            // Idempotency keys by transfer, to put them in the 0.1 sender records.
+            let mut idem_of = std::collections::BTreeMap::new();
+            // Each transfer's current view, from its sender record.
+            let mut views = std::collections::BTreeMap::new();
+            for (k, v) in &rows {
+                let Ok(Element::Tuple(e)) = foundationdb_tuple::unpack::<Element>(k) else {
+                    continue;
+                };
+                let s = |i: usize| match e.get(i) {
+                    Some(Element::String(s)) => s.to_string(),
+                    _ => String::new(),
+                };
+                if (s(0).as_str(), s(2).as_str()) == ("acct", "idem") {
+                    let rec: IdemRecord = decode(v)?;
+                    if let StoredReply::TransferId(t) = &rec.reply {
+                        idem_of.insert(t.as_str().to_owned(), (s(3), rec.fingerprint.clone()));
+                    }
+                }
+                if s(0) == "saga" {
+                    if let Some(view) = decode::<SagaRecord>(v)?.view(&acct(&s(2))) {
+                        views.insert(s(1), view);
+                    }
+                }
+            }
+            for (k, v) in rows {
+                let Ok(Element::Tuple(e)) = foundationdb_tuple::unpack::<Element>(&k) else {
+                    continue;
+                };
+                let s = |i: usize| match e.get(i) {
+                    Some(Element::String(s)) => s.to_string(),
+                    _ => String::new(),
+                };
+                match (s(0).as_str(), e.len(), s(2).as_str()) {
+                    ("saga", 3, account) => {
+                        let tid = s(1);
+                        let mut rec: SagaRecord = decode(&v)?;
+                        if let Some(view) = rec.view(&acct(account)) {
+                            txn.set(&keys.legacy_transfer(&tid), &encode_json(&view))?;
+                        }
+                        if let SagaRecord::Sender {
+                            idem_key,
+                            fingerprint,
+                            ..
+                        } = &mut rec
+                        {
+                            if let Some((key, print)) = idem_of.get(&tid) {
+                                (*idem_key, *fingerprint) =
+                                    (Some(key.clone()), Some(print.clone()));
+                            }
+                        }
+                        txn.clear(&k)?;
+                        txn.set(&keys.legacy_saga(account, &tid), &encode_json(&rec))?;
+                    }
+                    ("acct", 3, "state") => {
+                        txn.set(&k, &encode_json(&decode::<AccountRecord>(&v)?))?
+                    }
+                    ("acct", 3, "lease") => txn.set(&k, &encode_json(&decode::<Lease>(&v)?))?,
+                    ("acct", 4, "jrnl") => txn.set(&k, &encode_json(&decode::<Entry>(&v)?))?,
+                    ("acct", 4, "idem") => {
+                        let mut rec: IdemRecord = decode(&v)?;
+                        if let StoredReply::TransferId(t) = &rec.reply {
+                            let view = views.get(t.as_str()).expect("a transfer's view");
+                            rec.reply = StoredReply::Transfer(view.clone());
+                        }
+                        txn.set(&k, &encode_json(&rec))?;
+                    }
+                    ("pending", 2, _) => txn.set(&k, &encode_json(&decode::<AccountId>(&v)?))?,
+                    _ => {}
                 }
             }
             Ok(())
@@ -107,7 +167,17 @@ fn legacy_layout_a_transfer_caught_mid_saga_settles_and_replays_its_current_view
             ..
         })
     )));
-    to_old_layout(&store, &keys, "t_1", &["a", "b"]);
+    to_old_layout(&store, &keys);
+    let rows = store
+        .read(|txn| txn.get_range(&[], &[0xff], RANGE_LIMIT_MAX))
+        .unwrap();
+    assert!(
+        rows.iter()
+            .all(|(_, v)| v.is_empty() || v[0] == VALUE_VERSION_JSON),
+        "every record is in the JSON of 0.1"
+    );
+    let (saga_begin, saga_end) = keys.saga_range("t_1");
+    assert!(!rows.iter().any(|(k, _)| saga_begin <= *k && *k < saga_end));
 
     // The receiver, reloaded, finds its old decision: the repeated credit changes nothing.
     let b = load(&store, &keys, "b", 3);
