@@ -530,6 +530,15 @@ impl Sim {
                 if r.is_ok() {
                     self.stats.activations += 1;
                 }
+                // The store holds only what the ledger wrote: an activation that cannot read
+                // it, or finds it contradicting itself, is a bug of the ledger.
+                if let Err(StorageError::Corrupt(why)) = &r {
+                    let msg = format!(
+                        "n{} {account}: activation found a corrupt record: {why}",
+                        node + 1
+                    );
+                    self.fail(FailureKind::Correctness, "stored records", msg);
+                }
                 (WorkResult::Loaded(r), lat)
             }
             Work::Commit(batch) => {
