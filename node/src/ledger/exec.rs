@@ -199,7 +199,6 @@ pub fn commit_group(
         .iter()
         .map(|(act, inputs)| plan(act, inputs, now_ms))
         .collect();
-    let mut results: Vec<Option<Committed>> = batches.iter().map(|_| None).collect();
     let mut earlier: Vec<Attempts> = batches.iter().map(|_| Vec::new()).collect();
     let group = store.run_knowing(|txn, unknown_before| {
         if planted(Bug::GroupForgetsAttempts) {
@@ -208,17 +207,12 @@ pub fn commit_group(
         // Every key the bodies will read, in one round trip (on FoundationDB).
         let wanted = batches
             .iter()
-            .enumerate()
-            .filter(|(i, _)| results[*i].is_none())
-            .flat_map(|(i, (act, inputs))| reads_of(keys, act, inputs, !earlier[i].is_empty()))
+            .zip(&earlier)
+            .flat_map(|((act, inputs), e)| reads_of(keys, act, inputs, !e.is_empty()))
             .collect();
         let mut txn = Prefetched::new(txn, wanted)?;
         let mut out = Vec::with_capacity(batches.len());
         for (i, (act, inputs)) in batches.iter().enumerate() {
-            if results[i].is_some() {
-                out.push(None);
-                continue;
-            }
             let mut overlay = Overlay::new(&mut txn);
             match batch_body(
                 &mut overlay,
@@ -232,7 +226,7 @@ pub fn commit_group(
             ) {
                 Ok(attempt) => {
                     overlay.apply()?;
-                    out.push(Some(Ok(attempt)));
+                    out.push(Ok(attempt));
                 }
                 Err(e @ (StorageError::Fenced | StorageError::Corrupt(_))) => {
                     // An earlier attempt whose result was unknown wrote this batch and may
@@ -247,7 +241,7 @@ pub fn commit_group(
                     } else {
                         e
                     };
-                    out.push(Some(Err(e)))
+                    out.push(Err(e))
                 }
                 Err(e) => return Err(e),
             }
@@ -255,28 +249,14 @@ pub fn commit_group(
         Ok(out)
     });
     match group {
-        Ok(out) => {
-            for (i, r) in out.into_iter().enumerate() {
-                // The attempt that stands is handed back as it is, not copied.
-                match r {
-                    Some(Ok(attempt)) => {
-                        results[i] = Some(Ok(earlier[i].swap_remove(attempt).result))
-                    }
-                    Some(Err(e)) => results[i] = Some(Err(e)),
-                    None => {}
-                }
-            }
-        }
-        Err(e) => {
-            for slot in results.iter_mut().filter(|r| r.is_none()) {
-                *slot = Some(Err(e.clone()));
-            }
-        }
+        // The attempt that stands is handed back as it is, not copied.
+        Ok(out) => out
+            .into_iter()
+            .zip(&mut earlier)
+            .map(|(r, e)| r.map(|attempt| e.swap_remove(attempt).result))
+            .collect(),
+        Err(e) => batches.iter().map(|_| Err(e.clone())).collect(),
     }
-    results
-        .into_iter()
-        .map(|r| r.expect("every batch has a result"))
-        .collect()
 }
 
 /// How a batch's inputs are stepped.
