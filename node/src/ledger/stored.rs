@@ -22,8 +22,7 @@ use serde::de::IntoDeserializer;
 use serde::{Deserialize, Serialize};
 
 fn to_postcard<W: Serialize>(wire: &W, out: &mut Vec<u8>) {
-    let bytes = postcard::to_allocvec(wire).expect("wire forms serialize");
-    out.extend_from_slice(&bytes);
+    *out = postcard::to_extend(wire, std::mem::take(out)).expect("wire forms serialize");
 }
 
 fn from_postcard<'a, W: Deserialize<'a>>(bytes: &'a [u8]) -> Result<W, String> {
