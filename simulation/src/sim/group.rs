@@ -16,7 +16,6 @@ use super::*;
 use node::ledger::committer::{Committer, Group};
 use node::ledger::driver::Batch;
 use node::ledger::exec::Committed;
-use node::ledger::records::Lease;
 
 /// Who submitted a batch: the account and its actor's incarnation.
 pub(super) type Ticket = (AccountId, u64);
@@ -107,17 +106,6 @@ impl Sim {
                 activating: false,
             })
             .collect();
-        // Each member's lease before the group: a batch answered without a write (the fast
-        // path) checked it then.
-        let before: Vec<Option<Lease>> = group
-            .members()
-            .map(|((account, _), _)| {
-                self.ledger
-                    .accounts
-                    .get(account.as_str())
-                    .and_then(|a| a.lease.clone())
-            })
-            .collect();
         let (results, lat) = self.storage(writers, |s, k| {
             exec::commit_group(s, k, &node_id, &group.batches(), wall)
         });
@@ -129,9 +117,9 @@ impl Sim {
                 .filter(|r| r.as_ref().err() == Some(&StorageError::Fenced))
                 .count() as u64;
         }
-        for ((((account, _), batch), r), before) in group.members().zip(&results).zip(&before) {
+        for (((account, _), batch), r) in group.members().zip(&results) {
             self.mark_mixed_status(account, &batch.inputs, r.is_ok());
-            self.check_lease_held(node, account, &batch.inputs, r, before);
+            self.check_lease_held(node, account, r);
             trace!(
                 self,
                 "n{} {account} batch of {} (epoch {}) in group {}/{}: {}",

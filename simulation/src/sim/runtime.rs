@@ -582,33 +582,25 @@ impl Sim {
         self.at(lat, ev);
     }
 
-    /// A batch that answered a command or consumed a saga message must have run on the
-    /// activation that holds the lease: a stale one answers from memory a newer activation
-    /// may have overtaken, or drops a message meant for a saga it does not know (timers alone
-    /// only re-send what the activation's own sagas already sent, so they are exempt).
+    /// Every batch that committed must have run on the activation that holds the lease, timers
+    /// included (each batch checks its lease in its group's transaction): a stale activation
+    /// answers from memory a newer activation may have overtaken, drops a message meant for a
+    /// saga it does not know, or goes on resending its sagas' messages beside the owner.
     pub(super) fn check_lease_held(
         &mut self,
         node: usize,
         account: &AccountId,
-        inputs: &[Input],
         r: &Result<(Activation, Vec<Effect>), StorageError>,
-        before: &Option<Lease>,
     ) {
         let Ok((next, _)) = r else {
             return;
         };
-        if inputs.iter().all(|i| matches!(i, Input::Timer(_))) {
-            return;
-        }
         let stored = self
             .ledger
             .accounts
             .get(account.as_str())
             .and_then(|a| a.lease.clone());
-        // A batch answered without a write checked the lease before its group's transaction
-        // ran (the lease may have moved after, between two attempts of the group): the lease
-        // then counts.
-        if stored != next.lease && *before != next.lease {
+        if stored != next.lease {
             let why = format!(
                 "n{} {account}: a batch ran on an activation without the lease (epoch {}, stored {:?})",
                 node + 1,
