@@ -164,7 +164,8 @@ impl Node {
             keys,
             Arc::new(Metrics::default()),
             membership,
-        );
+        )
+        .await;
         let (shutdown, shutdown_rx) = watch::channel(false);
         // A node with peers joins them (and waits a moment to meet one, so that it does not
         // take every account for itself); a node without peers runs alone and does not listen.

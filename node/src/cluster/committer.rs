@@ -1,11 +1,11 @@
 //! The node's committer task: the runtime of the sans-IO [`Committer`].
 //!
-//! Every account actor hands its batch here ([`CommitterHandle::commit`]) and awaits the
-//! result, so its mailbox waits and it has one batch in flight. The task owns the committer:
+//! Every account's host hands its batches here ([`CommitterHandle::commit`]) and the result
+//! goes back to the account (its driver has at most one batch in flight). The task owns the committer:
 //! it takes every submission that has arrived, starts each group the committer allows on a
 //! blocking thread (`exec::commit_group`: one storage transaction, one `fsync`), sleeps until
 //! the committer's wake-up time when it has one, and sends each batch's result back to its
-//! actor when its group ends. Every decision (when a group starts, what it holds) is the
+//! account when its group ends. Every decision (when a group starts, what it holds) is the
 //! committer's, which the simulator runs too.
 
 use crate::ledger::committer::{Committer, Group, GroupLimits};
@@ -28,7 +28,7 @@ struct Submission {
     reply: Reply,
 }
 
-/// The actors' way to the node's committer task.
+/// The hosts' way to the node's committer task.
 #[derive(Clone)]
 pub struct CommitterHandle {
     tx: mpsc::UnboundedSender<Submission>,
@@ -59,7 +59,7 @@ impl CommitterHandle {
     /// Commits `batch` in the node's next group; returns it with its result, or `None` when
     /// the runtime shuts down with the batch's group in flight (its outcome is then unknown,
     /// and nobody is left to tell). The queue is bounded by the committer
-    /// ([`GroupLimits::queue`]) and by the actors themselves (one batch each), so the channel
+    /// ([`GroupLimits::queue`]) and by the accounts themselves (one batch each), so the channel
     /// needs no bound of its own.
     pub async fn commit(&self, batch: Batch) -> Option<(Batch, Committed)> {
         let (reply, rx) = oneshot::channel();
@@ -122,7 +122,7 @@ impl Task {
                         return;
                     };
                     for (reply, batch, result) in self.committer.finished(group, results) {
-                        let _ = reply.send((batch, result)); // the actor stopped meanwhile
+                        let _ = reply.send((batch, result)); // its host stopped meanwhile
                     }
                 }
                 () = tokio::time::sleep(wake.unwrap_or_default()), if wake.is_some() => {}

@@ -1,335 +1,223 @@
-//! The directory of active account actors: activation on demand, LRU cap, passivation.
+//! The directory: which host runs an account, and the node's count of active accounts.
 //!
-//! A slot is `Active` (an actor takes messages) or `Busy` (one is being activated or drained).
-//! Whoever finds a `Busy` slot waits for it to change, so an account never has two actors on
-//! one node: a new activation starts only after the old actor drained its mailbox and stopped.
+//! A node runs [`HOSTS_PER_CORE`] hosts per core ([`super::host`]); an account always goes to
+//! the same one (a hash of its id), so it has at most one activation on the node, and its
+//! inputs reach it in the order they were sent. Activation is the host's: any input to an
+//! account it does not run activates it, so sending is one mailbox push, with no lookup to
+//! await and no slot to wait for.
 //!
-//! Idle passivation and eviction go through the account's driver: the directory only asks an
-//! actor to passivate ([`AccountMsg::Passivate`]), and the driver stops it if it is idle
-//! (nothing queued or in flight, no open saga, no caller waiting for a settlement), so neither
-//! strands a caller or a saga. The cap `active_max` is therefore soft: when the least recently
-//! used actors are all busy, a new activation still starts, and the busy ones are asked again
-//! at the next activation. Draining every actor (shutdown) or the actors of accounts that moved
-//! away does not ask: ractor drains their mailboxes, each queued input is processed, then they
-//! stop.
+//! `active_max` is split over the hosts (shares that add up to it exactly; a node whose cap is
+//! below its number of hosts runs one host per account it may hold), and each asks its least
+//! recently used accounts to passivate when it holds its share: a least-recently-used order
+//! per host, as in a sharded cache. The driver stops only an idle account, so the cap is soft:
+//! when they are all busy a new activation still starts.
+//!
+//! A host that stopped (a bug made it panic; ractor catches it) lost its activations; the next
+//! send to it starts a new host with an empty table, and its accounts re-activate on their
+//! next message (the lease fences anything the lost activations still had in flight).
 
-use super::actor::{AccountActor, AccountMsg, ActorArgs};
+use super::host::{AccountMsg, Host, HostArgs, HostMsg};
+use super::table::Table;
 use super::{unavailable, Shell};
 use protocol::{AccountId, ApiError};
 use ractor::{Actor, ActorRef};
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use tokio::sync::watch;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::time::Duration;
+use tokio::sync::oneshot;
 
-/// Most idle actors asked to passivate per idle scan.
-pub const IDLE_SCAN_BATCH_MAX: usize = 1_024;
-/// Most least-recently-used actors asked to passivate per activation over the cap.
-pub const EVICTION_ASKS_MAX: usize = 8;
+pub use super::table::{EVICTION_ASKS_MAX, IDLE_SCAN_BATCH_MAX};
 
-/// An actor being stopped and the sender whose drop wakes the waiters on its slot.
-type Stop = (ActorRef<AccountMsg>, watch::Sender<()>);
+/// Hosts per core of the machine.
+pub const HOSTS_PER_CORE: usize = 4;
 
-enum Slot {
-    Active {
-        actor: ActorRef<AccountMsg>,
-        tick: u64,
-    },
-    Busy(watch::Receiver<()>),
+/// A running host and its table.
+#[derive(Clone)]
+struct Running {
+    actor: ActorRef<HostMsg>,
+    table: Arc<Mutex<Table>>,
 }
 
-#[derive(Default)]
-struct Inner {
-    slots: HashMap<AccountId, Slot>,
-    /// Active actors by last use: the first is the least recently used.
-    lru: BTreeMap<u64, (AccountId, Instant)>,
-    tick: u64,
-    active: usize,
-}
-
-impl Inner {
-    fn touch(&mut self, id: &AccountId) {
-        self.tick += 1;
-        let now_tick = self.tick;
-        if let Some(Slot::Active { tick, .. }) = self.slots.get_mut(id) {
-            self.lru.remove(tick);
-            *tick = now_tick;
-            self.lru.insert(now_tick, (id.clone(), Instant::now()));
-        }
-    }
-
-    /// Marks an active slot busy and returns its actor and the sender that ends the wait.
-    fn begin_stop(&mut self, id: &AccountId) -> Option<Stop> {
-        match self.slots.get(id) {
-            Some(Slot::Active { .. }) => {}
-            _ => return None,
-        }
-        let (tx, rx) = watch::channel(());
-        let Some(Slot::Active { actor, tick }) = self.slots.insert(id.clone(), Slot::Busy(rx))
-        else {
-            unreachable!("checked active above");
-        };
-        self.lru.remove(&tick);
-        self.active -= 1;
-        Some((actor, tx))
-    }
-}
-
-/// The active actors of this node.
+/// The hosts of this node.
 pub struct Directory {
-    inner: Arc<Mutex<Inner>>,
+    hosts: OnceLock<Vec<RwLock<Running>>>,
+    /// Serializes restarts of stopped hosts.
+    restart: tokio::sync::Mutex<()>,
+    count: usize,
     active_max: usize,
+    active: AtomicUsize,
 }
 
 impl Directory {
-    /// An empty directory with a cap on active actors.
+    /// A directory for a node with a cap on active accounts; no host runs before
+    /// [`Directory::start`].
     pub fn new(active_max: usize) -> Self {
         assert!(active_max >= 1, "active_max must be at least 1");
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let count = (cores * HOSTS_PER_CORE).min(active_max);
         Directory {
-            inner: Arc::new(Mutex::new(Inner::default())),
+            hosts: OnceLock::new(),
+            restart: tokio::sync::Mutex::new(()),
+            count,
             active_max,
+            active: AtomicUsize::new(0),
         }
     }
 
-    /// Number of active actors.
-    pub fn len(&self) -> usize {
-        self.inner.lock().expect("directory lock").active
+    /// Starts the hosts (once, on the current tokio runtime).
+    pub async fn start(&self, shell: &Shell) {
+        let mut hosts = Vec::with_capacity(self.count);
+        for i in 0..self.count {
+            hosts.push(RwLock::new(self.spawn(shell, i).await));
+        }
+        assert!(
+            self.hosts.set(hosts).is_ok(),
+            "the directory starts its hosts once"
+        );
     }
 
-    /// True when no actor is active.
+    /// Host `i`'s share of `active_max`.
+    fn cap(&self, i: usize) -> usize {
+        self.active_max / self.count + usize::from(i < self.active_max % self.count)
+    }
+
+    async fn spawn(&self, shell: &Shell, i: usize) -> Running {
+        let table = Arc::new(Mutex::new(Table::new(self.cap(i))));
+        let args = HostArgs {
+            shell: shell.clone(),
+            table: table.clone(),
+        };
+        let (actor, _join) = Actor::spawn(None, Host, args)
+            .await
+            .expect("a host's start cannot fail");
+        Running { actor, table }
+    }
+
+    fn index(&self, id: &AccountId) -> usize {
+        let mut h = DefaultHasher::new();
+        id.as_str().hash(&mut h);
+        (h.finish() % self.count as u64) as usize
+    }
+
+    fn running(&self, i: usize) -> Running {
+        let hosts = self.hosts.get().expect("the hosts were started");
+        hosts[i].read().expect("host slot").clone()
+    }
+
+    fn all(&self) -> Vec<Running> {
+        (0..self.count).map(|i| self.running(i)).collect()
+    }
+
+    /// Number of active accounts.
+    pub fn len(&self) -> usize {
+        self.active.load(Ordering::Relaxed)
+    }
+
+    /// True when no account is active.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// Whether an account's actor is active.
+    pub(crate) fn activated(&self) {
+        self.active.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn deactivated(&self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Whether the account is active on this node.
     pub fn is_active(&self, id: &AccountId) -> bool {
-        matches!(
-            self.inner.lock().expect("directory lock").slots.get(id),
-            Some(Slot::Active { .. })
-        )
+        let table = self.running(self.index(id)).table;
+        // A poisoned table belongs to a host that stopped: none of its accounts is active.
+        let active = table.lock().map(|t| t.contains(id)).unwrap_or(false);
+        active
     }
 
-    /// The account's actor if it is active (without activating it or touching its LRU place).
-    pub fn active(&self, id: &AccountId) -> Option<ActorRef<AccountMsg>> {
-        match self.inner.lock().expect("directory lock").slots.get(id) {
-            Some(Slot::Active { actor, .. }) => Some(actor.clone()),
-            _ => None,
+    /// Hands a message to the account's host at once; gives it back if the host stopped.
+    pub(crate) fn try_send(&self, id: &AccountId, msg: AccountMsg) -> Result<(), AccountMsg> {
+        let host = self.running(self.index(id)).actor;
+        match host.send_message(HostMsg::To(id.clone(), msg)) {
+            Ok(()) => Ok(()),
+            Err(ractor::MessagingErr::SendErr(HostMsg::To(_, msg))) => Err(msg),
+            Err(_) => unreachable!("a refused message comes back"),
         }
     }
 
-    /// Every active actor's account and actor id.
-    pub fn active_ids(&self) -> Vec<(AccountId, ractor::ActorId)> {
-        let g = self.inner.lock().expect("directory lock");
-        g.slots
-            .iter()
-            .filter_map(|(id, slot)| match slot {
-                Slot::Active { actor, .. } => Some((id.clone(), actor.get_id())),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// The account's actor, activated if needed.
-    pub async fn get_or_spawn(
+    /// Hands a message to the account's host, restarting the host if it stopped.
+    pub(crate) async fn send(
         &self,
         shell: &Shell,
         id: &AccountId,
-    ) -> Result<ActorRef<AccountMsg>, ApiError> {
-        enum Found {
-            Active(ActorRef<AccountMsg>),
-            Wait(watch::Receiver<()>),
-            Spawn(watch::Sender<()>, Vec<ActorRef<AccountMsg>>),
-        }
-        loop {
-            let found = {
-                let mut g = self.inner.lock().expect("directory lock");
-                match g.slots.get(id) {
-                    Some(Slot::Active { actor, .. }) => {
-                        let actor = actor.clone();
-                        g.touch(id);
-                        Found::Active(actor)
-                    }
-                    Some(Slot::Busy(rx)) => Found::Wait(rx.clone()),
-                    None => {
-                        let (tx, rx) = watch::channel(());
-                        g.slots.insert(id.clone(), Slot::Busy(rx));
-                        Found::Spawn(tx, self.evictions(&mut g))
-                    }
-                }
-            };
-            match found {
-                Found::Active(actor) => return Ok(actor),
-                // Err means the sender was dropped: the slot changed either way.
-                Found::Wait(mut rx) => {
-                    let _ = rx.changed().await;
-                }
-                Found::Spawn(tx, victims) => {
-                    for actor in victims {
-                        // The driver stops only if idle; an actor that stopped meanwhile
-                        // refuses the message, which is fine.
-                        let _ = actor.send_message(AccountMsg::Passivate);
-                    }
-                    return self.spawn(shell, id, tx).await;
-                }
-            }
-        }
-    }
-
-    async fn spawn(
-        &self,
-        shell: &Shell,
-        id: &AccountId,
-        done: watch::Sender<()>,
-    ) -> Result<ActorRef<AccountMsg>, ApiError> {
-        let args = ActorArgs {
-            shell: shell.clone(),
-            id: id.clone(),
+        msg: AccountMsg,
+    ) -> Result<(), ApiError> {
+        let msg = match self.try_send(id, msg) {
+            Ok(()) => return Ok(()),
+            Err(msg) => msg,
         };
-        let result = Actor::spawn(None, AccountActor, args).await;
-        let mut g = self.inner.lock().expect("directory lock");
-        let out = match result {
-            Ok((actor, _join)) => {
-                g.tick += 1;
-                let tick = g.tick;
-                g.slots.insert(
-                    id.clone(),
-                    Slot::Active {
-                        actor: actor.clone(),
-                        tick,
-                    },
-                );
-                g.lru.insert(tick, (id.clone(), Instant::now()));
-                g.active += 1;
-                Ok(actor)
-            }
-            Err(e) => {
-                g.slots.remove(id);
-                tracing::warn!(account = %id, error = %e, "activation failed");
-                Err(unavailable(
-                    "the account could not be activated (storage unreachable)",
-                ))
-            }
-        };
-        drop(g);
-        drop(done);
-        out
+        self.restart(shell, self.index(id)).await;
+        self.try_send(id, msg)
+            .map_err(|_| unavailable("the account's host stopped"))
     }
 
-    /// Picks least-recently-used actors to ask to passivate so a new one fits under the cap;
-    /// each is touched, so one that is busy is not asked again at once.
-    fn evictions(&self, g: &mut Inner) -> Vec<ActorRef<AccountMsg>> {
-        let over = (g.active + 1).saturating_sub(self.active_max);
-        let victims: Vec<AccountId> = g
-            .lru
-            .values()
-            .take(over.min(EVICTION_ASKS_MAX))
-            .map(|(id, _)| id.clone())
-            .collect();
-        let mut out = Vec::with_capacity(victims.len());
-        for victim in victims {
-            if let Some(Slot::Active { actor, .. }) = g.slots.get(&victim) {
-                out.push(actor.clone());
-            }
-            g.touch(&victim);
+    /// Replaces host `i` if it stopped; its accounts are forgotten.
+    async fn restart(&self, shell: &Shell, i: usize) {
+        let _one = self.restart.lock().await;
+        let old = self.running(i);
+        if old.actor.get_status() != ractor::ActorStatus::Stopped {
+            return; // running, or restarted meanwhile
         }
-        out
+        let lost = old
+            .table
+            .lock()
+            .map_or_else(|e| e.into_inner().len(), |t| t.len());
+        tracing::error!(
+            host = i,
+            accounts = lost,
+            "an account host stopped (a bug); its accounts re-activate on their next message"
+        );
+        self.active.fetch_sub(lost, Ordering::Relaxed);
+        let new = self.spawn(shell, i).await;
+        let hosts = self.hosts.get().expect("the hosts were started");
+        *hosts[i].write().expect("host slot") = new;
     }
 
-    /// Drains the actor (its queued inputs are processed, nothing queued is lost), then frees
-    /// the slot and wakes whoever waits for it.
-    fn stop_in_background(
-        &self,
-        id: AccountId,
-        actor: ActorRef<AccountMsg>,
-        done: watch::Sender<()>,
-    ) {
-        let inner = self.inner.clone();
-        tokio::spawn(async move {
-            let _ = actor.drain_and_wait(None).await;
-            finish_stop(&inner, &id);
-            drop(done);
-        });
-    }
-
-    /// Passivates an actor if it is still the one registered for `id` (called by the actor
-    /// itself once its driver stopped). The slot is freed once the actor drained and stopped.
-    pub fn passivate(&self, id: &AccountId, actor_id: ractor::ActorId) {
-        let stop = {
-            let mut g = self.inner.lock().expect("directory lock");
-            match g.slots.get(id) {
-                Some(Slot::Active { actor, .. }) if actor.get_id() == actor_id => g.begin_stop(id),
-                _ => None,
-            }
-        };
-        if let Some((actor, done)) = stop {
-            self.stop_in_background(id.clone(), actor, done);
+    /// Asks every host to passivate its accounts unused for `idle`.
+    pub fn idle_scan(&self, idle: Duration) {
+        for host in self.all() {
+            let _ = host.actor.send_message(HostMsg::IdleScan(idle));
         }
     }
 
-    /// Forgets an actor that refused a message while its slot is still active, which means it
-    /// died (a bug made it panic), so the next message re-activates the account. A draining
-    /// actor's slot is busy, not active, so this never cuts a drain short.
-    pub fn forget_dead(&self, id: &AccountId, actor: &ActorRef<AccountMsg>) {
-        let mut g = self.inner.lock().expect("directory lock");
-        if let Some(Slot::Active { actor: a, tick }) = g.slots.get(id) {
-            if a.get_id() == actor.get_id() {
-                let tick = *tick;
-                g.lru.remove(&tick);
-                g.slots.remove(id);
-                g.active -= 1;
+    /// Drains the accounts this node no longer owns (each commits what it has queued, then
+    /// stops; the new owner activates it on its next message). Returns how many.
+    pub async fn drain_moved(&self) -> usize {
+        let mut asks = Vec::with_capacity(self.count);
+        for host in self.all() {
+            let (tx, rx) = oneshot::channel();
+            if host.actor.send_message(HostMsg::DrainMoved(tx)).is_ok() {
+                asks.push(rx);
             }
         }
+        let mut n = 0;
+        for rx in asks {
+            n += rx.await.unwrap_or(0);
+        }
+        n
     }
 
-    /// Actors idle for at least `idle`, oldest first, at most [`IDLE_SCAN_BATCH_MAX`]; each is
-    /// touched so that one which refuses to passivate is not asked again at once.
-    pub fn idle_actors(&self, idle: Duration) -> Vec<ActorRef<AccountMsg>> {
-        let mut g = self.inner.lock().expect("directory lock");
-        let mut ids = Vec::new();
-        for (_, (id, used)) in g.lru.iter() {
-            if used.elapsed() < idle || ids.len() >= IDLE_SCAN_BATCH_MAX {
-                break;
+    /// Drains every account, and waits until none is left.
+    pub async fn drain_all(&self) {
+        let mut asks = Vec::with_capacity(self.count);
+        for host in self.all() {
+            let (tx, rx) = oneshot::channel();
+            if host.actor.send_message(HostMsg::DrainAll(tx)).is_ok() {
+                asks.push(rx);
             }
-            ids.push(id.clone());
         }
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(Slot::Active { actor, .. }) = g.slots.get(&id) {
-                out.push(actor.clone());
-            }
-            g.touch(&id);
+        for rx in asks {
+            let _ = rx.await;
         }
-        out
-    }
-
-    /// Drains and stops every active actor, and waits for all of them.
-    pub async fn passivate_all(&self) {
-        let stops: Vec<_> = {
-            let mut g = self.inner.lock().expect("directory lock");
-            let ids: Vec<AccountId> = g.lru.values().map(|(id, _)| id.clone()).collect();
-            ids.iter()
-                .filter_map(|id| g.begin_stop(id).map(|s| (id.clone(), s)))
-                .collect()
-        };
-        let mut joins = Vec::with_capacity(stops.len());
-        for (id, (actor, done)) in stops {
-            let inner = self.inner.clone();
-            joins.push(tokio::spawn(async move {
-                let _ = actor.drain_and_wait(None).await;
-                finish_stop(&inner, &id);
-                drop(done);
-            }));
-        }
-        for j in joins {
-            let _ = j.await;
-        }
-    }
-}
-
-/// Frees the busy slot of an actor that stopped.
-fn finish_stop(inner: &Mutex<Inner>, id: &AccountId) {
-    let mut g = inner.lock().expect("directory lock");
-    if matches!(g.slots.get(id), Some(Slot::Busy(_))) {
-        g.slots.remove(id);
     }
 }

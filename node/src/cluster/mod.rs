@@ -1,28 +1,33 @@
-//! The actor shell: one ractor actor per active account, and the node's runtime around them.
+//! The actor shell: the virtual account actors of a node, and the runtime around them.
 //!
-//! [`Shell`] is what the gateway talks to. [`Shell::execute`] finds the account's actor in the
-//! [`directory::Directory`] (activating it on first use), sends it the command, and waits for the
-//! reply, which the actor sends only after the transaction that decided it committed.
+//! [`Shell`] is what the gateway talks to. [`Shell::execute`] sends the command to the
+//! account's actor (activating it on first use) and waits for the reply, which the actor sends
+//! only after the transaction that decided it committed.
 //!
-//! An [`actor::AccountActor`] is the ractor runtime of one account driver
-//! ([`crate::ledger::driver::Driver`]), which makes every decision: it queues inputs, asks for a
-//! `Flush` (ractor's FIFO mailbox delivers every input that arrived before it first, so one
-//! flush commits them all in one storage transaction, at most
-//! [`crate::ledger::driver::BATCH_INPUTS_MAX`]), decides what each storage outcome means
-//! (retry, reload after an unknown result, step aside when fenced), keeps the saga deadlines
-//! and settlement waiters, and says when the activation stops. The actor carries out what it
-//! asks: its batches through the node's [`committer`] task (many actors' batches in one storage
-//! transaction), other storage work on a blocking thread, replies, saga messages (through [`Shell::deliver`]),
-//! stream publication, one timer per actor. The simulator runs the same driver.
+//! Each active account is a virtual actor: an account driver
+//! ([`crate::ledger::driver::Driver`]) that takes its inputs one at a time, in order, and makes
+//! every decision: it queues inputs, asks for a `Flush` (which comes back after every input
+//! that reached the actor before it, so one flush commits them all in one storage transaction,
+//! at most [`crate::ledger::driver::BATCH_INPUTS_MAX`]), decides what each storage outcome
+//! means (retry, reload after an unknown result, step aside when fenced), keeps the saga
+//! deadlines and settlement waiters, and says when the activation stops. The accounts run on a
+//! few [`host`]s per core, ractor actors that each hold many drivers in a [`table::Table`] and
+//! carry out what they ask without waiting: batches through the node's [`committer`] task
+//! (many accounts' batches in one storage transaction), other storage work on a blocking
+//! thread, replies, saga messages (through [`Shell::deliver`]), stream publication, one timer
+//! per account. The [`directory`] names an account's host (a hash of its id) and counts the
+//! active accounts. The simulator runs the same driver. Hosting many accounts per ractor actor
+//! is what keeps an idle active account at about 1.4 KB (an actor of its own costs 7.6 KB before
+//! any state): BENCHMARKS.md, "Memory per active account".
 //!
 //! Activation takes the account's lease (epoch + 1); every batch checks it, so an older
 //! activation can never commit (DESIGN.md section 4); a fenced activation answers its queued
 //! commands `Moved` and hands its saga messages back to routing, and never takes the lease
 //! back.
 //!
-//! Actors passivate after `idle_passivate_ms` without input, unless they still orchestrate an
-//! unsettled transfer; the directory also asks the least recently used actors to passivate
-//! when more than `active_max` are active. Both go through the driver, which stops only an
+//! Accounts passivate after `idle_passivate_ms` without input, unless they still orchestrate
+//! an unsettled transfer; each host also asks its least recently used accounts to passivate
+//! when it holds its share of `active_max`. Both go through the driver, which stops only an
 //! idle activation. The [`sweeper`] scans the `pending` index and re-activates the sender of
 //! any unsettled transfer whose actor is not active (after a restart, or a move), which
 //! resumes it.
@@ -42,28 +47,31 @@
 //! Left out: a node never forwards a forwarded request again (it answers `Moved`), and saga
 //! messages that reach a non-owner are dropped; both are retried by their senders.
 
-pub mod actor;
 pub mod committer;
 pub mod directory;
+#[cfg(test)]
+mod fenced_tests;
+pub mod host;
 pub mod membership;
 pub mod network;
 pub mod placement;
 pub mod sweeper;
+pub mod table;
 
 use crate::ledger::account::{BalanceUpdate, Command, Reply, SagaTiming};
 use crate::ledger::committer::GroupLimits;
 use crate::metrics::Metrics;
 use crate::storage::keys::Keys;
 use crate::storage::Store;
-use actor::{AccountMsg, CommandReply};
 use committer::CommitterHandle;
 use directory::Directory;
+use host::{AccountMsg, CommandReply};
 use membership::{Membership, PeerMsg};
 use protocol::admin::NodeStats;
 use protocol::api::{TransferStatus, TransferView, TRANSFER_WAIT_MS_MAX};
 use protocol::cluster::{self, PeerCast, PeerReply, PeerRequest};
 use protocol::saga::SagaMsg;
-use protocol::{AccountId, ApiError, ErrorCode};
+use protocol::{AccountId, ApiError, ErrorCode, TransferId};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, oneshot};
@@ -145,9 +153,10 @@ struct ShellInner {
 }
 
 impl Shell {
-    /// A shell over a store, placing accounts by `membership`. Actors are activated on demand;
-    /// the node's committer task starts here (on the current tokio runtime).
-    pub fn new(
+    /// A shell over a store, placing accounts by `membership`. Accounts are activated on
+    /// demand; the node's committer task and account hosts start here (on the current tokio
+    /// runtime).
+    pub async fn new(
         config: ShellConfig,
         store: Store,
         keys: Keys,
@@ -162,7 +171,7 @@ impl Shell {
             config.group,
             metrics.clone(),
         );
-        Shell {
+        let shell = Shell {
             inner: Arc::new(ShellInner {
                 committer,
                 directory: Directory::new(config.active_max),
@@ -173,7 +182,9 @@ impl Shell {
                 metrics,
                 membership,
             }),
-        }
+        };
+        shell.inner.directory.start(&shell).await;
+        shell
     }
 
     /// The store.
@@ -516,23 +527,9 @@ impl Shell {
         answer_by(tokio::time::Instant::now() + CALL_TIMEOUT, rx).await
     }
 
-    /// Sends a message to this node's actor of `id`, activating it if needed; an actor that
-    /// stopped between lookup and send is looked up again (a dead one is forgotten so the
-    /// account re-activates), up to [`DELIVERY_ATTEMPTS_MAX`] times.
+    /// Sends a message to this node's actor of `id` (its host activates it if needed).
     async fn send_local(&self, id: &AccountId, msg: AccountMsg) -> Result<(), ApiError> {
-        let mut msg = Some(msg);
-        for _ in 0..DELIVERY_ATTEMPTS_MAX {
-            let actor = self.inner.directory.get_or_spawn(self, id).await?;
-            match actor.send_message(msg.take().expect("message present")) {
-                Ok(()) => return Ok(()),
-                Err(ractor::MessagingErr::SendErr(m)) => {
-                    self.inner.directory.forget_dead(id, &actor);
-                    msg = Some(m);
-                }
-                Err(_) => return Err(unavailable("the account actor is stopping")),
-            }
-        }
-        Err(unavailable("the account actor kept stopping"))
+        self.inner.directory.send(self, id, msg).await
     }
 
     /// Delivers a saga message to its destination account: to this node's actor when this
@@ -584,37 +581,29 @@ impl Shell {
         }
     }
 
-    /// Delivers a saga message at once when its destination is active on this node and this
-    /// node owns it (no task, no await); otherwise hands it back for [`Shell::deliver`].
+    /// Delivers a saga message at once when this node owns its destination (no task, no
+    /// await: a push into its host's mailbox); otherwise hands it back for [`Shell::deliver`].
     pub fn deliver_now(&self, msg: SagaMsg) -> Option<SagaMsg> {
-        let dest = msg.destination();
+        let dest = msg.destination().clone();
         if self.membership().ring().owner(dest.as_str()).node_id != self.config().node_id {
             return Some(msg);
         }
-        let Some(actor) = self.inner.directory.active(dest) else {
-            return Some(msg);
-        };
-        match actor.send_message(AccountMsg::Saga(msg)) {
+        match self.inner.directory.try_send(&dest, AccountMsg::Saga(msg)) {
             Ok(()) => None,
-            Err(ractor::MessagingErr::SendErr(AccountMsg::Saga(m))) => Some(m),
-            // A stopping actor refuses with the message inside too; anything else lost it,
-            // which the sender's timer repairs.
-            Err(_) => None,
+            Err(AccountMsg::Saga(m)) => Some(m),
+            Err(_) => unreachable!("the message comes back as it was sent"),
         }
     }
 
-    /// Activates an account (if it is not active) so its unsettled transfers resume.
-    pub async fn ensure_active(&self, id: &AccountId) -> Result<(), ApiError> {
-        self.inner
-            .directory
-            .get_or_spawn(self, id)
-            .await
-            .map(|_| ())
+    /// Asks the account's actor on this node to resume `transfer`, activating it if it is not
+    /// active (the activation resumes every unsettled transfer of the account).
+    pub async fn resume(&self, id: &AccountId, transfer: TransferId) -> Result<(), ApiError> {
+        self.send_local(id, AccountMsg::Resume(transfer)).await
     }
 
-    /// Passivates every actor, each after its queued inputs (graceful shutdown).
+    /// Drains every account on this node, each after its queued inputs (graceful shutdown).
     pub async fn passivate_all(&self) {
-        self.inner.directory.passivate_all().await;
+        self.inner.directory.drain_all().await;
     }
 
     pub(crate) fn directory(&self) -> &Directory {

@@ -1,7 +1,6 @@
 //! Background duties of a node: resuming unsettled sagas, passivating idle actors, and moving
 //! actors off this node when the ring gives their accounts to another node.
 
-use super::actor::AccountMsg;
 use super::Shell;
 use crate::ledger::exec;
 use protocol::AccountId;
@@ -37,14 +36,13 @@ pub async fn sweep_pending_once(shell: &Shell) -> usize {
             if !shell.membership().owns(sender.as_str()) {
                 continue; // its owner's sweep resumes it
             }
-            if let Some(actor) = shell.directory().active(sender) {
-                // An active sender may be a stale activation that never saw this saga (a newer
-                // one elsewhere started it and died): the actor checks and steps aside if so,
-                // and the next sweep activates it afresh.
-                let _ = actor.send_message(AccountMsg::Resume(view.id.clone()));
-            } else if activated < SWEEP_ACTIVATIONS_MAX {
+            // An active sender may be a stale activation that never saw this saga (a newer one
+            // elsewhere started it and died): it checks and steps aside if so, and the next
+            // sweep activates it afresh. An inactive one is activated, which resumes it.
+            let active = shell.is_active(sender);
+            if active || activated < SWEEP_ACTIVATIONS_MAX {
                 let sender: AccountId = sender.clone();
-                if shell.ensure_active(&sender).await.is_ok() {
+                if shell.resume(&sender, view.id.clone()).await.is_ok() && !active {
                     activated += 1;
                 }
             }
@@ -55,19 +53,10 @@ pub async fn sweep_pending_once(shell: &Shell) -> usize {
     }
 }
 
-/// Passivates every active actor of an account that this node no longer owns (each drains its
-/// mailbox first); the new owner activates it on its next message. Returns how many.
-pub fn passivate_moved(shell: &Shell) -> usize {
-    let moved: Vec<_> = shell
-        .directory()
-        .active_ids()
-        .into_iter()
-        .filter(|(id, _)| !shell.membership().owns(id.as_str()))
-        .collect();
-    for (id, actor) in &moved {
-        shell.directory().passivate(id, *actor);
-    }
-    moved.len()
+/// Drains every active account that this node no longer owns (each commits what it has
+/// queued first); the new owner activates it on its next message. Returns how many.
+pub async fn passivate_moved(shell: &Shell) -> usize {
+    shell.directory().drain_moved().await
 }
 
 /// Runs the sweeps until `stop` changes: pending sagas every `pending_every`, idle actors
@@ -92,15 +81,13 @@ pub async fn run(shell: Shell, pending_every: Duration, mut stop: watch::Receive
                 }
             }
             _ = idle_tick.tick() => {
-                for actor in shell.directory().idle_actors(idle) {
-                    let _ = actor.send_message(AccountMsg::Passivate);
-                }
+                shell.directory().idle_scan(idle);
             }
             changed = ring.changed() => {
                 if changed.is_err() {
                     return;
                 }
-                let moved = passivate_moved(&shell);
+                let moved = passivate_moved(&shell).await;
                 let n = sweep_pending_once(&shell).await;
                 tracing::info!(passivated = moved, resumed = n, "ring changed: actors moved");
             }

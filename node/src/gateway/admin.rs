@@ -122,7 +122,7 @@ pub async fn drain(State(st): State<AppState>) -> Json<DrainStatus> {
     let acked = shell.leave_cluster().await;
     loop {
         // Actors re-activated by a message that raced the ring change are moved again.
-        crate::cluster::sweeper::passivate_moved(shell);
+        crate::cluster::sweeper::passivate_moved(shell).await;
         let left_ring = !shell
             .membership()
             .ring()

@@ -36,6 +36,13 @@ impl Deadlines {
         self.by_time.clear();
     }
 
+    /// Gives back the memory of emptied maps (an emptied `BTreeMap` keeps its last node).
+    pub fn compact(&mut self) {
+        if self.by_transfer.is_empty() {
+            *self = Deadlines::default();
+        }
+    }
+
     /// The earliest deadline.
     pub fn earliest(&self) -> Option<u64> {
         self.by_time.first().map(|(at, _)| *at)

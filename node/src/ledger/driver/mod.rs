@@ -398,6 +398,14 @@ impl Driver {
             && self.backoff.is_none()
     }
 
+    /// True when a drain (shutdown, or the account moving away) may stop the activation now:
+    /// quiet, or waiting out a backoff with no work in flight (storage is failing; callers of
+    /// what is still queued learn "outcome unknown" when the runtime drops them).
+    pub fn is_drainable(&self) -> bool {
+        self.is_quiet()
+            || (self.in_flight.is_none() && self.ready_work.is_none() && self.backoff.is_some())
+    }
+
     /// True when the driver can stop without losing anything: quiet, no open saga, no
     /// waiter.
     pub fn is_idle(&self) -> bool {
@@ -862,8 +870,34 @@ impl Driver {
         }
     }
 
-    /// Starts the next piece of work if none is in flight.
+    /// Starts the next piece of work if none is in flight, then gives back the memory of
+    /// what emptied.
     fn pump(&mut self) {
+        self.start_next();
+        self.compact();
+    }
+
+    /// Gives back the memory of emptied queues and maps: an emptied `VecDeque` or `BTreeMap`
+    /// keeps its last allocation (half a kilobyte to over a kilobyte each here), and a node
+    /// keeps up to `active_max` idle accounts active, so an idle driver holds only itself.
+    fn compact(&mut self) {
+        if self.queue.is_empty() {
+            self.queue = VecDeque::new();
+        }
+        if self.followups.is_empty() {
+            self.followups = VecDeque::new();
+        }
+        if self.waiters.is_empty() {
+            self.waiters = BTreeMap::new();
+        }
+        self.deadlines.compact();
+        if let Some(act) = &mut self.act {
+            act.core.compact();
+        }
+    }
+
+    /// Starts the next piece of work if none is in flight.
+    fn start_next(&mut self) {
         if self.in_flight.is_some() || self.backoff.is_some() {
             return;
         }
