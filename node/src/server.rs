@@ -283,5 +283,6 @@ impl Node {
                 tracing::warn!("node-to-node sessions did not close within the grace period");
             }
         }
+        self.shell.stop_hosts();
     }
 }

@@ -12,9 +12,9 @@
 //! per host, as in a sharded cache. The driver stops only an idle account, so the cap is soft:
 //! when they are all busy a new activation still starts.
 //!
-//! A host that stopped (a bug made it panic; ractor catches it) lost its activations; the next
-//! send to it starts a new host with an empty table, and its accounts re-activate on their
-//! next message (the lease fences anything the lost activations still had in flight).
+//! A bug that panics while a host handles an account costs that account's activation only (the
+//! host catches the panic, drops the activation and goes on), as a panic cost one actor when
+//! each account had its own.
 
 use super::host::{AccountMsg, Host, HostArgs, HostMsg};
 use super::table::Table;
@@ -23,7 +23,7 @@ use protocol::{AccountId, ApiError};
 use ractor::{Actor, ActorRef};
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
@@ -41,9 +41,7 @@ struct Running {
 
 /// The hosts of this node.
 pub struct Directory {
-    hosts: OnceLock<Vec<RwLock<Running>>>,
-    /// Serializes restarts of stopped hosts.
-    restart: tokio::sync::Mutex<()>,
+    hosts: OnceLock<Vec<Running>>,
     count: usize,
     active_max: usize,
     active: AtomicUsize,
@@ -58,7 +56,6 @@ impl Directory {
         let count = (cores * HOSTS_PER_CORE).min(active_max);
         Directory {
             hosts: OnceLock::new(),
-            restart: tokio::sync::Mutex::new(()),
             count,
             active_max,
             active: AtomicUsize::new(0),
@@ -69,7 +66,7 @@ impl Directory {
     pub async fn start(&self, shell: &Shell) {
         let mut hosts = Vec::with_capacity(self.count);
         for i in 0..self.count {
-            hosts.push(RwLock::new(self.spawn(shell, i).await));
+            hosts.push(self.spawn(shell, i).await);
         }
         assert!(
             self.hosts.set(hosts).is_ok(),
@@ -100,13 +97,12 @@ impl Directory {
         (h.finish() % self.count as u64) as usize
     }
 
-    fn running(&self, i: usize) -> Running {
-        let hosts = self.hosts.get().expect("the hosts were started");
-        hosts[i].read().expect("host slot").clone()
+    fn running(&self, i: usize) -> &Running {
+        &self.hosts.get().expect("the hosts were started")[i]
     }
 
-    fn all(&self) -> Vec<Running> {
-        (0..self.count).map(|i| self.running(i)).collect()
+    fn all(&self) -> &[Running] {
+        self.hosts.get().expect("the hosts were started")
     }
 
     /// Number of active accounts.
@@ -129,15 +125,15 @@ impl Directory {
 
     /// Whether the account is active on this node.
     pub fn is_active(&self, id: &AccountId) -> bool {
-        let table = self.running(self.index(id)).table;
-        // A poisoned table belongs to a host that stopped: none of its accounts is active.
-        let active = table.lock().map(|t| t.contains(id)).unwrap_or(false);
-        active
+        let table = &self.running(self.index(id)).table;
+        // A table is poisoned only while its host recovers from a panic; it reads the same.
+        let t = table.lock().unwrap_or_else(|e| e.into_inner());
+        t.contains(id)
     }
 
     /// Hands a message to the account's host at once; gives it back if the host stopped.
     pub(crate) fn try_send(&self, id: &AccountId, msg: AccountMsg) -> Result<(), AccountMsg> {
-        let host = self.running(self.index(id)).actor;
+        let host = &self.running(self.index(id)).actor;
         match host.send_message(HostMsg::To(id.clone(), msg)) {
             Ok(()) => Ok(()),
             Err(ractor::MessagingErr::SendErr(HostMsg::To(_, msg))) => Err(msg),
@@ -145,42 +141,23 @@ impl Directory {
         }
     }
 
-    /// Hands a message to the account's host, restarting the host if it stopped.
-    pub(crate) async fn send(
-        &self,
-        shell: &Shell,
-        id: &AccountId,
-        msg: AccountMsg,
-    ) -> Result<(), ApiError> {
-        let msg = match self.try_send(id, msg) {
-            Ok(()) => return Ok(()),
-            Err(msg) => msg,
-        };
-        self.restart(shell, self.index(id)).await;
+    /// Hands a message to the account's host.
+    pub(crate) fn send(&self, id: &AccountId, msg: AccountMsg) -> Result<(), ApiError> {
         self.try_send(id, msg)
-            .map_err(|_| unavailable("the account's host stopped"))
+            .map_err(|_| unavailable("the node is stopping"))
     }
 
-    /// Replaces host `i` if it stopped; its accounts are forgotten.
-    async fn restart(&self, shell: &Shell, i: usize) {
-        let _one = self.restart.lock().await;
-        let old = self.running(i);
-        if old.actor.get_status() != ractor::ActorStatus::Stopped {
-            return; // running, or restarted meanwhile
-        }
-        let lost = old
-            .table
-            .lock()
-            .map_or_else(|e| e.into_inner().len(), |t| t.len());
-        tracing::error!(
-            host = i,
-            accounts = lost,
-            "an account host stopped (a bug); its accounts re-activate on their next message"
-        );
-        self.active.fetch_sub(lost, Ordering::Relaxed);
-        let new = self.spawn(shell, i).await;
-        let hosts = self.hosts.get().expect("the hosts were started");
-        *hosts[i].write().expect("host slot") = new;
+    /// The index of the account's host (tests pick accounts that share one).
+    #[cfg(test)]
+    pub(crate) fn host_of(&self, id: &AccountId) -> usize {
+        self.index(id)
+    }
+
+    /// Sends a message to the account's host (tests plant faults with it).
+    #[cfg(test)]
+    pub(crate) fn send_host(&self, id: &AccountId, msg: HostMsg) {
+        let sent = self.running(self.index(id)).actor.send_message(msg);
+        assert!(sent.is_ok(), "the host takes messages");
     }
 
     /// Asks every host to passivate its accounts unused for `idle`.
@@ -218,6 +195,14 @@ impl Directory {
         }
         for rx in asks {
             let _ = rx.await;
+        }
+    }
+
+    /// Stops the hosts (the last step of a shutdown, after [`Directory::drain_all`]); later
+    /// messages are refused.
+    pub fn stop_all(&self) {
+        for host in self.all() {
+            host.actor.stop(None);
         }
     }
 }

@@ -14,6 +14,11 @@
 //! 1,000,000 active accounts far beyond a 2 GB node. A hosted idle account costs its driver
 //! and two index entries, about 1.4 KB (BENCHMARKS.md, "Memory per active account").
 //!
+//! Loads (activation takes the account's lease, a write) run at most [`LOADS_PER_HOST_MAX`]
+//! at once per host; the others wait their turn in order. Storage work that panics is
+//! reported to the driver as a failure, and a panic while handling an account drops that
+//! account's activation only.
+//!
 //! A host stops an activation when its driver stops (idle, stepped aside, failed first load),
 //! and when it drains (shutdown, or the ring gave the account to another node) as soon as the
 //! driver is drainable: nothing in flight, nothing queued. A draining account still takes its
@@ -30,10 +35,18 @@ use protocol::api::{Entry, TransferView};
 use protocol::saga::SagaMsg;
 use protocol::{AccountId, TransferId};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
+use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
+
+/// Most account loads one host runs at once; the others wait their turn. A load takes the
+/// account's lease (a write), so a burst of activations (a sweep after a restart, a flood of
+/// reads of cold accounts) would otherwise fill the blocking pool and queue the node's group
+/// commits behind it.
+pub const LOADS_PER_HOST_MAX: usize = 4;
 
 /// What a caller gets back: the reply, and for a pending transfer a receiver of its settlement.
 pub type CommandReply = Result<(Reply, Option<oneshot::Receiver<TransferView>>), Refusal>;
@@ -97,6 +110,9 @@ pub(crate) enum HostMsg {
     DrainMoved(oneshot::Sender<usize>),
     /// Drain every account, and answer once none is left.
     DrainAll(oneshot::Sender<()>),
+    /// Panic while handling this account (tests of the containment of a bug).
+    #[cfg(test)]
+    PanicFor(AccountId),
 }
 
 // Local only: host messages never cross the network (saga messages travel as `PeerMsg`).
@@ -121,6 +137,12 @@ pub(crate) struct HostState {
     /// A drain of every account is under way: new activations drain too.
     draining_all: bool,
     drained: Vec<oneshot::Sender<()>>,
+    /// Loads running, at most [`LOADS_PER_HOST_MAX`].
+    loads: usize,
+    /// Activations waiting for their load to start, in order.
+    loads_waiting: VecDeque<(AccountId, u64)>,
+    /// The account whose input is being handled (the one a panic is charged to).
+    handling: Option<AccountId>,
 }
 
 impl Actor for Host {
@@ -139,6 +161,9 @@ impl Actor for Host {
             me: myself,
             draining_all: false,
             drained: Vec::new(),
+            loads: 0,
+            loads_waiting: VecDeque::new(),
+            handling: None,
         })
     }
 
@@ -148,7 +173,12 @@ impl Actor for Host {
         msg: HostMsg,
         state: &mut HostState,
     ) -> Result<(), ActorProcessingErr> {
-        state.handle(msg);
+        // A panic is a bug in one account's handling: that account's activation is dropped
+        // (its callers learn "outcome unknown"; what it committed is in storage, and its next
+        // message activates it afresh), and the host's other accounts go on.
+        if std::panic::catch_unwind(AssertUnwindSafe(|| state.handle(msg))).is_err() {
+            state.contain_panic();
+        }
         Ok(())
     }
 }
@@ -163,7 +193,7 @@ fn now_ms() -> u64 {
 impl HostState {
     fn handle(&mut self, msg: HostMsg) {
         let table = self.table.clone();
-        let mut t = table.lock().expect("host table");
+        let mut t = table.lock().expect("a panic clears the poison");
         match msg {
             HostMsg::To(id, msg) => self.input(&mut t, id, msg),
             HostMsg::Event {
@@ -195,7 +225,13 @@ impl HostState {
                     self.drain(&mut t, &id);
                 }
             }
+            #[cfg(test)]
+            HostMsg::PanicFor(id) => {
+                self.handling = Some(id.clone());
+                panic!("planted panic while handling {id}");
+            }
         }
+        self.handling = None;
         if self.draining_all && t.is_empty() {
             self.draining_all = false;
             for done in self.drained.drain(..) {
@@ -204,7 +240,25 @@ impl HostState {
         }
     }
 
+    /// Recovers from a panic in [`HostState::handle`]: the account being handled loses its
+    /// activation, and the table is usable again.
+    fn contain_panic(&mut self) {
+        self.table.clear_poison();
+        let mut t = self.table.lock().expect("poison cleared");
+        let Some(id) = self.handling.take() else {
+            tracing::error!("an account host panicked outside any account's handling; it goes on");
+            return;
+        };
+        tracing::error!(account = %id, "handling this account panicked (a bug); its activation is dropped and its callers learn the outcome is unknown");
+        if let Some(slot) = t.remove(&id) {
+            self.loads_waiting
+                .retain(|(a, g)| !(a == &id && *g == slot.gen));
+            self.shell.directory().deactivated();
+        }
+    }
+
     fn input(&mut self, t: &mut Table, id: AccountId, msg: AccountMsg) {
+        self.handling = Some(id.clone());
         if t.contains(&id) {
             t.touch(&id);
         } else {
@@ -234,9 +288,15 @@ impl HostState {
     }
 
     fn event(&mut self, t: &mut Table, id: &AccountId, gen: u64, event: Event) {
+        if matches!(&event, Event::Done(d) if matches!(**d, Done::Loaded(_))) {
+            // Counted even if the activation ended meanwhile (a panic dropped it).
+            self.loads -= 1;
+            self.start_waiting_loads(t);
+        }
         let Some(slot) = t.current(id, gen) else {
             return; // that activation ended
         };
+        self.handling = Some(id.clone());
         let d = &mut slot.driver;
         match event {
             Event::Flush => d.flush(),
@@ -266,6 +326,18 @@ impl HostState {
         self.drive(t, id);
     }
 
+    /// Starts the loads that waited for a turn, up to [`LOADS_PER_HOST_MAX`] running.
+    fn start_waiting_loads(&mut self, t: &mut Table) {
+        while self.loads < LOADS_PER_HOST_MAX {
+            let Some((id, gen)) = self.loads_waiting.pop_front() else {
+                return;
+            };
+            // A waiting load's activation cannot end: its driver has work in flight.
+            assert!(t.current(&id, gen).is_some(), "{id} waits for its load");
+            self.start_load(&id, gen);
+        }
+    }
+
     /// Asks an account to stop if it is idle.
     fn passivate(&mut self, t: &mut Table, id: &AccountId) {
         if let Some(slot) = t.get_mut(id) {
@@ -286,6 +358,7 @@ impl HostState {
     /// Carries out an account's outputs until its driver asks for nothing more, then ends the
     /// activation if it stopped or drained.
     fn drive(&mut self, t: &mut Table, id: &AccountId) {
+        self.handling = Some(id.clone());
         let mut stopped = false;
         loop {
             let Some(slot) = t.get_mut(id) else {
@@ -392,7 +465,7 @@ impl HostState {
     }
 
     /// Starts the announced work; its result comes back as [`Event::Done`].
-    fn start(&self, id: &AccountId, gen: u64, work: Work) {
+    fn start(&mut self, id: &AccountId, gen: u64, work: Work) {
         let shell = &self.shell;
         let (store, keys) = (shell.store().clone(), shell.keys().clone());
         let (me, id) = (self.me.clone(), id.clone());
@@ -415,26 +488,33 @@ impl HostState {
                     }
                 });
             }
-            Work::Load => {
-                let node = shell.config().node_id.clone();
-                let timing = shell.config().timing;
-                let mut nonce = [0u8; 8];
-                getrandom::fill(&mut nonce).expect("the OS provides randomness");
-                let nonce = u64::from_le_bytes(nonce);
-                blocking(me, id, gen, move |id| {
-                    Done::Loaded(exec::activate(&store, &keys, &node, id, timing, nonce))
-                });
-            }
-            Work::ReadLease => blocking(me, id, gen, move |id| {
-                Done::Lease(exec::read_lease(&store, &keys, id))
+            Work::Load if self.loads < LOADS_PER_HOST_MAX => self.start_load(&id, gen),
+            Work::Load => self.loads_waiting.push_back((id, gen)),
+            Work::ReadLease => blocking(me, id, gen, Done::Lease, move |id| {
+                exec::read_lease(&store, &keys, id)
             }),
-            Work::ReadTransfers(ids) => blocking(me, id, gen, move |_| {
-                Done::Transfers(exec::read_transfers(&store, &keys, &ids))
+            Work::ReadTransfers(ids) => blocking(me, id, gen, Done::Transfers, move |_| {
+                exec::read_transfers(&store, &keys, &ids)
             }),
-            Work::ReadEntry(seq) => blocking(me, id, gen, move |id| {
-                Done::Entry(exec::read_entry(&store, &keys, id, seq))
+            Work::ReadEntry(seq) => blocking(me, id, gen, Done::Entry, move |id| {
+                exec::read_entry(&store, &keys, id, seq)
             }),
         }
+    }
+
+    /// Starts an account's load (`exec::activate` with a fresh nonce).
+    fn start_load(&mut self, id: &AccountId, gen: u64) {
+        self.loads += 1;
+        let shell = &self.shell;
+        let (store, keys) = (shell.store().clone(), shell.keys().clone());
+        let node = shell.config().node_id.clone();
+        let timing = shell.config().timing;
+        let mut nonce = [0u8; 8];
+        getrandom::fill(&mut nonce).expect("the OS provides randomness");
+        let nonce = u64::from_le_bytes(nonce);
+        blocking(self.me.clone(), id.clone(), gen, Done::Loaded, move |id| {
+            exec::activate(&store, &keys, &node, id, timing, nonce)
+        });
     }
 }
 
@@ -468,15 +548,24 @@ fn send_event(me: &ActorRef<HostMsg>, account: AccountId, gen: u64, event: Event
     });
 }
 
-/// Runs storage work on a blocking thread and sends its result to the host.
-fn blocking(
+/// Runs storage work on a blocking thread and sends its result to the host. A panic (a bug,
+/// or a stored record that breaks an invariant) is reported as a failure, so the driver
+/// decides what follows (a first load that fails stops the activation; a read is retried
+/// after a backoff) and the account is never left waiting for a result.
+fn blocking<T: 'static>(
     me: ActorRef<HostMsg>,
     id: AccountId,
     gen: u64,
-    f: impl FnOnce(&AccountId) -> Done + Send + 'static,
+    wrap: fn(Result<T, StorageError>) -> Done,
+    f: impl FnOnce(&AccountId) -> Result<T, StorageError> + Send + 'static,
 ) {
     tokio::task::spawn_blocking(move || {
-        let done = f(&id);
-        send_event(&me, id, gen, Event::Done(Box::new(done)));
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| f(&id))).unwrap_or_else(|_| {
+            tracing::error!(account = %id, "storage work panicked");
+            Err(StorageError::Failed(
+                "storage work panicked (a bug, or a stored record that breaks an invariant)".into(),
+            ))
+        });
+        send_event(&me, id, gen, Event::Done(Box::new(wrap(r))));
     });
 }

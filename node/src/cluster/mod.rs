@@ -52,6 +52,8 @@ pub mod directory;
 #[cfg(test)]
 mod fenced_tests;
 pub mod host;
+#[cfg(test)]
+mod host_tests;
 pub mod membership;
 pub mod network;
 pub mod placement;
@@ -529,7 +531,7 @@ impl Shell {
 
     /// Sends a message to this node's actor of `id` (its host activates it if needed).
     async fn send_local(&self, id: &AccountId, msg: AccountMsg) -> Result<(), ApiError> {
-        self.inner.directory.send(self, id, msg).await
+        self.inner.directory.send(id, msg)
     }
 
     /// Delivers a saga message to its destination account: to this node's actor when this
@@ -604,6 +606,12 @@ impl Shell {
     /// Drains every account on this node, each after its queued inputs (graceful shutdown).
     pub async fn passivate_all(&self) {
         self.inner.directory.drain_all().await;
+    }
+
+    /// Stops the account hosts (the last step of a shutdown): later messages to accounts are
+    /// refused ("the node is stopping").
+    pub fn stop_hosts(&self) {
+        self.inner.directory.stop_all();
     }
 
     pub(crate) fn directory(&self) -> &Directory {

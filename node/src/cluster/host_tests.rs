@@ -1,0 +1,136 @@
+//! A bug that panics costs one account's activation, never the host's other accounts, and never
+//! leaves a caller waiting.
+
+use super::host::{AccountMsg, CommandReply, HostMsg};
+use crate::ledger::account::{Command, Reply};
+use crate::ledger::records::AccountRecord;
+use crate::server::Node;
+use crate::storage::codec::encode;
+use crate::storage::keys::Keys;
+use crate::storage::memory::MemoryBackend;
+use crate::storage::Store;
+use protocol::{AccountId, Amount, Currency, ErrorCode, AMOUNT_MAX};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+fn id(s: &str) -> AccountId {
+    AccountId::new(s).unwrap()
+}
+
+async fn node() -> (Node, Store) {
+    let mem = Arc::new(MemoryBackend::new());
+    let mut config = cluster_config::Config::default();
+    config.node.listen = "127.0.0.1:0".into();
+    config.storage.backend = cluster_config::Backend::Memory;
+    let node = Node::start_with_backend(&config, mem.clone())
+        .await
+        .expect("node starts");
+    (node, Store::new(mem))
+}
+
+async fn open_and_fund(node: &Node, a: &AccountId, amount: u64) {
+    let shell = node.shell();
+    let open = Command::Open {
+        currency: Currency::new("EUR").unwrap(),
+    };
+    shell.execute(a, open, Duration::ZERO).await.unwrap();
+    let deposit = Command::Deposit {
+        amount: Amount::new(amount).unwrap(),
+        reference: None,
+        idem_key: None,
+    };
+    shell.execute(a, deposit, Duration::ZERO).await.unwrap();
+}
+
+async fn balance(node: &Node, a: &AccountId) -> u64 {
+    match node.shell().execute(a, Command::Get, Duration::ZERO).await {
+        Ok(Reply::Account { view, .. }) => view.balance,
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Two accounts that the directory puts on the same host.
+fn same_host_pair(node: &Node) -> (AccountId, AccountId) {
+    let dir = node.shell().directory();
+    let first = id("p0");
+    for i in 1..10_000 {
+        let other = id(&format!("p{i}"));
+        if dir.host_of(&other) == dir.host_of(&first) {
+            return (first, other);
+        }
+    }
+    unreachable!("some id among 10,000 shares a host");
+}
+
+#[test]
+fn a_panic_drops_one_activation_and_the_host_goes_on() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (node, _) = node().await;
+        let (a, b) = same_host_pair(&node);
+        open_and_fund(&node, &a, 10).await;
+        open_and_fund(&node, &b, 20).await;
+        let shell = node.shell();
+        let active = shell.active_actors();
+        assert!(shell.is_active(&a) && shell.is_active(&b));
+        shell
+            .directory()
+            .send_host(&a, HostMsg::PanicFor(a.clone()));
+        // The host handles its mailbox in order: once b answers, the panic was handled.
+        assert_eq!(
+            balance(&node, &b).await,
+            20,
+            "the host's other account goes on"
+        );
+        assert!(
+            !shell.is_active(&a),
+            "the panicking account lost its activation"
+        );
+        assert!(shell.is_active(&b));
+        assert_eq!(shell.active_actors(), active - 1);
+        // Its next message activates it afresh, from storage.
+        assert_eq!(balance(&node, &a).await, 10);
+        node.shutdown().await;
+    });
+}
+
+#[test]
+fn a_load_that_panics_answers_outcome_unknown_and_stops() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let (node, store) = node().await;
+        let a = id("corrupt");
+        open_and_fund(&node, &a, 10).await;
+        node.shell().passivate_all().await;
+        assert!(!node.shell().is_active(&a));
+        // A stored balance over the largest amount breaks an invariant that loading asserts.
+        let bad = AccountRecord {
+            currency: Currency::new("EUR").unwrap(),
+            status: protocol::api::AccountStatus::Active,
+            balance: AMOUNT_MAX + 1,
+            held: 0,
+            seq: 1,
+            opened_at: 0,
+        };
+        store
+            .run(|txn| txn.set(&Keys::default().state(a.as_str()), &encode(&bad)))
+            .unwrap();
+        let (tx, rx) = oneshot::channel::<CommandReply>();
+        let msg = AccountMsg::Command {
+            cmd: Command::Get,
+            reply: tx,
+        };
+        assert!(node.shell().directory().try_send(&a, msg).is_ok());
+        let answer = tokio::time::timeout(Duration::from_secs(10), rx)
+            .await
+            .expect("answered, not left waiting")
+            .expect("answered, not dropped");
+        match answer {
+            Err(super::Refusal::Api(e)) => assert_eq!(e.code, ErrorCode::Unavailable, "{e:?}"),
+            other => panic!("expected outcome unknown, got {:?}", other.map(|r| r.0)),
+        }
+        assert!(!node.shell().is_active(&a), "a failed first load stops");
+        node.shutdown().await;
+    });
+}
