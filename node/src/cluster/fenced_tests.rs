@@ -4,30 +4,21 @@
 //! new activation.
 
 use super::host::{AccountMsg, CommandReply};
+use super::test_node::{balance, deposit, memory_node, open_and_fund};
 use super::{Refusal, Shell};
-use crate::ledger::account::{Command, Reply, SagaTiming};
+use crate::ledger::account::{Command, SagaTiming};
 use crate::ledger::exec;
 use crate::ledger::records::Lease;
 use crate::server::Node;
 use crate::storage::keys::Keys;
-use crate::storage::memory::MemoryBackend;
 use crate::storage::Store;
 use protocol::saga::SagaMsg;
 use protocol::{AccountId, Amount, Currency, TransferId};
-use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::oneshot;
 
 fn a() -> AccountId {
     AccountId::new("a").unwrap()
-}
-
-fn deposit(v: u64) -> Command {
-    Command::Deposit {
-        amount: Amount::new(v).unwrap(),
-        reference: None,
-        idem_key: None,
-    }
 }
 
 /// Sends a command straight to the account's activation on this node.
@@ -62,34 +53,13 @@ fn moved(r: CommandReply) -> bool {
     matches!(r, Err(Refusal::Moved))
 }
 
-async fn balance(shell: &Shell) -> u64 {
-    match shell.execute(&a(), Command::Get, Duration::ZERO).await {
-        Ok(Reply::Account { view, .. }) => view.balance,
-        other => panic!("{other:?}"),
-    }
-}
-
 /// A node, and an opened account `a` funded with 10, active on it (the activation that the
 /// test makes stale).
 async fn setup() -> (Node, Store) {
-    let mem = Arc::new(MemoryBackend::new());
-    let mut config = cluster_config::Config::default();
-    config.node.listen = "127.0.0.1:0".into();
-    config.storage.backend = cluster_config::Backend::Memory;
-    let node = Node::start_with_backend(&config, mem.clone())
-        .await
-        .expect("node starts");
-    let shell = node.shell().clone();
-    let open = Command::Open {
-        currency: Currency::new("EUR").unwrap(),
-    };
-    shell.execute(&a(), open, Duration::ZERO).await.unwrap();
-    shell
-        .execute(&a(), deposit(10), Duration::ZERO)
-        .await
-        .unwrap();
-    assert!(shell.is_active(&a()));
-    (node, Store::new(mem))
+    let (node, store) = memory_node().await;
+    open_and_fund(node.shell(), &a(), 10).await;
+    assert!(node.shell().is_active(&a()));
+    (node, store)
 }
 
 /// Another node ("n2") activates `a`, fencing every older activation; returns its lease.
@@ -166,7 +136,7 @@ fn fenced_activation_answers_moved_and_never_takes_the_lease_back() {
         send_saga(&shell, AccountMsg::Saga(credit));
         let mut seen = 0;
         for _ in 0..200 {
-            seen = balance(&shell).await;
+            seen = balance(&shell, &a()).await;
             if seen == 17 {
                 break;
             }

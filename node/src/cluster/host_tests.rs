@@ -2,52 +2,18 @@
 //! leaves a caller waiting.
 
 use super::host::{AccountMsg, CommandReply, HostMsg};
-use crate::ledger::account::{Command, Reply};
+use super::test_node::{balance, memory_node, open_and_fund};
+use crate::ledger::account::Command;
 use crate::ledger::records::AccountRecord;
 use crate::server::Node;
 use crate::storage::codec::encode;
 use crate::storage::keys::Keys;
-use crate::storage::memory::MemoryBackend;
-use crate::storage::Store;
-use protocol::{AccountId, Amount, Currency, ErrorCode, AMOUNT_MAX};
-use std::sync::Arc;
+use protocol::{AccountId, Currency, ErrorCode, AMOUNT_MAX};
 use std::time::Duration;
 use tokio::sync::oneshot;
 
 fn id(s: &str) -> AccountId {
     AccountId::new(s).unwrap()
-}
-
-async fn node() -> (Node, Store) {
-    let mem = Arc::new(MemoryBackend::new());
-    let mut config = cluster_config::Config::default();
-    config.node.listen = "127.0.0.1:0".into();
-    config.storage.backend = cluster_config::Backend::Memory;
-    let node = Node::start_with_backend(&config, mem.clone())
-        .await
-        .expect("node starts");
-    (node, Store::new(mem))
-}
-
-async fn open_and_fund(node: &Node, a: &AccountId, amount: u64) {
-    let shell = node.shell();
-    let open = Command::Open {
-        currency: Currency::new("EUR").unwrap(),
-    };
-    shell.execute(a, open, Duration::ZERO).await.unwrap();
-    let deposit = Command::Deposit {
-        amount: Amount::new(amount).unwrap(),
-        reference: None,
-        idem_key: None,
-    };
-    shell.execute(a, deposit, Duration::ZERO).await.unwrap();
-}
-
-async fn balance(node: &Node, a: &AccountId) -> u64 {
-    match node.shell().execute(a, Command::Get, Duration::ZERO).await {
-        Ok(Reply::Account { view, .. }) => view.balance,
-        other => panic!("{other:?}"),
-    }
 }
 
 /// Two accounts that the directory puts on the same host.
@@ -67,10 +33,10 @@ fn same_host_pair(node: &Node) -> (AccountId, AccountId) {
 fn a_panic_drops_one_activation_and_the_host_goes_on() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let (node, _) = node().await;
+        let (node, _) = memory_node().await;
         let (a, b) = same_host_pair(&node);
-        open_and_fund(&node, &a, 10).await;
-        open_and_fund(&node, &b, 20).await;
+        open_and_fund(node.shell(), &a, 10).await;
+        open_and_fund(node.shell(), &b, 20).await;
         let shell = node.shell();
         let active = shell.active_actors();
         assert!(shell.is_active(&a) && shell.is_active(&b));
@@ -79,7 +45,7 @@ fn a_panic_drops_one_activation_and_the_host_goes_on() {
             .send_host(&a, HostMsg::PanicFor(a.clone()));
         // The host handles its mailbox in order: once b answers, the panic was handled.
         assert_eq!(
-            balance(&node, &b).await,
+            balance(node.shell(), &b).await,
             20,
             "the host's other account goes on"
         );
@@ -90,7 +56,7 @@ fn a_panic_drops_one_activation_and_the_host_goes_on() {
         assert!(shell.is_active(&b));
         assert_eq!(shell.active_actors(), active - 1);
         // Its next message activates it afresh, from storage.
-        assert_eq!(balance(&node, &a).await, 10);
+        assert_eq!(balance(node.shell(), &a).await, 10);
         node.shutdown().await;
     });
 }
@@ -99,9 +65,9 @@ fn a_panic_drops_one_activation_and_the_host_goes_on() {
 fn a_load_that_panics_answers_outcome_unknown_and_stops() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
-        let (node, store) = node().await;
+        let (node, store) = memory_node().await;
         let a = id("corrupt");
-        open_and_fund(&node, &a, 10).await;
+        open_and_fund(node.shell(), &a, 10).await;
         node.shell().passivate_all().await;
         assert!(!node.shell().is_active(&a));
         // A stored balance over the largest amount breaks an invariant that loading asserts.

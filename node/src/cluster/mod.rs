@@ -59,6 +59,8 @@ pub mod network;
 pub mod placement;
 pub mod sweeper;
 pub mod table;
+#[cfg(test)]
+mod test_node;
 
 use crate::ledger::account::{BalanceUpdate, Command, Reply, SagaTiming};
 use crate::ledger::committer::GroupLimits;
