@@ -98,9 +98,12 @@ fn fenced_activation_answers_moved_and_never_takes_the_lease_back() {
         let shell = node.shell().clone();
         // Another node activates the account: this node's activation lost its lease.
         let lease = fence(&store);
-        // Two commands queue on the stale activation: its batch is fenced, nothing of it ran.
-        let first = send(&shell, deposit(1));
-        let second = send(&shell, deposit(2));
+        // Two commands reach the stale activation in one message, so they are in its next
+        // batch: the batch is fenced, nothing of it ran.
+        let (tx1, first) = oneshot::channel();
+        let (tx2, second) = oneshot::channel();
+        let both = AccountMsg::Commands(vec![(deposit(1), tx1), (deposit(2), tx2)]);
+        assert!(shell.directory().try_send(&a(), both).is_ok());
         assert!(moved(first.await.unwrap()));
         assert!(moved(second.await.unwrap()));
         assert_eq!(
