@@ -12,7 +12,7 @@
 //! Why hosts and not one ractor actor per account: an actor costs its task, four mailbox
 //! channels and its registry entries, about 7.6 KB before the account's own state, which puts
 //! 1,000,000 active accounts far beyond a 2 GB node. A hosted idle account costs its driver
-//! and two index entries, about 1.4 KB (BENCHMARKS.md, "Memory per active account").
+//! and two index entries, about 1.2 KB (BENCHMARKS.md, "Memory per active account").
 //!
 //! Loads (activation takes the account's lease, a write) run at most [`LOADS_PER_HOST_MAX`]
 //! at once per host; the others wait their turn in order. Storage work that panics is
@@ -24,7 +24,7 @@
 //! driver is drainable: nothing in flight, nothing queued. A draining account still takes its
 //! inputs, so the transfers in flight on a stopping node finish rather than wait.
 
-use super::table::Table;
+use super::table::{Table, IDLE_SCAN_BATCH_MAX};
 use super::{unavailable, Refusal, Shell};
 use crate::ledger::account::{Command, Reply, ReqId};
 use crate::ledger::driver::{Answer, Batch, Driver, Out, StopReason, Work};
@@ -104,7 +104,8 @@ pub(crate) enum HostMsg {
         gen: u64,
         event: Event,
     },
-    /// Ask the accounts unused for this long to passivate.
+    /// Ask the accounts unused for this long to passivate ([`IDLE_SCAN_BATCH_MAX`] at a
+    /// time, until none is left).
     IdleScan(Duration),
     /// Drain the accounts this node no longer owns; answers how many.
     DrainMoved(oneshot::Sender<usize>),
@@ -202,8 +203,16 @@ impl HostState {
                 event,
             } => self.event(&mut t, &account, gen, event),
             HostMsg::IdleScan(idle) => {
-                for id in t.idle(idle) {
-                    self.passivate(&mut t, &id);
+                let ids = t.idle(idle);
+                let more = ids.len() == IDLE_SCAN_BATCH_MAX;
+                for id in &ids {
+                    self.passivate(&mut t, id);
+                }
+                // The rest in another chunk, behind what reached the mailbox meanwhile, so a
+                // scan never holds the host long and still passivates every idle account
+                // (the accounts asked are touched, so the scan moves on and ends).
+                if more {
+                    let _ = self.me.send_message(HostMsg::IdleScan(idle));
                 }
             }
             HostMsg::DrainMoved(done) => {

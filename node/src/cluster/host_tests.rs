@@ -2,7 +2,8 @@
 //! leaves a caller waiting.
 
 use super::host::{AccountMsg, CommandReply, HostMsg};
-use super::test_node::{balance, memory_node, open_and_fund};
+use super::table::IDLE_SCAN_BATCH_MAX;
+use super::test_node::{balance, memory_node, memory_node_with, open_and_fund};
 use crate::ledger::account::Command;
 use crate::ledger::records::AccountRecord;
 use crate::server::Node;
@@ -97,6 +98,51 @@ fn a_load_that_panics_answers_outcome_unknown_and_stops() {
             other => panic!("expected outcome unknown, got {:?}", other.map(|r| r.0)),
         }
         assert!(!node.shell().is_active(&a), "a failed first load stops");
+        node.shutdown().await;
+    });
+}
+
+#[test]
+fn one_idle_scan_passivates_every_idle_account_of_a_host_in_chunks() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        // Idle passivation far away: only the scan the test sends runs.
+        let (node, _) = memory_node_with(|c| c.actors.idle_passivate_ms = 3_600_000).await;
+        let shell = node.shell().clone();
+        let dir = shell.directory();
+        let first = id("idle0");
+        let n = IDLE_SCAN_BATCH_MAX + 100;
+        let ids: Vec<AccountId> = (0..)
+            .map(|i| id(&format!("idle{i}")))
+            .filter(|a| dir.host_of(a) == dir.host_of(&first))
+            .take(n)
+            .collect();
+        let opens: Vec<_> = ids
+            .iter()
+            .map(|a| {
+                let (shell, a) = (shell.clone(), a.clone());
+                tokio::spawn(async move {
+                    let open = Command::Open {
+                        currency: Currency::new("EUR").unwrap(),
+                    };
+                    shell.execute(&a, open, Duration::ZERO).await.unwrap();
+                })
+            })
+            .collect();
+        for o in opens {
+            o.await.unwrap();
+        }
+        assert_eq!(shell.active_actors(), n);
+        dir.send_host(&first, HostMsg::IdleScan(Duration::ZERO));
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while shell.active_actors() > 0 {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "{} of {n} idle accounts still active after one scan",
+                shell.active_actors()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         node.shutdown().await;
     });
 }

@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::AbortHandle;
 
-/// Most idle accounts of one host asked to passivate per idle scan.
+/// Most idle accounts of one host asked to passivate per chunk of an idle scan (a scan goes
+/// on in further chunks, each behind the host's waiting messages, until none is left).
 pub const IDLE_SCAN_BATCH_MAX: usize = 1_024;
 /// Most least-recently-used accounts asked to passivate per activation over the cap.
 pub const EVICTION_ASKS_MAX: usize = 8;

@@ -11,10 +11,16 @@ use std::time::Duration;
 
 /// A single node on a fresh memory store, and the store.
 pub async fn memory_node() -> (Node, Store) {
+    memory_node_with(|_| {}).await
+}
+
+/// A single node on a fresh memory store with its config adjusted by `adjust`, and the store.
+pub async fn memory_node_with(adjust: impl FnOnce(&mut cluster_config::Config)) -> (Node, Store) {
     let mem = Arc::new(MemoryBackend::new());
     let mut config = cluster_config::Config::default();
     config.node.listen = "127.0.0.1:0".into();
     config.storage.backend = cluster_config::Backend::Memory;
+    adjust(&mut config);
     let node = Node::start_with_backend(&config, mem.clone())
         .await
         .expect("node starts");
