@@ -17,7 +17,7 @@
 //! thread, replies, saga messages (through [`Shell::deliver`]), stream publication, one timer
 //! per account. The [`directory`] names an account's host (a hash of its id) and counts the
 //! active accounts. The simulator runs the same driver. Hosting many accounts per ractor actor
-//! is what keeps an idle active account at about 1.4 KB (an actor of its own costs 7.6 KB before
+//! is what keeps an idle active account at about 1.2 KB (an actor of its own costs 7.6 KB before
 //! any state): BENCHMARKS.md, "Memory per active account".
 //!
 //! Activation takes the account's lease (epoch + 1); every batch checks it, so an older
