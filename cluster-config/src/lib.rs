@@ -50,6 +50,8 @@ pub struct Config {
     pub actors: ActorsConfig,
     /// `[saga]`: transfer saga timings (extension of API.md).
     pub saga: SagaConfig,
+    /// `[limits]`: admission control, the bound of every queue.
+    pub limits: LimitsConfig,
 }
 
 /// `[node]` section.
@@ -219,6 +221,32 @@ impl Default for ActorsConfig {
         ActorsConfig {
             idle_passivate_ms: 60_000,
             active_max: 1_000_000,
+        }
+    }
+}
+
+/// `[limits]` section: past a limit a request is answered 503 `overloaded` with `Retry-After`,
+/// and nothing of it ran. Each is at least 1.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Requests in progress per node (default 4096).
+    pub http_inflight_max: u64,
+    /// Inputs waiting at one account, queued or in its batch in flight (default 10000).
+    pub actor_queue_max: u64,
+    /// WebSocket connections per node (default 10000).
+    pub ws_connections_max: u64,
+    /// Subscriptions per WebSocket connection (default 1000).
+    pub ws_subscriptions_max: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            http_inflight_max: 4_096,
+            actor_queue_max: 10_000,
+            ws_connections_max: 10_000,
+            ws_subscriptions_max: 1_000,
         }
     }
 }
@@ -551,6 +579,22 @@ impl Config {
                     self.actors.idle_passivate_ms
                 ),
             ));
+        }
+        for (field, value) in [
+            ("limits.http_inflight_max", self.limits.http_inflight_max),
+            ("limits.actor_queue_max", self.limits.actor_queue_max),
+            ("limits.ws_connections_max", self.limits.ws_connections_max),
+            (
+                "limits.ws_subscriptions_max",
+                self.limits.ws_subscriptions_max,
+            ),
+        ] {
+            if value < 1 {
+                return Err(ConfigError::invalid(
+                    field,
+                    format!("must be at least 1, got {value}"),
+                ));
+            }
         }
         if self.actors.active_max < 1 {
             return Err(ConfigError::invalid(

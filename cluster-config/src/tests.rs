@@ -70,8 +70,35 @@ fn config_defaults_when_file_is_empty() {
     assert_eq!(c.actors.idle_passivate_ms, 60_000);
     assert_eq!(c.actors.active_max, 1_000_000);
     assert_eq!(c.saga.credit_timeout_ms, 2_000);
+    assert_eq!(c.limits.http_inflight_max, 4_096);
+    assert_eq!(c.limits.actor_queue_max, 10_000);
+    assert_eq!(c.limits.ws_connections_max, 10_000);
+    assert_eq!(c.limits.ws_subscriptions_max, 1_000);
     c.validate().unwrap();
     assert_eq!(c.node.listen_addr().unwrap().port(), 8080);
+}
+
+#[test]
+fn config_limits_of_api_md_parse_and_each_must_be_at_least_one() {
+    // Proves API.md's [limits] example parses to its values, and a zero limit is refused by name.
+    let c = Config::from_toml_str(
+        "[limits]\nhttp_inflight_max = 4096\nactor_queue_max = 10000\nws_connections_max = 10000\nws_subscriptions_max = 1000\n",
+    )
+    .unwrap();
+    assert_eq!(c.limits, LimitsConfig::default());
+    c.validate().unwrap();
+    for field in [
+        "http_inflight_max",
+        "actor_queue_max",
+        "ws_connections_max",
+        "ws_subscriptions_max",
+    ] {
+        assert_invalid(
+            &format!("[limits]\n{field} = 0"),
+            &format!("limits.{field}"),
+            "got 0",
+        );
+    }
 }
 
 #[test]

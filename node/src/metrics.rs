@@ -92,6 +92,8 @@ impl Histogram {
 pub struct Gauges {
     /// Active account actors.
     pub active_actors: u64,
+    /// HTTP requests in progress (counted by admission control).
+    pub http_inflight: u64,
     /// Unsettled transfers (pending index size, capped).
     pub pending_sagas: u64,
     /// Storage commits.
@@ -112,6 +114,8 @@ pub struct Metrics {
     pub activations: Counter,
     /// Saga messages sent between accounts.
     pub saga_messages: Counter,
+    /// Requests, WebSocket connections and frames refused by admission control.
+    pub overloaded: Counter,
     /// Transfers that completed.
     pub transfers_completed: Counter,
     /// Transfers that failed.
@@ -133,6 +137,7 @@ impl Default for Metrics {
             request_latency: Histogram::new(LATENCY_BOUNDS_S),
             activations: Counter::default(),
             saga_messages: Counter::default(),
+            overloaded: Counter::default(),
             transfers_completed: Counter::default(),
             transfers_failed: Counter::default(),
             batch_inputs: Histogram::new(BATCH_BOUNDS),
@@ -209,6 +214,11 @@ impl Metrics {
                 self.saga_messages.get(),
             ),
             (
+                "wallet_overloaded_total",
+                "Requests, WebSocket connections and frames refused by admission control (503 overloaded).",
+                self.overloaded.get(),
+            ),
+            (
                 "wallet_transfers_completed_total",
                 "Transfers completed.",
                 self.transfers_completed.get(),
@@ -245,6 +255,11 @@ impl Metrics {
                 "wallet_active_actors",
                 "Active account actors on this node.",
                 g.active_actors,
+            ),
+            (
+                "wallet_http_inflight",
+                "HTTP requests in progress, against limits.http_inflight_max.",
+                g.http_inflight,
             ),
             (
                 "wallet_pending_sagas",

@@ -12,6 +12,7 @@ use crate::cluster::{sweeper, Shell, ShellConfig};
 use crate::gateway::{self, AppState};
 use crate::ledger::account::SagaTiming;
 use crate::ledger::committer::{GroupLimits, GROUPS_IN_FLIGHT_FDB, GROUPS_IN_FLIGHT_MAX};
+use crate::ledger::driver::Limits as DriverLimits;
 use crate::ledger::exec;
 use crate::metrics::Metrics;
 use crate::storage::keys::Keys;
@@ -126,6 +127,10 @@ impl Node {
                 },
                 ..GroupLimits::default()
             },
+            driver_limits: DriverLimits {
+                queue_inputs: config.limits.actor_queue_max as usize,
+                ..DriverLimits::default()
+            },
         };
         let listener = tokio::net::TcpListener::bind(&config.node.listen)
             .await
@@ -203,6 +208,7 @@ impl Node {
             started: Instant::now(),
             shutdown: shutdown_rx.clone(),
             ready: ready_rx,
+            admission: Arc::new(gateway::admission::Admission::new(&config.limits)),
         };
         let app = gateway::router(state);
         let mut stop = shutdown_rx.clone();

@@ -3,38 +3,11 @@
 
 mod common;
 use common::{call, TestNode};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use serde_json::{json, Value};
-use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn connect(n: &TestNode) -> Ws {
-    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/stream", n.host()))
-        .await
-        .expect("ws connects");
-    ws
-}
-
-async fn send(ws: &mut Ws, v: Value) {
-    ws.send(Message::Text(v.to_string().into())).await.unwrap();
-}
-
-/// The next JSON frame, within a bound.
-async fn next(ws: &mut Ws) -> Value {
-    loop {
-        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
-            .await
-            .expect("a frame in time")
-            .expect("open")
-            .unwrap();
-        if let Message::Text(t) = msg {
-            return serde_json::from_str(t.as_str()).unwrap();
-        }
-    }
-}
+use common::{ws_connect as connect, ws_next as next, ws_send as send};
 
 fn post(n: &TestNode, path: &str, body: Value) -> Value {
     let (s, v) = call(

@@ -42,11 +42,14 @@ pub enum ErrorCode {
     /// A transfer's receiver did not decide in time, so the sender aborted it: no money moved
     /// (extension: the reason of such a failed transfer).
     TransferAborted,
+    /// Refused by admission control before anything ran: retry after `Retry-After`, with the
+    /// same idempotency key.
+    Overloaded,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 16] = [
+    pub const ALL: [ErrorCode; 17] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -63,6 +66,7 @@ impl ErrorCode {
         ErrorCode::Unavailable,
         ErrorCode::NotFound,
         ErrorCode::TransferAborted,
+        ErrorCode::Overloaded,
     ];
 
     /// The stable code string.
@@ -84,6 +88,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::NotFound => "not_found",
             ErrorCode::TransferAborted => "transfer_aborted",
+            ErrorCode::Overloaded => "overloaded",
         }
     }
 
@@ -103,7 +108,7 @@ impl ErrorCode {
             | ErrorCode::AccountClosed
             | ErrorCode::BalanceOverflow
             | ErrorCode::TransferAborted => 422,
-            ErrorCode::Unavailable => 503,
+            ErrorCode::Unavailable | ErrorCode::Overloaded => 503,
         }
     }
 
@@ -131,6 +136,9 @@ impl ErrorCode {
             ErrorCode::NotFound => "no such route",
             ErrorCode::TransferAborted => {
                 "the receiver did not answer in time, so the transfer was aborted; no money moved"
+            }
+            ErrorCode::Overloaded => {
+                "the node is overloaded and nothing ran; retry after Retry-After with the same idempotency key"
             }
         }
     }

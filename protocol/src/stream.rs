@@ -4,9 +4,6 @@ use crate::api::{AccountView, Entry, MovementView, TransferView};
 use crate::{AccountId, Amount, ErrorCode, IdempotencyKey};
 use serde::{Deserialize, Serialize};
 
-/// Most accounts one WebSocket may subscribe to at once.
-pub const SUBSCRIPTIONS_PER_SOCKET_MAX: usize = 256;
-
 /// A frame from client to server.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]

@@ -94,13 +94,17 @@ pub enum ClientResult {
 }
 
 impl ClientResult {
-    /// True when the outcome is unknown to the client (`unavailable`).
+    /// True when the client must try again with the same key: the outcome is unknown
+    /// (`unavailable`), or nothing ran because the node refused it (`overloaded`).
     pub fn is_unknown(&self) -> bool {
         let code = match self {
             ClientResult::Reply(Err(e)) | ClientResult::Page(Err(e)) => e.code,
             _ => return false,
         };
-        code == protocol::ErrorCode::Unavailable
+        matches!(
+            code,
+            protocol::ErrorCode::Unavailable | protocol::ErrorCode::Overloaded
+        )
     }
 }
 

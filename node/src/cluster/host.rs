@@ -25,7 +25,7 @@
 //! inputs, so the transfers in flight on a stopping node finish rather than wait.
 
 use super::table::{Table, IDLE_SCAN_BATCH_MAX};
-use super::{unavailable, Refusal, Shell};
+use super::{overloaded, unavailable, Refusal, Shell};
 use crate::ledger::account::{Command, Reply, ReqId};
 use crate::ledger::driver::{Answer, Batch, Driver, Out, StopReason, Work};
 use crate::ledger::exec::{self, Activation, Committed};
@@ -274,7 +274,12 @@ impl HostState {
             for victim in t.evictions() {
                 self.passivate(t, &victim);
             }
-            t.insert(id.clone(), Driver::new(id.clone()), self.draining_all);
+            let limits = self.shell.config().driver_limits;
+            t.insert(
+                id.clone(),
+                Driver::with_limits(id.clone(), limits),
+                self.draining_all,
+            );
             self.shell.directory().activated();
         }
         let slot = t.get_mut(&id).expect("activated above");
@@ -544,6 +549,9 @@ fn answer_caller(t: &mut Table, gen: u64, req: ReqId, answer: Answer, waiter: bo
         Answer::Reply(Err(e)) => Err(Refusal::Api(e)),
         Answer::Moved => Err(Refusal::Moved),
         Answer::Unknown(why) => Err(Refusal::Api(unavailable(why))),
+        Answer::Overloaded => Err(Refusal::Api(overloaded(
+            "the account has as many requests waiting as it may hold",
+        ))),
     };
     let _ = port.send(reply);
 }

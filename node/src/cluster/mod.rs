@@ -64,6 +64,8 @@ mod test_node;
 
 use crate::ledger::account::{BalanceUpdate, Command, Reply, SagaTiming};
 use crate::ledger::committer::GroupLimits;
+use crate::ledger::driver::Limits as DriverLimits;
+use crate::ledger::exec;
 use crate::metrics::Metrics;
 use crate::storage::keys::Keys;
 use crate::storage::Store;
@@ -137,6 +139,8 @@ pub struct ShellConfig {
     pub timing: SagaTiming,
     /// The committer's group caps.
     pub group: GroupLimits,
+    /// Each account driver's limits (its queue: `limits.actor_queue_max`).
+    pub driver_limits: DriverLimits,
 }
 
 /// The node's runtime: storage, actors, the balance stream.
@@ -293,7 +297,15 @@ impl Shell {
         let owner = self.membership().ring().owner(id.as_str()).node_id.clone();
         let mut results: Vec<Option<Result<Reply, ApiError>>> = Vec::with_capacity(cmds.len());
         let mut moved = Vec::new();
-        if owner == self.config().node_id && !self.membership().is_leaving() {
+        let local = owner == self.config().node_id && !self.membership().is_leaving();
+        if let (true, Some(first)) = (local, cmds.first()) {
+            if !cmds.iter().any(|c| matches!(c, Command::Open { .. })) {
+                if let Err(Refusal::Api(e)) = self.refuse_never_opened(id, first).await {
+                    return cmds.iter().map(|_| Err(e.clone())).collect();
+                }
+            }
+        }
+        if local {
             let answers = self.call_local_many(id, cmds.clone()).await;
             let mut settling = Vec::new();
             for (i, answer) in answers.into_iter().enumerate() {
@@ -374,6 +386,7 @@ impl Shell {
         } else {
             wait
         };
+        self.refuse_never_opened(id, &cmd).await?;
         let (reply, settle) = self.call_local(id, cmd).await?;
         Ok(match (reply, settle) {
             (Reply::Transfer(view), Some(rx))
@@ -387,6 +400,27 @@ impl Shell {
             }
             (reply, _) => reply,
         })
+    }
+
+    /// Answers `account_not_found` for a command to an account that is not active here and
+    /// was never opened, from a read of storage, so that a flood of requests for ids that do
+    /// not exist activates nothing and writes nothing. Opening is the one command such an
+    /// account takes. An account being opened is active (its open is queued there), so this
+    /// never refuses an account whose open was acknowledged.
+    async fn refuse_never_opened(&self, id: &AccountId, cmd: &Command) -> Result<(), Refusal> {
+        if matches!(cmd, Command::Open { .. }) || self.is_active(id) {
+            return Ok(());
+        }
+        let (store, keys, account) = (self.store().clone(), self.keys().clone(), id.clone());
+        let opened = tokio::task::spawn_blocking(move || exec::is_opened(&store, &keys, &account))
+            .await
+            .expect("a storage read does not panic");
+        match opened {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Refusal::Api(ErrorCode::AccountNotFound.into())),
+            // Storage will tell the activation; let it decide as before.
+            Err(_) => Ok(()),
+        }
     }
 
     /// Forwards a command to the node that owns the account.
@@ -619,6 +653,15 @@ impl Shell {
     pub(crate) fn directory(&self) -> &Directory {
         &self.inner.directory
     }
+}
+
+/// An `overloaded` error: refused by admission control before anything ran; retry after a
+/// moment with the same key.
+pub fn overloaded(why: &str) -> ApiError {
+    ApiError::new(
+        ErrorCode::Overloaded,
+        format!("{why}; nothing ran: retry after Retry-After with the same idempotency key"),
+    )
 }
 
 /// An `unavailable` error: the outcome is unknown, retry with the same key.

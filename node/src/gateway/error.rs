@@ -29,7 +29,15 @@ impl IntoResponse for HttpError {
     fn into_response(self) -> Response {
         let status =
             StatusCode::from_u16(self.0.code.http_status()).expect("codes map to valid statuses");
-        (status, Json(ErrorBody { error: self.0 })).into_response()
+        let retry = self.0.code == ErrorCode::Overloaded;
+        let mut resp = (status, Json(ErrorBody { error: self.0 })).into_response();
+        if retry {
+            resp.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(super::admission::RETRY_AFTER_SECS),
+            );
+        }
+        resp
     }
 }
 

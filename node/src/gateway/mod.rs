@@ -15,6 +15,7 @@
 
 pub mod accounts;
 pub mod admin;
+pub mod admission;
 pub mod batch;
 pub mod error;
 pub mod movements;
@@ -53,6 +54,8 @@ pub struct AppState {
     pub shutdown: watch::Receiver<bool>,
     /// Turns true once the node finished starting (resumed unsettled transfers).
     pub ready: watch::Receiver<bool>,
+    /// Admission control: the node's limits.
+    pub admission: Arc<admission::Admission>,
 }
 
 /// The node's routes.
@@ -82,6 +85,10 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(error::not_found)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            admission::admit,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
@@ -173,6 +180,7 @@ async fn metrics(State(st): State<AppState>) -> Response {
     let stats = st.shell.store().stats();
     let g = Gauges {
         active_actors: st.shell.active_actors() as u64,
+        http_inflight: st.admission.requests_in_progress() as u64,
         pending_sagas: pending,
         commits: stats.commits.load(Ordering::Relaxed),
         retries: stats.retries.load(Ordering::Relaxed),

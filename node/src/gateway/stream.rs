@@ -23,9 +23,9 @@ use crate::ledger::account::{Command, Reply};
 use crate::ledger::exec;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use protocol::api::{Entry, TRANSFER_WAIT_MS_DEFAULT};
-use protocol::stream::{ClientFrame, CommandResult, ServerFrame, SUBSCRIPTIONS_PER_SOCKET_MAX};
+use protocol::stream::{ClientFrame, CommandResult, ServerFrame};
 use protocol::{AccountId, ApiError, ErrorCode};
 use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
@@ -44,8 +44,18 @@ pub const REMOTE_POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// Upgrades the connection.
 pub async fn upgrade(State(st): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    // The connection holds its place until it closes; past `limits.ws_connections_max` the
+    // upgrade is refused before it happens.
+    let Some(place) = st.admission.try_socket() else {
+        st.shell.metrics().overloaded.inc();
+        return super::admission::overloaded("WebSocket connections (limits.ws_connections_max)")
+            .into_response();
+    };
     ws.max_message_size(FRAME_BYTES_MAX)
-        .on_upgrade(move |socket| serve(st, socket))
+        .on_upgrade(move |socket| async move {
+            serve(st, socket).await;
+            drop(place);
+        })
 }
 
 struct Connection {
@@ -206,9 +216,11 @@ impl Connection {
     }
 
     async fn subscribe(&mut self, account: AccountId, from_seq: Option<u64>) -> Result<(), Closed> {
-        if !self.subs.contains_key(&account) && self.subs.len() >= SUBSCRIPTIONS_PER_SOCKET_MAX {
-            let msg = format!("at most {SUBSCRIPTIONS_PER_SOCKET_MAX} subscriptions per socket");
-            return self.error(ErrorCode::InvalidRequest, msg, None).await;
+        let max = self.st.admission.subscriptions_max;
+        if !self.subs.contains_key(&account) && self.subs.len() >= max {
+            self.st.shell.metrics().overloaded.inc();
+            let msg = format!("at most {max} subscriptions per socket (limits.ws_subscriptions_max); nothing was subscribed");
+            return self.error(ErrorCode::Overloaded, msg, None).await;
         }
         // The actor's answer is the account's committed sequence now.
         let seq = match self
@@ -237,10 +249,9 @@ impl Connection {
         cmd: Command,
     ) -> Result<(), Closed> {
         if self.in_flight >= COMMANDS_IN_FLIGHT_MAX {
-            let msg = format!("at most {COMMANDS_IN_FLIGHT_MAX} commands in flight per socket");
-            return self
-                .error(ErrorCode::InvalidRequest, msg, Some(req_id))
-                .await;
+            self.st.shell.metrics().overloaded.inc();
+            let msg = format!("at most {COMMANDS_IN_FLIGHT_MAX} commands in flight per socket; nothing ran: retry with the same idempotency key");
+            return self.error(ErrorCode::Overloaded, msg, Some(req_id)).await;
         }
         self.in_flight += 1;
         let (shell, results) = (self.st.shell.clone(), self.results.clone());

@@ -402,6 +402,12 @@ fn batch_body(
     Ok(earlier.len() - 1)
 }
 
+/// Whether the account was ever opened (its state is stored), read without a lease or a
+/// write: a lookup of a never-opened account costs no activation.
+pub fn is_opened(store: &Store, keys: &Keys, id: &AccountId) -> Result<bool, StorageError> {
+    store.read(|txn| Ok(txn.get(&keys.state(id.as_str()))?.is_some()))
+}
+
 /// Reads an account's stored lease (a fenced activation finds another one there).
 pub fn read_lease(
     store: &Store,

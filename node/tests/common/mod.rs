@@ -134,3 +134,37 @@ pub fn deposit(url: &str, id: &str, amount: u64) {
 pub fn code(v: &Value) -> &str {
     v["error"]["code"].as_str().unwrap_or("<no error code>")
 }
+
+/// A WebSocket client of `/v1/stream`.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Sends one JSON frame.
+pub async fn ws_send(ws: &mut Ws, v: Value) {
+    use futures_util::SinkExt;
+    let frame = tokio_tungstenite::tungstenite::Message::Text(v.to_string().into());
+    ws.send(frame).await.unwrap();
+}
+
+/// The next JSON frame, within 10 s.
+pub async fn ws_next(ws: &mut Ws) -> Value {
+    use futures_util::StreamExt;
+    loop {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            return serde_json::from_str(t.as_str()).unwrap();
+        }
+    }
+}
+
+/// A WebSocket connected to the node's `/v1/stream`.
+pub async fn ws_connect(n: &TestNode) -> Ws {
+    let (ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/stream", n.host()))
+        .await
+        .expect("ws connects");
+    ws
+}

@@ -461,6 +461,10 @@ impl Sim {
                 let r = ClientResult::Reply(Err(unavailable(why)));
                 self.send_client(node, to.client, to.attempt, r);
             }
+            Answer::Overloaded => {
+                let e = ApiError::new(ErrorCode::Overloaded, "the account's queue is full");
+                self.send_client(node, to.client, to.attempt, ClientResult::Reply(Err(e)));
+            }
             Answer::Moved => {
                 // `Shell::execute`: nothing ran, retry on the current ring with backoff.
                 self.stats.moved += 1;

@@ -76,10 +76,10 @@ use std::collections::{BTreeMap, VecDeque};
 
 /// Most inputs one batch commits in one transaction.
 pub const BATCH_INPUTS_MAX: usize = 256;
-/// Most inputs held by one account, queued or in the batch in flight; past it a command is
-/// answered "outcome unknown" at once (nothing ran) and a saga message is dropped (its sender
-/// re-drives it).
-pub const QUEUE_INPUTS_MAX: usize = 16_384;
+/// Most inputs held by one account, queued or in the batch in flight, by default (the node's
+/// `limits.actor_queue_max`); past it a command is answered [`Answer::Overloaded`] at once
+/// (nothing ran) and a saga message is dropped (its sender re-drives it).
+pub const QUEUE_INPUTS_MAX: usize = 10_000;
 /// Most callers waiting on one transfer's settlement.
 pub const WAITERS_PER_TRANSFER_MAX: usize = 64;
 /// Times a batch that did not commit (conflict, too old, unavailable) is tried again before
@@ -121,6 +121,9 @@ pub enum Answer {
     Moved,
     /// Storage did not confirm: the outcome is unknown, retry with the same key.
     Unknown(&'static str),
+    /// Refused before anything ran: the account holds as many inputs as it may; retry later
+    /// with the same key.
+    Overloaded,
 }
 
 /// Work the runtime does for the driver and reports back. At most one is in flight.
@@ -430,7 +433,7 @@ impl Driver {
         if self.phase == Phase::Stopped {
             self.answer(req, Answer::Moved);
         } else if self.queue.len() + self.batch_len >= self.limits.queue_inputs {
-            self.answer(req, Answer::Unknown("the account's queue is full"));
+            self.answer(req, Answer::Overloaded);
         } else {
             self.enqueue(Input::Command(req, cmd));
         }

@@ -565,7 +565,8 @@ fn driver_refuses_past_its_queue_limit() {
     let q = d.command(Command::Get);
     assert_eq!(
         answers(&d.take_out()),
-        vec![(q, Answer::Unknown("the account's queue is full"))]
+        vec![(q, Answer::Overloaded)],
+        "refused before anything ran: overloaded, not outcome unknown"
     );
     assert_eq!(d.queued(), QUEUE_INPUTS_MAX);
 }
