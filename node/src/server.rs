@@ -9,7 +9,7 @@ use crate::cluster::membership::Membership;
 use crate::cluster::network::Network;
 use crate::cluster::placement::Member;
 use crate::cluster::{sweeper, Shell, ShellConfig};
-use crate::gateway::{self, AppState};
+use crate::gateway::{self, AppShared, AppState};
 use crate::ledger::account::SagaTiming;
 use crate::ledger::committer::{GroupLimits, GROUPS_IN_FLIGHT_FDB, GROUPS_IN_FLIGHT_MAX};
 use crate::ledger::driver::Limits as DriverLimits;
@@ -202,14 +202,14 @@ impl Node {
         };
         let (drained_tx, drained) = watch::channel(false);
         let (ready_tx, ready_rx) = watch::channel(false);
-        let state = AppState {
+        let state = AppState::new(AppShared {
             shell: shell.clone(),
             drained: Arc::new(drained_tx),
             started: Instant::now(),
             shutdown: shutdown_rx.clone(),
             ready: ready_rx,
             admission: Arc::new(gateway::admission::Admission::new(&config.limits)),
-        };
+        });
         let app = gateway::router(state);
         let mut stop = shutdown_rx.clone();
         let serve = tokio::spawn(async move {

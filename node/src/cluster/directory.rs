@@ -21,6 +21,7 @@ use super::table::Table;
 use super::{unavailable, Shell};
 use protocol::{AccountId, ApiError};
 use ractor::{Actor, ActorRef};
+use std::collections::HashSet;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -29,19 +30,29 @@ use tokio::sync::oneshot;
 
 pub use super::table::{EVICTION_ASKS_MAX, IDLE_SCAN_BATCH_MAX};
 
+/// The 64-bit hash of an account id that places it on a host.
+fn hash(id: &AccountId) -> u64 {
+    let mut h = DefaultHasher::new();
+    id.as_str().hash(&mut h);
+    h.finish()
+}
+
 /// Hosts per core of the machine.
 pub const HOSTS_PER_CORE: usize = 4;
 
-/// A running host and its table.
+/// A running host.
 #[derive(Clone)]
 struct Running {
     actor: ActorRef<HostMsg>,
-    table: Arc<Mutex<Table>>,
 }
 
 /// The hosts of this node.
 pub struct Directory {
     hosts: OnceLock<Vec<Running>>,
+    /// Per host, the hashes of its active accounts: read by [`Directory::is_active`] without
+    /// waiting for the host's table, which its host holds while it handles a message (a hot
+    /// account's host is busy most of the time).
+    active_ids: Vec<Mutex<HashSet<u64>>>,
     count: usize,
     active_max: usize,
     active: AtomicUsize,
@@ -56,6 +67,7 @@ impl Directory {
         let count = (cores * HOSTS_PER_CORE).min(active_max);
         Directory {
             hosts: OnceLock::new(),
+            active_ids: (0..count).map(|_| Mutex::new(HashSet::new())).collect(),
             count,
             active_max,
             active: AtomicUsize::new(0),
@@ -83,18 +95,16 @@ impl Directory {
         let table = Arc::new(Mutex::new(Table::new(self.cap(i))));
         let args = HostArgs {
             shell: shell.clone(),
-            table: table.clone(),
+            table,
         };
         let (actor, _join) = Actor::spawn(None, Host, args)
             .await
             .expect("a host's start cannot fail");
-        Running { actor, table }
+        Running { actor }
     }
 
     fn index(&self, id: &AccountId) -> usize {
-        let mut h = DefaultHasher::new();
-        id.as_str().hash(&mut h);
-        (h.finish() % self.count as u64) as usize
+        (hash(id) % self.count as u64) as usize
     }
 
     fn running(&self, i: usize) -> &Running {
@@ -115,20 +125,28 @@ impl Directory {
         self.len() == 0
     }
 
-    pub(crate) fn activated(&self) {
+    /// Counts an activation of `id` (called by its host).
+    pub(crate) fn activated(&self, id: &AccountId) {
         self.active.fetch_add(1, Ordering::Relaxed);
+        let h = hash(id);
+        let mut set = self.active_ids[self.index(id)].lock().expect("active ids");
+        set.insert(h);
     }
 
-    pub(crate) fn deactivated(&self) {
+    /// Counts the end of an activation of `id` (called by its host).
+    pub(crate) fn deactivated(&self, id: &AccountId) {
         self.active.fetch_sub(1, Ordering::Relaxed);
+        let h = hash(id);
+        let mut set = self.active_ids[self.index(id)].lock().expect("active ids");
+        set.remove(&h);
     }
 
-    /// Whether the account is active on this node.
+    /// Whether the account is active on this node (by a 64-bit hash of its id: two active
+    /// ids with one hash would make one of them look active for a while, which only costs
+    /// the storage read that spares a never-opened account its activation).
     pub fn is_active(&self, id: &AccountId) -> bool {
-        let table = &self.running(self.index(id)).table;
-        // A table is poisoned only while its host recovers from a panic; it reads the same.
-        let t = table.lock().unwrap_or_else(|e| e.into_inner());
-        t.contains(id)
+        let set = self.active_ids[self.index(id)].lock().expect("active ids");
+        set.contains(&hash(id))
     }
 
     /// Hands a message to the account's host at once; gives it back if the host stopped.

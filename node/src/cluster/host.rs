@@ -126,7 +126,8 @@ pub(crate) struct Host;
 pub(crate) struct HostArgs {
     /// The node's shell.
     pub shell: Shell,
-    /// Its table (shared with the directory, which reads it).
+    /// Its table (behind a mutex: a panic while the host handles it poisons it, and the host
+    /// clears that and goes on).
     pub table: Arc<Mutex<Table>>,
 }
 
@@ -262,7 +263,7 @@ impl HostState {
         if let Some(slot) = t.remove(&id) {
             self.loads_waiting
                 .retain(|(a, g)| !(a == &id && *g == slot.gen));
-            self.shell.directory().deactivated();
+            self.shell.directory().deactivated(&id);
         }
     }
 
@@ -280,7 +281,7 @@ impl HostState {
                 Driver::with_limits(id.clone(), limits),
                 self.draining_all,
             );
-            self.shell.directory().activated();
+            self.shell.directory().activated(&id);
         }
         let slot = t.get_mut(&id).expect("activated above");
         let gen = slot.gen;
@@ -459,7 +460,7 @@ impl HostState {
         if stopped || (slot.draining && slot.driver.is_drainable()) {
             // Callers still waiting for a settlement report the transfer pending.
             t.remove(id);
-            self.shell.directory().deactivated();
+            self.shell.directory().deactivated(id);
         }
     }
 

@@ -131,6 +131,17 @@ impl Table {
 
     /// Marks the account as just used.
     pub fn touch(&mut self, id: &AccountId) {
+        let Some(slot) = self.slots.get(id) else {
+            return;
+        };
+        if slot.tick == self.tick {
+            // Already the most recently used (a busy account's inputs in a row): its place
+            // stays, only its time of use moves.
+            if let Some((_, used)) = self.lru.get_mut(&slot.tick) {
+                *used = Instant::now();
+            }
+            return;
+        }
         self.tick += 1;
         let now_tick = self.tick;
         if let Some(slot) = self.slots.get_mut(id) {

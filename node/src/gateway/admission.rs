@@ -11,7 +11,7 @@
 
 use super::error::HttpError;
 use super::AppState;
-use axum::extract::{Request, State};
+use axum::extract::Request;
 use axum::middleware::Next;
 use axum::response::Response;
 use cluster_config::LimitsConfig;
@@ -69,8 +69,9 @@ pub fn overloaded(limit: &str) -> HttpError {
     ))
 }
 
-/// Middleware: refuses a request past `limits.http_inflight_max` requests in progress.
-pub async fn admit(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// Runs a request unless it is past `limits.http_inflight_max` requests in progress (part of
+/// the gateway's one middleware).
+pub async fn admit(st: &AppState, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if ALWAYS_ADMITTED.contains(&path) || path == "/v1/stream" {
         return next.run(req).await;

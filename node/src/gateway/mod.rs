@@ -41,9 +41,27 @@ use tokio::sync::watch;
 /// Largest request body, in bytes.
 pub const BODY_BYTES_MAX: usize = 64 * 1024;
 
-/// What every handler gets.
+/// What every handler gets: one shared [`AppShared`], so that the clone each layer and
+/// handler takes per request is one reference count.
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppShared>);
+
+impl AppState {
+    /// The state of a node's gateway.
+    pub fn new(shared: AppShared) -> Self {
+        AppState(Arc::new(shared))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppShared;
+    fn deref(&self) -> &AppShared {
+        &self.0
+    }
+}
+
+/// The gateway's state, shared by every request.
+pub struct AppShared {
     /// The actor shell.
     pub shell: Shell,
     /// Set to true when a drain finished: the node stops.
@@ -85,16 +103,14 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .fallback(error::not_found)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            admission::admit,
-        ))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
 }
 
 /// Counts every request by route template and status, with its latency.
+/// Middleware of every request: admission control ([`admission::admit`]), then the request's
+/// count and latency in the metrics.
 async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
@@ -107,7 +123,7 @@ async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response
         axum::http::Method::POST => "POST",
         _ => "OTHER",
     };
-    let resp = next.run(req).await;
+    let resp = admission::admit(&st, req, next).await;
     st.shell.metrics().request(
         route,
         method,
