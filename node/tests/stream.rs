@@ -81,18 +81,22 @@ fn stream_bad_frames_get_errors_and_socket_stays_open() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async {
         let mut ws = connect(&n).await;
+        // An oversized frame (over 64 KiB) is refused like any bad frame.
+        let oversized = format!(r#"{{"op":"ping","pad":"{}"}}"#, "x".repeat(100 * 1024));
         for bad in [
             "not json",
             r#"{"op":"fly"}"#,
             r#"{"op":"subscribe","account":"bad id"}"#,
             r#"{"op":"deposit","req_id":"x","account":"a","amount":0}"#,
+            oversized.as_str(),
         ] {
-            ws.send(Message::Text(bad.into())).await.unwrap();
+            ws.send(Message::Text(bad.to_owned().into())).await.unwrap();
             let f = next(&mut ws).await;
             assert_eq!(
                 (f["type"].as_str(), f["code"].as_str()),
                 (Some("error"), Some("invalid_request")),
-                "{bad} -> {f}"
+                "{} -> {f}",
+                &bad[..bad.len().min(60)]
             );
         }
         send(&mut ws, json!({"op": "subscribe", "account": "nobody"})).await;

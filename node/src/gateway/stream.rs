@@ -34,6 +34,10 @@ use tokio::sync::{broadcast, mpsc};
 
 /// Largest frame a client may send, in bytes.
 pub const FRAME_BYTES_MAX: usize = 64 * 1024;
+/// Largest message the socket reads at all: a frame over [`FRAME_BYTES_MAX`] and up to this
+/// is read and answered with an error, and the socket stays open; past this the socket closes
+/// (memory per socket stays bounded).
+pub const MESSAGE_BYTES_MAX: usize = 1024 * 1024;
 /// Most commands of one socket running at once.
 pub const COMMANDS_IN_FLIGHT_MAX: usize = 64;
 /// Journal entries read per page when back-filling a stream.
@@ -51,7 +55,7 @@ pub async fn upgrade(State(st): State<AppState>, ws: WebSocketUpgrade) -> Respon
         return super::admission::overloaded("WebSocket connections (limits.ws_connections_max)")
             .into_response();
     };
-    ws.max_message_size(FRAME_BYTES_MAX)
+    ws.max_message_size(MESSAGE_BYTES_MAX)
         .on_upgrade(move |socket| async move {
             serve(st, socket).await;
             drop(place);
@@ -143,6 +147,13 @@ impl Connection {
     }
 
     async fn frame(&mut self, text: &str) -> Result<(), Closed> {
+        if text.len() > FRAME_BYTES_MAX {
+            let msg = format!(
+                "bad frame: {} bytes, at most {FRAME_BYTES_MAX}; nothing ran",
+                text.len()
+            );
+            return self.error(ErrorCode::InvalidRequest, msg, None).await;
+        }
         let frame = match serde_json::from_str::<ClientFrame>(text) {
             Ok(f) => f,
             Err(e) => {
