@@ -134,6 +134,14 @@ fn admission_never_opened_accounts_activate_nothing() {
     );
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["results"][0]["error"]["code"], "account_not_found", "{v}");
+    // Subscribing to one over the WebSocket is refused the same way.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let mut ws = common::ws_connect(&n).await;
+        send(&mut ws, json!({"op": "subscribe", "account": "ghost7"})).await;
+        let e = next(&mut ws).await;
+        assert_eq!(e["code"], "account_not_found", "{e}");
+    });
     assert_eq!(
         gauge(&n, "wallet_active_actors"),
         0,
