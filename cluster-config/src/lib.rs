@@ -66,6 +66,10 @@ pub struct NodeConfig {
     pub cluster_listen: String,
     /// Extension: on SIGTERM, how long in-flight requests and sagas may finish before exit, in ms (default 10000).
     pub shutdown_grace_ms: u64,
+    /// PEM certificate chain: with `tls_key`, clients are served HTTPS and WSS (default none).
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert` (default none).
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Default for NodeConfig {
@@ -75,6 +79,8 @@ impl Default for NodeConfig {
             listen: "127.0.0.1:8080".into(),
             cluster_listen: "127.0.0.1:7946".into(),
             shutdown_grace_ms: 10_000,
+            tls_cert: None,
+            tls_key: None,
         }
     }
 }
@@ -578,6 +584,17 @@ impl Config {
                     "must be at least {IDLE_PASSIVATE_MS_MIN}, got {}",
                     self.actors.idle_passivate_ms
                 ),
+            ));
+        }
+        if self.node.tls_cert.is_some() != self.node.tls_key.is_some() {
+            let field = if self.node.tls_cert.is_some() {
+                "node.tls_key"
+            } else {
+                "node.tls_cert"
+            };
+            return Err(ConfigError::invalid(
+                field,
+                "node.tls_cert and node.tls_key go together: give both, or neither",
             ));
         }
         for (field, value) in [

@@ -458,3 +458,23 @@ fn one_cluster(tomls: &[&str]) -> Vec<Config> {
     assert_eq!(ids.len(), tomls.len());
     configs
 }
+
+#[test]
+fn config_tls_cert_and_key_go_together() {
+    // Proves node.tls_cert without node.tls_key (and the reverse) is refused by name, and both
+    // together validate.
+    assert_invalid(
+        "[node]\ntls_cert = \"/c.pem\"",
+        "node.tls_key",
+        "go together",
+    );
+    assert_invalid(
+        "[node]\ntls_key = \"/k.pem\"",
+        "node.tls_cert",
+        "go together",
+    );
+    let both =
+        Config::from_toml_str("[node]\ntls_cert = \"/c.pem\"\ntls_key = \"/k.pem\"").unwrap();
+    both.validate().unwrap();
+    assert_eq!(both.node.tls_cert, Some(PathBuf::from("/c.pem")));
+}

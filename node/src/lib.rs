@@ -15,3 +15,4 @@ pub mod ledger;
 pub mod metrics;
 pub mod server;
 pub mod storage;
+pub mod tls;

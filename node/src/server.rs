@@ -132,6 +132,14 @@ impl Node {
                 ..DriverLimits::default()
             },
         };
+        // TLS for clients: the files are read before anything listens, so a bad one is a
+        // clear error at start.
+        let tls = match (&config.node.tls_cert, &config.node.tls_key) {
+            (Some(cert), Some(key)) => {
+                Some(crate::tls::acceptor(cert, key).map_err(StartError::Config)?)
+            }
+            _ => None,
+        };
         let listener = tokio::net::TcpListener::bind(&config.node.listen)
             .await
             .map_err(|source| StartError::Bind {
@@ -212,13 +220,24 @@ impl Node {
         });
         let app = gateway::router(state);
         let mut stop = shutdown_rx.clone();
-        let serve = tokio::spawn(async move {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(async move {
-                    let _ = stop.changed().await;
+        let stopped = async move {
+            let _ = stop.changed().await;
+        };
+        let serve = match &tls {
+            Some(acceptor) => {
+                let listener = crate::tls::TlsListener::new(listener, acceptor.clone());
+                tokio::spawn(async move {
+                    axum::serve(listener, app)
+                        .with_graceful_shutdown(stopped)
+                        .await
                 })
-                .await
-        });
+            }
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            }),
+        };
         // Resume every unsettled transfer before declaring the node ready; the sweeper keeps
         // doing it for senders that passivate or get evicted later.
         let resumed = sweeper::sweep_pending_once(&shell).await;

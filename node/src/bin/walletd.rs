@@ -58,8 +58,13 @@ fn main() -> anyhow::Result<()> {
     rt.block_on(async move {
         let node = Node::start(&config).await?;
         // Tests and scripts read this line to learn the port when listening on port 0.
+        let scheme = if config.node.tls_cert.is_some() {
+            "https"
+        } else {
+            "http"
+        };
         println!(
-            "walletd {} listening on http://{} (node {}, storage {} at {})",
+            "walletd {} listening on {scheme}://{} (node {}, storage {} at {})",
             env!("CARGO_PKG_VERSION"),
             node.addr(),
             config.node.id,

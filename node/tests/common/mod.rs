@@ -140,14 +140,20 @@ pub type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 /// Sends one JSON frame.
-pub async fn ws_send(ws: &mut Ws, v: Value) {
+pub async fn ws_send<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>, v: Value)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use futures_util::SinkExt;
     let frame = tokio_tungstenite::tungstenite::Message::Text(v.to_string().into());
     ws.send(frame).await.unwrap();
 }
 
 /// The next JSON frame, within 10 s.
-pub async fn ws_next(ws: &mut Ws) -> Value {
+pub async fn ws_next<S>(ws: &mut tokio_tungstenite::WebSocketStream<S>) -> Value
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
     use futures_util::StreamExt;
     loop {
         let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
