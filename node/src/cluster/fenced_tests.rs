@@ -4,7 +4,7 @@
 //! new activation.
 
 use super::host::{AccountMsg, CommandReply};
-use super::test_node::{balance, deposit, memory_node, open_and_fund};
+use super::test_node::{balance, deposit, memory_node, open_and_fund, until_inactive};
 use super::{Refusal, Shell};
 use crate::ledger::account::{Command, SagaTiming};
 use crate::ledger::exec;
@@ -78,18 +78,6 @@ fn fence(store: &Store) -> Option<Lease> {
     lease
 }
 
-/// Waits until the account's activation on this node ended.
-async fn until_inactive(shell: &Shell) {
-    for _ in 0..400 {
-        if !shell.is_active(&a()) {
-            return;
-        }
-        tokio::task::yield_now().await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    panic!("the stale activation is still active");
-}
-
 #[test]
 fn fenced_activation_answers_moved_and_never_takes_the_lease_back() {
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -113,7 +101,7 @@ fn fenced_activation_answers_moved_and_never_takes_the_lease_back() {
         );
         // It stepped aside and did not reload itself, which would take the lease back from
         // the rightful owner.
-        until_inactive(&shell).await;
+        until_inactive(&shell, &a()).await;
         assert_eq!(
             exec::read_lease(&store, &Keys::default(), &a()).unwrap(),
             lease,
@@ -165,7 +153,7 @@ fn sweep_resume_of_an_unknown_saga_steps_a_stale_activation_aside() {
             AccountMsg::Resume(TransferId::new("t-other").unwrap()),
         );
         // The resume made it read its lease and step aside, with no command at all.
-        until_inactive(&shell).await;
+        until_inactive(&shell, &a()).await;
         assert_eq!(
             exec::read_lease(&store, &Keys::default(), &a()).unwrap(),
             lease,

@@ -55,3 +55,16 @@ pub async fn balance(shell: &Shell, a: &AccountId) -> u64 {
         other => panic!("{other:?}"),
     }
 }
+
+/// Waits (up to 2 s) until the account's activation on this node ended: a host answers an
+/// activation's callers before it removes the activation, so a caller may see the answer
+/// first.
+pub async fn until_inactive(shell: &Shell, a: &AccountId) {
+    for _ in 0..400 {
+        if !shell.is_active(a) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    panic!("{a} is still active");
+}
