@@ -270,16 +270,7 @@ fn exec_stale_activation_cannot_drop_an_outcome_it_does_not_know() {
         &keys,
         "n2",
         &newer,
-        &[Input::Command(
-            1,
-            Command::Transfer {
-                transfer_id: t.clone(),
-                to: id("b"),
-                amount: Amount::new(30).unwrap(),
-                reference: None,
-                idem_key: None,
-            },
-        )],
+        &[transfer(1, &t, "b", 30)],
         2_000,
     )
     .unwrap();
@@ -306,6 +297,20 @@ fn deposit(req: u64, amount: u64) -> Vec<Input> {
             idem_key: None,
         },
     )]
+}
+
+/// A transfer of `amount` to `to` as one input.
+fn transfer(req: u64, t: &TransferId, to: &str, amount: u64) -> Input {
+    Input::Command(
+        req,
+        Command::Transfer {
+            transfer_id: t.clone(),
+            to: id(to),
+            amount: Amount::new(amount).unwrap(),
+            reference: None,
+            idem_key: None,
+        },
+    )
 }
 
 #[test]
@@ -501,17 +506,7 @@ fn exec_stale_activation_learns_it_was_fenced_at_its_next_timer() {
     let (_, store, keys) = setup();
     let a = open_funded(&store, &keys, "a", 100);
     let t = TransferId::new("t_1").unwrap();
-    let transfer = Input::Command(
-        3,
-        Command::Transfer {
-            transfer_id: t.clone(),
-            to: id("b"),
-            amount: Amount::new(30).unwrap(),
-            reference: None,
-            idem_key: None,
-        },
-    );
-    let (a, _) = run(&store, &keys, &a, vec![transfer]);
+    let (a, _) = run(&store, &keys, &a, vec![transfer(3, &t, "b", 30)]);
     // While the lease is its own, the timer resends the credit.
     let (a, effects) = run(&store, &keys, &a, vec![Input::Timer(t.clone())]);
     assert!(effects

@@ -104,7 +104,13 @@ impl Directory {
     }
 
     fn index(&self, id: &AccountId) -> usize {
-        (hash(id) % self.count as u64) as usize
+        self.place(id).0
+    }
+
+    /// The account's host and its id's hash, hashing once.
+    fn place(&self, id: &AccountId) -> (usize, u64) {
+        let h = hash(id);
+        ((h % self.count as u64) as usize, h)
     }
 
     fn running(&self, i: usize) -> &Running {
@@ -128,25 +134,24 @@ impl Directory {
     /// Counts an activation of `id` (called by its host).
     pub(crate) fn activated(&self, id: &AccountId) {
         self.active.fetch_add(1, Ordering::Relaxed);
-        let h = hash(id);
-        let mut set = self.active_ids[self.index(id)].lock().expect("active ids");
-        set.insert(h);
+        let (i, h) = self.place(id);
+        self.active_ids[i].lock().expect("active ids").insert(h);
     }
 
     /// Counts the end of an activation of `id` (called by its host).
     pub(crate) fn deactivated(&self, id: &AccountId) {
         self.active.fetch_sub(1, Ordering::Relaxed);
-        let h = hash(id);
-        let mut set = self.active_ids[self.index(id)].lock().expect("active ids");
-        set.remove(&h);
+        let (i, h) = self.place(id);
+        self.active_ids[i].lock().expect("active ids").remove(&h);
     }
 
     /// Whether the account is active on this node (by a 64-bit hash of its id: two active
     /// ids with one hash would make one of them look active for a while, which only costs
     /// the storage read that spares a never-opened account its activation).
     pub fn is_active(&self, id: &AccountId) -> bool {
-        let set = self.active_ids[self.index(id)].lock().expect("active ids");
-        set.contains(&hash(id))
+        let (i, h) = self.place(id);
+        let active = self.active_ids[i].lock().expect("active ids").contains(&h);
+        active
     }
 
     /// Hands a message to the account's host at once; gives it back if the host stopped.
