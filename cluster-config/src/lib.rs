@@ -29,6 +29,8 @@ pub const NODE_ID_LEN_MAX: usize = 64;
 
 /// Smallest and largest number of virtual nodes per member on the ring.
 pub const VNODES_RANGE: std::ops::RangeInclusive<u32> = 1..=4096;
+/// Accepted `cluster.heartbeat_ms`.
+pub const HEARTBEAT_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=60_000;
 
 /// Shortest idle time before an account actor passivates, in milliseconds.
 pub const IDLE_PASSIVATE_MS_MIN: u64 = 100;
@@ -107,6 +109,11 @@ pub struct ClusterConfig {
     pub peers: Vec<String>,
     /// Virtual nodes per member on the placement ring, 1 to 4096 (default 256).
     pub vnodes: u32,
+    /// Interval of the liveness probes between members, ms (default 500).
+    pub heartbeat_ms: u64,
+    /// A member silent this long leaves the ring, ms; at least twice `heartbeat_ms`
+    /// (default 3000).
+    pub failure_timeout_ms: u64,
 }
 
 impl Default for ClusterConfig {
@@ -115,6 +122,8 @@ impl Default for ClusterConfig {
             cookie: "change-me".into(),
             peers: Vec::new(),
             vnodes: 256,
+            heartbeat_ms: 500,
+            failure_timeout_ms: 3_000,
         }
     }
 }
@@ -546,6 +555,27 @@ impl Config {
                     VNODES_RANGE.start(),
                     VNODES_RANGE.end(),
                     self.cluster.vnodes
+                ),
+            ));
+        }
+        if !HEARTBEAT_MS_RANGE.contains(&self.cluster.heartbeat_ms) {
+            return Err(ConfigError::invalid(
+                "cluster.heartbeat_ms",
+                format!(
+                    "must be from {} to {}, got {}",
+                    HEARTBEAT_MS_RANGE.start(),
+                    HEARTBEAT_MS_RANGE.end(),
+                    self.cluster.heartbeat_ms
+                ),
+            ));
+        }
+        if self.cluster.failure_timeout_ms < 2 * self.cluster.heartbeat_ms {
+            return Err(ConfigError::invalid(
+                "cluster.failure_timeout_ms",
+                format!(
+                    "must be at least twice cluster.heartbeat_ms ({} ms), got {}: one late probe must not drop a member",
+                    2 * self.cluster.heartbeat_ms,
+                    self.cluster.failure_timeout_ms
                 ),
             ));
         }

@@ -11,6 +11,9 @@ cluster_listen = "127.0.0.1:7946"  # node to node
 cookie = "change-me"               # shared secret of the cluster's nodes
 peers = ["127.0.0.1:7947"]         # any live members to join through
 vnodes = 256
+heartbeat_ms = 500                 # liveness probes between members
+failure_timeout_ms = 3000          # a member silent this long leaves the ring (its accounts
+                                   # move; fencing stops it if it wakes up)
 
 [storage]
 backend = "embedded"               # embedded | memory | fdb
@@ -62,6 +65,8 @@ fn config_defaults_when_file_is_empty() {
     assert_eq!(c.cluster.cookie, "change-me");
     assert!(c.cluster.peers.is_empty());
     assert_eq!(c.cluster.vnodes, 256);
+    assert_eq!(c.cluster.heartbeat_ms, 500);
+    assert_eq!(c.cluster.failure_timeout_ms, 3_000);
     assert_eq!(c.storage.backend, Backend::Embedded);
     assert_eq!(c.storage.path, PathBuf::from("./data"));
     assert_eq!(c.storage.cluster_file, None);
@@ -210,6 +215,30 @@ fn config_cluster_rules() {
         "\"node2:7946\"",
     );
     let edge = Config::from_toml_str("[cluster]\nvnodes = 4096").unwrap();
+    edge.validate().unwrap();
+}
+
+#[test]
+fn config_failure_detection_rules() {
+    // Proves heartbeats outside 10..=60000 ms are refused, and a failure timeout shorter than
+    // two heartbeats (one late probe would drop a member) is refused; the edges pass.
+    assert_invalid(
+        "[cluster]\nheartbeat_ms = 9",
+        "cluster.heartbeat_ms",
+        "got 9",
+    );
+    assert_invalid(
+        "[cluster]\nheartbeat_ms = 60001\nfailure_timeout_ms = 200000",
+        "cluster.heartbeat_ms",
+        "got 60001",
+    );
+    assert_invalid(
+        "[cluster]\nheartbeat_ms = 500\nfailure_timeout_ms = 999",
+        "cluster.failure_timeout_ms",
+        "at least twice",
+    );
+    let edge =
+        Config::from_toml_str("[cluster]\nheartbeat_ms = 10\nfailure_timeout_ms = 20").unwrap();
     edge.validate().unwrap();
 }
 

@@ -116,6 +116,10 @@ pub struct Metrics {
     pub saga_messages: Counter,
     /// Requests, WebSocket connections and frames refused by admission control.
     pub overloaded: Counter,
+    /// Peers dropped from this node's ring for silence.
+    pub peers_dropped: Counter,
+    /// Rejoins of this node after its peers dropped it.
+    pub rejoins: Counter,
     /// Transfers that completed.
     pub transfers_completed: Counter,
     /// Transfers that failed.
@@ -138,6 +142,8 @@ impl Default for Metrics {
             activations: Counter::default(),
             saga_messages: Counter::default(),
             overloaded: Counter::default(),
+            peers_dropped: Counter::default(),
+            rejoins: Counter::default(),
             transfers_completed: Counter::default(),
             transfers_failed: Counter::default(),
             batch_inputs: Histogram::new(BATCH_BOUNDS),
@@ -217,6 +223,16 @@ impl Metrics {
                 "wallet_overloaded_total",
                 "Requests, WebSocket connections and frames refused by admission control (503 overloaded).",
                 self.overloaded.get(),
+            ),
+            (
+                "wallet_peers_dropped_total",
+                "Peers dropped from this node's ring after failure_timeout_ms of silence.",
+                self.peers_dropped.get(),
+            ),
+            (
+                "wallet_rejoins_total",
+                "Times this node passivated its accounts and rejoined after its peers dropped it.",
+                self.rejoins.get(),
             ),
             (
                 "wallet_transfers_completed_total",

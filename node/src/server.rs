@@ -5,7 +5,7 @@
 //! finish, closes WebSockets, drains every actor's mailbox, and returns; every acknowledged
 //! command was committed before its reply, so nothing acknowledged can be lost by stopping.
 
-use crate::cluster::membership::Membership;
+use crate::cluster::membership::{Liveness, Membership};
 use crate::cluster::network::Network;
 use crate::cluster::placement::Member;
 use crate::cluster::{sweeper, Shell, ShellConfig};
@@ -170,6 +170,11 @@ impl Node {
             config.node.cluster_listen.clone(),
             store_id,
             config.cluster.vnodes,
+            Liveness {
+                heartbeat: Duration::from_millis(config.cluster.heartbeat_ms),
+                failure_timeout: Duration::from_millis(config.cluster.failure_timeout_ms),
+                ..Liveness::default()
+            },
         );
         let shell = Shell::new(
             shell_config,

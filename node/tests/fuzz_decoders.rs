@@ -171,6 +171,7 @@ fn cluster_corpus() -> Vec<Vec<u8>> {
         cluster_addr: "127.0.0.1:7946".into(),
         leaving: false,
         store_id: "s".into(),
+        incarnation: 3,
     };
     let credit = SagaMsg::Credit {
         transfer_id: TransferId::new("t1").unwrap(),
@@ -197,6 +198,14 @@ fn cluster_corpus() -> Vec<Vec<u8>> {
         cluster::encode(&PeerCast::Saga {
             msg: credit,
             hops: 1,
+        }),
+        cluster::encode(&PeerCast::Heartbeat {
+            node_id: "n2".into(),
+            incarnation: 4,
+        }),
+        cluster::encode(&PeerCast::Dropped {
+            node_id: "n3".into(),
+            incarnation: 4,
         }),
         cluster::encode(&PeerReply::Moved),
         cluster::encode(&PeerReply::Failed(protocol::ErrorCode::Overloaded.into())),

@@ -46,6 +46,10 @@ pub struct MemberStatus {
     /// True while it drains (it has left the ring).
     #[serde(default)]
     pub leaving: bool,
+    /// True when this node dropped it for silence (no heartbeat for `failure_timeout_ms`): it
+    /// is out of the ring until it rejoins.
+    #[serde(default)]
+    pub dropped: bool,
 }
 
 /// One node's own figures, as it reports them to a peer.

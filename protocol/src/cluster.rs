@@ -98,6 +98,10 @@ pub struct Hello {
     pub leaving: bool,
     /// Identity of the store it uses; nodes of one cluster must share one store.
     pub store_id: String,
+    /// Its incarnation: its start time in ms, plus one per rejoin after it was dropped for
+    /// silence (a peer that dropped it re-admits only a newer incarnation).
+    #[serde(default)]
+    pub incarnation: u64,
 }
 
 /// A one-way message between nodes.
@@ -113,6 +117,21 @@ pub enum PeerCast {
         msg: SagaMsg,
         /// Forwards so far.
         hops: u8,
+    },
+    /// A liveness probe, sent every `cluster.heartbeat_ms` to every peer.
+    Heartbeat {
+        /// The sender.
+        node_id: String,
+        /// The sender's incarnation.
+        incarnation: u64,
+    },
+    /// The receiver was dropped from the sender's ring for silence at `incarnation`: it must
+    /// passivate what it holds and rejoin with a newer incarnation.
+    Dropped {
+        /// The sender.
+        node_id: String,
+        /// The receiver's incarnation when it was dropped.
+        incarnation: u64,
     },
 }
 
@@ -201,8 +220,30 @@ mod tests {
             cluster_addr: "127.0.0.1:7946".into(),
             leaving: true,
             store_id: "s1".into(),
+            incarnation: 1_767_225_600_000,
         });
         assert_eq!(decode::<PeerCast>(&encode(&cast)).unwrap(), cast);
+        for cast in [
+            PeerCast::Heartbeat {
+                node_id: "n2".into(),
+                incarnation: 5,
+            },
+            PeerCast::Dropped {
+                node_id: "n3".into(),
+                incarnation: 5,
+            },
+        ] {
+            assert_eq!(decode::<PeerCast>(&encode(&cast)).unwrap(), cast);
+        }
+        // An introduction from before incarnations decodes with incarnation 0.
+        let old = crate::versioned_encode(
+            CLUSTER_WIRE_VERSION,
+            &serde_json::json!({"cast": "hello", "node_id": "n1", "http": "h", "cluster_addr": "c", "leaving": false, "store_id": "s"}),
+        );
+        match decode::<PeerCast>(&old).unwrap() {
+            PeerCast::Hello(h) => assert_eq!(h.incarnation, 0),
+            other => panic!("decoded {other:?}"),
+        }
         let mut bad = encode(&cast);
         bad[0] = 9;
         assert!(decode::<PeerCast>(&bad).unwrap_err().contains("version 9"));

@@ -15,10 +15,20 @@
 //! A leaving (draining) node takes itself out of its own ring and tells its peers with a new
 //! `Hello`; requests that still reach it are forwarded to the new owners.
 //!
-//! Left out: failure detection beyond the TCP session (a peer that stops answering without
-//! closing its socket stays a member until the session's socket errors); fencing makes that
-//! safe, not fast.
+//! Failure detection ([`super::detector`]): every member sends every peer a heartbeat each
+//! `cluster.heartbeat_ms` from a task of its own, and the endpoint answers them in its mailbox
+//! without waiting for ledger work (it hands every saga message and request to a task). A peer
+//! silent for `cluster.failure_timeout_ms` is dropped from this node's ring although its
+//! session stays open, and is told so; it stays known (its endpoint, its introduction) so that
+//! it can come back. A node that learns it was dropped (told by a peer, or because its own
+//! ticks show it was stopped) *rejoins*: it leaves its own ring, passivates every account it
+//! holds (the lease epoch fences any of them that another node activated meanwhile), and
+//! introduces itself again with a newer incarnation, which puts it back in every ring.
+//!
+//! Left out: a peer that sees another as live while a third has dropped it does not relay the
+//! news (each member decides for itself; fencing keeps the disagreement safe).
 
+use super::detector::{Detector, Heard, Verdict};
 use super::placement::{Member, Ring};
 use super::Shell;
 use protocol::cluster::{self, Hello, PeerCast, PeerReply, PeerRequest};
@@ -28,6 +38,7 @@ use ractor::{Actor, ActorCell, ActorProcessingErr, ActorRef, RpcReplyPort, Super
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 /// The process-group scope of the nodes' endpoints (one group per node id).
@@ -91,7 +102,6 @@ struct Peer {
     endpoint: ActorRef<PeerMsg>,
 }
 
-#[derive(Default)]
 struct State {
     /// Introduced peers with a live endpoint, by node id.
     peers: BTreeMap<String, Peer>,
@@ -101,6 +111,57 @@ struct State {
     early: BTreeMap<String, Hello>,
     /// This node is draining.
     leaving: bool,
+    /// Which peers went silent, and this node's incarnation.
+    detector: Detector,
+    /// The incarnation this node announces (behind the detector's during a rejoin).
+    incarnation: u64,
+    /// This node is passivating its accounts before it rejoins (it is out of its own ring).
+    rejoining: bool,
+}
+
+/// How members watch each other.
+#[derive(Clone, Copy, Debug)]
+pub struct Liveness {
+    /// Interval of the heartbeats.
+    pub heartbeat: Duration,
+    /// Silence after which a peer is dropped.
+    pub failure_timeout: Duration,
+    /// This node's first incarnation: its start time in ms since the epoch, so that a restarted
+    /// node always comes back with a larger one.
+    pub incarnation: u64,
+}
+
+impl Default for Liveness {
+    fn default() -> Self {
+        Liveness {
+            heartbeat: Duration::from_millis(500),
+            failure_timeout: Duration::from_millis(3_000),
+            incarnation: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_millis() as u64),
+        }
+    }
+}
+
+/// What one failure-detection tick did.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Tick {
+    /// Peers dropped for silence.
+    pub dropped: usize,
+    /// This node was stopped for longer than the failure timeout and must rejoin
+    /// ([`Shell::rejoin`]).
+    pub stalled: bool,
+}
+
+/// A peer as the admin routes show it.
+#[derive(Clone)]
+pub struct PeerView {
+    /// Its introduction.
+    pub hello: Hello,
+    /// Its endpoint.
+    pub endpoint: ActorRef<PeerMsg>,
+    /// Dropped for silence: out of the ring until it rejoins.
+    pub dropped: bool,
 }
 
 /// This node's view of the cluster: the live members and the ring over them.
@@ -113,23 +174,67 @@ pub struct Membership {
     ring: watch::Sender<Arc<Ring>>,
     local_endpoint: OnceLock<ActorRef<PeerMsg>>,
     in_flight: AtomicUsize,
+    heartbeat: Duration,
+    started: Instant,
 }
 
 impl Membership {
     /// A membership of this node alone (until peers are introduced). `store_id` identifies the
     /// store this node uses; a peer with another one is refused.
-    pub fn new(me: Member, cluster_addr: String, store_id: String, vnodes: u32) -> Arc<Self> {
+    pub fn new(
+        me: Member,
+        cluster_addr: String,
+        store_id: String,
+        vnodes: u32,
+        liveness: Liveness,
+    ) -> Arc<Self> {
         let ring = Arc::new(Ring::new(vec![me.clone()], vnodes));
+        let timeout_ms = (liveness.failure_timeout.as_millis() as u64).max(1);
         Arc::new(Membership {
             me,
             cluster_addr,
             store_id,
             vnodes,
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                peers: BTreeMap::new(),
+                unintroduced: BTreeMap::new(),
+                early: BTreeMap::new(),
+                leaving: false,
+                detector: Detector::new(liveness.incarnation, timeout_ms),
+                incarnation: liveness.incarnation,
+                rejoining: false,
+            }),
             ring: watch::Sender::new(ring),
             local_endpoint: OnceLock::new(),
             in_flight: AtomicUsize::new(0),
+            heartbeat: liveness.heartbeat,
+            started: Instant::now(),
         })
+    }
+
+    /// Interval of the heartbeats this node sends.
+    pub fn heartbeat_every(&self) -> Duration {
+        self.heartbeat
+    }
+
+    /// The incarnation this node announces.
+    pub fn incarnation(&self) -> u64 {
+        self.state.lock().expect("membership lock").incarnation
+    }
+
+    /// Whether `node_id` was dropped for silence (out of the ring until it rejoins).
+    pub fn is_dropped(&self, node_id: &str) -> bool {
+        let g = self.state.lock().expect("membership lock");
+        g.detector.is_dropped(node_id)
+    }
+
+    /// Whether this node is passivating its accounts before it rejoins.
+    pub fn is_rejoining(&self) -> bool {
+        self.state.lock().expect("membership lock").rejoining
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.started.elapsed().as_millis() as u64
     }
 
     /// This node.
@@ -158,12 +263,16 @@ impl Membership {
         g.peers.get(node_id).map(|p| p.endpoint.clone())
     }
 
-    /// Every live peer: node id, HTTP address, endpoint, whether it is leaving.
-    pub fn peers(&self) -> Vec<(Hello, ActorRef<PeerMsg>)> {
+    /// Every introduced peer with an open session, also the ones dropped for silence.
+    pub fn peers(&self) -> Vec<PeerView> {
         let g = self.state.lock().expect("membership lock");
         g.peers
-            .values()
-            .map(|p| (p.hello.clone(), p.endpoint.clone()))
+            .iter()
+            .map(|(id, p)| PeerView {
+                hello: p.hello.clone(),
+                endpoint: p.endpoint.clone(),
+                dropped: g.detector.is_dropped(id),
+            })
             .collect()
     }
 
@@ -183,16 +292,18 @@ impl Membership {
 
     /// This node's introduction.
     pub fn hello(&self) -> Hello {
-        self.hello_with(self.is_leaving())
+        let g = self.state.lock().expect("membership lock");
+        self.hello_of(g.leaving, g.incarnation)
     }
 
-    fn hello_with(&self, leaving: bool) -> Hello {
+    fn hello_of(&self, leaving: bool, incarnation: u64) -> Hello {
         Hello {
             node_id: self.me.node_id.clone(),
             http: self.me.http.clone(),
             cluster_addr: self.cluster_addr.clone(),
             leaving,
             store_id: self.store_id.clone(),
+            incarnation,
         }
     }
 
@@ -265,13 +376,27 @@ impl Membership {
             tracing::error!(node = %hello.node_id, "peer refused: the cluster has {PEERS_MAX} members already");
             return;
         }
-        let changed = g.peers.get(&hello.node_id).is_none_or(|p| p.hello != hello);
+        let mut changed = g.peers.get(&hello.node_id).is_none_or(|p| p.hello != hello);
+        match g
+            .detector
+            .heard(&hello.node_id, hello.incarnation, self.now_ms())
+        {
+            Heard::Live => {}
+            Heard::Revived => {
+                tracing::info!(node = %hello.node_id, incarnation = hello.incarnation, "peer rejoined after it was dropped for silence");
+                changed = true;
+            }
+            Heard::Stale { incarnation } => {
+                self.tell_dropped(&endpoint, incarnation);
+                changed = false;
+            }
+        }
         if changed {
             tracing::info!(node = %hello.node_id, http = %hello.http, leaving = hello.leaving, "peer is live");
         }
         if !g.peers.contains_key(&hello.node_id) && g.leaving {
             // It may have heard of this node before it started leaving: tell it now.
-            let me = cluster::encode(&PeerCast::Hello(self.hello_with(true)));
+            let me = cluster::encode(&PeerCast::Hello(self.hello_of(true, g.incarnation)));
             let _ = endpoint.cast(PeerMsg::Cast(me));
         }
         g.peers
@@ -279,6 +404,100 @@ impl Membership {
         if changed {
             self.publish(g);
         }
+    }
+
+    fn tell_dropped(&self, endpoint: &ActorRef<PeerMsg>, incarnation: u64) {
+        let msg = cluster::encode(&PeerCast::Dropped {
+            node_id: self.me.node_id.clone(),
+            incarnation,
+        });
+        let _ = endpoint.cast(PeerMsg::Cast(msg));
+    }
+
+    /// A peer's heartbeat. A peer dropped at this incarnation is told so (again).
+    pub(crate) fn heartbeat_from(&self, node_id: &str, incarnation: u64) {
+        let mut g = self.state.lock().expect("membership lock");
+        let Some(endpoint) = g.peers.get(node_id).map(|p| p.endpoint.clone()) else {
+            return; // not introduced yet: its introduction starts its silence window
+        };
+        match g.detector.heard(node_id, incarnation, self.now_ms()) {
+            Heard::Live => {}
+            Heard::Revived => {
+                tracing::info!(node = %node_id, incarnation, "peer rejoined after it was dropped for silence");
+                self.publish(&g);
+            }
+            Heard::Stale { incarnation } => self.tell_dropped(&endpoint, incarnation),
+        }
+    }
+
+    /// The periodic check: drops the peers silent too long (and tells them), then sends every
+    /// peer this node's heartbeat.
+    pub(crate) fn tick(&self) -> Tick {
+        let mut g = self.state.lock().expect("membership lock");
+        let mut tick = Tick::default();
+        for verdict in g.detector.tick(self.now_ms()) {
+            match verdict {
+                Verdict::Drop { peer, incarnation } => {
+                    if let Some(p) = g.peers.get(&peer) {
+                        tracing::warn!(node = %peer, "peer is silent: dropped from the ring; its accounts move to the other members until it rejoins");
+                        self.tell_dropped(&p.endpoint, incarnation);
+                        tick.dropped += 1;
+                    }
+                }
+                Verdict::Stalled { incarnation } => {
+                    tracing::warn!(incarnation, "this node was stopped for longer than the failure timeout: its peers dropped it; passivating and rejoining");
+                    tick.stalled = true;
+                }
+            }
+        }
+        if tick.dropped > 0 {
+            self.publish(&g);
+        }
+        let beat = cluster::encode(&PeerCast::Heartbeat {
+            node_id: self.me.node_id.clone(),
+            incarnation: g.incarnation,
+        });
+        for p in g.peers.values() {
+            let _ = p.endpoint.cast(PeerMsg::Cast(beat.clone()));
+        }
+        tick
+    }
+
+    /// A peer says it dropped this node at `incarnation`. True when that is news and this
+    /// node must rejoin.
+    pub(crate) fn told_dropped(&self, by: &str, incarnation: u64) -> bool {
+        let mut g = self.state.lock().expect("membership lock");
+        let news = g.detector.told_dropped(incarnation, self.now_ms());
+        if news {
+            tracing::warn!(by = %by, "this node was dropped from a peer's ring for silence; passivating and rejoining");
+        }
+        news
+    }
+
+    /// Starts a rejoin: this node leaves its own ring, so that every account it holds is
+    /// passivated. False when a rejoin is under way already.
+    pub(crate) fn begin_rejoin(&self) -> bool {
+        let mut g = self.state.lock().expect("membership lock");
+        if g.rejoining {
+            return false;
+        }
+        g.rejoining = true;
+        self.publish(&g);
+        true
+    }
+
+    /// Ends a rejoin: this node takes its newest incarnation, enters its ring again and
+    /// introduces itself to every peer, which puts it back in theirs.
+    pub(crate) fn end_rejoin(&self) -> u64 {
+        let mut g = self.state.lock().expect("membership lock");
+        g.rejoining = false;
+        g.incarnation = g.detector.incarnation();
+        self.publish(&g);
+        let hello = cluster::encode(&PeerCast::Hello(self.hello_of(g.leaving, g.incarnation)));
+        for p in g.peers.values() {
+            let _ = p.endpoint.cast(PeerMsg::Cast(hello.clone()));
+        }
+        g.incarnation
     }
 
     /// A peer's endpoint left the process groups (its session ended): it is down.
@@ -305,6 +524,7 @@ impl Membership {
             }
             g.early.remove(node_id);
             g.peers.remove(node_id);
+            g.detector.forget(node_id);
             tracing::warn!(node = %node_id, "peer is down (session lost)");
             self.publish(&g);
         }
@@ -314,14 +534,14 @@ impl Membership {
     fn publish(&self, g: &State) {
         let mut members: Vec<Member> = g
             .peers
-            .values()
-            .filter(|p| !p.hello.leaving)
-            .map(|p| Member {
+            .iter()
+            .filter(|(id, p)| !p.hello.leaving && !g.detector.is_dropped(id))
+            .map(|(_, p)| Member {
                 node_id: p.hello.node_id.clone(),
                 http: p.hello.http.clone(),
             })
             .collect();
-        if !g.leaving || members.is_empty() {
+        if !(g.leaving || g.rejoining) || members.is_empty() {
             // A node that leaves while alone keeps serving what it has: there is nowhere to go.
             members.push(self.me.clone());
         }
@@ -368,6 +588,19 @@ impl Actor for PeerEndpoint {
         match msg {
             PeerMsg::Cast(bytes) => match cluster::decode::<PeerCast>(&bytes) {
                 Ok(PeerCast::Hello(hello)) => shell.membership().introduced(hello),
+                Ok(PeerCast::Heartbeat {
+                    node_id,
+                    incarnation,
+                }) => shell.membership().heartbeat_from(&node_id, incarnation),
+                Ok(PeerCast::Dropped {
+                    node_id,
+                    incarnation,
+                }) => {
+                    if shell.membership().told_dropped(&node_id, incarnation) {
+                        let shell = shell.clone();
+                        tokio::spawn(async move { shell.rejoin().await });
+                    }
+                }
                 Ok(PeerCast::Saga { msg, hops }) => {
                     let shell = shell.clone();
                     tokio::spawn(async move { shell.deliver_from_peer(msg, hops).await });

@@ -48,6 +48,7 @@
 //! messages that reach a non-owner are dropped; both are retried by their senders.
 
 pub mod committer;
+pub mod detector;
 pub mod directory;
 #[cfg(test)]
 mod fenced_tests;
@@ -458,10 +459,16 @@ impl Shell {
             return Err(Refusal::Moved);
         };
         let bytes = cluster::encode(req);
-        match endpoint
-            .call(|port| PeerMsg::Call(bytes, port), Some(timeout))
-            .await
-        {
+        let call = endpoint.call(|port| PeerMsg::Call(bytes, port), Some(timeout));
+        let answer = tokio::select! {
+            answer = call => answer,
+            () = self.until_dropped(node) => {
+                return Err(Refusal::Api(unavailable(&format!(
+                    "node {node} stopped answering and was dropped from the ring; the outcome is unknown: retry with the same key"
+                ))));
+            }
+        };
+        match answer {
             Ok(ractor::rpc::CallResult::Success(answer)) => cluster::decode::<PeerReply>(&answer)
                 .map_err(|e| {
                     Refusal::Api(unavailable(&format!("node {node} answered garbage ({e})")))
@@ -472,6 +479,29 @@ impl Shell {
             // Nothing was sent: the peer's endpoint is gone.
             Err(_) => Err(Refusal::Moved),
         }
+    }
+
+    /// Resolves once `node` is dropped from the ring for silence (never, while it answers).
+    async fn until_dropped(&self, node: &str) {
+        let mut ring = self.membership().watch();
+        while !self.membership().is_dropped(node) {
+            if ring.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    }
+
+    /// Passivates every account this node holds and rejoins the cluster with a newer
+    /// incarnation (after its peers dropped it for silence). One at a time: a rejoin asked for
+    /// while one runs is folded into it.
+    pub async fn rejoin(&self) {
+        if !self.membership().begin_rejoin() {
+            return;
+        }
+        self.metrics().rejoins.inc();
+        let passivated = self.directory().drain_moved().await;
+        let incarnation = self.membership().end_rejoin();
+        tracing::info!(passivated, incarnation, "rejoined the cluster");
     }
 
     /// Answers a peer's request (run by this node's endpoint).

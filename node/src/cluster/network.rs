@@ -1,5 +1,6 @@
-//! The node-to-node network: a `ractor_cluster` node server, this node's endpoint, and a loop
-//! that keeps connecting to the configured seed peers.
+//! The node-to-node network: a `ractor_cluster` node server, this node's endpoint, a loop
+//! that keeps connecting to the configured seed peers, and the heartbeat loop of failure
+//! detection.
 //!
 //! Sessions authenticate with the cluster cookie; a session that closes before it
 //! authenticated is reported with a sentence naming the likely cause (a cookie mismatch).
@@ -29,6 +30,7 @@ pub struct Network {
     server: ActorRef<NodeServerMessage>,
     endpoint: ActorRef<PeerMsg>,
     dialer: JoinHandle<()>,
+    heartbeats: JoinHandle<()>,
 }
 
 /// Why the network could not start.
@@ -82,11 +84,13 @@ impl Network {
                 addr: listen,
                 why: format!("the endpoint did not start: {e}"),
             })?;
-        let dialer = tokio::spawn(dial(shell.clone(), server.clone(), seeds, stop));
+        let dialer = tokio::spawn(dial(shell.clone(), server.clone(), seeds, stop.clone()));
+        let heartbeats = tokio::spawn(beat(shell.clone(), stop));
         Ok(Network {
             server,
             endpoint,
             dialer,
+            heartbeats,
         })
     }
 
@@ -111,8 +115,32 @@ impl Network {
     /// Leaves the network: stops dialing, closes the endpoint and every session.
     pub async fn stop(self) {
         self.dialer.abort();
+        self.heartbeats.abort();
         self.endpoint.stop(None);
         let _ = self.server.stop_and_wait(None, None).await;
+    }
+}
+
+/// Runs failure detection until `stop` changes: every `cluster.heartbeat_ms`, drops the
+/// peers silent too long and sends every peer a heartbeat, on a task of its own so that ledger
+/// work never delays it. A tick that finds this node was stopped itself starts a rejoin.
+async fn beat(shell: Shell, mut stop: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(shell.membership().heartbeat_every());
+    // After a stop, one tick at once (it notices the stall), not a burst of the missed ones.
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stop.changed() => return,
+        }
+        let t = shell.membership().tick();
+        for _ in 0..t.dropped {
+            shell.metrics().peers_dropped.inc();
+        }
+        if t.stalled {
+            let shell = shell.clone();
+            tokio::spawn(async move { shell.rejoin().await });
+        }
     }
 }
 

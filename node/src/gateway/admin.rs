@@ -62,9 +62,9 @@ pub async fn status(State(st): State<AppState>) -> Result<Json<NodeStatus>, Http
     let peers = shell.membership().peers();
     let asks: Vec<_> = peers
         .iter()
-        .map(|(hello, _)| {
+        .map(|p| {
             let shell = shell.clone();
-            let node = hello.node_id.clone();
+            let node = p.hello.node_id.clone();
             tokio::spawn(async move {
                 match shell
                     .call_peer(&node, &PeerRequest::Stats, PEER_STATS_TIMEOUT)
@@ -88,15 +88,17 @@ pub async fn status(State(st): State<AppState>) -> Result<Json<NodeStatus>, Http
         active_actors: Some(me.active_actors),
         pending_sagas: per_owner.get(&me.node_id).copied().unwrap_or(0),
         leaving: me.leaving,
+        dropped: false,
     }];
-    for ((hello, _), stats) in peers.iter().zip(answers) {
+    for (p, stats) in peers.iter().zip(answers) {
         members.push(MemberStatus {
-            node_id: hello.node_id.clone(),
-            http: hello.http.clone(),
-            ring_share: shares.get(&hello.node_id).copied().unwrap_or(0.0),
+            node_id: p.hello.node_id.clone(),
+            http: p.hello.http.clone(),
+            ring_share: shares.get(&p.hello.node_id).copied().unwrap_or(0.0),
             active_actors: stats.as_ref().map(|s| s.active_actors),
-            pending_sagas: per_owner.get(&hello.node_id).copied().unwrap_or(0),
-            leaving: stats.map(|s| s.leaving).unwrap_or(hello.leaving),
+            pending_sagas: per_owner.get(&p.hello.node_id).copied().unwrap_or(0),
+            leaving: stats.map(|s| s.leaving).unwrap_or(p.hello.leaving),
+            dropped: p.dropped,
         });
     }
     members.sort_by(|a, b| a.node_id.cmp(&b.node_id));

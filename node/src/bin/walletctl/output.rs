@@ -161,7 +161,14 @@ pub fn status(v: &NodeStatus) -> String {
                     .map(|n| n.to_string())
                     .unwrap_or_else(|| "?".into()),
                 m.pending_sagas.to_string(),
-                if m.leaving { "leaving" } else { "up" }.to_owned(),
+                if m.dropped {
+                    "dropped (silent)"
+                } else if m.leaving {
+                    "leaving"
+                } else {
+                    "up"
+                }
+                .to_owned(),
             ]
         })
         .collect();
