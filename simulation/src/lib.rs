@@ -118,6 +118,22 @@ pub fn options_of(seed: u64, ops: u64) -> Options {
     Options::draw(&mut Rng::stream(seed, 0), ops)
 }
 
+/// Runs `seed` with `options` (drawn, then changed by a test) and returns its counters;
+/// panics naming the seed and `what` when a checker fails or its operations did not all run.
+pub fn run_passing(seed: u64, options: Options, what: &str) -> sim::Stats {
+    let ops = options.ops;
+    let mut sim = Sim::new(seed, options, false);
+    sim.run();
+    if let Some(f) = &sim.failure {
+        panic!(
+            "seed {seed} with {what}: {:?} {}: {}\n  at {} ms",
+            f.kind, f.check, f.message, f.at_ms
+        );
+    }
+    assert_eq!(sim.stats.ops, ops, "seed {seed} ran its operations");
+    sim.stats
+}
+
 /// Runs one seed.
 pub fn run(seed: u64, cfg: &RunConfig) -> Report {
     let options = options_of(seed, cfg.ops);

@@ -98,6 +98,15 @@ pub struct Options {
     /// The committer's group caps: the node's defaults, or for about half the seeds small
     /// ones (and up to three groups in flight), so that groups fill, split and overlap.
     pub group: GroupLimits,
+    /// Mean time between hangs of a node (0: none): it stops processing while its links stay
+    /// up, then resumes.
+    pub hang_every_ms: u64,
+    /// Longest hang.
+    pub hang_max_ms: u64,
+    /// Interval of the heartbeats between members (failure detection runs when hangs are on).
+    pub heartbeat_ms: u64,
+    /// A member silent this long leaves the others' rings.
+    pub failure_timeout_ms: u64,
     /// Page sizes and the account cap of the operators' reads checked at each phase end: the
     /// node's, or for about half the seeds pages of 1 to 4 (and for some a cap below the
     /// number of accounts), so that every page boundary is crossed.
@@ -171,6 +180,10 @@ impl Options {
             limits: Limits::default(),
             group: GroupLimits::default(),
             scan: ScanLimits::default(),
+            hang_every_ms: 0,
+            hang_max_ms: 0,
+            heartbeat_ms: 500,
+            failure_timeout_ms: 3_000,
         };
         // Drawn last, so that adding it left every other option of a seed as it was.
         let o_stale = on(rng);
@@ -223,6 +236,13 @@ impl Options {
         // Drawn last, for the same reason.
         let o_moved = on(rng);
         options.lease_moved_ppm = ppm(rng, o_moved, 300_000);
+        // Drawn last, for the same reason. Hangs as long as several failure timeouts, and
+        // as short as a fraction of one.
+        let o_hang = on(rng) && nodes > 1;
+        options.heartbeat_ms = rng.range(50, 500);
+        options.failure_timeout_ms = options.heartbeat_ms * rng.range(2, 8);
+        options.hang_every_ms = every(rng, o_hang, 1_000, 15_000);
+        options.hang_max_ms = rng.range(100, 3 * options.failure_timeout_ms);
         options
     }
 
@@ -241,6 +261,7 @@ impl Options {
         add(self.crash_every_ms > 0, "crashes");
         add(self.passivate_every_ms > 0, "passivation");
         add(self.churn_every_ms > 0, "membership-churn");
+        add(self.hang_every_ms > 0, "hangs");
         add(self.conflict_ppm > 0, "conflicts");
         add(self.unknown_committed_ppm > 0, "unknown-committed");
         add(self.unknown_lost_ppm > 0, "unknown-not-committed");
@@ -292,6 +313,11 @@ impl fmt::Display for Options {
             self.passivate_every_ms,
             self.churn_every_ms,
             self.ring_lag_max_ms
+        )?;
+        writeln!(
+            f,
+            "liveness: hang every ~{} ms (<= {} ms), heartbeat {} ms, failure timeout {} ms",
+            self.hang_every_ms, self.hang_max_ms, self.heartbeat_ms, self.failure_timeout_ms
         )?;
         writeln!(
             f,

@@ -124,6 +124,10 @@ fn print_summary(r: &Report) {
         s.messages, s.lost, s.duplicated, s.crashes, s.partitions, s.passivations, s.churns
     );
     println!(
+        "         {} hangs, {} members dropped for silence, {} rejoins",
+        s.hangs, s.drops, s.rejoins
+    );
+    println!(
         "         {} groups of {} batches ({:.2} per group), {} batches refused by a full commit queue",
         s.groups,
         s.grouped_batches,

@@ -1,5 +1,5 @@
 //! Faults and healing: node crashes and restarts, partitions, forced passivations and drains,
-//! membership churn with a lag per node, storage outages.
+//! membership churn with a lag per node, storage outages (hangs are in [`super::liveness`]).
 //!
 //! Each fault class is on for about half the seeds ([`crate::options`]); an enabled fault
 //! fires again after a time drawn around its mean, until the liveness phase heals everything.
@@ -23,6 +23,9 @@ impl Sim {
         let life = node.life;
         trace!(self, "n{} restarts", n + 1);
         self.at(1, Event::Sweep { node: n, life });
+        if self.detecting() {
+            self.at(1, Event::HeartbeatTick { node: n, life });
+        }
         if self.opts.churn_every_ms > 0 && !self.memberships[latest].contains(&n) {
             let mut m = self.memberships[latest].clone();
             m.insert(n);
@@ -69,6 +72,8 @@ impl Sim {
             node.life += 1;
             node.actors.clear();
             node.group = committer;
+            node.liveness = liveness::Liveness::new(node.life, self.opts.failure_timeout_ms);
+            self.forget_node(n);
             self.streams_node_down(n);
             trace!(self, "CRASH n{}", n + 1);
             let down = self.rng_fault.range(1, self.opts.down_max_ms);

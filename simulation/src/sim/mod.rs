@@ -18,6 +18,8 @@
 //! - [`sweep`]: each node's pending-index sweep, which resumes unsettled transfers;
 //! - [`streams`]: balance-stream subscribers, with disconnects and resumption, checked for
 //!   invariant 8;
+//! - [`liveness`]: hangs (a node stops processing while its links stay up, then resumes) and
+//!   failure detection with the node crate's own detector on every node;
 //! - [`faults`]: crashes, partitions, passivations, membership churn, storage outages, and
 //!   healing them all;
 //! - [`clients`]: the clients, their retries with idempotency keys, and their timeouts.
@@ -35,6 +37,7 @@ mod clients;
 mod contract;
 mod faults;
 mod group;
+mod liveness;
 mod network;
 mod routing;
 mod runtime;
@@ -112,6 +115,30 @@ enum Event {
         version: usize,
     },
     Heal(usize, usize),
+    /// A hung node goes on.
+    Resume {
+        node: usize,
+        life: u64,
+    },
+    /// A node's failure-detection tick.
+    HeartbeatTick {
+        node: usize,
+        life: u64,
+    },
+    /// A heartbeat reaches `to`.
+    Heartbeat {
+        to: usize,
+        life: u64,
+        from: usize,
+        incarnation: u64,
+    },
+    /// `to` is told it was dropped at `incarnation`.
+    Dropped {
+        to: usize,
+        life: u64,
+        incarnation: u64,
+    },
+    FaultHang,
     FaultCrash,
     FaultPartition,
     FaultPassivate,
@@ -136,6 +163,8 @@ struct SimNode {
     actors: BTreeMap<AccountId, SimActor>,
     /// The node's committer (lost with the node on a crash).
     group: group::NodeCommitter,
+    /// Its failure detection, and whether it hangs.
+    liveness: liveness::Liveness,
 }
 
 /// Counters of a run.
@@ -181,6 +210,12 @@ pub struct Stats {
     pub passivations: u64,
     /// Membership changes.
     pub churns: u64,
+    /// Hangs of a node.
+    pub hangs: u64,
+    /// Members dropped for silence by a peer's failure detector.
+    pub drops: u64,
+    /// Rejoins of a node that learnt it was dropped (or found it was stopped).
+    pub rejoins: u64,
     /// Actors evicted to stay under `active_max`.
     pub evictions: u64,
     /// Commands answered `Moved` and routed again.
@@ -320,6 +355,7 @@ impl Sim {
                 ring_version: 0,
                 actors: BTreeMap::new(),
                 group: group::NodeCommitter::new(&opts),
+                liveness: liveness::Liveness::new(0, opts.failure_timeout_ms),
             })
             .collect();
         let universe = Universe::new(opts.accounts, opts.currencies);
@@ -377,8 +413,15 @@ impl Sim {
             let first = sim.rng_fault.range(1, sim.opts.sweep_every_ms);
             sim.at(first, Event::Sweep { node: n, life: 0 });
         }
+        if sim.detecting() {
+            for n in 0..sim.nodes.len() {
+                let first = sim.rng_fault.range(1, sim.opts.heartbeat_ms);
+                sim.at(first, Event::HeartbeatTick { node: n, life: 0 });
+            }
+        }
         let o = sim.opts.clone();
         for (every, ev) in [
+            (o.hang_every_ms, Event::FaultHang),
             (o.crash_every_ms, Event::FaultCrash),
             (o.partition_every_ms, Event::FaultPartition),
             (o.passivate_every_ms, Event::FaultPassivate),
@@ -609,6 +652,7 @@ impl Sim {
         self.opts.dup_ppm = 0;
         self.opts.reorder_ppm = 0;
         for n in 0..self.nodes.len() {
+            self.resume(n);
             if !self.nodes[n].alive {
                 self.restart(n);
             }
@@ -637,6 +681,9 @@ impl Sim {
     }
 
     fn handle(&mut self, ev: Event) {
+        let Some(ev) = self.hold_if_hung(ev) else {
+            return;
+        };
         match ev {
             Event::ClientWake(c) => self.client_wake(c),
             Event::ClientTimeout(c, attempt) => {
@@ -692,6 +739,38 @@ impl Sim {
                     }
                 }
             }
+            Event::Resume { node, life } => {
+                if self.nodes[node].life == life {
+                    self.resume(node);
+                }
+            }
+            Event::HeartbeatTick { node, life } => {
+                if self.nodes[node].alive && self.nodes[node].life == life {
+                    self.heartbeat_tick(node);
+                    let every = self.opts.heartbeat_ms;
+                    self.at(every, Event::HeartbeatTick { node, life });
+                }
+            }
+            Event::Heartbeat {
+                to,
+                life,
+                from,
+                incarnation,
+            } => {
+                if self.nodes[to].alive && self.nodes[to].life == life {
+                    self.heartbeat(to, from, incarnation);
+                }
+            }
+            Event::Dropped {
+                to,
+                life,
+                incarnation,
+            } => {
+                if self.nodes[to].alive && self.nodes[to].life == life {
+                    self.told_dropped(to, incarnation);
+                }
+            }
+            Event::FaultHang => self.fault_hang(),
             Event::FaultCrash => self.fault_crash(),
             Event::FaultPartition => self.fault_partition(),
             Event::FaultPassivate => self.fault_passivate(),

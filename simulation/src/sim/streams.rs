@@ -45,6 +45,11 @@ pub(super) struct Subscriber {
 }
 
 impl Subscriber {
+    /// The node it is connected to (or will connect to).
+    pub(super) fn node(&self) -> usize {
+        self.node
+    }
+
     /// A subscriber to `accounts` on `node`, not yet connected.
     pub(super) fn new(node: usize, accounts: &[AccountId]) -> Self {
         Subscriber {
