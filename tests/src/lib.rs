@@ -10,6 +10,8 @@
 //! and two tests never share one), and `walletd` must be built with `--features fdb`. Nothing
 //! clears those prefixes afterwards: run them on a cluster kept for tests.
 
+pub mod cluster;
+
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -165,6 +167,17 @@ impl Walletd {
     pub fn kill9(mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaped");
+    }
+
+    /// Sends the signal `sig` (a name such as `STOP` or `CONT`) to the process.
+    pub fn signal(&self, sig: &str) {
+        let pid = self.child.id().to_string();
+        let ok = Command::new("kill")
+            .args([&format!("-{sig}"), &pid])
+            .status()
+            .expect("kill runs")
+            .success();
+        assert!(ok, "kill -{sig} {pid} failed");
     }
 
     /// Sends SIGTERM and waits for a graceful exit; returns whether it exited with success.

@@ -3,13 +3,15 @@
 //! `walletctl audit` and a check that every acknowledged transfer is there. Also: a node with
 //! the wrong cookie is refused and says so.
 
-use e2e::{agent, binary, open_funded, request, Walletd};
+use e2e::cluster::{
+    assert_audit_passes, assert_conserved, free_port, owner_of, start_nodes, status, wait_members,
+    walletctl, write_config, Load, Sent, RETRIES_MAX,
+};
+use e2e::{agent, open_funded, request, Walletd};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const ACCOUNTS: usize = 12;
@@ -17,177 +19,11 @@ const INITIAL: u64 = 1_000_000;
 const WORKERS: usize = 4;
 /// Acknowledged transfers to wait for in each load phase (or the phase's time bound).
 const ACKS_PER_PHASE: u64 = 120;
-const PHASE_TIME_MAX: Duration = Duration::from_secs(20);
-/// Times a client retries a transfer whose outcome is unknown, with the same key.
-const RETRIES_MAX: usize = 20;
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// The nodes' saga settings: a short credit timeout, so that aborts happen under moves.
+const SAGA_TOML: &str = "[saga]\ncredit_timeout_ms = 1000\n";
 
 fn acct(i: usize) -> String {
     format!("cl-{i}")
-}
-
-/// Writes node `i`'s config (of `ports.len()` nodes sharing `data`) and returns its path.
-fn write_config(dir: &Path, i: usize, ports: &[u16], cookie: &str, data: &Path) -> PathBuf {
-    let peers: Vec<String> = ports
-        .iter()
-        .enumerate()
-        .filter(|(j, _)| *j != i)
-        .map(|(_, p)| format!("\"127.0.0.1:{p}\""))
-        .collect();
-    let toml = format!(
-        "[node]\nid = \"n{n}\"\nlisten = \"127.0.0.1:0\"\ncluster_listen = \"127.0.0.1:{port}\"\n\
-         [cluster]\ncookie = \"{cookie}\"\npeers = [{peers}]\n\
-         {storage}\
-         [saga]\ncredit_timeout_ms = 1000\n",
-        n = i + 1,
-        port = ports[i],
-        peers = peers.join(", "),
-        storage = e2e::storage_toml(data),
-    );
-    let path = dir.join(format!("n{}.toml", i + 1));
-    std::fs::write(&path, toml).unwrap();
-    path
-}
-
-fn status(url: &str) -> Value {
-    let (s, v) = request(&agent(), "GET", &format!("{url}/admin/status"), None, None).unwrap();
-    assert_eq!(s, 200, "{v}");
-    v
-}
-
-/// Waits until `url` sees exactly `ids` as its live (not leaving) members.
-fn wait_members(url: &str, ids: &[&str]) {
-    let want: BTreeSet<String> = ids.iter().map(|s| s.to_string()).collect();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let v = status(url);
-        let got: BTreeSet<String> = v["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter(|m| !m["leaving"].as_bool().unwrap_or(false))
-            .map(|m| m["node_id"].as_str().unwrap().to_owned())
-            .collect();
-        if got == want {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{url} sees {got:?}, want {want:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
-/// One client transfer and what finally came of it.
-#[derive(Debug)]
-struct Sent {
-    /// The load phase when the transfer was sent, and when its last answer came.
-    phase: (&'static str, &'static str),
-    key: String,
-    from: String,
-    to: String,
-    amount: u64,
-    /// Every answer, in order: status, or 0 when no answer came.
-    tries: Vec<u16>,
-    /// The last answer's body.
-    last: Value,
-}
-
-/// The load: workers send keyed transfers to the phase's target nodes, retrying an unknown
-/// outcome with the same key on another target, as API.md tells clients to.
-struct Load {
-    targets: Mutex<Vec<String>>,
-    phase: Mutex<&'static str>,
-    stop: AtomicBool,
-    acked: AtomicU64,
-    sent: Mutex<Vec<Sent>>,
-}
-
-impl Load {
-    fn worker(&self, w: usize) {
-        let a = agent();
-        let mut n = 0u64;
-        while !self.stop.load(Ordering::Relaxed) {
-            n += 1;
-            let i = (w * 7 + n as usize * 5) % ACCOUNTS;
-            let j = (i + 1 + (n as usize % (ACCOUNTS - 1))) % ACCOUNTS;
-            let (from, to, amount) = (acct(i), acct(j), 1 + n % 50);
-            let key = format!("w{w}-{n}");
-            let phase = *self.phase.lock().unwrap();
-            let body = json!({"from": from, "to": to, "amount": amount, "wait_ms": 3000});
-            let mut tries = Vec::new();
-            let mut last = Value::Null;
-            for attempt in 0..RETRIES_MAX {
-                let targets = self.targets.lock().unwrap().clone();
-                let url = &targets[(w + attempt) % targets.len()];
-                match request(
-                    &a,
-                    "POST",
-                    &format!("{url}/v1/transfers"),
-                    Some(&body),
-                    Some(&key),
-                ) {
-                    Ok((s, v)) => {
-                        tries.push(s);
-                        last = v;
-                        if s != 503 {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        tries.push(0);
-                        last = json!({ "no_answer": e });
-                    }
-                }
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            if matches!(tries.last(), Some(200 | 202 | 422)) {
-                self.acked.fetch_add(1, Ordering::Relaxed);
-            }
-            let phase = (phase, *self.phase.lock().unwrap());
-            self.sent.lock().unwrap().push(Sent {
-                phase,
-                key,
-                from,
-                to,
-                amount,
-                tries,
-                last,
-            });
-        }
-    }
-
-    /// Waits for `ACKS_PER_PHASE` more acknowledgements (or the phase's time bound).
-    fn wait_acks(&self) {
-        let start = self.acked.load(Ordering::Relaxed);
-        let deadline = Instant::now() + PHASE_TIME_MAX;
-        while self.acked.load(Ordering::Relaxed) < start + ACKS_PER_PHASE
-            && Instant::now() < deadline
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-
-    fn enter(&self, phase: &'static str, targets: &[&Walletd]) {
-        *self.targets.lock().unwrap() = targets.iter().map(|n| n.url.clone()).collect();
-        *self.phase.lock().unwrap() = phase;
-    }
-}
-
-fn walletctl(url: &str, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(binary("walletctl"))
-        .args(["--node", url])
-        .args(args)
-        .output()
-        .expect("walletctl runs")
 }
 
 #[test]
@@ -196,22 +32,12 @@ fn cluster_three_nodes_survive_sigkill_rejoin_and_drain_under_load() {
     let data = dir.path().join("data");
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let configs: Vec<PathBuf> = (0..3)
-        .map(|i| write_config(dir.path(), i, &ports, "test-cookie", &data))
+        .map(|i| write_config(dir.path(), i, &ports, "test-cookie", &data, SAGA_TOML))
         .collect();
     let log = |i: usize| dir.path().join(format!("n{}.log", i + 1));
     // Started together: each waits to meet a peer before it serves.
-    let mut nodes: Vec<Option<Walletd>> = std::thread::scope(|s| {
-        let handles: Vec<_> = (0..3)
-            .map(|i| {
-                let (c, l) = (&configs[i], log(i));
-                s.spawn(move || Walletd::start_config(c, &l))
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| Some(h.join().unwrap()))
-            .collect()
-    });
+    let mut nodes: Vec<Option<Walletd>> =
+        start_nodes(&configs, log).into_iter().map(Some).collect();
     let url = |nodes: &Vec<Option<Walletd>>, i: usize| nodes[i].as_ref().unwrap().url.clone();
     for i in 0..3 {
         wait_members(&url(&nodes, i), &["n1", "n2", "n3"]);
@@ -223,15 +49,7 @@ fn cluster_three_nodes_survive_sigkill_rejoin_and_drain_under_load() {
     let mut owners = BTreeSet::new();
     for i in 0..ACCOUNTS {
         open_funded(&a, &n1, &acct(i), INITIAL, &format!("fund-{i}"));
-        let (_, o) = request(
-            &a,
-            "GET",
-            &format!("{n1}/admin/owner/{}", acct(i)),
-            None,
-            None,
-        )
-        .unwrap();
-        owners.insert(o["node_id"].as_str().unwrap().to_owned());
+        owners.insert(owner_of(&n1, &acct(i)));
     }
     assert_eq!(owners.len(), 3, "accounts land on every node: {owners:?}");
 
@@ -280,24 +98,13 @@ fn cluster_three_nodes_survive_sigkill_rejoin_and_drain_under_load() {
             .unwrap();
     }
 
-    let load = Arc::new(Load {
-        targets: Mutex::new(Vec::new()),
-        phase: Mutex::new("steady"),
-        stop: AtomicBool::new(false),
-        acked: AtomicU64::new(0),
-        sent: Mutex::new(Vec::new()),
-    });
+    let load = Arc::new(Load::new((0..ACCOUNTS).map(acct).collect()));
     load.enter(
         "steady",
         &[nodes[0].as_ref().unwrap(), nodes[2].as_ref().unwrap()],
     );
-    let workers: Vec<_> = (0..WORKERS)
-        .map(|w| {
-            let l = load.clone();
-            std::thread::spawn(move || l.worker(w))
-        })
-        .collect();
-    load.wait_acks();
+    let workers = load.spawn_workers(WORKERS);
+    load.wait_acks(ACKS_PER_PHASE);
 
     // Failover: SIGKILL n2 under load; its accounts re-activate on n1 and n3.
     load.enter(
@@ -306,7 +113,7 @@ fn cluster_three_nodes_survive_sigkill_rejoin_and_drain_under_load() {
     );
     nodes[1].take().unwrap().kill9();
     wait_members(&n1, &["n1", "n3"]);
-    load.wait_acks();
+    load.wait_acks(ACKS_PER_PHASE);
 
     // n2 comes back and rejoins; accounts move back to it.
     nodes[1] = Some(Walletd::start_config(&configs[1], &log(1)));
@@ -317,7 +124,7 @@ fn cluster_three_nodes_survive_sigkill_rejoin_and_drain_under_load() {
         "rejoin",
         &[nodes[0].as_ref().unwrap(), nodes[1].as_ref().unwrap()],
     );
-    load.wait_acks();
+    load.wait_acks(ACKS_PER_PHASE);
 
     // Drain n3 under load (clients use n1 and n2): no client request may fail.
     load.enter(
@@ -343,13 +150,10 @@ fn cluster_three_nodes_survive_sigkill_rejoin_and_drain_under_load() {
         "after-drain",
         &[nodes[0].as_ref().unwrap(), nodes[1].as_ref().unwrap()],
     );
-    load.wait_acks();
-    load.stop.store(true, Ordering::Relaxed);
-    for w in workers {
-        w.join().unwrap();
-    }
+    load.wait_acks(ACKS_PER_PHASE);
+    load.stop(workers);
 
-    let sent = std::mem::take(&mut *load.sent.lock().unwrap());
+    let sent = load.take_sent();
     for phase in ["steady", "failover", "rejoin", "drain", "after-drain"] {
         let of: Vec<&Sent> = sent.iter().filter(|s| s.phase.0 == phase).collect();
         let retried = of.iter().filter(|s| s.tries.len() > 1).count();
@@ -385,13 +189,7 @@ fn cluster_three_nodes_survive_sigkill_rejoin_and_drain_under_load() {
     }
 
     // The audit passes once every transfer settled.
-    let out = walletctl(&n1, &["audit", "--wait-secs", "60"]);
-    assert!(
-        out.status.success(),
-        "walletctl audit failed:\n{}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_audit_passes(&n1);
 
     // Every acknowledged transfer is present and completed, seen from n2 (which was killed).
     let n2 = url(&nodes, 1);
@@ -420,20 +218,8 @@ fn cluster_three_nodes_survive_sigkill_rejoin_and_drain_under_load() {
         assert_eq!(again["id"], v["id"], "{s:?}");
     }
     assert!(moved > 0);
-    let mut total = 0;
-    for i in 0..ACCOUNTS {
-        let (_, v) = request(
-            &a,
-            "GET",
-            &format!("{n2}/v1/accounts/{}", acct(i)),
-            None,
-            None,
-        )
-        .unwrap();
-        assert_eq!(v["held"], 0, "{v}");
-        total += v["balance"].as_u64().unwrap();
-    }
-    assert_eq!(total, ACCOUNTS as u64 * INITIAL, "money is conserved");
+    let all: Vec<String> = (0..ACCOUNTS).map(acct).collect();
+    assert_conserved(&n2, &all, ACCOUNTS as u64 * INITIAL);
 
     // Invariant 8: each account's stream delivered every entry in order, no gap, no duplicate,
     // although its owner changed (n2 killed and back, n3 drained) and n1 owns only some.
@@ -479,8 +265,8 @@ fn cluster_node_with_wrong_cookie_is_refused_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let ports = [free_port(), free_port()];
-    let good = write_config(dir.path(), 0, &ports, "right-cookie", &data);
-    let bad = write_config(dir.path(), 1, &ports, "wrong-cookie", &data);
+    let good = write_config(dir.path(), 0, &ports, "right-cookie", &data, SAGA_TOML);
+    let bad = write_config(dir.path(), 1, &ports, "wrong-cookie", &data, SAGA_TOML);
     let (l1, l2) = (dir.path().join("n1.log"), dir.path().join("n2.log"));
     let (n1, _n2) = std::thread::scope(|s| {
         let a = s.spawn(|| Walletd::start_config(&good, &l1));
