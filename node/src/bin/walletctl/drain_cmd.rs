@@ -6,7 +6,7 @@
 //! the command repeats it until the node says it is drained. The node then shuts down by
 //! itself, and the command waits until it no longer answers.
 
-use crate::client::{CliError, Client};
+use crate::client::CliError;
 use crate::commands::{Ctx, Failure};
 use crate::output;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -34,7 +34,7 @@ pub fn run(ctx: &Ctx, node: &str) -> Result<(), Failure> {
         ))
         .into());
     };
-    let target = Client::new(&member.http)?;
+    let target = ctx.client.for_node(&member.http)?;
     let spinner = ProgressBar::new_spinner();
     spinner.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
     spinner.enable_steady_tick(TICK);
