@@ -21,8 +21,11 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+mod auth;
 #[cfg(test)]
 mod tests;
+
+pub use auth::{AuthConfig, Scope, TokenConfig, ACCOUNT_PATTERN_LEN_MAX};
 
 /// Longest node id, in characters.
 pub const NODE_ID_LEN_MAX: usize = 64;
@@ -54,6 +57,9 @@ pub struct Config {
     pub saga: SagaConfig,
     /// `[limits]`: admission control, the bound of every queue.
     pub limits: LimitsConfig,
+    /// `[auth]`: bearer tokens; present (even empty), every route but health needs a token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auth: Option<AuthConfig>,
 }
 
 /// `[node]` section.
@@ -72,6 +78,10 @@ pub struct NodeConfig {
     pub tls_cert: Option<PathBuf>,
     /// PEM private key of `tls_cert` (default none).
     pub tls_key: Option<PathBuf>,
+    /// `IP:port` serving `/admin/*` and `/metrics` instead of `listen` (default none: `listen`
+    /// serves them).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_listen: Option<String>,
 }
 
 impl Default for NodeConfig {
@@ -83,6 +93,7 @@ impl Default for NodeConfig {
             shutdown_grace_ms: 10_000,
             tls_cert: None,
             tls_key: None,
+            admin_listen: None,
         }
     }
 }
@@ -96,6 +107,14 @@ impl NodeConfig {
     /// The node-to-node listen address, parsed (always `Ok` after [`Config::validate`] passed).
     pub fn cluster_listen_addr(&self) -> Result<SocketAddr, ConfigError> {
         parse_addr("node.cluster_listen", &self.cluster_listen)
+    }
+
+    /// The admin listen address, parsed, if set (always `Ok` after [`Config::validate`] passed).
+    pub fn admin_listen_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        self.admin_listen
+            .as_deref()
+            .map(|a| parse_addr("node.admin_listen", a))
+            .transpose()
     }
 }
 
@@ -531,15 +550,28 @@ impl Config {
         check_node_id(&self.node.id).map_err(|m| ConfigError::invalid("node.id", m))?;
         let listen = self.node.listen_addr()?;
         let cluster_listen = self.node.cluster_listen_addr()?;
-        // Same port with one side on the unspecified address (0.0.0.0 / ::) also collides at bind.
-        let collide = listen == cluster_listen
-            || (listen.port() == cluster_listen.port()
-                && (listen.ip().is_unspecified() || cluster_listen.ip().is_unspecified()));
-        if collide {
+        if addrs_collide(listen, cluster_listen) {
             return Err(ConfigError::invalid(
                 "node.cluster_listen",
                 format!("{cluster_listen} collides with node.listen {listen}; the HTTP and node-to-node listeners need different addresses"),
             ));
+        }
+        if let Some(admin) = self.node.admin_listen_addr()? {
+            for (name, other) in [
+                ("node.listen", listen),
+                ("node.cluster_listen", cluster_listen),
+            ] {
+                // Port 0 picks a free port at bind: it never collides.
+                if admin.port() != 0 && addrs_collide(admin, other) {
+                    return Err(ConfigError::invalid(
+                        "node.admin_listen",
+                        format!("{admin} collides with {name} {other}; each listener needs its own address"),
+                    ));
+                }
+            }
+        }
+        if let Some(auth) = &self.auth {
+            auth.validate()?;
         }
         if self.cluster.cookie.is_empty() {
             return Err(ConfigError::invalid(
@@ -698,6 +730,12 @@ impl Config {
             }
         }
     }
+}
+
+/// Whether two listen addresses would collide at bind: equal, or the same port with one side
+/// on the unspecified address (0.0.0.0 / ::).
+fn addrs_collide(a: SocketAddr, b: SocketAddr) -> bool {
+    a == b || (a.port() == b.port() && (a.ip().is_unspecified() || b.ip().is_unspecified()))
 }
 
 fn check_env_addr(var: &str, value: &str) -> Result<(), ConfigError> {

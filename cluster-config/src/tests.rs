@@ -507,3 +507,144 @@ fn config_tls_cert_and_key_go_together() {
     both.validate().unwrap();
     assert_eq!(both.node.tls_cert, Some(PathBuf::from("/c.pem")));
 }
+
+/// A token entry with the given scopes and extra lines, under a valid digest.
+fn token_toml(id: &str, digest_byte: char, scopes: &str, extra: &str) -> String {
+    format!(
+        "[[auth.tokens]]\nid = \"{id}\"\nsha256 = \"{}\"\nscopes = {scopes}\n{extra}\n",
+        digest_byte.to_string().repeat(64)
+    )
+}
+
+#[test]
+fn config_auth_of_api_md_parses_and_turns_auth_on() {
+    // Proves the API.md token example (with a full digest) parses, and that `[auth]` present,
+    // even empty, turns authentication on while its absence leaves it off.
+    let c = Config::from_toml_str(&token_toml(
+        "shop-backend",
+        'a',
+        r#"["read", "write"]"#,
+        r#"accounts = ["shop-*"]"#,
+    ))
+    .unwrap();
+    c.validate().unwrap();
+    let auth = c.auth.as_ref().expect("auth on");
+    assert_eq!(auth.tokens[0].scopes, vec![Scope::Read, Scope::Write]);
+    assert_eq!(auth.tokens[0].accounts, Some(vec!["shop-*".to_owned()]));
+    let empty = Config::from_toml_str("[auth]\n").unwrap();
+    assert_eq!(empty.auth, Some(AuthConfig::default()));
+    empty.validate().unwrap();
+    assert_eq!(Config::from_toml_str("").unwrap().auth, None);
+}
+
+#[test]
+fn config_auth_rules() {
+    // Proves every bad token entry is refused naming its field: digest length and digits,
+    // empty scopes, empty or malformed patterns, admin limited to accounts, duplicates.
+    let scopes = r#"["read"]"#;
+    let bad_digest = "[[auth.tokens]]\nid = \"t\"\nsha256 = \"abc\"\nscopes = [\"read\"]\n";
+    assert_invalid(bad_digest, "auth.tokens[0].sha256", "64 hex digits");
+    let not_hex = format!(
+        "[[auth.tokens]]\nid = \"t\"\nsha256 = \"{}\"\nscopes = [\"read\"]\n",
+        "g".repeat(64)
+    );
+    assert_invalid(&not_hex, "auth.tokens[0].sha256", "64 hex digits");
+    assert_invalid(
+        &token_toml("t", 'a', "[]", ""),
+        "auth.tokens[0].scopes",
+        "at least one",
+    );
+    assert_invalid(
+        &token_toml("", 'a', scopes, ""),
+        "auth.tokens[0].id",
+        "1 to 64",
+    );
+    assert_invalid(
+        &token_toml("a b", 'a', scopes, ""),
+        "auth.tokens[0].id",
+        "' '",
+    );
+    assert_invalid(
+        &token_toml("t", 'a', scopes, "accounts = []"),
+        "auth.tokens[0].accounts",
+        "omit it",
+    );
+    for bad in ["*shop", "sh*op", "bad id", "", "a**"] {
+        assert_invalid(
+            &token_toml("t", 'a', scopes, &format!("accounts = [{bad:?}]")),
+            "auth.tokens[0].accounts",
+            "pattern",
+        );
+    }
+    assert_invalid(
+        &token_toml("t", 'a', r#"["admin"]"#, r#"accounts = ["a"]"#),
+        "auth.tokens[0].accounts",
+        "admin",
+    );
+    let twice_id = token_toml("t", 'a', scopes, "") + &token_toml("t", 'b', scopes, "");
+    assert_invalid(&twice_id, "auth.tokens[1].id", "unique");
+    let twice_digest = token_toml("t", 'a', scopes, "") + &token_toml("u", 'A', scopes, "");
+    assert_invalid(&twice_digest, "auth.tokens[1].sha256", "earlier token");
+    // Good patterns: exact ids, prefixes, and `*` alone (every account).
+    let good = token_toml(
+        "t",
+        'a',
+        scopes,
+        r#"accounts = ["alice", "shop-*", "*", "a:b.c_d-e"]"#,
+    );
+    Config::from_toml_str(&good).unwrap().validate().unwrap();
+}
+
+#[test]
+fn config_auth_unknown_scope_or_field_is_a_parse_error_naming_it() {
+    // Proves an unknown scope or a misspelt token field stops the config at parse time.
+    let e = Config::from_toml_str(&token_toml("t", 'a', r#"["reed"]"#, "")).unwrap_err();
+    assert!(e.to_string().contains("reed"), "{e}");
+    let e = Config::from_toml_str(&token_toml("t", 'a', r#"["read"]"#, "acounts = [\"a\"]"))
+        .unwrap_err();
+    assert!(e.to_string().contains("acounts"), "{e}");
+}
+
+#[test]
+fn config_token_entry_round_trips_through_toml() {
+    // Proves `TokenConfig::to_toml` (what `walletctl token new` prints) parses back as a
+    // config holding the same token.
+    let t = TokenConfig {
+        id: "shop".into(),
+        sha256: "0f".repeat(32),
+        scopes: vec![Scope::Read, Scope::Write],
+        accounts: Some(vec!["shop-*".into()]),
+    };
+    let c = Config::from_toml_str(&t.to_toml()).unwrap();
+    c.validate().unwrap();
+    assert_eq!(c.auth.unwrap().tokens, vec![t]);
+}
+
+#[test]
+fn config_admin_listen_rules() {
+    // Proves node.admin_listen must be an IP:port distinct from the other listeners (port 0,
+    // any free port, never collides).
+    let c = Config::from_toml_str("[node]\nadmin_listen = \"127.0.0.1:9090\"\n").unwrap();
+    c.validate().unwrap();
+    assert_eq!(
+        c.node.admin_listen_addr().unwrap(),
+        Some("127.0.0.1:9090".parse().unwrap())
+    );
+    assert_invalid(
+        "[node]\nadmin_listen = \"nowhere\"\n",
+        "node.admin_listen",
+        "IP:port",
+    );
+    assert_invalid(
+        "[node]\nadmin_listen = \"127.0.0.1:8080\"\n",
+        "node.admin_listen",
+        "node.listen",
+    );
+    assert_invalid(
+        "[node]\nadmin_listen = \"0.0.0.0:7946\"\n",
+        "node.admin_listen",
+        "node.cluster_listen",
+    );
+    let zero = "[node]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n";
+    Config::from_toml_str(zero).unwrap().validate().unwrap();
+}

@@ -4,6 +4,7 @@
 //! behind a lock (routes are a fixed set of templates, so it is bounded).
 
 use protocol::api::TransferStatus;
+use protocol::ErrorCode;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -132,6 +133,10 @@ pub struct Metrics {
     pub group_commit_latency: Histogram,
     /// Open WebSocket connections.
     pub ws_connections: AtomicU64,
+    /// Requests and WebSocket frames refused `unauthorized` (no or bad token).
+    pub auth_unauthorized: Counter,
+    /// Requests and WebSocket frames refused `forbidden` (scope or account not allowed).
+    pub auth_forbidden: Counter,
 }
 
 impl Default for Metrics {
@@ -150,6 +155,8 @@ impl Default for Metrics {
             group_batches: Histogram::new(GROUP_BOUNDS),
             group_commit_latency: Histogram::new(LATENCY_BOUNDS_S),
             ws_connections: AtomicU64::new(0),
+            auth_unauthorized: Counter::default(),
+            auth_forbidden: Counter::default(),
         }
     }
 }
@@ -164,6 +171,15 @@ impl Metrics {
             .entry((route, method, status))
             .or_default() += 1;
         self.request_latency.observe(seconds);
+    }
+
+    /// Counts a refusal by authentication (`unauthorized`) or authorization (`forbidden`).
+    pub fn auth_refused(&self, code: ErrorCode) {
+        match code {
+            ErrorCode::Unauthorized => self.auth_unauthorized.inc(),
+            ErrorCode::Forbidden => self.auth_forbidden.inc(),
+            other => debug_assert!(false, "{other:?} is not an auth refusal"),
+        }
     }
 
     /// Counts a settled transfer.
@@ -260,6 +276,13 @@ impl Metrics {
                 g.storage_failures,
             ),
         ];
+        out.push_str("# HELP wallet_auth_refused_total Requests and WebSocket frames refused by token checks, by code.\n# TYPE wallet_auth_refused_total counter\n");
+        for (code, n) in [
+            ("unauthorized", self.auth_unauthorized.get()),
+            ("forbidden", self.auth_forbidden.get()),
+        ] {
+            let _ = writeln!(out, "wallet_auth_refused_total{{code=\"{code}\"}} {n}");
+        }
         for (name, help, v) in counters {
             let _ = writeln!(
                 out,

@@ -9,6 +9,7 @@ use crate::cluster::membership::{Liveness, Membership};
 use crate::cluster::network::Network;
 use crate::cluster::placement::Member;
 use crate::cluster::{sweeper, Shell, ShellConfig};
+use crate::gateway::Listener;
 use crate::gateway::{self, AppShared, AppState};
 use crate::ledger::account::SagaTiming;
 use crate::ledger::committer::{GroupLimits, GROUPS_IN_FLIGHT_FDB, GROUPS_IN_FLIGHT_MAX};
@@ -19,7 +20,7 @@ use crate::storage::keys::Keys;
 use crate::storage::memory::MemoryBackend;
 use crate::storage::sqlite::{SqliteBackend, SyncMode};
 use crate::storage::{Backend, Store};
-use cluster_config::Config;
+use cluster_config::{AuthConfig, Config};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -32,6 +33,9 @@ pub const PENDING_SWEEP_EVERY: Duration = Duration::from_secs(5);
 /// A node that is serving.
 pub struct Node {
     addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+    auth: Option<Arc<gateway::auth::Auth>>,
+    admin_serve: Option<JoinHandle<std::io::Result<()>>>,
     shell: Shell,
     shutdown: watch::Sender<bool>,
     serve: JoinHandle<std::io::Result<()>>,
@@ -140,16 +144,11 @@ impl Node {
             }
             _ => None,
         };
-        let listener = tokio::net::TcpListener::bind(&config.node.listen)
-            .await
-            .map_err(|source| StartError::Bind {
-                addr: config.node.listen.clone(),
-                source,
-            })?;
-        let addr = listener.local_addr().map_err(|source| StartError::Bind {
-            addr: config.node.listen.clone(),
-            source,
-        })?;
+        let (listener, addr) = bind(&config.node.listen).await?;
+        let admin_listener = match &config.node.admin_listen {
+            Some(a) => Some(bind(a).await?),
+            None => None,
+        };
         let store_id = {
             let (store, keys) = (store.clone(), keys.clone());
             tokio::task::spawn_blocking(move || {
@@ -215,6 +214,14 @@ impl Node {
         };
         let (drained_tx, drained) = watch::channel(false);
         let (ready_tx, ready_rx) = watch::channel(false);
+        let auth = config
+            .auth
+            .as_ref()
+            .map(|a| Arc::new(gateway::auth::Auth::new(a)));
+        if let Some(a) = &config.auth {
+            let ids: Vec<&str> = a.tokens.iter().map(|t| t.id.as_str()).collect();
+            tracing::info!(tokens = ?ids, "authentication on: every route but /healthz and /readyz needs a token");
+        }
         let state = AppState::new(AppShared {
             shell: shell.clone(),
             drained: Arc::new(drained_tx),
@@ -222,26 +229,22 @@ impl Node {
             shutdown: shutdown_rx.clone(),
             ready: ready_rx,
             admission: Arc::new(gateway::admission::Admission::new(&config.limits)),
+            auth: auth.clone(),
         });
-        let app = gateway::router(state);
-        let mut stop = shutdown_rx.clone();
-        let stopped = async move {
-            let _ = stop.changed().await;
-        };
-        let serve = match &tls {
-            Some(acceptor) => {
-                let listener = crate::tls::TlsListener::new(listener, acceptor.clone());
-                tokio::spawn(async move {
-                    axum::serve(listener, app)
-                        .with_graceful_shutdown(stopped)
-                        .await
-                })
+        let (serve, admin_serve, admin_addr) = match admin_listener {
+            None => {
+                let app = gateway::router_for(state, Listener::All);
+                (serve(listener, tls.clone(), app, &shutdown_rx), None, None)
             }
-            None => tokio::spawn(async move {
-                axum::serve(listener, app)
-                    .with_graceful_shutdown(stopped)
-                    .await
-            }),
+            Some((admin_listener, admin_addr)) => {
+                let public = gateway::router_for(state.clone(), Listener::Public);
+                let admin = gateway::router_for(state, Listener::Admin);
+                (
+                    serve(listener, tls.clone(), public, &shutdown_rx),
+                    Some(serve(admin_listener, tls.clone(), admin, &shutdown_rx)),
+                    Some(admin_addr),
+                )
+            }
         };
         // Resume every unsettled transfer before declaring the node ready; the sweeper keeps
         // doing it for senders that passivate or get evicted later.
@@ -257,6 +260,9 @@ impl Node {
         ));
         Ok(Node {
             addr,
+            admin_addr,
+            auth,
+            admin_serve,
             shell,
             shutdown,
             serve,
@@ -270,6 +276,23 @@ impl Node {
     /// The address the node serves on.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The address `/admin/*` and `/metrics` are served on, when `node.admin_listen` is set.
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
+    }
+
+    /// Replaces the accepted tokens by those of `config` (a validated config's `[auth]`),
+    /// atomically; returns their ids. Turning authentication on or off needs a restart, so a
+    /// config that does so is refused and the current tokens stay.
+    pub fn reload_auth(&self, config: Option<&AuthConfig>) -> Result<Vec<String>, String> {
+        match (&self.auth, config) {
+            (Some(auth), Some(c)) => Ok(auth.reload(c)),
+            (Some(_), None) => Err("the config has no [auth] any more; turning authentication off needs a restart, so the current tokens stay".into()),
+            (None, Some(_)) => Err("the config has [auth] now; turning authentication on needs a restart".into()),
+            (None, None) => Ok(Vec::new()),
+        }
     }
 
     /// The node's shell.
@@ -297,8 +320,12 @@ impl Node {
         let network = self.network;
         let grace = self.grace;
         let shell = self.shell.clone();
+        let admin_serve = self.admin_serve;
         let drain = async move {
             let _ = self.serve.await;
+            if let Some(a) = admin_serve {
+                let _ = a.await;
+            }
             let _ = self.sweeper.await;
             shell.passivate_all().await;
         };
@@ -314,5 +341,46 @@ impl Node {
             }
         }
         self.shell.stop_hosts();
+    }
+}
+
+/// Binds a listen address (port 0 picks a free port); returns the listener and its address.
+async fn bind(addr: &str) -> Result<(tokio::net::TcpListener, SocketAddr), StartError> {
+    let bind_error = |source| StartError::Bind {
+        addr: addr.to_owned(),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(bind_error)?;
+    let local = listener.local_addr().map_err(bind_error)?;
+    Ok((listener, local))
+}
+
+/// Serves a router on a listener (through TLS when configured) until the node shuts down.
+fn serve(
+    listener: tokio::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    app: axum::Router,
+    shutdown: &watch::Receiver<bool>,
+) -> JoinHandle<std::io::Result<()>> {
+    let mut stop = shutdown.clone();
+    let stopped = async move {
+        let _ = stop.changed().await;
+    };
+    match tls {
+        Some(acceptor) => {
+            let listener = crate::tls::TlsListener::new(listener, acceptor);
+            tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(stopped)
+                    .await
+            })
+        }
+        None => tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(stopped)
+                .await
+        }),
     }
 }

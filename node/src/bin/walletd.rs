@@ -63,17 +63,28 @@ fn main() -> anyhow::Result<()> {
         } else {
             "http"
         };
+        let admin = node
+            .admin_addr()
+            .map(|a| format!("; admin on {scheme}://{a}"))
+            .unwrap_or_default();
         println!(
-            "walletd {} listening on {scheme}://{} (node {}, storage {} at {})",
+            "walletd {} listening on {scheme}://{} (node {}, storage {} at {}{admin})",
             env!("CARGO_PKG_VERSION"),
             node.addr(),
             config.node.id,
             node.shell().store().backend_name(),
             storage_location(&config)
         );
-        tokio::select! {
-            _ = shutdown_signal() => {}
-            _ = node.drained() => {}
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
+        let shutdown = shutdown_signal();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                _ = node.drained() => break,
+                _ = hangup.recv() => reload_tokens(&node, args.config.as_deref()),
+            }
         }
         tracing::info!("shutting down: finishing in-flight requests and draining actors");
         node.shutdown().await;
@@ -86,6 +97,28 @@ fn main() -> anyhow::Result<()> {
     #[cfg(feature = "fdb")]
     node::storage::fdb::network::stop();
     Ok(())
+}
+
+/// SIGHUP: reads the config file again and swaps in its `[auth]` tokens. Other settings take
+/// a restart. A file that does not load keeps the current tokens.
+fn reload_tokens(node: &Node, path: Option<&std::path::Path>) {
+    let Some(path) = path else {
+        tracing::warn!("SIGHUP: no --config file to reload; nothing changed");
+        return;
+    };
+    let config = match cluster_config::load(path) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "SIGHUP: the config does not load; the current tokens stay");
+            return;
+        }
+    };
+    match node.reload_auth(config.auth.as_ref()) {
+        Ok(ids) => {
+            tracing::info!(tokens = ?ids, "SIGHUP: tokens reloaded (other settings take a restart)")
+        }
+        Err(why) => tracing::error!("SIGHUP: {why}"),
+    }
 }
 
 /// Where the ledger is stored, for the start line.

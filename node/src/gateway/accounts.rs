@@ -1,5 +1,6 @@
 //! `/v1/accounts`: open, read, freeze, unfreeze, history.
 
+use super::auth::Caller;
 use super::error::{invalid, ApiJson, ApiQuery, HttpError};
 use super::{blocking, parse_account, AppState};
 use crate::ledger::account::{Command, Reply};
@@ -8,6 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use cluster_config::Scope;
 use protocol::api::{EntriesQuery, OpenAccount, ENTRIES_PAGE_DEFAULT, ENTRIES_PAGE_MAX};
 use protocol::ErrorCode;
 use std::time::Duration;
@@ -15,8 +17,10 @@ use std::time::Duration;
 /// `POST /v1/accounts`: 201 when created, 200 when it existed with the same settings.
 pub async fn open(
     State(st): State<AppState>,
+    caller: Caller,
     ApiJson(body): ApiJson<OpenAccount>,
 ) -> Result<Response, HttpError> {
+    caller.permits(Scope::Write, Some(&body.id))?;
     let open = Command::Open {
         currency: body.currency,
     };
@@ -27,30 +31,41 @@ pub async fn open(
 /// `GET /v1/accounts/{id}`: strongly consistent, served by the account's actor.
 pub async fn get(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
-    on_account(st, id, Command::Get).await
+    on_account(st, caller, Scope::Read, id, Command::Get).await
 }
 
 /// `POST /v1/accounts/{id}/freeze`.
 pub async fn freeze(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
-    on_account(st, id, Command::Freeze).await
+    on_account(st, caller, Scope::Write, id, Command::Freeze).await
 }
 
 /// `POST /v1/accounts/{id}/unfreeze`.
 pub async fn unfreeze(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
-    on_account(st, id, Command::Unfreeze).await
+    on_account(st, caller, Scope::Write, id, Command::Unfreeze).await
 }
 
-/// Runs an account command named by a path id (get, freeze, unfreeze) on the account's owner.
-async fn on_account(st: AppState, id: String, cmd: Command) -> Result<Response, HttpError> {
+/// Runs an account command named by a path id (get, freeze, unfreeze) on the account's owner,
+/// if the caller has `scope` on it.
+async fn on_account(
+    st: AppState,
+    caller: Caller,
+    scope: Scope,
+    id: String,
+    cmd: Command,
+) -> Result<Response, HttpError> {
     let id = parse_account(id)?;
+    caller.permits(scope, Some(&id))?;
     let reply = st.shell.execute(&id, cmd, Duration::ZERO).await?;
     account_response(reply)
 }
@@ -72,10 +87,12 @@ fn account_response(reply: Reply) -> Result<Response, HttpError> {
 /// `GET /v1/accounts/{id}/entries?after_seq=&limit=`: a page of the journal.
 pub async fn entries(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<EntriesQuery>,
 ) -> Result<Response, HttpError> {
     let id = parse_account(id)?;
+    caller.permits(Scope::Read, Some(&id))?;
     let limit = q.limit.unwrap_or(ENTRIES_PAGE_DEFAULT);
     if limit == 0 || limit > ENTRIES_PAGE_MAX {
         return Err(invalid(format!(

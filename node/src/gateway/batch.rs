@@ -9,9 +9,14 @@
 //! senders run concurrently. Results come back in the items' order, after waiting up to
 //! `wait_ms` in all for the sagas to settle.
 //!
+//! A token limited to accounts must name the sender of every item it could decode; if one is
+//! not allowed, the whole request is refused `forbidden` and nothing runs (a client that sends
+//! such an item is misconfigured, and a partial run would be harder to reason about).
+//!
 //! Left out: items of a sender another node owns are forwarded one by one (in order), not in
 //! one message.
 
+use super::auth::Caller;
 use super::error::{invalid, ApiJson, HttpError};
 use super::movements::check_reference;
 use super::transfers::new_transfer_id;
@@ -21,6 +26,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use cluster_config::Scope;
 use protocol::api::{
     BatchResult, BatchTransferItem, BatchTransfersRequest, BatchTransfersResponse,
     BATCH_TRANSFERS_MAX, TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX,
@@ -36,6 +42,7 @@ pub const BATCH_BODY_BYTES_MAX: usize = 6 * 1024 * 1024;
 /// `POST /v1/transfers/batch`: 200 with one result per item, in order.
 pub async fn create(
     State(st): State<AppState>,
+    caller: Caller,
     ApiJson(body): ApiJson<BatchTransfersRequest>,
 ) -> Result<Response, HttpError> {
     let n = body.transfers.len();
@@ -50,11 +57,15 @@ pub async fn create(
             "wait_ms must be at most {TRANSFER_WAIT_MS_MAX}"
         )));
     }
+    let items: Vec<_> = body.transfers.into_iter().map(item_command).collect();
+    for (from, _) in items.iter().flatten() {
+        caller.permits(Scope::Write, Some(from))?;
+    }
     let mut results: Vec<Option<BatchResult>> = vec![None; n];
     // Each sender's items, in the order given, with their places in the request.
     let mut by_sender: BTreeMap<AccountId, Vec<(usize, Command)>> = BTreeMap::new();
-    for (i, raw) in body.transfers.into_iter().enumerate() {
-        match item_command(raw) {
+    for (i, item) in items.into_iter().enumerate() {
+        match item {
             Ok((from, cmd)) => by_sender.entry(from).or_default().push((i, cmd)),
             Err(error) => results[i] = Some(BatchResult::Error { error }),
         }

@@ -30,11 +30,18 @@ impl IntoResponse for HttpError {
         let status =
             StatusCode::from_u16(self.0.code.http_status()).expect("codes map to valid statuses");
         let retry = self.0.code == ErrorCode::Overloaded;
+        let challenge = self.0.code == ErrorCode::Unauthorized;
         let mut resp = (status, Json(ErrorBody { error: self.0 })).into_response();
         if retry {
             resp.headers_mut().insert(
                 axum::http::header::RETRY_AFTER,
                 axum::http::HeaderValue::from(super::admission::RETRY_AFTER_SECS),
+            );
+        }
+        if challenge {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Bearer realm=\"wallet\""),
             );
         }
         resp

@@ -10,15 +10,21 @@
 //! because records are written only by committed transactions and journal entries never
 //! change. Storage calls run on blocking threads ([`blocking`]).
 //!
-//! Left out on purpose: authentication (`unauthorized`/`forbidden` are reserved codes; no
-//! token scheme is configured yet) and TLS (terminate it in front of the node).
+//! Every route is listed with its access in [`routes::ROUTES`]; with `[auth]` configured,
+//! [`auth`] checks the bearer token before admission control, and handlers check the accounts
+//! a request names. With `node.admin_listen`, `/admin/*` and `/metrics` are served by a router
+//! of their own on that address ([`Listener`]) and the public one answers them 404.
+//!
+//! Left out on purpose: TLS is served by [`crate::tls`], not here.
 
 pub mod accounts;
 pub mod admin;
 pub mod admission;
+pub mod auth;
 pub mod batch;
 pub mod error;
 pub mod movements;
+pub mod routes;
 pub mod stream;
 pub mod transfers;
 
@@ -29,7 +35,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, MethodRouter};
 use axum::Router;
 use error::{invalid, HttpError};
 use protocol::{AccountId, ApiError, ErrorCode};
@@ -74,44 +80,95 @@ pub struct AppShared {
     pub ready: watch::Receiver<bool>,
     /// Admission control: the node's limits.
     pub admission: Arc<admission::Admission>,
+    /// The accepted tokens; `None` without `[auth]` (every route open).
+    pub auth: Option<Arc<auth::Auth>>,
 }
 
-/// The node's routes.
+/// Which routes a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Listener {
+    /// Every route (no `node.admin_listen`).
+    All,
+    /// Every route but `/admin/*` and `/metrics`.
+    Public,
+    /// `/admin/*`, `/metrics`, and the health routes.
+    Admin,
+}
+
+impl Listener {
+    fn serves(self, path: &str) -> bool {
+        match self {
+            Listener::All => true,
+            Listener::Public => !routes::is_admin(path),
+            Listener::Admin => routes::is_admin(path) || path == "/healthz" || path == "/readyz",
+        }
+    }
+}
+
+/// The node's routes, all on one listener.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/v1/accounts", post(accounts::open))
-        .route("/v1/accounts/{id}", get(accounts::get))
-        .route("/v1/accounts/{id}/freeze", post(accounts::freeze))
-        .route("/v1/accounts/{id}/unfreeze", post(accounts::unfreeze))
-        .route("/v1/accounts/{id}/entries", get(accounts::entries))
-        .route("/v1/deposits", post(movements::deposit))
-        .route("/v1/withdrawals", post(movements::withdraw))
-        .route("/v1/transfers", post(transfers::create))
-        .route("/v1/transfers/{id}", get(transfers::get))
-        .route(
+    router_for(state, Listener::All)
+}
+
+/// Every route with its handler; each must be in [`routes::ROUTES`].
+fn handlers() -> Vec<(&'static str, MethodRouter<AppState>)> {
+    vec![
+        ("/v1/accounts", post(accounts::open)),
+        ("/v1/accounts/{id}", get(accounts::get)),
+        ("/v1/accounts/{id}/freeze", post(accounts::freeze)),
+        ("/v1/accounts/{id}/unfreeze", post(accounts::unfreeze)),
+        ("/v1/accounts/{id}/entries", get(accounts::entries)),
+        ("/v1/deposits", post(movements::deposit)),
+        ("/v1/withdrawals", post(movements::withdraw)),
+        ("/v1/transfers", post(transfers::create)),
+        ("/v1/transfers/{id}", get(transfers::get)),
+        (
             "/v1/transfers/batch",
             post(batch::create).layer(DefaultBodyLimit::max(batch::BATCH_BODY_BYTES_MAX)),
-        )
-        .route("/v1/stream", get(stream::upgrade))
-        .route("/admin/status", get(admin::status))
-        .route("/admin/accounts", get(admin::accounts))
-        .route("/admin/pending", get(admin::pending))
-        .route("/admin/owner/{id}", get(admin::owner))
-        .route("/admin/audit", get(admin::audit))
-        .route("/admin/drain", post(admin::drain))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+        ),
+        ("/v1/stream", get(stream::upgrade)),
+        ("/admin/status", get(admin::status)),
+        ("/admin/accounts", get(admin::accounts)),
+        ("/admin/pending", get(admin::pending)),
+        ("/admin/owner/{id}", get(admin::owner)),
+        ("/admin/audit", get(admin::audit)),
+        ("/admin/drain", post(admin::drain)),
+        ("/healthz", get(healthz)),
+        ("/readyz", get(readyz)),
+        ("/metrics", get(metrics)),
+    ]
+}
+
+/// The routes one listener serves.
+pub fn router_for(state: AppState, listener: Listener) -> Router {
+    let handlers = handlers();
+    assert_eq!(
+        handlers.len(),
+        routes::ROUTES.len(),
+        "every route has one entry in routes::ROUTES"
+    );
+    let mut router = Router::new();
+    for (path, handler) in handlers {
+        assert!(
+            routes::find(path).is_some(),
+            "route {path} is missing from routes::ROUTES"
+        );
+        if listener.serves(path) {
+            router = router.route(path, handler);
+        }
+    }
+    router
         .fallback(error::not_found)
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(DefaultBodyLimit::max(BODY_BYTES_MAX))
         .with_state(state)
 }
 
-/// Counts every request by route template and status, with its latency.
-/// Middleware of every request: admission control ([`admission::admit`]), then the request's
-/// count and latency in the metrics.
-async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response {
+/// Middleware of every request: authentication and the route's scope ([`auth::authorize`]),
+/// then admission control ([`admission::admit`]), then the request's count and latency in the
+/// metrics. Tokens are checked first so that requests without a valid one take no place
+/// among the requests in progress.
+async fn track(State(st): State<AppState>, mut req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
         .extensions()
@@ -123,7 +180,15 @@ async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response
         axum::http::Method::POST => "POST",
         _ => "OTHER",
     };
-    let resp = admission::admit(&st, req, next).await;
+    let resp = match auth::authorize(&st, &mut req) {
+        Ok(()) => admission::admit(&st, req, next).await,
+        Err(refused) => refused.into_response(),
+    };
+    match resp.status() {
+        StatusCode::UNAUTHORIZED => st.shell.metrics().auth_refused(ErrorCode::Unauthorized),
+        StatusCode::FORBIDDEN => st.shell.metrics().auth_refused(ErrorCode::Forbidden),
+        _ => {}
+    }
     st.shell.metrics().request(
         route,
         method,
@@ -135,32 +200,7 @@ async fn track(State(st): State<AppState>, req: Request, next: Next) -> Response
 
 /// Maps a matched path to a static label (a fixed set, so metrics stay bounded).
 fn route_name(path: &str) -> &'static str {
-    const ROUTES: &[&str] = &[
-        "/v1/accounts",
-        "/v1/accounts/{id}",
-        "/v1/accounts/{id}/freeze",
-        "/v1/accounts/{id}/unfreeze",
-        "/v1/accounts/{id}/entries",
-        "/v1/deposits",
-        "/v1/withdrawals",
-        "/v1/transfers",
-        "/v1/transfers/{id}",
-        "/v1/stream",
-        "/admin/status",
-        "/admin/accounts",
-        "/admin/pending",
-        "/admin/owner/{id}",
-        "/admin/audit",
-        "/admin/drain",
-        "/healthz",
-        "/readyz",
-        "/metrics",
-    ];
-    ROUTES
-        .iter()
-        .find(|r| **r == path)
-        .copied()
-        .unwrap_or("other")
+    routes::find(path).map_or("other", |r| r.path)
 }
 
 async fn healthz() -> &'static str {

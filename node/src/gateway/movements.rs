@@ -1,5 +1,6 @@
 //! `/v1/deposits` and `/v1/withdrawals`.
 
+use super::auth::Caller;
 use super::error::{idempotency_key, invalid, ApiJson, HttpError};
 use super::AppState;
 use crate::ledger::account::{Command, Reply};
@@ -7,6 +8,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use cluster_config::Scope;
 use protocol::api::Movement;
 use protocol::ids::REFERENCE_LEN_MAX;
 use std::time::Duration;
@@ -14,18 +16,22 @@ use std::time::Duration;
 /// `POST /v1/deposits`.
 pub async fn deposit(
     State(st): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Movement>,
 ) -> Result<Response, HttpError> {
+    caller.permits(Scope::Write, Some(&body.account))?;
     movement(st, headers, body, true).await
 }
 
 /// `POST /v1/withdrawals`.
 pub async fn withdraw(
     State(st): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     ApiJson(body): ApiJson<Movement>,
 ) -> Result<Response, HttpError> {
+    caller.permits(Scope::Write, Some(&body.account))?;
     movement(st, headers, body, false).await
 }
 

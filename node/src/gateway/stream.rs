@@ -14,9 +14,18 @@
 //! [`REMOTE_POLL_EVERY`] instead, so a stream follows its account across ownership moves with
 //! the same no-gap, no-duplicate rule. An activation publishes the account's newest entry when
 //! it loads, so what was committed before it is caught up through the same gap rule.
+//! With `[auth]`, the upgrade needs a valid token (header or `?access_token=`), and every
+//! subscription and command is checked against it: `read` and the account for a subscription
+//! or `get`, `write` and the debited account (the credited one for a deposit) for a command.
+//! A refusal is a `forbidden` error frame and the socket stays open. When the tokens are
+//! reloaded, the socket looks its token up again before its next frame, update or poll: a
+//! revoked token gets an `unauthorized` frame and the socket closes; subscriptions the token
+//! no longer allows end with a `forbidden` frame.
+//!
 //! Left out: pushing updates between nodes (a remote account's updates arrive up to one poll
 //! period late).
 
+use super::auth::Caller;
 use super::AppState;
 use crate::ledger::account::BalanceUpdate;
 use crate::ledger::account::{Command, Reply};
@@ -24,6 +33,7 @@ use crate::ledger::exec;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
+use cluster_config::Scope;
 use protocol::api::{Entry, TRANSFER_WAIT_MS_DEFAULT};
 use protocol::stream::{ClientFrame, CommandResult, ServerFrame};
 use protocol::{AccountId, ApiError, ErrorCode};
@@ -47,7 +57,7 @@ pub const BACKFILL_PAGE: usize = 500;
 pub const REMOTE_POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// Upgrades the connection.
-pub async fn upgrade(State(st): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(State(st): State<AppState>, caller: Caller, ws: WebSocketUpgrade) -> Response {
     // The connection holds its place until it closes; past `limits.ws_connections_max` the
     // upgrade is refused before it happens.
     let Some(place) = st.admission.try_socket() else {
@@ -57,7 +67,7 @@ pub async fn upgrade(State(st): State<AppState>, ws: WebSocketUpgrade) -> Respon
     };
     ws.max_message_size(MESSAGE_BYTES_MAX)
         .on_upgrade(move |socket| async move {
-            serve(st, socket).await;
+            serve(st, caller, socket).await;
             drop(place);
         })
 }
@@ -69,12 +79,16 @@ struct Connection {
     subs: BTreeMap<AccountId, u64>,
     results: mpsc::Sender<ServerFrame>,
     in_flight: usize,
+    /// The token the socket was opened with.
+    caller: Caller,
+    /// The token set's generation `caller` was looked up in.
+    auth_generation: u64,
 }
 
 /// The socket closed or failed: stop serving it.
 struct Closed;
 
-async fn serve(st: AppState, socket: WebSocket) {
+async fn serve(st: AppState, caller: Caller, socket: WebSocket) {
     st.shell
         .metrics()
         .ws_connections
@@ -89,6 +103,8 @@ async fn serve(st: AppState, socket: WebSocket) {
         subs: BTreeMap::new(),
         results,
         in_flight: 0,
+        caller,
+        auth_generation: st.auth.as_ref().map_or(0, |a| a.generation()),
     };
     loop {
         let step = tokio::select! {
@@ -146,7 +162,64 @@ impl Connection {
         .await
     }
 
+    /// Looks the socket's token up again if the tokens were reloaded since: a revoked token
+    /// closes the socket; subscriptions the token no longer allows end.
+    async fn recheck_token(&mut self) -> Result<(), Closed> {
+        let Some(auth) = self.st.auth.clone() else {
+            return Ok(());
+        };
+        let generation = auth.generation();
+        if generation == self.auth_generation {
+            return Ok(());
+        }
+        self.auth_generation = generation;
+        let Caller::Token(old) = &self.caller else {
+            return Ok(());
+        };
+        let Some(token) = auth.lookup(&old.digest()) else {
+            tracing::debug!(token = %old.id, "WebSocket closed: its token was revoked");
+            self.st
+                .shell
+                .metrics()
+                .auth_refused(ErrorCode::Unauthorized);
+            let msg = format!("the token {:?} was revoked; the socket closes", old.id);
+            let _ = self.error(ErrorCode::Unauthorized, msg, None).await;
+            let _ = self.socket.send(Message::Close(None)).await;
+            return Err(Closed);
+        };
+        self.caller = Caller::Token(token);
+        let accounts: Vec<AccountId> = self.subs.keys().cloned().collect();
+        for a in accounts {
+            if let Err(e) = self.caller.permits(Scope::Read, Some(&a)) {
+                self.subs.remove(&a);
+                self.st.shell.metrics().auth_refused(ErrorCode::Forbidden);
+                let msg = format!("subscription to {a} ended: {}", e.message);
+                self.error(ErrorCode::Forbidden, msg, None).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a `forbidden` frame unless the socket's token has `scope` on `account`; `Ok(true)`
+    /// when allowed.
+    async fn permitted(
+        &mut self,
+        scope: Scope,
+        account: &AccountId,
+        req_id: Option<&String>,
+    ) -> Result<bool, Closed> {
+        match self.caller.permits(scope, Some(account)) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                self.st.shell.metrics().auth_refused(ErrorCode::Forbidden);
+                self.error(e.code, e.message, req_id.cloned()).await?;
+                Ok(false)
+            }
+        }
+    }
+
     async fn frame(&mut self, text: &str) -> Result<(), Closed> {
+        self.recheck_token().await?;
         if text.len() > FRAME_BYTES_MAX {
             let msg = format!(
                 "bad frame: {} bytes, at most {FRAME_BYTES_MAX}; nothing ran",
@@ -170,7 +243,8 @@ impl Connection {
                 self.send(&ServerFrame::Unsubscribed { account }).await
             }
             ClientFrame::Get { req_id, account } => {
-                self.command(req_id, account, Command::Get).await
+                self.command(req_id, Scope::Read, account, Command::Get)
+                    .await
             }
             ClientFrame::Deposit {
                 req_id,
@@ -183,7 +257,7 @@ impl Connection {
                     reference: None,
                     idem_key: idempotency_key.map(String::from),
                 };
-                self.command(req_id, account, cmd).await
+                self.command(req_id, Scope::Write, account, cmd).await
             }
             ClientFrame::Withdraw {
                 req_id,
@@ -196,7 +270,7 @@ impl Connection {
                     reference: None,
                     idem_key: idempotency_key.map(String::from),
                 };
-                self.command(req_id, account, cmd).await
+                self.command(req_id, Scope::Write, account, cmd).await
             }
             ClientFrame::Transfer {
                 req_id,
@@ -221,12 +295,15 @@ impl Connection {
                     reference: None,
                     idem_key: idempotency_key.map(String::from),
                 };
-                self.command(req_id, from, cmd).await
+                self.command(req_id, Scope::Write, from, cmd).await
             }
         }
     }
 
     async fn subscribe(&mut self, account: AccountId, from_seq: Option<u64>) -> Result<(), Closed> {
+        if !self.permitted(Scope::Read, &account, None).await? {
+            return Ok(());
+        }
         let max = self.st.admission.subscriptions_max;
         if !self.subs.contains_key(&account) && self.subs.len() >= max {
             self.st.shell.metrics().overloaded.inc();
@@ -253,12 +330,18 @@ impl Connection {
         self.catch_up(&account, None).await
     }
 
+    /// Runs a command on `account` if the token has `scope` on it (money moves out of it, or
+    /// into it for a deposit).
     async fn command(
         &mut self,
         req_id: String,
+        scope: Scope,
         account: AccountId,
         cmd: Command,
     ) -> Result<(), Closed> {
+        if !self.permitted(scope, &account, Some(&req_id)).await? {
+            return Ok(());
+        }
         if self.in_flight >= COMMANDS_IN_FLIGHT_MAX {
             self.st.shell.metrics().overloaded.inc();
             let msg = format!("at most {COMMANDS_IN_FLIGHT_MAX} commands in flight per socket; nothing ran: retry with the same idempotency key");
@@ -289,6 +372,7 @@ impl Connection {
     }
 
     async fn live(&mut self, u: &BalanceUpdate) -> Result<(), Closed> {
+        self.recheck_token().await?;
         let Some(&last) = self.subs.get(&u.account) else {
             return Ok(());
         };
@@ -308,6 +392,7 @@ impl Connection {
     /// Catches up the subscribed accounts that another node owns or that have no active actor
     /// here (their updates are not published here).
     async fn catch_up_remote(&mut self) -> Result<(), Closed> {
+        self.recheck_token().await?;
         let membership = self.st.shell.membership().clone();
         let shell = self.st.shell.clone();
         let remote: Vec<AccountId> = self
@@ -323,6 +408,7 @@ impl Connection {
     }
 
     async fn catch_up_all(&mut self) -> Result<(), Closed> {
+        self.recheck_token().await?;
         let accounts: Vec<AccountId> = self.subs.keys().cloned().collect();
         for a in accounts {
             self.catch_up(&a, None).await?;

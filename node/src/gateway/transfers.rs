@@ -1,5 +1,6 @@
 //! `/v1/transfers`: start a transfer saga and wait for it to settle, or read one.
 
+use super::auth::Caller;
 use super::error::{idempotency_key, invalid, ApiJson, HttpError};
 use super::movements::check_reference;
 use super::{blocking, AppState};
@@ -9,6 +10,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use cluster_config::Scope;
 use protocol::api::{
     TransferRequest, TransferStatus, TransferView, TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX,
 };
@@ -26,9 +28,12 @@ struct FailedBody {
 /// `POST /v1/transfers`: 200 completed within `wait_ms`, 202 pending, 422 failed.
 pub async fn create(
     State(st): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     ApiJson(body): ApiJson<TransferRequest>,
 ) -> Result<Response, HttpError> {
+    // Money moves out of `from`: that is the account the token must name.
+    caller.permits(Scope::Write, Some(&body.from))?;
     let idem_key = idempotency_key(&headers)?.map(String::from);
     check_reference(body.reference.as_deref())?;
     let wait_ms = body.wait_ms.unwrap_or(TRANSFER_WAIT_MS_DEFAULT);
@@ -77,16 +82,21 @@ pub fn transfer_response(view: TransferView) -> Response {
     }
 }
 
-/// `GET /v1/transfers/{id}`.
+/// `GET /v1/transfers/{id}`. A caller limited to accounts sees only transfers with one of
+/// them on either side; any other answers `transfer_not_found`, as if it did not exist, so
+/// the answer does not tell which transfer ids exist.
 pub async fn get(
     State(st): State<AppState>,
+    caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
     let id = TransferId::new(id).map_err(invalid)?;
     let (store, keys) = (st.shell.store().clone(), st.shell.keys().clone());
     match blocking(move || exec::read_transfer(&store, &keys, &id)).await? {
-        Some(view) => Ok((StatusCode::OK, Json(view)).into_response()),
-        None => Err(ErrorCode::TransferNotFound.into()),
+        Some(view) if caller.may_access(&view.from) || caller.may_access(&view.to) => {
+            Ok((StatusCode::OK, Json(view)).into_response())
+        }
+        _ => Err(ErrorCode::TransferNotFound.into()),
     }
 }
 

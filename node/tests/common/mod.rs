@@ -13,6 +13,8 @@ use std::thread::JoinHandle;
 pub struct TestNode {
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// `http://127.0.0.1:PORT` of `node.admin_listen`, when set.
+    pub admin_url: Option<String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -58,14 +60,15 @@ impl TestNode {
                 let node = Node::start_with_backend(&config, backend)
                     .await
                     .expect("node starts");
-                addr_tx.send(node.addr()).unwrap();
+                addr_tx.send((node.addr(), node.admin_addr())).unwrap();
                 let _ = stop_rx.await;
                 node.shutdown().await;
             });
         });
-        let addr = addr_rx.recv().expect("node reports its address");
+        let (addr, admin) = addr_rx.recv().expect("node reports its address");
         TestNode {
             url: format!("http://{addr}"),
+            admin_url: admin.map(|a| format!("http://{a}")),
             stop: Some(stop),
             thread: Some(thread),
         }

@@ -402,7 +402,7 @@ fn setup(ctx: &Ctx, plan: &Plan, run_id: &str, ids: &[AccountId]) -> Result<(), 
             .map(|w| {
                 let (bar, failed) = (&bar, &failed);
                 s.spawn(move || -> Result<(), CliError> {
-                    let client = Client::new(ctx.client.base())?;
+                    let client = ctx.client.fresh()?;
                     for (i, id) in ids.iter().enumerate().skip(w).step_by(workers) {
                         if failed.load(Ordering::Relaxed) {
                             return Ok(());
@@ -546,7 +546,7 @@ fn worker(
     deadline: Instant,
     shared: &Shared,
 ) -> Result<WorkerStats, CliError> {
-    let client = Client::new(ctx.client.base())?;
+    let client = ctx.client.fresh()?;
     // Each worker's stream is fixed by the seed and its number, so --seed replays the workload.
     let mut rng = Rng::seeded(plan.seed ^ w.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let n = ids.len() as u64;

@@ -4,7 +4,8 @@
 //! are not ureq errors here (`http_status_as_error(false)`): the body of a 4xx/5xx is the API's
 //! `{"error":{code,message}}` and must be read. Transport failures are split by what they mean
 //! for money: [`CliError::Connect`] (the request was never sent: nothing happened) versus
-//! [`CliError::NoAnswer`] (it may have been applied: the outcome is unknown).
+//! [`CliError::NoAnswer`] (it may have been applied: the outcome is unknown). With a token
+//! (`--token` or `$WALLET_TOKEN`), every request carries `Authorization: Bearer <token>`.
 
 use protocol::error::ErrorBody;
 use protocol::{ApiError, ErrorCode};
@@ -223,15 +224,28 @@ fn quote(body: &[u8]) -> String {
 }
 
 /// A client of one node.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct Client {
     base: String,
     agent: Agent,
+    /// `Bearer <token>`, sent with every request when given.
+    authorization: Option<String>,
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print the token.
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &self.authorization.as_ref().map(|_| "<set>"))
+            .finish()
+    }
 }
 
 impl Client {
-    /// A client of the node at `node` (`http://host:port`; `http://` is assumed without a scheme).
-    pub fn new(node: &str) -> Result<Self, CliError> {
+    /// A client of the node at `node` (`http://host:port`; `http://` is assumed without a
+    /// scheme), sending `token` as a bearer token when given.
+    pub fn new(node: &str, token: Option<&str>) -> Result<Self, CliError> {
         let base = normalize_base(node)?;
         let agent: Agent = Agent::config_builder()
             .http_status_as_error(false)
@@ -240,7 +254,40 @@ impl Client {
             .user_agent(concat!("walletctl/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        Ok(Client { base, agent })
+        let authorization = match token.map(str::trim) {
+            None => None,
+            Some(t) if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+                return Err(CliError::Usage(
+                    "--token (or WALLET_TOKEN) must be one word without spaces".into(),
+                ))
+            }
+            Some(t) => Some(format!("Bearer {t}")),
+        };
+        Ok(Client {
+            base,
+            agent,
+            authorization,
+        })
+    }
+
+    /// Another client of the same node with the same token and a connection of its own.
+    pub fn fresh(&self) -> Result<Client, CliError> {
+        self.for_node(&self.base)
+    }
+
+    /// A client of another node (a member of the same cluster) with the same token.
+    pub fn for_node(&self, node: &str) -> Result<Client, CliError> {
+        let mut c = Client::new(node, None)?;
+        c.authorization.clone_from(&self.authorization);
+        Ok(c)
+    }
+
+    /// Adds the `Authorization` header when the client has a token.
+    fn authorized<B>(&self, req: ureq::RequestBuilder<B>) -> ureq::RequestBuilder<B> {
+        match &self.authorization {
+            Some(a) => req.header("Authorization", a),
+            None => req,
+        }
     }
 
     /// The node's base URL, without a trailing slash.
@@ -257,7 +304,7 @@ impl Client {
     /// `GET path` once, without decoding.
     pub fn get_once(&self, path: &str) -> Result<Raw, CliError> {
         let url = format!("{}{path}", self.base);
-        let resp = self.agent.get(&url).call();
+        let resp = self.authorized(self.agent.get(&url)).call();
         read(url, resp)
     }
 
@@ -281,8 +328,7 @@ impl Client {
         self.with_retries(ATTEMPTS, || {
             let url = format!("{}{path}", self.base);
             let resp = self
-                .agent
-                .post(&url)
+                .authorized(self.agent.post(&url))
                 .header("Idempotency-Key", key)
                 .send_empty();
             read(url, resp)
@@ -298,8 +344,7 @@ impl Client {
     ) -> Result<Raw, CliError> {
         let url = format!("{}{path}", self.base);
         let resp = self
-            .agent
-            .post(&url)
+            .authorized(self.agent.post(&url))
             .config()
             .timeout_global(Some(timeout))
             .build()

@@ -6,7 +6,7 @@
 //! the command repeats it until the node says it is drained. The node then shuts down by
 //! itself, and the command waits until it no longer answers.
 
-use crate::client::{CliError, Client};
+use crate::client::CliError;
 use crate::commands::{Ctx, Failure};
 use crate::output;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -34,7 +34,13 @@ pub fn run(ctx: &Ctx, node: &str) -> Result<(), Failure> {
         ))
         .into());
     };
-    let target = Client::new(&member.http)?;
+    // The node --node names is asked directly (its admin routes may be on node.admin_listen,
+    // which members do not advertise); another member at the address it advertises.
+    let target = if status.node_id == node {
+        ctx.client.clone()
+    } else {
+        ctx.client.for_node(&member.http)?
+    };
     let spinner = ProgressBar::new_spinner();
     spinner.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
     spinner.enable_steady_tick(TICK);

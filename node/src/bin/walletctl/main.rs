@@ -4,7 +4,7 @@
 //! [`commands`] (single requests), [`audit_cmd`] (the ledger audit: it streams the ledger over
 //! HTTP through the library's `node::ledger::audit::Auditor`, the rules `GET /admin/audit` and the
 //! simulator run too), [`mod@bench`] (load generator), [`client`] (HTTP and error mapping),
-//! [`output`] (tables and JSON). It talks to a node over HTTP only; of the node's library it
+//! [`output`] (tables and JSON), [`token_cmd`] (new bearer tokens). It talks to a node over HTTP only; of the node's library it
 //! uses only the pure audit.
 //!
 //! Failures print `error: <code>: <sentence>` on stderr; when a mutation's outcome is unknown a
@@ -17,6 +17,7 @@ mod commands;
 mod drain_cmd;
 mod output;
 mod rng;
+mod token_cmd;
 
 use clap::{Parser, Subcommand};
 use client::{CliError, Client};
@@ -46,6 +47,15 @@ struct Cli {
     /// Print JSON on stdout (one object per line) instead of tables.
     #[arg(long, global = true)]
     json: bool,
+    /// Bearer token sent with every request (for a node with [auth]).
+    #[arg(
+        long,
+        global = true,
+        env = "WALLET_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -82,6 +92,15 @@ enum Command {
     },
     /// Open accounts and measure random transfers.
     Bench(bench::BenchArgs),
+    /// Make bearer tokens for a node's [auth] config.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum TokenCommand {
+    /// Print a fresh random token, and its [[auth.tokens]] entry (with only its SHA-256).
+    New(token_cmd::NewArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -169,8 +188,12 @@ fn main() -> ExitCode {
 }
 
 fn dispatch(cli: Cli) -> Result<(), Failure> {
+    if let Command::Token(TokenCommand::New(args)) = &cli.command {
+        // Needs no node.
+        return token_cmd::new(args, cli.json);
+    }
     let ctx = Ctx {
-        client: Client::new(&cli.node)?,
+        client: Client::new(&cli.node, cli.token.as_deref())?,
         json: cli.json,
     };
     match cli.command {
@@ -208,6 +231,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         ),
         Command::Audit { wait_secs } => audit_cmd::run(&ctx, wait_secs),
         Command::Bench(b) => bench::run(&ctx, &b),
+        Command::Token(TokenCommand::New(_)) => unreachable!("handled above"),
     }
 }
 
@@ -298,5 +322,18 @@ mod tests {
         ]);
         assert!(matches!(c.command, Command::Bench(ref b) if b.count == Some(50)));
         assert!(Cli::try_parse_from(["walletctl", "account", "open", "alice"]).is_err());
+        let c = ok(&["--token", "wlt_x", "status"]);
+        assert_eq!(c.token.as_deref(), Some("wlt_x"));
+        ok(&[
+            "token",
+            "new",
+            "--scopes",
+            "read,write",
+            "--accounts",
+            "shop-*",
+            "--id",
+            "shop",
+        ]);
+        assert!(Cli::try_parse_from(["walletctl", "token", "new"]).is_err());
     }
 }

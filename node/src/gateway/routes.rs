@@ -1,0 +1,74 @@
+//! The table of every route: method, path template, and who may call it.
+//!
+//! [`super::router`] refuses to build a route missing from [`ROUTES`], and the tests walk the
+//! table, so a route cannot be added without deciding its access and being tested for it.
+
+use cluster_config::Scope;
+
+/// Who may call a route when `[auth]` is configured.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, without a token (health probes).
+    Open,
+    /// Any valid token; what it may do is checked inside (the WebSocket, per frame).
+    Authenticated,
+    /// A valid token with this scope.
+    Scope(Scope),
+}
+
+/// One route of the gateway.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteSpec {
+    /// `GET` or `POST`.
+    pub method: &'static str,
+    /// The path template, as the router matches it.
+    pub path: &'static str,
+    /// Who may call it.
+    pub access: Access,
+}
+
+const fn route(method: &'static str, path: &'static str, access: Access) -> RouteSpec {
+    RouteSpec {
+        method,
+        path,
+        access,
+    }
+}
+
+const READ: Access = Access::Scope(Scope::Read);
+const WRITE: Access = Access::Scope(Scope::Write);
+const ADMIN: Access = Access::Scope(Scope::Admin);
+
+/// Every route the gateway serves.
+pub const ROUTES: &[RouteSpec] = &[
+    route("POST", "/v1/accounts", WRITE),
+    route("GET", "/v1/accounts/{id}", READ),
+    route("POST", "/v1/accounts/{id}/freeze", WRITE),
+    route("POST", "/v1/accounts/{id}/unfreeze", WRITE),
+    route("GET", "/v1/accounts/{id}/entries", READ),
+    route("POST", "/v1/deposits", WRITE),
+    route("POST", "/v1/withdrawals", WRITE),
+    route("POST", "/v1/transfers", WRITE),
+    route("GET", "/v1/transfers/{id}", READ),
+    route("POST", "/v1/transfers/batch", WRITE),
+    route("GET", "/v1/stream", Access::Authenticated),
+    route("GET", "/admin/status", ADMIN),
+    route("GET", "/admin/accounts", ADMIN),
+    route("GET", "/admin/pending", ADMIN),
+    route("GET", "/admin/owner/{id}", ADMIN),
+    route("GET", "/admin/audit", ADMIN),
+    route("POST", "/admin/drain", ADMIN),
+    route("GET", "/healthz", Access::Open),
+    route("GET", "/readyz", Access::Open),
+    route("GET", "/metrics", Access::Scope(Scope::Metrics)),
+];
+
+/// The route of a path template.
+pub fn find(path: &str) -> Option<&'static RouteSpec> {
+    ROUTES.iter().find(|r| r.path == path)
+}
+
+/// Whether a route belongs on the admin listener (`node.admin_listen`) when there is one.
+pub fn is_admin(path: &str) -> bool {
+    path.starts_with("/admin/") || path == "/metrics"
+}
