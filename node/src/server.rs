@@ -189,6 +189,11 @@ impl Node {
         let network = if config.cluster.peers.is_empty() {
             None
         } else {
+            if config.cluster.cookie == cluster_config::ClusterConfig::default().cookie {
+                tracing::warn!(
+                    "cluster.cookie is still the default; any process that can reach cluster_listen can join this cluster: set a secret of your own on every node"
+                );
+            }
             let listen = config
                 .node
                 .cluster_listen_addr()
