@@ -32,6 +32,8 @@ pub const NODE_ID_LEN_MAX: usize = 64;
 
 /// Smallest and largest number of virtual nodes per member on the ring.
 pub const VNODES_RANGE: std::ops::RangeInclusive<u32> = 1..=4096;
+/// Shortest accepted `cluster.failure_timeout_ms` (it is also at least three heartbeats).
+pub const FAILURE_TIMEOUT_MS_MIN: u64 = 1_000;
 /// Accepted `cluster.heartbeat_ms`.
 pub const HEARTBEAT_MS_RANGE: std::ops::RangeInclusive<u64> = 10..=60_000;
 
@@ -130,7 +132,7 @@ pub struct ClusterConfig {
     pub vnodes: u32,
     /// Interval of the liveness probes between members, ms (default 500).
     pub heartbeat_ms: u64,
-    /// A member silent this long leaves the ring, ms; at least twice `heartbeat_ms`
+    /// A member silent this long leaves the ring, ms; at least three heartbeats and 1000
     /// (default 3000).
     pub failure_timeout_ms: u64,
 }
@@ -601,12 +603,12 @@ impl Config {
                 ),
             ));
         }
-        if self.cluster.failure_timeout_ms < 2 * self.cluster.heartbeat_ms {
+        let timeout_min = (3 * self.cluster.heartbeat_ms).max(FAILURE_TIMEOUT_MS_MIN);
+        if self.cluster.failure_timeout_ms < timeout_min {
             return Err(ConfigError::invalid(
                 "cluster.failure_timeout_ms",
                 format!(
-                    "must be at least twice cluster.heartbeat_ms ({} ms), got {}: one late probe must not drop a member",
-                    2 * self.cluster.heartbeat_ms,
+                    "must be at least {timeout_min} ms (three times cluster.heartbeat_ms, and {FAILURE_TIMEOUT_MS_MIN} ms at least), got {}: a late or lost probe must not drop a member",
                     self.cluster.failure_timeout_ms
                 ),
             ));

@@ -221,7 +221,8 @@ fn config_cluster_rules() {
 #[test]
 fn config_failure_detection_rules() {
     // Proves heartbeats outside 10..=60000 ms are refused, and a failure timeout shorter than
-    // two heartbeats (one late probe would drop a member) is refused; the edges pass.
+    // three heartbeats (a late or lost probe would drop a member) or than 1000 ms is refused;
+    // the edges pass.
     assert_invalid(
         "[cluster]\nheartbeat_ms = 9",
         "cluster.heartbeat_ms",
@@ -233,13 +234,21 @@ fn config_failure_detection_rules() {
         "got 60001",
     );
     assert_invalid(
-        "[cluster]\nheartbeat_ms = 500\nfailure_timeout_ms = 999",
+        "[cluster]\nheartbeat_ms = 500\nfailure_timeout_ms = 1499",
         "cluster.failure_timeout_ms",
-        "at least twice",
+        "at least 1500 ms",
     );
-    let edge =
-        Config::from_toml_str("[cluster]\nheartbeat_ms = 10\nfailure_timeout_ms = 20").unwrap();
-    edge.validate().unwrap();
+    assert_invalid(
+        "[cluster]\nheartbeat_ms = 100\nfailure_timeout_ms = 999",
+        "cluster.failure_timeout_ms",
+        "at least 1000 ms",
+    );
+    for edge in [
+        "[cluster]\nheartbeat_ms = 500\nfailure_timeout_ms = 1500",
+        "[cluster]\nheartbeat_ms = 10\nfailure_timeout_ms = 1000",
+    ] {
+        Config::from_toml_str(edge).unwrap().validate().unwrap();
+    }
 }
 
 #[test]

@@ -240,7 +240,8 @@ impl Options {
         // as short as a fraction of one.
         let o_hang = on(rng) && nodes > 1;
         options.heartbeat_ms = rng.range(50, 500);
-        options.failure_timeout_ms = options.heartbeat_ms * rng.range(2, 8);
+        options.failure_timeout_ms =
+            options.heartbeat_ms * rng.range(3, 8) + options.net_delay_max_ms;
         options.hang_every_ms = every(rng, o_hang, 1_000, 15_000);
         options.hang_max_ms = rng.range(100, 3 * options.failure_timeout_ms);
         options

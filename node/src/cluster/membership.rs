@@ -189,7 +189,8 @@ impl Membership {
         liveness: Liveness,
     ) -> Arc<Self> {
         let ring = Arc::new(Ring::new(vec![me.clone()], vnodes));
-        let timeout_ms = (liveness.failure_timeout.as_millis() as u64).max(1);
+        let heartbeat_ms = (liveness.heartbeat.as_millis() as u64).max(1);
+        let timeout_ms = (liveness.failure_timeout.as_millis() as u64).max(heartbeat_ms + 1);
         Arc::new(Membership {
             me,
             cluster_addr,
@@ -200,7 +201,7 @@ impl Membership {
                 unintroduced: BTreeMap::new(),
                 early: BTreeMap::new(),
                 leaving: false,
-                detector: Detector::new(liveness.incarnation, timeout_ms),
+                detector: Detector::new(liveness.incarnation, heartbeat_ms, timeout_ms),
                 incarnation: liveness.incarnation,
                 rejoining: false,
             }),
@@ -377,6 +378,7 @@ impl Membership {
             return;
         }
         let mut changed = g.peers.get(&hello.node_id).is_none_or(|p| p.hello != hello);
+        let mut fresh = !g.peers.contains_key(&hello.node_id);
         match g
             .detector
             .heard(&hello.node_id, hello.incarnation, self.now_ms())
@@ -385,6 +387,7 @@ impl Membership {
             Heard::Revived => {
                 tracing::info!(node = %hello.node_id, incarnation = hello.incarnation, "peer rejoined after it was dropped for silence");
                 changed = true;
+                fresh = true;
             }
             Heard::Stale { incarnation } => {
                 self.tell_dropped(&endpoint, incarnation);
@@ -394,8 +397,9 @@ impl Membership {
         if changed {
             tracing::info!(node = %hello.node_id, http = %hello.http, leaving = hello.leaving, "peer is live");
         }
-        if !g.peers.contains_key(&hello.node_id) && g.leaving {
-            // It may have heard of this node before it started leaving: tell it now.
+        if fresh && g.leaving {
+            // It may have heard of this node before it started leaving (or missed the news
+            // while it was dropped): tell it now.
             let me = cluster::encode(&PeerCast::Hello(self.hello_of(true, g.incarnation)));
             let _ = endpoint.cast(PeerMsg::Cast(me));
         }
@@ -424,6 +428,11 @@ impl Membership {
             Heard::Live => {}
             Heard::Revived => {
                 tracing::info!(node = %node_id, incarnation, "peer rejoined after it was dropped for silence");
+                if g.leaving {
+                    // It missed the news while it was dropped.
+                    let me = cluster::encode(&PeerCast::Hello(self.hello_of(true, g.incarnation)));
+                    let _ = endpoint.cast(PeerMsg::Cast(me));
+                }
                 self.publish(&g);
             }
             Heard::Stale { incarnation } => self.tell_dropped(&endpoint, incarnation),

@@ -458,9 +458,14 @@ impl Shell {
         let Some(endpoint) = self.membership().endpoint(node) else {
             return Err(Refusal::Moved);
         };
+        if self.membership().is_dropped(node) {
+            // Nothing is sent: the caller's newer ring names another node.
+            return Err(Refusal::Moved);
+        }
         let bytes = cluster::encode(req);
         let call = endpoint.call(|port| PeerMsg::Call(bytes, port), Some(timeout));
         let answer = tokio::select! {
+            biased;
             answer = call => answer,
             () = self.until_dropped(node) => {
                 return Err(Refusal::Api(unavailable(&format!(
@@ -491,17 +496,19 @@ impl Shell {
         }
     }
 
-    /// Passivates every account this node holds and rejoins the cluster with a newer
-    /// incarnation (after its peers dropped it for silence). One at a time: a rejoin asked for
+    /// Rejoins the cluster with a newer incarnation after its peers dropped it for silence:
+    /// leaves its own ring, asks every account it holds to drain (each stops once it committed
+    /// what it had queued; the lease epoch fences any that another node activated meanwhile),
+    /// then enters the ring again and introduces itself. One at a time: a rejoin asked for
     /// while one runs is folded into it.
     pub async fn rejoin(&self) {
         if !self.membership().begin_rejoin() {
             return;
         }
         self.metrics().rejoins.inc();
-        let passivated = self.directory().drain_moved().await;
+        let draining = self.directory().drain_moved().await;
         let incarnation = self.membership().end_rejoin();
-        tracing::info!(passivated, incarnation, "rejoined the cluster");
+        tracing::info!(draining, incarnation, "rejoined the cluster");
     }
 
     /// Answers a peer's request (run by this node's endpoint).

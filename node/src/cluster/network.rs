@@ -85,7 +85,9 @@ impl Network {
                 why: format!("the endpoint did not start: {e}"),
             })?;
         let dialer = tokio::spawn(dial(shell.clone(), server.clone(), seeds, stop.clone()));
-        let heartbeats = tokio::spawn(beat(shell.clone(), stop));
+        // Heartbeats go on through a shutdown's drain (a leaving node is alive); `stop` ends
+        // them with the sessions.
+        let heartbeats = tokio::spawn(beat(shell.clone()));
         Ok(Network {
             server,
             endpoint,
@@ -121,18 +123,16 @@ impl Network {
     }
 }
 
-/// Runs failure detection until `stop` changes: every `cluster.heartbeat_ms`, drops the
-/// peers silent too long and sends every peer a heartbeat, on a task of its own so that ledger
-/// work never delays it. A tick that finds this node was stopped itself starts a rejoin.
-async fn beat(shell: Shell, mut stop: watch::Receiver<bool>) {
+/// Runs failure detection until the network stops: every `cluster.heartbeat_ms`, drops the
+/// peers silent too long and sends every peer a heartbeat, on a task of its own (the endpoint
+/// answers heartbeats in its mailbox and hands ledger work to other tasks). A tick that finds
+/// this node was stopped itself starts a rejoin.
+async fn beat(shell: Shell) {
     let mut tick = tokio::time::interval(shell.membership().heartbeat_every());
     // After a stop, one tick at once (it notices the stall), not a burst of the missed ones.
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::select! {
-            _ = tick.tick() => {}
-            _ = stop.changed() => return,
-        }
+        tick.tick().await;
         let t = shell.membership().tick();
         for _ in 0..t.dropped {
             shell.metrics().peers_dropped.inc();

@@ -26,7 +26,10 @@ impl Sim {
         if self.detecting() {
             self.at(1, Event::HeartbeatTick { node: n, life });
         }
-        if self.opts.churn_every_ms > 0 && !self.memberships[latest].contains(&n) {
+        // With a membership service (churn) or failure detection (which may have dropped it),
+        // the restarted node joins the ring, as a new session does.
+        let rejoins = self.opts.churn_every_ms > 0 || self.detecting();
+        if rejoins && !self.memberships[latest].contains(&n) {
             let mut m = self.memberships[latest].clone();
             m.insert(n);
             self.change_membership(m, self.opts.ring_lag_max_ms);
@@ -72,7 +75,7 @@ impl Sim {
             node.life += 1;
             node.actors.clear();
             node.group = committer;
-            node.liveness = liveness::Liveness::new(node.life, self.opts.failure_timeout_ms);
+            node.liveness = liveness::Liveness::new(node.life, &self.opts);
             self.forget_node(n);
             self.streams_node_down(n);
             trace!(self, "CRASH n{}", n + 1);
@@ -132,7 +135,8 @@ impl Sim {
         let drain = self.rng_fault.chance(500_000);
         let mut pick = Vec::new();
         for (n, node) in self.nodes.iter().enumerate() {
-            if !node.alive {
+            // A hung node does nothing, passivations included.
+            if !node.alive || node.liveness.hung {
                 continue;
             }
             for (id, a) in &node.actors {

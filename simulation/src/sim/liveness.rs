@@ -13,7 +13,12 @@
 //!
 //! Heartbeats run only in seeds with hangs on, so every other seed's run is as before; they
 //! travel with the network's delay but are never lost nor blocked by partitions (a partition
-//! long enough to drop a member is what membership churn models).
+//! long enough to drop a member is what membership churn models). The failure timeout is drawn
+//! longer than two heartbeats plus the longest delay, so only a hang drops a member.
+//!
+//! Left out: the real rejoin also takes the node out of its own ring while its accounts drain,
+//! and asks busy accounts to stop once they committed what they queued; here the quiet ones
+//! stop and the busy ones go on until fencing or idleness stops them.
 
 use super::*;
 use node::cluster::detector::{Detector, Heard, Verdict};
@@ -31,10 +36,10 @@ pub(super) struct Liveness {
 impl Liveness {
     /// The detection state of a node in its `life`-th life (a restart always comes back with
     /// a larger incarnation, as a restarted `walletd` does with its start time).
-    pub(super) fn new(life: u64, failure_timeout_ms: u64) -> Self {
+    pub(super) fn new(life: u64, opts: &Options) -> Self {
         let incarnation = (life + 1) * 1_000_000;
         Liveness {
-            detector: Detector::new(incarnation, failure_timeout_ms.max(1)),
+            detector: Detector::new(incarnation, opts.heartbeat_ms, opts.failure_timeout_ms),
             incarnation,
             hung: false,
             held: Vec::new(),
@@ -144,6 +149,7 @@ impl Sim {
             }
         }
         let inc = self.nodes[n].liveness.incarnation;
+        let from_life = self.nodes[n].life;
         for p in 0..self.nodes.len() {
             if p != n && self.nodes[p].alive {
                 let d = self.heartbeat_delay();
@@ -154,6 +160,7 @@ impl Sim {
                         to: p,
                         life,
                         from: n,
+                        from_life,
                         incarnation: inc,
                     },
                 );
@@ -170,7 +177,16 @@ impl Sim {
             .detector
             .heard(&from_id, incarnation, now)
         {
-            Heard::Live | Heard::Revived => {}
+            Heard::Live => {}
+            Heard::Revived => {
+                // A drop that raced the peer's rejoin: the real node re-admits it here.
+                let latest = self.memberships.last().expect("one").clone();
+                if !latest.contains(&from) {
+                    let mut m = latest;
+                    m.insert(from);
+                    self.change_membership(m, self.opts.ring_lag_max_ms);
+                }
+            }
             Heard::Stale { incarnation } => {
                 let d = self.heartbeat_delay();
                 let life = self.nodes[from].life;

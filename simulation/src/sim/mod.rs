@@ -125,11 +125,12 @@ enum Event {
         node: usize,
         life: u64,
     },
-    /// A heartbeat reaches `to`.
+    /// A heartbeat of `from` in its `from_life` reaches `to`.
     Heartbeat {
         to: usize,
         life: u64,
         from: usize,
+        from_life: u64,
         incarnation: u64,
     },
     /// `to` is told it was dropped at `incarnation`.
@@ -355,7 +356,7 @@ impl Sim {
                 ring_version: 0,
                 actors: BTreeMap::new(),
                 group: group::NodeCommitter::new(&opts),
-                liveness: liveness::Liveness::new(0, opts.failure_timeout_ms),
+                liveness: liveness::Liveness::new(0, &opts),
             })
             .collect();
         let universe = Universe::new(opts.accounts, opts.currencies);
@@ -755,9 +756,14 @@ impl Sim {
                 to,
                 life,
                 from,
+                from_life,
                 incarnation,
             } => {
-                if self.nodes[to].alive && self.nodes[to].life == life {
+                // A heartbeat of an earlier life of its sender died with that life's session.
+                if self.nodes[to].alive
+                    && self.nodes[to].life == life
+                    && self.nodes[from].life == from_life
+                {
                     self.heartbeat(to, from, incarnation);
                 }
             }

@@ -123,8 +123,9 @@ impl Sim {
         if self.subscribers[sub].connected {
             return;
         }
+        // A hung node accepts no connection (it answers nothing).
         let alive: Vec<usize> = (0..self.nodes.len())
-            .filter(|&n| self.nodes[n].alive)
+            .filter(|&n| self.nodes[n].alive && !self.nodes[n].liveness.hung)
             .collect();
         if alive.is_empty() {
             let after = self.rng_streams.range(1, RECONNECT_MAX_MS);

@@ -161,10 +161,10 @@ pub fn status(v: &NodeStatus) -> String {
                     .map(|n| n.to_string())
                     .unwrap_or_else(|| "?".into()),
                 m.pending_sagas.to_string(),
-                if m.dropped {
-                    "dropped (silent)"
-                } else if m.leaving {
+                if m.leaving {
                     "leaving"
+                } else if m.dropped {
+                    "dropped (silent)"
                 } else {
                     "up"
                 }
