@@ -288,6 +288,11 @@ impl Node {
         self.admin_addr
     }
 
+    /// Whether the node checks tokens (its config had `[auth]` at start).
+    pub fn auth_on(&self) -> bool {
+        self.auth.is_some()
+    }
+
     /// Replaces the accepted tokens by those of `config` (a validated config's `[auth]`),
     /// atomically; returns their ids. Turning authentication on or off needs a restart, so a
     /// config that does so is refused and the current tokens stay.

@@ -172,6 +172,7 @@ fn example(r: &RouteSpec, a: &str, b: &str, t: &str) -> (String, Option<Value>, 
             (r.path.to_owned(), None, 200)
         }
         "/admin/owner/{id}" => (format!("/admin/owner/{a}"), None, 200),
+        "/admin/accounts/{id}/entries" => (format!("/admin/accounts/{a}/entries"), None, 200),
         "/admin/drain" => (r.path.to_owned(), None, 200),
         "/healthz" | "/readyz" | "/metrics" => (r.path.to_owned(), None, 200),
         other => panic!("route {other} has no example in the auth matrix: add one"),
@@ -360,6 +361,14 @@ fn auth_matrix_walks_every_route_with_every_kind_of_token() {
         Some(SHOP.secret),
     );
     assert_eq!(got.status, 200, "{}", got.body);
+    // `?access_token=` is the WebSocket's alone: elsewhere only the header counts.
+    let got = send(
+        "GET",
+        &format!("{}/v1/accounts/shop-1?access_token={}", n.url, ALL.secret),
+        None,
+        None,
+    );
+    assert_eq!((got.status, got.code()), (401, "unauthorized"));
     // A path that names no route needs a token too, then is not found.
     let nowhere = format!("{}/v2/nowhere", n.url);
     let got = send("GET", &nowhere, None, None);
@@ -457,6 +466,9 @@ mod ws {
             assert_eq!(connect(&n, None, None).await.err(), Some(401));
             assert_eq!(connect(&n, Some("nope"), None).await.err(), Some(401));
             assert_eq!(connect(&n, None, Some("nope")).await.err(), Some(401));
+            // A token with neither read nor write may not hold a socket.
+            assert_eq!(connect(&n, Some(METRICS.secret), None).await.err(), Some(403));
+            assert_eq!(connect(&n, None, Some(ADMIN.secret)).await.err(), Some(403));
 
             let mut ws = connect(&n, Some(SHOP.secret), None).await.expect("query token");
             sendf(&mut ws, json!({"op": "subscribe", "account": "other-1"})).await;

@@ -79,6 +79,8 @@ pub struct Walletd {
     child: Child,
     /// `http://127.0.0.1:PORT`.
     pub url: String,
+    /// The admin listener's URL, when `node.admin_listen` is set.
+    pub admin_url: Option<String>,
 }
 
 impl Walletd {
@@ -120,12 +122,20 @@ impl Walletd {
         BufReader::new(stdout)
             .read_line(&mut line)
             .expect("walletd prints its address");
-        let url = line
+        // "walletd V listening on http://A (node N, storage S at P; admin on http://B)"
+        let mut urls = line
             .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}; see {}", log_path.display()))
-            .to_owned();
-        Walletd { child, url }
+            .filter(|w| w.starts_with("http://"))
+            .map(|w| w.trim_end_matches(')').to_owned());
+        let url = urls
+            .next()
+            .unwrap_or_else(|| panic!("no address in {line:?}; see {}", log_path.display()));
+        let admin_url = urls.next();
+        Walletd {
+            child,
+            url,
+            admin_url,
+        }
     }
 
     /// The process id.

@@ -66,14 +66,6 @@ fn get(url: &str, token: &str) -> u16 {
         .as_u16()
 }
 
-fn sighup(node: &Walletd) {
-    let status = Command::new("kill")
-        .args(["-HUP", &node.pid().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
 fn until(what: &str, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while !cond() {
@@ -220,7 +212,7 @@ fn auth_sighup_reloads_tokens_and_revokes_on_open_sockets() {
     assert!(ws.read().unwrap().to_text().unwrap().contains("pong"));
 
     write_config(&config, &data, &[&b.entry]);
-    sighup(&node);
+    node.signal("HUP");
     until("token a refused after SIGHUP", || {
         get(&status_of, &a.token) == 401
     });
@@ -237,7 +229,7 @@ fn auth_sighup_reloads_tokens_and_revokes_on_open_sockets() {
 
     // A config that does not load: the current tokens stay.
     std::fs::write(&config, "[auth\nbroken").unwrap();
-    sighup(&node);
+    node.signal("HUP");
     until("the failed reload logged", || {
         std::fs::read_to_string(&log)
             .unwrap()
@@ -245,4 +237,56 @@ fn auth_sighup_reloads_tokens_and_revokes_on_open_sockets() {
     });
     assert_eq!(get(&status_of, &b.token), 404);
     assert_eq!(get(&status_of, &a.token), 401);
+}
+
+#[test]
+fn auth_operator_with_an_admin_token_audits_on_the_admin_listener() {
+    // Proves an operator holding only an `admin` token, talking to the admin listener, can
+    // run `walletctl audit` (it reads every journal through admin routes), while the client
+    // listener no longer serves admin routes.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let ops = token_new(&["--scopes", "admin", "--id", "ops"]);
+    let app = token_new(&["--scopes", "read,write", "--id", "app"]);
+    let config = dir.path().join("wallet.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[node]\nlisten = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\n{}\n[auth]\n{}\n{}\n",
+            storage_toml(&data),
+            ops.entry,
+            app.entry
+        ),
+    )
+    .unwrap();
+    let node = Walletd::start_config(&config, &dir.path().join("walletd.log"));
+    let admin = node
+        .admin_url
+        .clone()
+        .expect("the start line names the admin listener");
+    for args in [
+        &["account", "open", "a1", "--currency", "EUR"][..],
+        &["deposit", "a1", "500"],
+        &["account", "open", "a2", "--currency", "EUR"],
+        &["transfer", "a1", "a2", "120"],
+    ] {
+        let out = walletctl(&node.url, args, Some(&app.token));
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let audit = walletctl(&admin, &["audit"], Some(&ops.token));
+    assert!(
+        audit.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&audit.stdout),
+        String::from_utf8_lossy(&audit.stderr)
+    );
+    let refused = walletctl(&node.url, &["audit"], Some(&ops.token));
+    assert!(
+        !refused.status.success(),
+        "no admin routes on the client listener"
+    );
 }

@@ -56,6 +56,10 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(async move {
+        // Installed before the node starts, so that a SIGHUP sent as soon as the start line
+        // appears reloads the tokens instead of killing the process.
+        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            .context("installing the SIGHUP handler")?;
         let node = Node::start(&config).await?;
         // Tests and scripts read this line to learn the port when listening on port 0.
         let scheme = if config.node.tls_cert.is_some() {
@@ -75,8 +79,6 @@ fn main() -> anyhow::Result<()> {
             node.shell().store().backend_name(),
             storage_location(&config)
         );
-        let mut hangup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            .context("installing the SIGHUP handler")?;
         let shutdown = shutdown_signal();
         tokio::pin!(shutdown);
         loop {
@@ -113,6 +115,10 @@ fn reload_tokens(node: &Node, path: Option<&std::path::Path>) {
             return;
         }
     };
+    if config.auth.is_none() && !node.auth_on() {
+        tracing::info!("SIGHUP: authentication is off (no [auth]); nothing to reload");
+        return;
+    }
     match node.reload_auth(config.auth.as_ref()) {
         Ok(ids) => {
             tracing::info!(tokens = ?ids, "SIGHUP: tokens reloaded (other settings take a restart)")

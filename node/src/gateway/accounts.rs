@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cluster_config::Scope;
 use protocol::api::{EntriesQuery, OpenAccount, ENTRIES_PAGE_DEFAULT, ENTRIES_PAGE_MAX};
-use protocol::ErrorCode;
+use protocol::{AccountId, ErrorCode};
 use std::time::Duration;
 
 /// `POST /v1/accounts`: 201 when created, 200 when it existed with the same settings.
@@ -93,6 +93,15 @@ pub async fn entries(
 ) -> Result<Response, HttpError> {
     let id = parse_account(id)?;
     caller.permits(Scope::Read, Some(&id))?;
+    entries_page(&st, id, q).await
+}
+
+/// A page of an account's journal (the `/v1` route, and the admin one the audit reads).
+pub(super) async fn entries_page(
+    st: &AppState,
+    id: AccountId,
+    q: EntriesQuery,
+) -> Result<Response, HttpError> {
     let limit = q.limit.unwrap_or(ENTRIES_PAGE_DEFAULT);
     if limit == 0 || limit > ENTRIES_PAGE_MAX {
         return Err(invalid(format!(

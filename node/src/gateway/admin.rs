@@ -200,6 +200,18 @@ pub async fn pending(
     }))
 }
 
+/// `GET /admin/accounts/{id}/entries?after_seq=&limit=`: a page of an account's journal, as
+/// `/v1/accounts/{id}/entries` answers it, for the audit (`walletctl audit` reads every
+/// account through the admin routes, so an `admin` token on the admin listener suffices).
+pub async fn entries(
+    State(st): State<AppState>,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<protocol::api::EntriesQuery>,
+) -> Result<axum::response::Response, HttpError> {
+    let id = parse_account(id)?;
+    super::accounts::entries_page(&st, id, q).await
+}
+
 /// `GET /admin/owner/{id}`.
 pub async fn owner(
     State(st): State<AppState>,

@@ -111,31 +111,37 @@ pub fn router(state: AppState) -> Router {
 }
 
 /// Every route with its handler; each must be in [`routes::ROUTES`].
-fn handlers() -> Vec<(&'static str, MethodRouter<AppState>)> {
+fn handlers() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     vec![
-        ("/v1/accounts", post(accounts::open)),
-        ("/v1/accounts/{id}", get(accounts::get)),
-        ("/v1/accounts/{id}/freeze", post(accounts::freeze)),
-        ("/v1/accounts/{id}/unfreeze", post(accounts::unfreeze)),
-        ("/v1/accounts/{id}/entries", get(accounts::entries)),
-        ("/v1/deposits", post(movements::deposit)),
-        ("/v1/withdrawals", post(movements::withdraw)),
-        ("/v1/transfers", post(transfers::create)),
-        ("/v1/transfers/{id}", get(transfers::get)),
+        ("POST", "/v1/accounts", post(accounts::open)),
+        ("GET", "/v1/accounts/{id}", get(accounts::get)),
+        ("POST", "/v1/accounts/{id}/freeze", post(accounts::freeze)),
         (
+            "POST",
+            "/v1/accounts/{id}/unfreeze",
+            post(accounts::unfreeze),
+        ),
+        ("GET", "/v1/accounts/{id}/entries", get(accounts::entries)),
+        ("POST", "/v1/deposits", post(movements::deposit)),
+        ("POST", "/v1/withdrawals", post(movements::withdraw)),
+        ("POST", "/v1/transfers", post(transfers::create)),
+        ("GET", "/v1/transfers/{id}", get(transfers::get)),
+        (
+            "POST",
             "/v1/transfers/batch",
             post(batch::create).layer(DefaultBodyLimit::max(batch::BATCH_BODY_BYTES_MAX)),
         ),
-        ("/v1/stream", get(stream::upgrade)),
-        ("/admin/status", get(admin::status)),
-        ("/admin/accounts", get(admin::accounts)),
-        ("/admin/pending", get(admin::pending)),
-        ("/admin/owner/{id}", get(admin::owner)),
-        ("/admin/audit", get(admin::audit)),
-        ("/admin/drain", post(admin::drain)),
-        ("/healthz", get(healthz)),
-        ("/readyz", get(readyz)),
-        ("/metrics", get(metrics)),
+        ("GET", "/v1/stream", get(stream::upgrade)),
+        ("GET", "/admin/status", get(admin::status)),
+        ("GET", "/admin/accounts", get(admin::accounts)),
+        ("GET", "/admin/pending", get(admin::pending)),
+        ("GET", "/admin/owner/{id}", get(admin::owner)),
+        ("GET", "/admin/accounts/{id}/entries", get(admin::entries)),
+        ("GET", "/admin/audit", get(admin::audit)),
+        ("POST", "/admin/drain", post(admin::drain)),
+        ("GET", "/healthz", get(healthz)),
+        ("GET", "/readyz", get(readyz)),
+        ("GET", "/metrics", get(metrics)),
     ]
 }
 
@@ -148,10 +154,10 @@ pub fn router_for(state: AppState, listener: Listener) -> Router {
         "every route has one entry in routes::ROUTES"
     );
     let mut router = Router::new();
-    for (path, handler) in handlers {
+    for (method, path, handler) in handlers {
         assert!(
-            routes::find(path).is_some(),
-            "route {path} is missing from routes::ROUTES"
+            routes::find(method, path).is_some(),
+            "route {method} {path} is missing from routes::ROUTES"
         );
         if listener.serves(path) {
             router = router.route(path, handler);
@@ -200,7 +206,7 @@ async fn track(State(st): State<AppState>, mut req: Request, next: Next) -> Resp
 
 /// Maps a matched path to a static label (a fixed set, so metrics stay bounded).
 fn route_name(path: &str) -> &'static str {
-    routes::find(path).map_or("other", |r| r.path)
+    routes::label(path).unwrap_or("other")
 }
 
 async fn healthz() -> &'static str {

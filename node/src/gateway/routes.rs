@@ -56,6 +56,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/admin/accounts", ADMIN),
     route("GET", "/admin/pending", ADMIN),
     route("GET", "/admin/owner/{id}", ADMIN),
+    route("GET", "/admin/accounts/{id}/entries", ADMIN),
     route("GET", "/admin/audit", ADMIN),
     route("POST", "/admin/drain", ADMIN),
     route("GET", "/healthz", Access::Open),
@@ -63,9 +64,14 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/metrics", Access::Scope(Scope::Metrics)),
 ];
 
-/// The route of a path template.
-pub fn find(path: &str) -> Option<&'static RouteSpec> {
-    ROUTES.iter().find(|r| r.path == path)
+/// The route of a method and path template.
+pub fn find(method: &str, path: &str) -> Option<&'static RouteSpec> {
+    ROUTES.iter().find(|r| r.method == method && r.path == path)
+}
+
+/// The path template as a `'static` label, when some route has it (metrics stay bounded).
+pub fn label(path: &str) -> Option<&'static str> {
+    ROUTES.iter().find(|r| r.path == path).map(|r| r.path)
 }
 
 /// Whether a route belongs on the admin listener (`node.admin_listen`) when there is one.

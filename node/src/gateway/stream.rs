@@ -58,6 +58,18 @@ pub const REMOTE_POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// Upgrades the connection.
 pub async fn upgrade(State(st): State<AppState>, caller: Caller, ws: WebSocketUpgrade) -> Response {
+    // A socket serves reads and commands: a token with neither scope (a scraper's, an
+    // operator's) may not hold one of the node's connection places.
+    if caller.permits(Scope::Read, None).is_err() {
+        if let Err(e) = caller.permits(Scope::Write, None) {
+            st.shell.metrics().auth_refused(ErrorCode::Forbidden);
+            return super::error::HttpError(ApiError::new(
+                ErrorCode::Forbidden,
+                format!("{}: the stream needs the read or write scope", e.message),
+            ))
+            .into_response();
+        }
+    }
     // The connection holds its place until it closes; past `limits.ws_connections_max` the
     // upgrade is refused before it happens.
     let Some(place) = st.admission.try_socket() else {
@@ -104,7 +116,9 @@ async fn serve(st: AppState, caller: Caller, socket: WebSocket) {
         results,
         in_flight: 0,
         caller,
-        auth_generation: st.auth.as_ref().map_or(0, |a| a.generation()),
+        // No generation yet: the first frame, update or poll looks the token up again, so a
+        // token revoked between the upgrade's check and now does not keep this socket.
+        auth_generation: u64::MAX,
     };
     loop {
         let step = tokio::select! {

@@ -121,7 +121,7 @@ fn scan_pages(ctx: &Ctx, auditor: &mut Auditor, bar: &ProgressBar) -> Result<(),
             let mut after_seq = 0u64;
             while auditor.wants_more() {
                 let epath = format!(
-                    "/v1/accounts/{}/entries?after_seq={after_seq}&limit={ENTRIES_PAGE_MAX}",
+                    "/admin/accounts/{}/entries?after_seq={after_seq}&limit={ENTRIES_PAGE_MAX}",
                     account.id
                 );
                 let ep: EntriesPage = ctx.client.get(&epath)?;

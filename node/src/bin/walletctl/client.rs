@@ -254,9 +254,10 @@ impl Client {
             .user_agent(concat!("walletctl/", env!("CARGO_PKG_VERSION")))
             .build()
             .into();
-        let authorization = match token.map(str::trim) {
+        // An empty token (`WALLET_TOKEN=` exported blank) is no token.
+        let authorization = match token.map(str::trim).filter(|t| !t.is_empty()) {
             None => None,
-            Some(t) if t.is_empty() || t.chars().any(|c| c.is_whitespace() || c.is_control()) => {
+            Some(t) if t.chars().any(|c| c.is_whitespace() || c.is_control()) => {
                 return Err(CliError::Usage(
                     "--token (or WALLET_TOKEN) must be one word without spaces".into(),
                 ))

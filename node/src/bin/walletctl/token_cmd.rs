@@ -8,7 +8,7 @@ use crate::client::CliError;
 use crate::commands::Failure;
 use crate::output;
 use cluster_config::{AuthConfig, Scope, TokenConfig};
-use sha2::{Digest, Sha256};
+use node::gateway::auth::{digest, digest_hex};
 
 /// Random bytes in a token.
 pub const TOKEN_BYTES: usize = 32;
@@ -25,10 +25,6 @@ pub struct NewArgs {
     /// Its name in logs (default: `token-` and the first digits of its digest).
     #[arg(long, value_name = "NAME")]
     id: Option<String>,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// `token new`: prints the token on the first line, then a blank line and its config entry
@@ -48,8 +44,8 @@ pub fn new(args: &NewArgs, json: bool) -> Result<(), Failure> {
     let mut secret = [0u8; TOKEN_BYTES];
     getrandom::fill(&mut secret)
         .map_err(|e| CliError::Usage(format!("the OS gave no random bytes: {e}")))?;
-    let token = format!("wlt_{}", hex(&secret));
-    let sha256 = hex(&Sha256::digest(token.as_bytes()));
+    let token = format!("wlt_{}", digest_hex(&secret));
+    let sha256 = digest_hex(&digest(&token));
     let entry = TokenConfig {
         id: args
             .id
