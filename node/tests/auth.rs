@@ -199,11 +199,6 @@ fn expected(r: &RouteSpec, tok: &Tok, a: &str, ok_status: u16) -> Result<u16, (u
         .accounts
         .is_none_or(|ps| ps.iter().any(|p| a.starts_with(p.trim_end_matches('*'))));
     if names_account(r) && !account_ok {
-        // A transfer of other accounts is not found, rather than forbidden: the answer does
-        // not tell which transfer ids exist.
-        if r.path == "/v1/transfers/{id}" {
-            return Err((404, "transfer_not_found"));
-        }
         return Err((403, "forbidden"));
     }
     Ok(ok_status)

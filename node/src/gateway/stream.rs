@@ -62,7 +62,7 @@ pub async fn upgrade(State(st): State<AppState>, caller: Caller, ws: WebSocketUp
     // operator's) may not hold one of the node's connection places.
     if caller.permits(Scope::Read, None).is_err() {
         if let Err(e) = caller.permits(Scope::Write, None) {
-            st.shell.metrics().auth_refused(ErrorCode::Forbidden);
+            // Counted with the other 403s by the gateway's middleware.
             return super::error::HttpError(ApiError::new(
                 ErrorCode::Forbidden,
                 format!("{}: the stream needs the read or write scope", e.message),

@@ -96,7 +96,16 @@ pub async fn get(
         Some(view) if caller.may_access(&view.from) || caller.may_access(&view.to) => {
             Ok((StatusCode::OK, Json(view)).into_response())
         }
-        _ => Err(ErrorCode::TransferNotFound.into()),
+        // As API.md says for a token without the account. Ids carry 80 random bits, so the
+        // difference from `transfer_not_found` tells nothing a guess could use.
+        Some(view) => Err(HttpError(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "the token may act on neither {} nor {}, the accounts of this transfer",
+                view.from, view.to
+            ),
+        ))),
+        None => Err(ErrorCode::TransferNotFound.into()),
     }
 }
 
