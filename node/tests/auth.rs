@@ -145,6 +145,7 @@ fn example(r: &RouteSpec, a: &str, b: &str, t: &str) -> (String, Option<Value>, 
         "/v1/accounts/{id}/freeze" => (format!("/v1/accounts/{a}/freeze"), None, 200),
         "/v1/accounts/{id}/unfreeze" => (format!("/v1/accounts/{a}/unfreeze"), None, 200),
         "/v1/accounts/{id}/entries" => (format!("/v1/accounts/{a}/entries"), None, 200),
+        "/v1/accounts/{id}/transfers" => (format!("/v1/accounts/{a}/transfers"), None, 200),
         "/v1/deposits" => (
             r.path.to_owned(),
             Some(json!({"account": a, "amount": 1})),

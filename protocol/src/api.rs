@@ -273,6 +273,36 @@ pub struct EntriesQuery {
     pub limit: Option<u32>,
 }
 
+/// Largest page of `GET /v1/accounts/{id}/transfers`.
+pub const TRANSFERS_PAGE_MAX: u32 = 1_000;
+/// Page size of `GET /v1/accounts/{id}/transfers` when `limit` is absent.
+pub const TRANSFERS_PAGE_DEFAULT: u32 = 100;
+
+/// A page of an account's transfers (either side), newest first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransfersPage {
+    /// The transfers, newest first.
+    pub transfers: Vec<TransferView>,
+    /// Pass as `after` for the next page; null when this page reached the end. A page may
+    /// hold fewer than `limit` transfers and still have a next one (a `status` filter reads a
+    /// bounded number of rows per request).
+    pub next_after: Option<String>,
+}
+
+/// Query of an account's transfer list.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransfersQuery {
+    /// Only transfers with this status.
+    #[serde(default)]
+    pub status: Option<TransferStatus>,
+    /// The cursor of the previous page (`next_after`).
+    #[serde(default)]
+    pub after: Option<String>,
+    /// Page size, 1 to 1000 (default 100).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -32,6 +32,8 @@ pub enum Row {
     Index(String, bool),
     /// `("pending", transfer_id)` and the sender.
     Pending(String, Option<String>),
+    /// `("acct", id, "xfers", rank, transfer_id)`: the account's transfer list.
+    Listed(String, u64, String, bool),
 }
 
 /// A decoded commit with its place in the global commit order.
@@ -92,6 +94,12 @@ pub fn decode_row(key: &[u8], value: Option<&[u8]>) -> Result<Row, String> {
                 _ => return Err(dec("account")),
             }
         }
+        (Some("acct"), 5) => match (s(2).as_deref(), elems.get(3), s(4)) {
+            (Some("xfers"), Some(Element::Int(rank)), Some(t)) => {
+                Row::Listed(s(1).ok_or("account id")?, *rank as u64, t, value.is_some())
+            }
+            _ => return Err(dec("account")),
+        },
         (Some("accts"), 2) => Row::Index(s(1).ok_or("account id")?, value.is_some()),
         (Some("saga"), 3) => Row::Saga(
             s(2).ok_or("account id")?,
@@ -122,6 +130,8 @@ pub struct AccountObs {
     pub sagas: BTreeMap<String, SagaRecord>,
     /// Open sender sagas.
     pub open: BTreeSet<String>,
+    /// The transfer list: transfer id to rank (newest first by rank).
+    pub listed: BTreeMap<String, u64>,
     /// Listed in the account index.
     pub indexed: bool,
 }
@@ -240,6 +250,14 @@ impl Ledger {
                 }
             }
             Row::Index(id, on) => self.accounts.entry(id.clone()).or_default().indexed = *on,
+            Row::Listed(id, rank, t, on) => {
+                let a = self.accounts.entry(id.clone()).or_default();
+                if *on {
+                    a.listed.insert(t.clone(), *rank);
+                } else {
+                    a.listed.remove(t);
+                }
+            }
             Row::Pending(t, s) => {
                 match s {
                     Some(s) => self.pending.insert(t.clone(), s.clone()),

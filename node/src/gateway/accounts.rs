@@ -10,7 +10,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cluster_config::Scope;
-use protocol::api::{EntriesQuery, OpenAccount, ENTRIES_PAGE_DEFAULT, ENTRIES_PAGE_MAX};
+use protocol::api::{
+    EntriesQuery, OpenAccount, TransfersQuery, ENTRIES_PAGE_DEFAULT, ENTRIES_PAGE_MAX,
+    TRANSFERS_PAGE_DEFAULT, TRANSFERS_PAGE_MAX,
+};
 use protocol::{AccountId, ErrorCode};
 use std::time::Duration;
 
@@ -94,6 +97,40 @@ pub async fn entries(
     let id = parse_account(id)?;
     caller.permits(Scope::Read, Some(&id))?;
     entries_page(&st, id, q).await
+}
+
+/// `GET /v1/accounts/{id}/transfers?status=&after=&limit=`: the account's transfers (either
+/// side), newest first, read from its transfer list (written in the transaction that first
+/// recorded each transfer), so the list is exact. Reads storage only: a never-opened account
+/// answers `account_not_found` and activates nothing.
+pub async fn transfers(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    ApiQuery(q): ApiQuery<TransfersQuery>,
+) -> Result<Response, HttpError> {
+    let id = parse_account(id)?;
+    caller.permits(Scope::Read, Some(&id))?;
+    let limit = q.limit.unwrap_or(TRANSFERS_PAGE_DEFAULT);
+    if limit == 0 || limit > TRANSFERS_PAGE_MAX {
+        return Err(invalid(format!(
+            "limit must be from 1 to {TRANSFERS_PAGE_MAX}"
+        )));
+    }
+    let after = match q.after.as_deref() {
+        None => None,
+        Some(c) => Some(exec::decode_list_cursor(c).ok_or_else(|| {
+            invalid("after must be the next_after of an earlier page of this list")
+        })?),
+    };
+    let (store, keys) = (st.shell.store().clone(), st.shell.keys().clone());
+    let page =
+        blocking(move || exec::list_transfers(&store, &keys, &id, q.status, after, limit as usize))
+            .await?;
+    match page {
+        Some(p) => Ok(Json(p).into_response()),
+        None => Err(ErrorCode::AccountNotFound.into()),
+    }
 }
 
 /// A page of an account's journal (the `/v1` route, and the admin one the audit reads).

@@ -122,6 +122,11 @@ fn handlers() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             post(accounts::unfreeze),
         ),
         ("GET", "/v1/accounts/{id}/entries", get(accounts::entries)),
+        (
+            "GET",
+            "/v1/accounts/{id}/transfers",
+            get(accounts::transfers),
+        ),
         ("POST", "/v1/deposits", post(movements::deposit)),
         ("POST", "/v1/withdrawals", post(movements::withdraw)),
         ("POST", "/v1/transfers", post(transfers::create)),

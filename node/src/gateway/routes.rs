@@ -46,6 +46,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("POST", "/v1/accounts/{id}/freeze", WRITE),
     route("POST", "/v1/accounts/{id}/unfreeze", WRITE),
     route("GET", "/v1/accounts/{id}/entries", READ),
+    route("GET", "/v1/accounts/{id}/transfers", READ),
     route("POST", "/v1/deposits", WRITE),
     route("POST", "/v1/withdrawals", WRITE),
     route("POST", "/v1/transfers", WRITE),

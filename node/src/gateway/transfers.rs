@@ -83,8 +83,7 @@ pub fn transfer_response(view: TransferView) -> Response {
 }
 
 /// `GET /v1/transfers/{id}`. A caller limited to accounts sees only transfers with one of
-/// them on either side; any other answers `transfer_not_found`, as if it did not exist, so
-/// the answer does not tell which transfer ids exist.
+/// them on either side; any other answers 403 `forbidden`.
 pub async fn get(
     State(st): State<AppState>,
     caller: Caller,

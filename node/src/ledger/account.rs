@@ -96,6 +96,9 @@ pub enum Write {
     OpenMark(TransferId, bool),
     /// Add (true) or remove (false) a transfer from the pending index.
     Pending(TransferId, bool),
+    /// Add a transfer, first recorded by this account at this time (ms), to the account's
+    /// transfer list (written with its first record of the transfer, either side).
+    Listed(TransferId, u64),
 }
 
 /// A balance change to publish on the account's stream.
@@ -305,7 +308,7 @@ impl AccountCore {
                 to,
             }) => {
                 assert_eq!(to, self.id, "abort delivered to the wrong account");
-                self.abort(transfer_id, from, reads, &mut step);
+                self.abort(transfer_id, from, reads, now_ms, &mut step);
             }
             Input::Saga(SagaMsg::Outcome {
                 transfer_id,
@@ -613,6 +616,7 @@ impl AccountCore {
             SenderStatus::Holding,
         )));
         step.writes.push(Write::OpenMark(transfer_id.clone(), true));
+        step.writes.push(Write::Listed(transfer_id.clone(), now_ms));
         if !planted(Bug::ForgetPending) {
             step.writes.push(Write::Pending(transfer_id.clone(), true));
         }
@@ -737,6 +741,7 @@ impl AccountCore {
             amount: a,
             outcome,
         }));
+        step.writes.push(Write::Listed(transfer_id.clone(), now_ms));
         step.effects.push(Effect::Send(SagaMsg::Outcome {
             transfer_id,
             from,
@@ -745,7 +750,14 @@ impl AccountCore {
     }
 
     /// Receiver: the sender gave up waiting. Tombstone the transfer unless already decided.
-    fn abort(&mut self, transfer_id: TransferId, from: AccountId, reads: Reads, step: &mut Step) {
+    fn abort(
+        &mut self,
+        transfer_id: TransferId,
+        from: AccountId,
+        reads: Reads,
+        now_ms: u64,
+        step: &mut Step,
+    ) {
         let outcome = match reads.saga {
             Some(rec) => recorded_outcome(&rec, &transfer_id),
             None => {
@@ -755,6 +767,7 @@ impl AccountCore {
                     amount: 0,
                     outcome: CreditOutcome::Aborted,
                 }));
+                step.writes.push(Write::Listed(transfer_id.clone(), now_ms));
                 CreditOutcome::Aborted
             }
         };

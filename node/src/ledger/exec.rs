@@ -29,11 +29,11 @@ use super::account::{AccountCore, Effect, Input, OpenSaga, Reads, SagaTiming, Wr
 use super::planted::{planted, Bug};
 use super::records::{AccountRecord, IdemRecord, Lease, SagaRecord, SenderStatus, StoredReply};
 use crate::storage::codec::{decode, decode_json, encode, Stored};
-use crate::storage::keys::Keys;
+use crate::storage::keys::{listed_rank, Keys};
 use crate::storage::overlay::Overlay;
 use crate::storage::prefetch::Prefetched;
 use crate::storage::{StorageError, Store, Txn};
-use protocol::api::{AccountView, EntriesPage, Entry, TransferView};
+use protocol::api::{AccountView, EntriesPage, Entry, TransferStatus, TransferView, TransfersPage};
 use protocol::{AccountId, TransferId};
 use std::collections::BTreeMap;
 
@@ -478,6 +478,9 @@ fn apply_write(
             txn.set(&keys.pending(tid.as_str()), &encode(work.core.id()))?
         }
         Write::Pending(tid, false) => txn.clear(&keys.pending(tid.as_str()))?,
+        Write::Listed(tid, at_ms) => {
+            txn.set(&keys.listed(&id, listed_rank(*at_ms), tid.as_str()), b"")?
+        }
     }
     Ok(())
 }
@@ -590,6 +593,72 @@ pub fn read_entries(
             next_after_seq,
         }))
     })
+}
+
+/// Most rows of an account's transfer list one request reads while it filters by status
+/// (the page then ends early, with a cursor to go on from).
+pub const LISTED_SCAN_MAX: usize = 1_000;
+
+/// A page of an account's transfers, newest first: at most `limit` of those with `status`
+/// (any when `None`), after the row `after`; `None` when the account was never opened.
+pub fn list_transfers(
+    store: &Store,
+    keys: &Keys,
+    id: &AccountId,
+    status: Option<TransferStatus>,
+    after: Option<(u64, String)>,
+    limit: usize,
+) -> Result<Option<TransfersPage>, StorageError> {
+    store.read(|txn| {
+        if txn.get(&keys.state(id.as_str()))?.is_none() {
+            return Ok(None);
+        }
+        let mut cursor = after.clone();
+        let mut transfers = Vec::with_capacity(limit);
+        let mut scanned = 0;
+        loop {
+            let (begin, end) =
+                keys.listed_after(id.as_str(), cursor.as_ref().map(|(r, t)| (*r, t.as_str())));
+            let want = (limit - transfers.len()).min(LISTED_SCAN_MAX - scanned);
+            // One more than asked tells whether rows remain.
+            let rows = txn.get_range(&begin, &end, want + 1)?;
+            let more = rows.len() > want;
+            for (k, _) in rows.iter().take(want) {
+                let (rank, tid) = keys.listed_row(id.as_str(), k).ok_or_else(|| {
+                    StorageError::Corrupt(format!("transfer-list key of account {id}"))
+                })?;
+                scanned += 1;
+                let view = get_view(txn, keys, &tid)?.ok_or_else(|| {
+                    StorageError::Corrupt(format!("listed transfer {tid} of {id} has no record"))
+                })?;
+                cursor = Some((rank, tid));
+                if status.is_none_or(|s| s == view.status) {
+                    transfers.push(view);
+                }
+            }
+            let full = transfers.len() == limit || scanned >= LISTED_SCAN_MAX;
+            if !more || full {
+                let next_after = if more { cursor } else { None };
+                return Ok(Some(TransfersPage {
+                    transfers,
+                    next_after: next_after.map(|(r, t)| encode_list_cursor(r, &t)),
+                }));
+            }
+        }
+    })
+}
+
+/// The opaque cursor of a transfer-list row.
+pub fn encode_list_cursor(rank: u64, transfer_id: &str) -> String {
+    format!("{rank:016x}{transfer_id}")
+}
+
+/// Decodes a cursor made by [`encode_list_cursor`].
+pub fn decode_list_cursor(cursor: &str) -> Option<(u64, String)> {
+    let (rank, tid) = (cursor.get(..16)?, cursor.get(16..)?);
+    let rank = u64::from_str_radix(rank, 16).ok()?;
+    TransferId::new(tid).ok()?;
+    Some((rank, tid.to_owned()))
 }
 
 /// Reads a transfer summary.

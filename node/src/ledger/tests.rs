@@ -252,6 +252,12 @@ fn transfer_holds_then_sends_credit_and_arms_timer() {
         .writes
         .iter()
         .any(|w| matches!(w, Write::OpenMark(t, true) if t.as_str() == "t1")));
+    assert!(
+        s.writes
+            .iter()
+            .any(|w| matches!(w, Write::Listed(t, 50) if t.as_str() == "t1")),
+        "the sender lists the transfer at its creation"
+    );
     assert!(s
         .effects
         .iter()
@@ -306,6 +312,12 @@ fn receiver_applies_credit_once_and_replays_recorded_outcome() {
             ..
         })
     ));
+    assert!(
+        s.writes
+            .iter()
+            .any(|w| matches!(w, Write::Listed(t, 60) if t.as_str() == "t1")),
+        "the receiver lists the transfer with its first record of it"
+    );
     let again = b.step(
         credit,
         Reads {

@@ -128,6 +128,37 @@ impl Keys {
             .map(|(t,)| t)
     }
 
+    /// An account's row of one of its transfers (either side) in its transfer list, ordered
+    /// newest first: `rank` falls as the time the account first recorded the transfer grows
+    /// (see [`listed_rank`]).
+    pub fn listed(&self, account: &str, rank: u64, transfer_id: &str) -> Vec<u8> {
+        self.root
+            .pack(&("acct", account, "xfers", rank, transfer_id))
+    }
+
+    /// The range of an account's transfer list after the row (`rank`, `transfer_id`)
+    /// (exclusive; from the newest when `None`).
+    pub fn listed_after(&self, account: &str, after: Option<(u64, &str)>) -> (Vec<u8>, Vec<u8>) {
+        let (begin, end) = self.root.subspace(&("acct", account, "xfers")).range();
+        match after {
+            // The smallest key above the row's own key: append a zero byte.
+            Some((rank, tid)) => {
+                let mut k = self.listed(account, rank, tid);
+                k.push(0);
+                (k, end)
+            }
+            None => (begin, end),
+        }
+    }
+
+    /// Decodes the rank and transfer id of a transfer-list key.
+    pub fn listed_row(&self, account: &str, key: &[u8]) -> Option<(u64, String)> {
+        self.root
+            .subspace(&("acct", account, "xfers"))
+            .unpack::<(u64, String)>(key)
+            .ok()
+    }
+
     /// An entry of the account index.
     pub fn account_index(&self, account: &str) -> Vec<u8> {
         self.root.pack(&("accts", account))
@@ -198,6 +229,13 @@ impl Keys {
             .ok()
             .map(|(t,)| t)
     }
+}
+
+/// The rank of a transfer first recorded by an account at `at_ms` in its transfer list: later
+/// is smaller, so the list reads newest first. Kept within `i64` so that every reader of the
+/// tuple layout (a signed 64-bit integer element) decodes it.
+pub fn listed_rank(at_ms: u64) -> u64 {
+    (i64::MAX as u64).saturating_sub(at_ms)
 }
 
 #[cfg(test)]

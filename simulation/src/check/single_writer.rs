@@ -53,6 +53,7 @@ impl Check for SingleWriter {
             | Row::Idem(a, _, _)
             | Row::Saga(a, _, _)
             | Row::Open(a, _, _)
+            | Row::Listed(a, ..)
             | Row::Index(a, _) => Some(a.clone()),
             Row::Pending(..) => None,
         };

@@ -17,6 +17,9 @@
 //! - the pending listing, page after page, lists every pending transfer once, with its sender
 //!   and a summary still `pending`; the pending count, in the same pages, counts it up to any
 //!   limit;
+//! - every account's transfer list names exactly the transfers it holds a record of (a sender
+//!   at the transfer's creation), and reads page after page, whole and filtered by status,
+//!   newest first;
 //! - the store's identity is written by the first start and kept by every later one.
 //!
 //! Runs only after the audit checker passed (a listing asserts what the audit reports).
@@ -26,7 +29,7 @@ use crate::ledger::Ledger;
 use node::ledger::audit::Auditor;
 use node::ledger::audit_scan::{self, ScanEnd, ScanLimits};
 use node::ledger::exec;
-use node::storage::keys::Keys;
+use node::storage::keys::{listed_rank, Keys};
 use node::storage::memory::MemoryBackend;
 use node::storage::{StorageError, Store};
 use protocol::admin::{AuditReport, CheckStatus};
@@ -52,6 +55,9 @@ pub fn check(
         .map_err(|e| format!("account listing: {e}"))??;
     pending(&store, &keys, ledger, limits.pending_page)
         .map_err(|e| format!("pending listing: {e}"))??;
+    transfer_lists(ledger)?;
+    transfer_list_pages(&store, &keys, ledger, limits.entries_page)
+        .map_err(|e| format!("transfer lists: {e}"))??;
     identity(&store, &keys).map_err(|e| format!("store identity: {e}"))?
 }
 
@@ -174,6 +180,78 @@ fn accounts(
             "pages of {page} list {got:?}; the store holds {want:?}"
         ))
     })
+}
+
+/// Every account's transfer list names exactly the transfers it holds a record of (both are
+/// written in one transaction), and a sender lists its transfer at the transfer's creation.
+fn transfer_lists(ledger: &Ledger) -> Result<(), String> {
+    for (id, a) in &ledger.accounts {
+        let listed: Vec<&String> = a.listed.keys().collect();
+        let recorded: Vec<&String> = a.sagas.keys().collect();
+        if listed != recorded {
+            return Err(format!(
+                "the transfer list of {id} names {listed:?}; it holds records of {recorded:?}"
+            ));
+        }
+    }
+    for (t, view) in &ledger.transfers {
+        let rank = ledger
+            .accounts
+            .get(view.from.as_str())
+            .and_then(|a| a.listed.get(t));
+        if rank != Some(&listed_rank(view.created_at)) {
+            return Err(format!(
+                "{} lists {t} at rank {rank:?}, not at its creation ({})",
+                view.from, view.created_at
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Each opened account's transfer list read page by page (whole, and completed only), newest
+/// first, against the records the ledger holds.
+fn transfer_list_pages(
+    store: &Store,
+    keys: &Keys,
+    ledger: &Ledger,
+    page: usize,
+) -> Result<Result<(), String>, StorageError> {
+    for (id, a) in ledger.accounts.iter().filter(|(_, a)| a.state().is_some()) {
+        let account = AccountId::new(id.clone()).expect("stored ids are valid");
+        let mut order: Vec<(u64, &String)> = a.listed.iter().map(|(t, r)| (*r, t)).collect();
+        order.sort();
+        for status in [None, Some(TransferStatus::Completed)] {
+            let want: Vec<_> = order
+                .iter()
+                .filter_map(|(_, t)| ledger.transfers.get(*t))
+                .filter(|v| status.is_none_or(|s| v.status == s))
+                .cloned()
+                .collect();
+            let mut got = Vec::new();
+            let mut after = None;
+            // At most one page per listed transfer, and one to find the end.
+            for _ in 0..=order.len() {
+                let Some(p) = exec::list_transfers(store, keys, &account, status, after, page)?
+                else {
+                    return Ok(Err(format!("the list of opened account {id} is not found")));
+                };
+                got.extend(p.transfers);
+                match p.next_after {
+                    None => break,
+                    Some(c) => after = exec::decode_list_cursor(&c),
+                }
+            }
+            if got != want {
+                return Ok(Err(format!(
+                    "pages of {page} of {id}'s list ({status:?}) give {:?}; its records are {:?}",
+                    got.iter().map(|v| v.id.as_str()).collect::<Vec<_>>(),
+                    want.iter().map(|v| v.id.as_str()).collect::<Vec<_>>()
+                )));
+            }
+        }
+    }
+    Ok(Ok(()))
 }
 
 /// The pending listing, page by page, and the pending count, against the pending index.

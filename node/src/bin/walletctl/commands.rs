@@ -260,7 +260,7 @@ pub fn history(
     Ok(())
 }
 
-fn write_raw(text: &str) -> Result<(), CliError> {
+pub(crate) fn write_raw(text: &str) -> Result<(), CliError> {
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes()).map_err(CliError::Output)
 }

@@ -15,6 +15,7 @@ mod bench;
 mod client;
 mod commands;
 mod drain_cmd;
+mod list_cmd;
 mod output;
 mod rng;
 mod token_cmd;
@@ -132,6 +133,23 @@ enum AccountCommand {
         #[arg(long)]
         all: bool,
     },
+    /// List an account's transfers (either side), newest first.
+    Transfers {
+        /// Account id.
+        id: String,
+        /// Only transfers with this status: pending, completed or failed.
+        #[arg(long, value_name = "STATUS")]
+        status: Option<String>,
+        /// Start after this cursor (a page's `next_after`).
+        #[arg(long, value_name = "CURSOR")]
+        after: Option<String>,
+        /// Transfers per page, 1 to 1000.
+        #[arg(long, value_name = "N")]
+        limit: Option<u32>,
+        /// Follow every page to the end.
+        #[arg(long)]
+        all: bool,
+    },
     /// Freeze an account: it refuses every movement until unfrozen.
     Freeze {
         /// Account id.
@@ -209,6 +227,13 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 limit,
                 all,
             } => commands::history(&ctx, &id, after_seq, limit, all),
+            AccountCommand::Transfers {
+                id,
+                status,
+                after,
+                limit,
+                all,
+            } => list_cmd::transfers(&ctx, &id, status.as_deref(), after, limit, all),
             AccountCommand::Freeze { id } => commands::freeze(&ctx, &id, true),
             AccountCommand::Unfreeze { id } => commands::freeze(&ctx, &id, false),
         },

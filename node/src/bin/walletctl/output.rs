@@ -201,6 +201,28 @@ pub fn entry_header() -> String {
     )
 }
 
+/// The header of [`transfer_row`]s.
+pub fn transfer_header() -> String {
+    format!(
+        "{:<34}  {:<9}  {:<20}  {:<20}  {:>16}  {:<24}  REASON",
+        "TRANSFER", "STATUS", "FROM", "TO", "AMOUNT", "CREATED"
+    )
+}
+
+/// One transfer as a fixed-width row (pages are printed as they arrive).
+pub fn transfer_row(v: &TransferView) -> String {
+    format!(
+        "{:<34}  {:<9}  {:<20}  {:<20}  {:>16}  {:<24}  {}",
+        v.id,
+        serde_plain(&v.status),
+        v.from,
+        v.to,
+        v.amount,
+        utc(v.created_at),
+        v.reason.map_or("-".to_owned(), |r| r.to_string()),
+    )
+}
+
 /// One journal entry as a fixed-width row (fixed so that pages can be printed as they arrive).
 pub fn entry_row(e: &Entry) -> String {
     let mut s = format!(
