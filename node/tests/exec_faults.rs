@@ -133,6 +133,7 @@ fn exec_credit_committed_but_reported_unknown_applies_once() {
         amount: Amount::new(30).unwrap(),
         currency: Currency::new("EUR").unwrap(),
         reference: None,
+        created_at: 0,
     });
     let (b, _) = run(&store, &keys, &b, vec![credit.clone()]);
     assert_eq!(b.core.record().unwrap().balance, 31);

@@ -180,6 +180,7 @@ fn cluster_corpus() -> Vec<Vec<u8>> {
         amount: Amount::new(5).unwrap(),
         currency: Currency::new("EUR").unwrap(),
         reference: None,
+        created_at: 1_767_225_600_000,
     };
     let deposit = Command::Deposit {
         amount: Amount::new(7).unwrap(),

@@ -25,6 +25,10 @@ pub enum SagaMsg {
         /// Free text for the receiver's entry.
         #[serde(default)]
         reference: Option<String>,
+        /// When the sender created the transfer, ms since the Unix epoch (0 from senders
+        /// before it was sent): the receiver lists the transfer at that time.
+        #[serde(default)]
+        created_at: u64,
     },
     /// Sender to receiver: the sender gives up waiting; refuse a later credit.
     Abort {
@@ -34,6 +38,9 @@ pub enum SagaMsg {
         from: AccountId,
         /// Receiver.
         to: AccountId,
+        /// When the sender created the transfer (as in `Credit`).
+        #[serde(default)]
+        created_at: u64,
     },
     /// Receiver to sender: the recorded outcome of the credit.
     Outcome {
@@ -81,6 +88,21 @@ pub enum CreditOutcome {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_credit_from_before_created_at_decodes_with_zero() {
+        // Proves a Credit of a sender that did not send `created_at` still decodes (0: the
+        // receiver lists the transfer at its own time).
+        let old = crate::versioned_encode(
+            SAGA_WIRE_VERSION,
+            &serde_json::json!({"msg": "credit", "transfer_id": "t1", "from": "a", "to": "b",
+                "amount": 5, "currency": "EUR"}),
+        );
+        match SagaMsg::decode(&old) {
+            Ok(SagaMsg::Credit { created_at, .. }) => assert_eq!(created_at, 0),
+            other => panic!("decoded {other:?}"),
+        }
+    }
 
     #[test]
     fn saga_messages_round_trip_with_version() {

@@ -32,8 +32,9 @@ pub enum Row {
     Index(String, bool),
     /// `("pending", transfer_id)` and the sender.
     Pending(String, Option<String>),
-    /// `("acct", id, "xfers", rank, transfer_id)`: the account's transfer list.
-    Listed(String, u64, String, bool),
+    /// `("acct", id, "xfers", rank, transfer_id)` and the transfer's sender: the account's
+    /// transfer list.
+    Listed(String, u64, String, Option<String>),
 }
 
 /// A decoded commit with its place in the global commit order.
@@ -96,7 +97,8 @@ pub fn decode_row(key: &[u8], value: Option<&[u8]>) -> Result<Row, String> {
         }
         (Some("acct"), 5) => match (s(2).as_deref(), elems.get(3), s(4)) {
             (Some("xfers"), Some(Element::Int(rank)), Some(t)) => {
-                Row::Listed(s(1).ok_or("account id")?, *rank as u64, t, value.is_some())
+                let id = s(1).ok_or("account id")?;
+                Row::Listed(id, *rank as u64, t, val!(AccountId).map(String::from))
             }
             _ => return Err(dec("account")),
         },
@@ -130,8 +132,8 @@ pub struct AccountObs {
     pub sagas: BTreeMap<String, SagaRecord>,
     /// Open sender sagas.
     pub open: BTreeSet<String>,
-    /// The transfer list: transfer id to rank (newest first by rank).
-    pub listed: BTreeMap<String, u64>,
+    /// The transfer list: transfer id to rank (newest first by rank) and sender.
+    pub listed: BTreeMap<String, (u64, String)>,
     /// Listed in the account index.
     pub indexed: bool,
 }
@@ -250,13 +252,12 @@ impl Ledger {
                 }
             }
             Row::Index(id, on) => self.accounts.entry(id.clone()).or_default().indexed = *on,
-            Row::Listed(id, rank, t, on) => {
+            Row::Listed(id, rank, t, sender) => {
                 let a = self.accounts.entry(id.clone()).or_default();
-                if *on {
-                    a.listed.insert(t.clone(), *rank);
-                } else {
-                    a.listed.remove(t);
-                }
+                match sender {
+                    Some(s) => a.listed.insert(t.clone(), (*rank, s.clone())),
+                    None => a.listed.remove(t),
+                };
             }
             Row::Pending(t, s) => {
                 match s {

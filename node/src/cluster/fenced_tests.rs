@@ -123,6 +123,7 @@ fn fenced_activation_answers_moved_and_never_takes_the_lease_back() {
             amount: Amount::new(7).unwrap(),
             currency: Currency::new("EUR").unwrap(),
             reference: None,
+            created_at: 0,
         };
         send_saga(&shell, AccountMsg::Saga(credit));
         let mut seen = 0;

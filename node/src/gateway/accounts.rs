@@ -124,9 +124,19 @@ pub async fn transfers(
         })?),
     };
     let (store, keys) = (st.shell.store().clone(), st.shell.keys().clone());
-    let page =
-        blocking(move || exec::list_transfers(&store, &keys, &id, q.status, after, limit as usize))
-            .await?;
+    let page = blocking(move || {
+        let limit = limit as usize;
+        exec::list_transfers(
+            &store,
+            &keys,
+            &id,
+            q.status,
+            after,
+            limit,
+            exec::LISTED_SCAN_MAX,
+        )
+    })
+    .await?;
     match page {
         Some(p) => Ok(Json(p).into_response()),
         None => Err(ErrorCode::AccountNotFound.into()),

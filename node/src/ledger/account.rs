@@ -96,9 +96,10 @@ pub enum Write {
     OpenMark(TransferId, bool),
     /// Add (true) or remove (false) a transfer from the pending index.
     Pending(TransferId, bool),
-    /// Add a transfer, first recorded by this account at this time (ms), to the account's
-    /// transfer list (written with its first record of the transfer, either side).
-    Listed(TransferId, u64),
+    /// Add a transfer to the account's transfer list (written with the account's first record
+    /// of it, either side): at this time (ms, the transfer's creation), with its sender (whose
+    /// record holds the transfer's view).
+    Listed(TransferId, u64, AccountId),
 }
 
 /// A balance change to publish on the account's stream.
@@ -289,26 +290,28 @@ impl AccountCore {
                 amount,
                 currency,
                 reference,
+                created_at,
             }) => {
                 assert_eq!(to, self.id, "credit delivered to the wrong account");
-                self.credit(
+                let credit = Credit {
                     transfer_id,
                     from,
                     amount,
                     currency,
                     reference,
-                    reads,
-                    now_ms,
-                    &mut step,
-                );
+                    listed_at: listed_at(created_at, now_ms),
+                };
+                self.credit(credit, reads, now_ms, &mut step);
             }
             Input::Saga(SagaMsg::Abort {
                 transfer_id,
                 from,
                 to,
+                created_at,
             }) => {
                 assert_eq!(to, self.id, "abort delivered to the wrong account");
-                self.abort(transfer_id, from, reads, now_ms, &mut step);
+                let at = listed_at(created_at, now_ms);
+                self.abort(transfer_id, from, reads, at, &mut step);
             }
             Input::Saga(SagaMsg::Outcome {
                 transfer_id,
@@ -616,7 +619,8 @@ impl AccountCore {
             SenderStatus::Holding,
         )));
         step.writes.push(Write::OpenMark(transfer_id.clone(), true));
-        step.writes.push(Write::Listed(transfer_id.clone(), now_ms));
+        step.writes
+            .push(Write::Listed(transfer_id.clone(), now_ms, self.id.clone()));
         if !planted(Bug::ForgetPending) {
             step.writes.push(Write::Pending(transfer_id.clone(), true));
         }
@@ -649,6 +653,7 @@ impl AccountCore {
             amount: Amount::new(saga.amount).expect("held amounts are valid"),
             currency: self.record.as_ref().expect("sender exists").currency,
             reference: saga.reference.clone(),
+            created_at: saga.created_at,
         }
     }
 
@@ -689,18 +694,15 @@ impl AccountCore {
     }
 
     /// Receiver: decide a credit once per transfer, and answer with the recorded decision.
-    #[allow(clippy::too_many_arguments)]
-    fn credit(
-        &mut self,
-        transfer_id: TransferId,
-        from: AccountId,
-        amount: Amount,
-        currency: Currency,
-        reference: Option<String>,
-        reads: Reads,
-        now_ms: u64,
-        step: &mut Step,
-    ) {
+    fn credit(&mut self, credit: Credit, reads: Reads, now_ms: u64, step: &mut Step) {
+        let Credit {
+            transfer_id,
+            from,
+            amount,
+            currency,
+            reference,
+            listed_at,
+        } = credit;
         if let Some(rec) = reads.saga.filter(|_| !planted(Bug::CreditTwice)) {
             let outcome = recorded_outcome(&rec, &transfer_id);
             step.effects.push(Effect::Send(SagaMsg::Outcome {
@@ -741,7 +743,8 @@ impl AccountCore {
             amount: a,
             outcome,
         }));
-        step.writes.push(Write::Listed(transfer_id.clone(), now_ms));
+        step.writes
+            .push(Write::Listed(transfer_id.clone(), listed_at, from.clone()));
         step.effects.push(Effect::Send(SagaMsg::Outcome {
             transfer_id,
             from,
@@ -755,7 +758,7 @@ impl AccountCore {
         transfer_id: TransferId,
         from: AccountId,
         reads: Reads,
-        now_ms: u64,
+        listed_at: u64,
         step: &mut Step,
     ) {
         let outcome = match reads.saga {
@@ -767,7 +770,10 @@ impl AccountCore {
                     amount: 0,
                     outcome: CreditOutcome::Aborted,
                 }));
-                step.writes.push(Write::Listed(transfer_id.clone(), now_ms));
+                if !planted(Bug::ForgetListed) {
+                    step.writes
+                        .push(Write::Listed(transfer_id.clone(), listed_at, from.clone()));
+                }
                 CreditOutcome::Aborted
             }
         };
@@ -877,6 +883,7 @@ impl AccountCore {
                 transfer_id: transfer_id.clone(),
                 from: self.id.clone(),
                 to: saga.to.clone(),
+                created_at: saga.created_at,
             }));
             step.effects.push(Effect::Timer {
                 transfer_id: transfer_id.clone(),
@@ -886,6 +893,27 @@ impl AccountCore {
         if let Some(saga) = self.open.get_mut(&transfer_id) {
             saga.timeouts = timeouts;
         }
+    }
+}
+
+/// A `Credit` as the receiver applies it.
+struct Credit {
+    transfer_id: TransferId,
+    from: AccountId,
+    amount: Amount,
+    currency: Currency,
+    reference: Option<String>,
+    /// Where the receiver lists the transfer: its creation time (see [`listed_at`]).
+    listed_at: u64,
+}
+
+/// The time a receiver lists a transfer at: its creation time as the sender sent it, so both
+/// sides' lists order it alike; the receiver's own time for a sender that did not send it.
+fn listed_at(created_at: u64, now_ms: u64) -> u64 {
+    if created_at > 0 {
+        created_at
+    } else {
+        now_ms
     }
 }
 

@@ -478,9 +478,10 @@ fn apply_write(
             txn.set(&keys.pending(tid.as_str()), &encode(work.core.id()))?
         }
         Write::Pending(tid, false) => txn.clear(&keys.pending(tid.as_str()))?,
-        Write::Listed(tid, at_ms) => {
-            txn.set(&keys.listed(&id, listed_rank(*at_ms), tid.as_str()), b"")?
-        }
+        Write::Listed(tid, at_ms, sender) => txn.set(
+            &keys.listed(&id, listed_rank(*at_ms), tid.as_str()),
+            &encode(sender),
+        )?,
     }
     Ok(())
 }
@@ -598,9 +599,12 @@ pub fn read_entries(
 /// Most rows of an account's transfer list one request reads while it filters by status
 /// (the page then ends early, with a cursor to go on from).
 pub const LISTED_SCAN_MAX: usize = 1_000;
+/// Rows read per range read while a status filter skips rows.
+pub const LISTED_CHUNK: usize = 100;
 
 /// A page of an account's transfers, newest first: at most `limit` of those with `status`
-/// (any when `None`), after the row `after`; `None` when the account was never opened.
+/// (any when `None`), after the row `after`, reading at most `scan_max` rows of the list;
+/// `None` when the account was never opened.
 pub fn list_transfers(
     store: &Store,
     keys: &Keys,
@@ -608,44 +612,95 @@ pub fn list_transfers(
     status: Option<TransferStatus>,
     after: Option<(u64, String)>,
     limit: usize,
+    scan_max: usize,
 ) -> Result<Option<TransfersPage>, StorageError> {
+    assert!(
+        limit > 0 && scan_max > 0,
+        "a page and a scan read something"
+    );
     store.read(|txn| {
         if txn.get(&keys.state(id.as_str()))?.is_none() {
             return Ok(None);
         }
         let mut cursor = after.clone();
-        let mut transfers = Vec::with_capacity(limit);
+        let mut transfers = Vec::with_capacity(limit.min(LISTED_CHUNK));
         let mut scanned = 0;
         loop {
+            // Unfiltered, every row is a result: read what the page still needs. Filtered, read
+            // in chunks, the page filling as rows match.
+            let budget = scan_max - scanned;
+            let want = match status {
+                None => (limit - transfers.len()).min(budget),
+                Some(_) => LISTED_CHUNK.min(budget),
+            };
             let (begin, end) =
                 keys.listed_after(id.as_str(), cursor.as_ref().map(|(r, t)| (*r, t.as_str())));
-            let want = (limit - transfers.len()).min(LISTED_SCAN_MAX - scanned);
             // One more than asked tells whether rows remain.
             let rows = txn.get_range(&begin, &end, want + 1)?;
-            let more = rows.len() > want;
-            for (k, _) in rows.iter().take(want) {
-                let (rank, tid) = keys.listed_row(id.as_str(), k).ok_or_else(|| {
-                    StorageError::Corrupt(format!("transfer-list key of account {id}"))
-                })?;
+            let rows_after = rows.len() > want;
+            let chunk = listed_views(txn, keys, id, &rows[..rows.len().min(want)])?;
+            let mut consumed = 0;
+            for (row, view) in chunk.iter() {
+                consumed += 1;
                 scanned += 1;
-                let view = get_view(txn, keys, &tid)?.ok_or_else(|| {
-                    StorageError::Corrupt(format!("listed transfer {tid} of {id} has no record"))
-                })?;
-                cursor = Some((rank, tid));
+                cursor = Some(row.clone());
                 if status.is_none_or(|s| s == view.status) {
-                    transfers.push(view);
+                    transfers.push(view.clone());
+                    if transfers.len() == limit {
+                        break;
+                    }
                 }
             }
-            let full = transfers.len() == limit || scanned >= LISTED_SCAN_MAX;
-            if !more || full {
-                let next_after = if more { cursor } else { None };
+            let more = consumed < chunk.len() || rows_after;
+            if !more || transfers.len() == limit || scanned >= scan_max {
                 return Ok(Some(TransfersPage {
                     transfers,
-                    next_after: next_after.map(|(r, t)| encode_list_cursor(r, &t)),
+                    next_after: cursor
+                        .filter(|_| more)
+                        .map(|(r, t)| encode_list_cursor(r, &t)),
                 }));
             }
         }
     })
+}
+
+/// The rows of a transfer list with each transfer's view, read from the senders' records in
+/// one batched read (a transfer of releases before 0.2 from where they kept it).
+#[allow(clippy::type_complexity)]
+fn listed_views(
+    txn: &mut dyn Txn,
+    keys: &Keys,
+    id: &AccountId,
+    rows: &[(Vec<u8>, Vec<u8>)],
+) -> Result<Vec<((u64, String), TransferView)>, StorageError> {
+    let mut listed = Vec::with_capacity(rows.len());
+    for (k, v) in rows {
+        let (rank, tid) = keys
+            .listed_row(id.as_str(), k)
+            .ok_or_else(|| StorageError::Corrupt(format!("transfer-list key of account {id}")))?;
+        let sender: AccountId = decode(v)?;
+        listed.push(((rank, tid), sender));
+    }
+    let record_keys: Vec<Vec<u8>> = listed
+        .iter()
+        .map(|((_, tid), sender)| keys.saga(sender.as_str(), tid))
+        .collect();
+    let records = txn.get_many(&record_keys)?;
+    let mut out = Vec::with_capacity(listed.len());
+    for ((row, sender), record) in listed.into_iter().zip(records) {
+        let view = match record {
+            Some(bytes) => decode::<SagaRecord>(&bytes)?.view(&sender),
+            None => None,
+        };
+        let view = match view {
+            Some(v) => v,
+            None => get_view(txn, keys, &row.1)?.ok_or_else(|| {
+                StorageError::Corrupt(format!("listed transfer {} of {id} has no record", row.1))
+            })?,
+        };
+        out.push((row, view));
+    }
+    Ok(out)
 }
 
 /// The opaque cursor of a transfer-list row.

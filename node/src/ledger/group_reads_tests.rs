@@ -65,6 +65,7 @@ fn group_reads_every_key_of_a_group_in_one_batched_read() {
         amount: Amount::new(5).unwrap(),
         currency: Currency::new("EUR").unwrap(),
         reference: None,
+        created_at: 0,
     })];
     backend.gets.store(0, Ordering::SeqCst);
     backend.many.store(0, Ordering::SeqCst);

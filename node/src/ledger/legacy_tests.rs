@@ -48,6 +48,7 @@ fn credit() -> Input {
         amount: Amount::new(30).unwrap(),
         currency: Currency::new("EUR").unwrap(),
         reference: None,
+        created_at: 0,
     })
 }
 
@@ -137,6 +138,8 @@ fn to_old_layout(store: &Store, keys: &Keys) {
                         txn.set(&k, &encode_json(&rec))?;
                     }
                     ("pending", 2, _) => txn.set(&k, &encode_json(&decode::<AccountId>(&v)?))?,
+                    // 0.1 kept no transfer lists.
+                    ("acct", 5, "xfers") => txn.clear(&k)?,
                     _ => {}
                 }
             }

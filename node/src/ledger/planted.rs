@@ -48,11 +48,13 @@ pub enum Bug {
     /// A batch fenced on a retry of its group is reported `Fenced` ("nothing ran") even
     /// when an earlier attempt whose result was unknown ran it and may have landed.
     FencedAfterUnknown,
+    /// A receiver that tombstones an aborted transfer does not add it to its transfer list.
+    ForgetListed,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 13] = [
+    pub const ALL: [Bug; 14] = [
         Bug::SkipEpochCheck,
         Bug::ReleaseOnTimeout,
         Bug::CreditTwice,
@@ -66,6 +68,7 @@ impl Bug {
         Bug::StopOnFailedReload,
         Bug::GroupForgetsAttempts,
         Bug::FencedAfterUnknown,
+        Bug::ForgetListed,
     ];
 
     /// The bug's name on the command line.
@@ -84,6 +87,7 @@ impl Bug {
             Bug::StopOnFailedReload => "stop-on-failed-reload",
             Bug::GroupForgetsAttempts => "group-forgets-attempts",
             Bug::FencedAfterUnknown => "fenced-after-unknown",
+            Bug::ForgetListed => "forget-listed",
         }
     }
 

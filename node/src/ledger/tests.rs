@@ -253,9 +253,9 @@ fn transfer_holds_then_sends_credit_and_arms_timer() {
         .iter()
         .any(|w| matches!(w, Write::OpenMark(t, true) if t.as_str() == "t1")));
     assert!(
-        s.writes
-            .iter()
-            .any(|w| matches!(w, Write::Listed(t, 50) if t.as_str() == "t1")),
+        s.writes.iter().any(
+            |w| matches!(w, Write::Listed(t, 50, s) if t.as_str() == "t1" && s.as_str() == "a")
+        ),
         "the sender lists the transfer at its creation"
     );
     assert!(s
@@ -298,6 +298,7 @@ fn receiver_applies_credit_once_and_replays_recorded_outcome() {
         amount: amt(30),
         currency: eur(),
         reference: None,
+        created_at: 40,
     });
     let s = b.step(credit.clone(), Reads::default(), 60);
     assert_eq!(b.record().unwrap().balance, 30);
@@ -313,10 +314,10 @@ fn receiver_applies_credit_once_and_replays_recorded_outcome() {
         })
     ));
     assert!(
-        s.writes
-            .iter()
-            .any(|w| matches!(w, Write::Listed(t, 60) if t.as_str() == "t1")),
-        "the receiver lists the transfer with its first record of it"
+        s.writes.iter().any(
+            |w| matches!(w, Write::Listed(t, 40, s) if t.as_str() == "t1" && s.as_str() == "a")
+        ),
+        "the receiver lists the transfer with its first record of it, at its creation"
     );
     let again = b.step(
         credit,
@@ -348,6 +349,7 @@ fn receiver_rejects_other_currency_frozen_and_unknown_account() {
             amount: amt(1),
             currency: Currency::new(cur).unwrap(),
             reference: None,
+            created_at: 0,
         })
     };
     let outcome = |s: &Step| {
@@ -500,6 +502,7 @@ fn abort_tombstones_undecided_and_replays_decided() {
         transfer_id: tid("t1"),
         from: id("a"),
         to: id("b"),
+        created_at: 0,
     });
     let s = b.step(abort.clone(), Reads::default(), 1);
     let tomb = s.writes.iter().find_map(|w| match w {
@@ -522,6 +525,7 @@ fn abort_tombstones_undecided_and_replays_decided() {
             amount: amt(5),
             currency: eur(),
             reference: None,
+            created_at: 0,
         }),
         Reads {
             idem: None,

@@ -7,13 +7,16 @@
 //! | `("acct", id, "jrnl", seq)` | `Entry`: immutable journal entry |
 //! | `("acct", id, "idem", key)` | `IdemRecord`: request fingerprint and result |
 //! | `("acct", id, "open", transfer_id)` | empty: sender sagas of this account not yet settled |
+//! | `("acct", id, "xfers", rank, transfer_id)` | account id of the sender: the account's transfers, either side, newest first (`rank` falls as the transfer's creation time grows) |
 //! | `("accts", id)` | empty: index of every opened account, for listings and the audit |
 //! | `("saga", transfer_id, id)` | `SagaRecord`: account `id`'s side of a transfer; the sender's is also the transfer's summary |
 //! | `("pending", transfer_id)` | account id of the sender: unsettled sagas, so none is forgotten |
 //!
 //! Transfer ids sort by creation time, so the records of new transfers (`saga`, `pending`) go
 //! to the end of their ranges: a group commit of a thousand transfers dirties a few pages
-//! there, not one page per account as records under each account did. Releases before 0.2
+//! there, not one page per account as records under each account did. The transfer lists
+//! (`xfers`) are per account by nature: each transfer adds one row on each side, at the
+//! front of each account's list. Releases before 0.2
 //! kept an account's side of a transfer at `("acct", id, "xfer", transfer_id)` and a copy of
 //! the summary at `("xfer", transfer_id)`: both are still read ([`Keys::legacy_saga`],
 //! [`Keys::legacy_transfer`]), never written.

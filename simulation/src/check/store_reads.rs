@@ -33,7 +33,7 @@ use node::storage::keys::{listed_rank, Keys};
 use node::storage::memory::MemoryBackend;
 use node::storage::{StorageError, Store};
 use protocol::admin::{AuditReport, CheckStatus};
-use protocol::api::TransferStatus;
+use protocol::api::{TransferStatus, TransferView};
 use protocol::AccountId;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -183,7 +183,8 @@ fn accounts(
 }
 
 /// Every account's transfer list names exactly the transfers it holds a record of (both are
-/// written in one transaction), and a sender lists its transfer at the transfer's creation.
+/// written in one transaction), each at the transfer's creation and with its sender, on both
+/// sides.
 fn transfer_lists(ledger: &Ledger) -> Result<(), String> {
     for (id, a) in &ledger.accounts {
         let listed: Vec<&String> = a.listed.keys().collect();
@@ -193,24 +194,24 @@ fn transfer_lists(ledger: &Ledger) -> Result<(), String> {
                 "the transfer list of {id} names {listed:?}; it holds records of {recorded:?}"
             ));
         }
-    }
-    for (t, view) in &ledger.transfers {
-        let rank = ledger
-            .accounts
-            .get(view.from.as_str())
-            .and_then(|a| a.listed.get(t));
-        if rank != Some(&listed_rank(view.created_at)) {
-            return Err(format!(
-                "{} lists {t} at rank {rank:?}, not at its creation ({})",
-                view.from, view.created_at
-            ));
+        for (t, (rank, sender)) in &a.listed {
+            let Some(view) = ledger.transfers.get(t) else {
+                return Err(format!("{id} lists {t}, which has no sender record"));
+            };
+            if (*rank, sender.as_str()) != (listed_rank(view.created_at), view.from.as_str()) {
+                return Err(format!(
+                    "{id} lists {t} at rank {rank} from {sender}, not at its creation ({}) from {}",
+                    view.created_at, view.from
+                ));
+            }
         }
     }
     Ok(())
 }
 
-/// Each opened account's transfer list read page by page (whole, and completed only), newest
-/// first, against the records the ledger holds.
+/// Each opened account's transfer list read page by page, whole and by each status, newest
+/// first by creation time (ties in id order), against the records the ledger holds; the
+/// filtered reads scan a few rows per request, so pages end short with a cursor.
 fn transfer_list_pages(
     store: &Store,
     keys: &Keys,
@@ -219,20 +220,34 @@ fn transfer_list_pages(
 ) -> Result<Result<(), String>, StorageError> {
     for (id, a) in ledger.accounts.iter().filter(|(_, a)| a.state().is_some()) {
         let account = AccountId::new(id.clone()).expect("stored ids are valid");
-        let mut order: Vec<(u64, &String)> = a.listed.iter().map(|(t, r)| (*r, t)).collect();
-        order.sort();
-        for status in [None, Some(TransferStatus::Completed)] {
-            let want: Vec<_> = order
+        let mut order: Vec<&TransferView> = a
+            .listed
+            .keys()
+            .filter_map(|t| ledger.transfers.get(t))
+            .collect();
+        order.sort_by(|x, y| {
+            (std::cmp::Reverse(x.created_at), x.id.as_str())
+                .cmp(&(std::cmp::Reverse(y.created_at), y.id.as_str()))
+        });
+        let statuses = [
+            None,
+            Some(TransferStatus::Pending),
+            Some(TransferStatus::Completed),
+            Some(TransferStatus::Failed),
+        ];
+        for status in statuses {
+            let want: Vec<TransferView> = order
                 .iter()
-                .filter_map(|(_, t)| ledger.transfers.get(*t))
                 .filter(|v| status.is_none_or(|s| v.status == s))
-                .cloned()
+                .map(|v| (*v).clone())
                 .collect();
+            let scan = if status.is_some() { page + 1 } else { page };
             let mut got = Vec::new();
             let mut after = None;
-            // At most one page per listed transfer, and one to find the end.
+            // At most one request per listed transfer, and one to find the end.
             for _ in 0..=order.len() {
-                let Some(p) = exec::list_transfers(store, keys, &account, status, after, page)?
+                let Some(p) =
+                    exec::list_transfers(store, keys, &account, status, after, page, scan)?
                 else {
                     return Ok(Err(format!("the list of opened account {id} is not found")));
                 };

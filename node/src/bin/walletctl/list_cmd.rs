@@ -6,6 +6,7 @@
 use crate::client::CliError;
 use crate::commands::{account_id, write_raw, Ctx, Failure};
 use crate::output;
+use node::ledger::exec::decode_list_cursor;
 use protocol::api::{TransferStatus, TransfersPage, TRANSFERS_PAGE_MAX};
 
 /// `account transfers ID [--status S] [--after CURSOR] [--limit N] [--all]`.
@@ -26,6 +27,13 @@ pub fn transfers(
                 ))
             },
         )?;
+    }
+    if let Some(a) = &after {
+        decode_list_cursor(a).ok_or_else(|| {
+            CliError::Usage(format!(
+                "--after {a}: not a cursor; pass the next_after of an earlier page"
+            ))
+        })?;
     }
     if let Some(l) = limit {
         if l == 0 || l > TRANSFERS_PAGE_MAX {
@@ -86,7 +94,9 @@ pub fn transfers(
         }
         match page.next_after {
             None => break,
-            Some(next) if after.as_deref() == Some(next.as_str()) => {
+            // Each page's cursor must lie past the previous one, or following them would
+            // never end.
+            Some(next) if !advances(after.as_deref(), &next) => {
                 return Err(CliError::BadResponse {
                     url: format!("{}{}", ctx.client.base(), page_url(Some(&next), limit)),
                     status: 200,
@@ -101,4 +111,13 @@ pub fn transfers(
         output::line("],\"next_after\":null}")?;
     }
     Ok(())
+}
+
+/// Whether the cursor `next` lies past `after` in the list (cursors are this node's own).
+fn advances(after: Option<&str>, next: &str) -> bool {
+    match (after.map(decode_list_cursor), decode_list_cursor(next)) {
+        (None, Some(_)) => true,
+        (Some(Some(a)), Some(n)) => n > a,
+        _ => false,
+    }
 }

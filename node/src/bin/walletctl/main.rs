@@ -4,8 +4,9 @@
 //! [`commands`] (single requests), [`audit_cmd`] (the ledger audit: it streams the ledger over
 //! HTTP through the library's `node::ledger::audit::Auditor`, the rules `GET /admin/audit` and the
 //! simulator run too), [`mod@bench`] (load generator), [`client`] (HTTP and error mapping),
-//! [`output`] (tables and JSON), [`token_cmd`] (new bearer tokens). It talks to a node over HTTP only; of the node's library it
-//! uses only the pure audit.
+//! [`output`] (tables and JSON), [`token_cmd`] (new bearer tokens), [`list_cmd`] (an
+//! account's transfers). It talks to a node over HTTP only; of the node's library it uses only
+//! pure functions: the audit, token digests and transfer-list cursors.
 //!
 //! Failures print `error: <code>: <sentence>` on stderr; when a mutation's outcome is unknown a
 //! second line gives the idempotency key to retry with.

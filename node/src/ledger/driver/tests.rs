@@ -45,6 +45,11 @@ fn transfer(t: &str, to: &str, v: u64) -> Command {
 }
 
 fn credit(t: &str, from: &str, to: &str, v: u64) -> SagaMsg {
+    credit_made_at(t, from, to, v, 0)
+}
+
+/// The `Credit` a sender sends for a transfer it created at `created_at`.
+fn credit_made_at(t: &str, from: &str, to: &str, v: u64, created_at: u64) -> SagaMsg {
     SagaMsg::Credit {
         transfer_id: TransferId::new(t).unwrap(),
         from: acct(from),
@@ -52,6 +57,7 @@ fn credit(t: &str, from: &str, to: &str, v: u64) -> SagaMsg {
         amount: Amount::new(v).unwrap(),
         currency: Currency::new("EUR").unwrap(),
         reference: None,
+        created_at,
     }
 }
 
@@ -421,9 +427,10 @@ fn driver_steps_aside_when_the_sweep_finds_a_saga_it_does_not_know_and_the_lease
 #[test]
 fn driver_keeps_one_deadline_per_saga_and_none_once_settled() {
     let mut r = Rig::funded("a", 100);
+    let made = r.now;
     let q = r.d.command(transfer("t1", "b", 30));
     let out = r.settle();
-    assert!(out.contains(&Out::Send(credit("t1", "a", "b", 30))));
+    assert!(out.contains(&Out::Send(credit_made_at("t1", "a", "b", 30, made))));
     assert!(out.contains(&Out::Answer {
         req: q,
         answer: answers(&out)[0].1.clone(),
@@ -469,6 +476,7 @@ fn driver_keeps_one_deadline_per_saga_and_none_once_settled() {
 #[test]
 fn driver_timer_resends_the_credit_when_due() {
     let mut r = Rig::funded("a", 100);
+    let made = r.now;
     r.d.command(transfer("t1", "b", 30));
     let out = r.settle();
     let (token, at) = out
@@ -482,7 +490,7 @@ fn driver_timer_resends_the_credit_when_due() {
     r.d.timer_fired(token, at);
     let out = r.settle();
     assert!(
-        out.contains(&Out::Send(credit("t1", "a", "b", 30))),
+        out.contains(&Out::Send(credit_made_at("t1", "a", "b", 30, made))),
         "{out:?}"
     );
     assert!(
