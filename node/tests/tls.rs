@@ -124,6 +124,38 @@ fn tls_serves_https_and_wss_to_a_client_that_trusts_the_certificate() {
             "plain HTTP was served on the TLS listener"
         );
     });
+
+    // walletctl reaches the HTTPS node when it trusts the certificate (--ca-cert or
+    // $WALLET_CA_CERT), and refuses it otherwise.
+    let url = format!("https://{}", n.host());
+    let walletctl = |ca: Option<&Path>, env_ca: Option<&Path>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_walletctl"));
+        cmd.args(["--node", &url, "--json"])
+            .env_remove("WALLET_CA_CERT");
+        if let Some(ca) = ca {
+            cmd.arg("--ca-cert").arg(ca);
+        }
+        if let Some(ca) = env_ca {
+            cmd.env("WALLET_CA_CERT", ca);
+        }
+        cmd.args(["account", "show", "a"])
+            .output()
+            .expect("walletctl runs")
+    };
+    for out in [walletctl(Some(&cert), None), walletctl(None, Some(&cert))] {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let shown: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(shown["id"], "a", "{shown}");
+    }
+    let untrusted = walletctl(None, None);
+    assert!(
+        !untrusted.status.success(),
+        "a certificate no root vouches for is refused"
+    );
 }
 
 #[test]

@@ -5,7 +5,9 @@
 //! `{"error":{code,message}}` and must be read. Transport failures are split by what they mean
 //! for money: [`CliError::Connect`] (the request was never sent: nothing happened) versus
 //! [`CliError::NoAnswer`] (it may have been applied: the outcome is unknown). With a token
-//! (`--token` or `$WALLET_TOKEN`), every request carries `Authorization: Bearer <token>`.
+//! (`--token` or `$WALLET_TOKEN`), every request carries `Authorization: Bearer <token>`. An
+//! `https://` node is reached through rustls, trusting the certificates of `--ca-cert` (or
+//! `$WALLET_CA_CERT`) when given, the public roots otherwise.
 
 use protocol::error::ErrorBody;
 use protocol::{ApiError, ErrorCode};
@@ -13,7 +15,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::fmt;
 use std::io;
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio_rustls::rustls::crypto::aws_lc_rs;
+use ureq::tls::{parse_pem, Certificate, PemItem, RootCerts, TlsConfig};
 use ureq::{Agent, Timeout};
 
 /// Time allowed to open a TCP connection to the node.
@@ -223,6 +229,10 @@ fn quote(body: &[u8]) -> String {
     format!("{:?}{more}", text.trim())
 }
 
+/// The certificates a client trusts for `https://` nodes: the given ones, or the usual
+/// public roots when `None`.
+pub type Roots = Option<Arc<Vec<Certificate<'static>>>>;
+
 /// A client of one node.
 #[derive(Clone)]
 pub struct Client {
@@ -230,6 +240,7 @@ pub struct Client {
     agent: Agent,
     /// `Bearer <token>`, sent with every request when given.
     authorization: Option<String>,
+    roots: Roots,
 }
 
 impl fmt::Debug for Client {
@@ -243,17 +254,10 @@ impl fmt::Debug for Client {
 }
 
 impl Client {
-    /// A client of the node at `node` (`http://host:port`; `http://` is assumed without a
-    /// scheme), sending `token` as a bearer token when given.
-    pub fn new(node: &str, token: Option<&str>) -> Result<Self, CliError> {
-        let base = normalize_base(node)?;
-        let agent: Agent = Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(CONNECT_TIMEOUT))
-            .timeout_global(Some(REQUEST_TIMEOUT))
-            .user_agent(concat!("walletctl/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
+    /// A client of the node at `node` (`http://host:port` or `https://host:port`; `http://`
+    /// is assumed without a scheme), sending `token` as a bearer token when given, trusting
+    /// the certificates of the PEM file `ca_cert` for HTTPS (the public roots without it).
+    pub fn new(node: &str, token: Option<&str>, ca_cert: Option<&Path>) -> Result<Self, CliError> {
         // An empty token (`WALLET_TOKEN=` exported blank) is no token.
         let authorization = match token.map(str::trim).filter(|t| !t.is_empty()) {
             None => None,
@@ -264,10 +268,38 @@ impl Client {
             }
             Some(t) => Some(format!("Bearer {t}")),
         };
+        let roots = ca_cert.map(load_roots).transpose()?;
+        Client::with(node, "http", authorization, roots)
+    }
+
+    fn with(
+        node: &str,
+        default_scheme: &str,
+        authorization: Option<String>,
+        roots: Roots,
+    ) -> Result<Self, CliError> {
+        let base = normalize_base(node, default_scheme)?;
+        let root_certs = match &roots {
+            Some(certs) => RootCerts::Specific(certs.clone()),
+            None => RootCerts::WebPki,
+        };
+        let tls = TlsConfig::builder()
+            .unversioned_rustls_crypto_provider(Arc::new(aws_lc_rs::default_provider()))
+            .root_certs(root_certs)
+            .build();
+        let agent: Agent = Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_connect(Some(CONNECT_TIMEOUT))
+            .timeout_global(Some(REQUEST_TIMEOUT))
+            .user_agent(concat!("walletctl/", env!("CARGO_PKG_VERSION")))
+            .tls_config(tls)
+            .build()
+            .into();
         Ok(Client {
             base,
             agent,
             authorization,
+            roots,
         })
     }
 
@@ -276,11 +308,15 @@ impl Client {
         self.for_node(&self.base)
     }
 
-    /// A client of another node (a member of the same cluster) with the same token.
+    /// A client of another node (a member of the same cluster) with the same token and
+    /// certificates; an address without a scheme takes this node's.
     pub fn for_node(&self, node: &str) -> Result<Client, CliError> {
-        let mut c = Client::new(node, None)?;
-        c.authorization.clone_from(&self.authorization);
-        Ok(c)
+        let scheme = if self.base.starts_with("https://") {
+            "https"
+        } else {
+            "http"
+        };
+        Client::with(node, scheme, self.authorization.clone(), self.roots.clone())
     }
 
     /// Adds the `Authorization` header when the client has a token.
@@ -440,29 +476,43 @@ pub fn map_transport(url: &str, e: ureq::Error) -> CliError {
 }
 
 /// Checks and normalizes `--node`: `http://host:port`, no trailing slash, no path.
-pub fn normalize_base(node: &str) -> Result<String, CliError> {
+pub fn normalize_base(node: &str, default_scheme: &str) -> Result<String, CliError> {
     let node = node.trim().trim_end_matches('/');
     let with_scheme = if node.contains("://") {
         node.to_owned()
     } else {
-        format!("http://{node}")
+        format!("{default_scheme}://{node}")
     };
-    if with_scheme.starts_with("https://") {
+    let Some(rest) = with_scheme
+        .strip_prefix("http://")
+        .or_else(|| with_scheme.strip_prefix("https://"))
+    else {
         return Err(CliError::Usage(format!(
-            "--node {node}: https is not supported by this build of walletctl; use http:// (terminate TLS in front of it)"
-        )));
-    }
-    let Some(rest) = with_scheme.strip_prefix("http://") else {
-        return Err(CliError::Usage(format!(
-            "--node {node}: the URL must start with http://"
+            "--node {node}: the URL must start with http:// or https://"
         )));
     };
     if rest.is_empty() || rest.contains('/') || rest.contains('?') {
         return Err(CliError::Usage(format!(
-            "--node {node}: expected http://HOST:PORT without a path"
+            "--node {node}: expected http://HOST:PORT (or https://) without a path"
         )));
     }
     Ok(with_scheme)
+}
+
+/// The certificates of a PEM file (`--ca-cert`): at least one.
+pub fn load_roots(path: &Path) -> Result<Arc<Vec<Certificate<'static>>>, CliError> {
+    let usage = |why: String| CliError::Usage(format!("--ca-cert {}: {why}", path.display()));
+    let pem = std::fs::read(path).map_err(|e| usage(e.to_string()))?;
+    let mut certs = Vec::new();
+    for item in parse_pem(&pem) {
+        if let PemItem::Certificate(c) = item.map_err(|e| usage(e.to_string()))? {
+            certs.push(c);
+        }
+    }
+    if certs.is_empty() {
+        return Err(usage("holds no PEM certificate".into()));
+    }
+    Ok(Arc::new(certs))
 }
 
 #[cfg(test)]
@@ -479,19 +529,24 @@ mod tests {
 
     #[test]
     fn node_url_is_normalized_or_refused() {
-        // Proves --node accepts host:port and http URLs and refuses https, paths and other schemes.
+        // Proves --node accepts host:port, http and https URLs (an address without a scheme
+        // takes the default one) and refuses paths and other schemes.
         assert_eq!(
-            normalize_base("127.0.0.1:8080").unwrap(),
+            normalize_base("127.0.0.1:8080", "http").unwrap(),
             "http://127.0.0.1:8080"
         );
-        assert_eq!(normalize_base("http://h:1/").unwrap(), "http://h:1");
-        assert!(normalize_base("https://h:1")
-            .unwrap_err()
-            .to_string()
-            .contains("https"));
-        assert!(normalize_base("ftp://h").is_err());
-        assert!(normalize_base("http://h:1/v1").is_err());
-        assert!(normalize_base("").is_err());
+        assert_eq!(normalize_base("h:1", "https").unwrap(), "https://h:1");
+        assert_eq!(
+            normalize_base("http://h:1/", "https").unwrap(),
+            "http://h:1"
+        );
+        assert_eq!(
+            normalize_base("https://h:1", "http").unwrap(),
+            "https://h:1"
+        );
+        assert!(normalize_base("ftp://h", "http").is_err());
+        assert!(normalize_base("http://h:1/v1", "http").is_err());
+        assert!(normalize_base("", "http").is_err());
     }
 
     #[test]

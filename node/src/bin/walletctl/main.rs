@@ -37,7 +37,7 @@ Exit status: 0 success; 1 failure (the error's code and sentence on stderr); 2 b
 #[derive(Parser, Debug)]
 #[command(name = "walletctl", version, after_help = AFTER_HELP)]
 struct Cli {
-    /// Base URL of a node's HTTP API (http://HOST:PORT).
+    /// Base URL of a node's HTTP API (http://HOST:PORT, or https://HOST:PORT).
     #[arg(
         long,
         global = true,
@@ -58,6 +58,9 @@ struct Cli {
         value_name = "TOKEN"
     )]
     token: Option<String>,
+    /// PEM certificates to trust for an https:// node (a private CA, or the node's own).
+    #[arg(long, global = true, env = "WALLET_CA_CERT", value_name = "FILE")]
+    ca_cert: Option<std::path::PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -212,7 +215,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         return token_cmd::new(args, cli.json);
     }
     let ctx = Ctx {
-        client: Client::new(&cli.node, cli.token.as_deref())?,
+        client: Client::new(&cli.node, cli.token.as_deref(), cli.ca_cert.as_deref())?,
         json: cli.json,
     };
     match cli.command {
