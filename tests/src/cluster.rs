@@ -316,3 +316,39 @@ pub fn assert_conserved(url: &str, accounts: &[String], total: u64) {
     }
     assert_eq!(sum, total, "money is conserved");
 }
+
+/// Every transfer id in `account`'s transfer list, read through `url` page by page, newest
+/// first; asserts the pages hold each transfer once, in creation order.
+pub fn listed_transfers(url: &str, account: &str) -> Vec<String> {
+    let a = agent();
+    let mut ids = Vec::new();
+    let mut created = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let mut path = format!("{url}/v1/accounts/{account}/transfers?limit=50");
+        if let Some(c) = &after {
+            path.push_str(&format!("&after={c}"));
+        }
+        let (s, v) = request(&a, "GET", &path, None, None).unwrap();
+        assert_eq!(s, 200, "{v}");
+        for t in v["transfers"].as_array().unwrap() {
+            ids.push(t["id"].as_str().unwrap().to_owned());
+            created.push(t["created_at"].as_u64().unwrap());
+        }
+        match v["next_after"].as_str() {
+            Some(c) => after = Some(c.to_owned()),
+            None => break,
+        }
+    }
+    assert!(
+        created.windows(2).all(|w| w[0] >= w[1]),
+        "{account}'s list is newest first"
+    );
+    let distinct: BTreeSet<&String> = ids.iter().collect();
+    assert_eq!(
+        distinct.len(),
+        ids.len(),
+        "{account}'s list repeats a transfer"
+    );
+    ids
+}

@@ -4,8 +4,8 @@
 //! the wrong cookie is refused and says so.
 
 use e2e::cluster::{
-    assert_audit_passes, assert_conserved, free_port, owner_of, start_nodes, status, wait_members,
-    walletctl, write_config, Load, Sent, RETRIES_MAX,
+    assert_audit_passes, assert_conserved, free_port, listed_transfers, owner_of, start_nodes,
+    status, wait_members, walletctl, write_config, Load, Sent, RETRIES_MAX,
 };
 use e2e::{agent, open_funded, request, Walletd};
 use serde_json::{json, Value};
@@ -218,6 +218,28 @@ fn cluster_three_nodes_survive_sigkill_rejoin_and_drain_under_load() {
         assert_eq!(again["id"], v["id"], "{s:?}");
     }
     assert!(moved > 0);
+    // Every acknowledged transfer is in its sender's and its receiver's transfer lists,
+    // whichever node wrote each side (some sides were written before n2's SIGKILL or on the
+    // drained n3).
+    let lists: std::collections::BTreeMap<String, BTreeSet<String>> = (0..ACCOUNTS)
+        .map(|i| {
+            (
+                acct(i),
+                listed_transfers(&n2, &acct(i)).into_iter().collect(),
+            )
+        })
+        .collect();
+    for s in &sent {
+        let id = s.last["id"].as_str().unwrap();
+        assert!(
+            lists[&s.from].contains(id),
+            "{s:?}: not in its sender's list"
+        );
+        assert!(
+            lists[&s.to].contains(id),
+            "{s:?}: not in its receiver's list"
+        );
+    }
     let all: Vec<String> = (0..ACCOUNTS).map(acct).collect();
     assert_conserved(&n2, &all, ACCOUNTS as u64 * INITIAL);
 

@@ -1,5 +1,6 @@
 //! `/admin`: the operator API used by `walletctl`.
 
+use super::auth::AdminScope;
 use super::error::{invalid, ApiQuery, HttpError};
 use super::{blocking, parse_account, AppState};
 use crate::ledger::audit::Auditor;
@@ -31,7 +32,10 @@ pub const DRAIN_WAIT: Duration = Duration::from_secs(20);
 
 /// `GET /admin/status`: this node, and every member with its ring share, active actors and
 /// the unsettled transfers whose sender it owns.
-pub async fn status(State(st): State<AppState>) -> Result<Json<NodeStatus>, HttpError> {
+pub async fn status(
+    _: AdminScope,
+    State(st): State<AppState>,
+) -> Result<Json<NodeStatus>, HttpError> {
     let shell = &st.shell;
     let (store, keys) = (shell.store().clone(), shell.keys().clone());
     let (pending, rows) = blocking(move || {
@@ -118,7 +122,7 @@ pub async fn status(State(st): State<AppState>) -> Result<Json<NodeStatus>, Http
 /// requests that still reach it are forwarded), its actors stop after their queued inputs, and
 /// once none is left the node shuts down. Repeatable: each call reports progress, waiting up to
 /// [`DRAIN_WAIT`] for the actors to stop.
-pub async fn drain(State(st): State<AppState>) -> Json<DrainStatus> {
+pub async fn drain(_: AdminScope, State(st): State<AppState>) -> Json<DrainStatus> {
     let shell = &st.shell;
     let deadline = tokio::time::Instant::now() + DRAIN_WAIT;
     let acked = shell.leave_cluster().await;
@@ -165,6 +169,7 @@ pub struct AccountsQuery {
 
 /// `GET /admin/accounts?after=&limit=`: accounts as stored, in id order.
 pub async fn accounts(
+    _: AdminScope,
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<AccountsQuery>,
 ) -> Result<Json<AccountsPage>, HttpError> {
@@ -187,6 +192,7 @@ pub struct PendingQuery {
 
 /// `GET /admin/pending?limit=`: unsettled transfers.
 pub async fn pending(
+    _: AdminScope,
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<PendingQuery>,
 ) -> Result<Json<PendingPage>, HttpError> {
@@ -204,6 +210,7 @@ pub async fn pending(
 /// `/v1/accounts/{id}/entries` answers it, for the audit (`walletctl audit` reads every
 /// account through the admin routes, so an `admin` token on the admin listener suffices).
 pub async fn entries(
+    _: AdminScope,
     State(st): State<AppState>,
     Path(id): Path<String>,
     ApiQuery(q): ApiQuery<protocol::api::EntriesQuery>,
@@ -214,6 +221,7 @@ pub async fn entries(
 
 /// `GET /admin/owner/{id}`.
 pub async fn owner(
+    _: AdminScope,
     State(st): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<OwnerView>, HttpError> {
@@ -247,6 +255,7 @@ pub struct AuditQuery {
 /// whether or not the checks pass (`ok`); a storage failure is `unavailable` (the audit's
 /// outcome is unknown), never a failed check.
 pub async fn audit(
+    _: AdminScope,
     State(st): State<AppState>,
     ApiQuery(q): ApiQuery<AuditQuery>,
 ) -> Result<Json<AuditReport>, HttpError> {

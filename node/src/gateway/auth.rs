@@ -217,6 +217,34 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// A request whose caller has the `admin` scope: the admin handlers take it, so that they
+/// refuse a request the middleware did not check (fail closed), not only through the route
+/// table.
+pub struct AdminScope;
+
+impl<S: Send + Sync> FromRequestParts<S> for AdminScope {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.permits(Scope::Admin, None)?;
+        Ok(AdminScope)
+    }
+}
+
+/// A request whose caller has the `metrics` scope (as [`AdminScope`], for `/metrics`).
+pub struct MetricsScope;
+
+impl<S: Send + Sync> FromRequestParts<S> for MetricsScope {
+    type Rejection = HttpError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.permits(Scope::Metrics, None)?;
+        Ok(MetricsScope)
+    }
+}
+
 /// An `unauthorized` error with a sentence (the response carries `WWW-Authenticate: Bearer`).
 pub fn unauthorized(message: impl Into<String>) -> HttpError {
     HttpError(ApiError::new(ErrorCode::Unauthorized, message))
@@ -306,6 +334,45 @@ mod tests {
             digest_hex(&digest("test")),
             "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
         );
+    }
+
+    #[test]
+    fn auth_admin_and_metrics_handlers_fail_closed() {
+        // Proves the admin and metrics handlers' own check: a request no middleware checked
+        // is refused 401, a token without the scope 403, and a token with it (or a node
+        // without [auth]) passes.
+        let auth = Auth::new(&config(&[
+            ("ops", "ops", &[Scope::Admin], None),
+            ("app", "app", &[Scope::Read, Scope::Metrics], None),
+        ]));
+        let parts = |caller: Option<Caller>| {
+            let (mut parts, ()) = axum::http::Request::new(()).into_parts();
+            if let Some(c) = caller {
+                parts.extensions.insert(c);
+            }
+            parts
+        };
+        let token = |secret: &str| Some(Caller::Token(auth.authenticate(secret).unwrap()));
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let admin = |caller| {
+            rt.block_on(AdminScope::from_request_parts(&mut parts(caller), &()))
+                .err()
+                .map(|e| e.0.code)
+        };
+        assert_eq!(admin(None), Some(ErrorCode::Unauthorized));
+        assert_eq!(admin(token("app")), Some(ErrorCode::Forbidden));
+        assert_eq!(admin(token("ops")), None);
+        assert_eq!(admin(Some(Caller::Anyone)), None);
+        let metrics = |caller| {
+            rt.block_on(MetricsScope::from_request_parts(&mut parts(caller), &()))
+                .err()
+                .map(|e| e.0.code)
+        };
+        assert_eq!(metrics(None), Some(ErrorCode::Unauthorized));
+        assert_eq!(metrics(token("ops")), Some(ErrorCode::Forbidden));
+        assert_eq!(metrics(token("app")), None);
     }
 
     #[test]

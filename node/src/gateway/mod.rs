@@ -232,7 +232,7 @@ async fn readyz(State(st): State<AppState>) -> Response {
     }
 }
 
-async fn metrics(State(st): State<AppState>) -> Response {
+async fn metrics(_: auth::MetricsScope, State(st): State<AppState>) -> Response {
     let (store, keys) = (st.shell.store().clone(), st.shell.keys().clone());
     let pending = blocking(move || {
         crate::ledger::exec::count_pending(
