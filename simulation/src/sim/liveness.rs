@@ -11,10 +11,13 @@
 //! it it was dropped): it passivates its quiet actors (the busy ones finish or are fenced) and
 //! rejoins with a newer incarnation, which puts it back in the membership.
 //!
-//! Heartbeats run only in seeds with hangs on, so every other seed's run is as before; they
-//! travel with the network's delay but are never lost nor blocked by partitions (a partition
-//! long enough to drop a member is what membership churn models). The failure timeout is drawn
-//! longer than two heartbeats plus the longest delay, so only a hang drops a member.
+//! Heartbeats run only in seeds with hangs on, so every other seed's run is as before. They
+//! travel with the network's delay and are stopped by partitions, never otherwise lost nor
+//! reordered (the sessions are TCP): a partition longer than the failure timeout drops the
+//! member on the far side, which keeps serving what it thinks it owns (two activations race
+//! and fencing must hold) until the partition heals and it is told, and rejoins. The failure
+//! timeout is drawn longer than two heartbeats plus the longest delay, so that nothing else
+//! drops a member.
 //!
 //! Left out: the real rejoin also takes the node out of its own ring while its accounts drain,
 //! and asks busy accounts to stop once they committed what they queued; here the quiet ones
@@ -132,15 +135,17 @@ impl Sim {
                         m.remove(&p);
                         self.change_membership(m, self.opts.ring_lag_max_ms);
                     }
-                    let d = self.heartbeat_delay();
-                    self.at(
-                        d,
-                        Event::Dropped {
-                            to: p,
-                            life: self.nodes[p].life,
-                            incarnation,
-                        },
-                    );
+                    if let Some(d) = self.heartbeat_delay(n, p) {
+                        let life = self.nodes[p].life;
+                        self.at(
+                            d,
+                            Event::Dropped {
+                                to: p,
+                                life,
+                                incarnation,
+                            },
+                        );
+                    }
                 }
                 Verdict::Stalled { .. } => {
                     trace!(self, "n{} finds it was stopped", n + 1);
@@ -152,7 +157,9 @@ impl Sim {
         let from_life = self.nodes[n].life;
         for p in 0..self.nodes.len() {
             if p != n && self.nodes[p].alive {
-                let d = self.heartbeat_delay();
+                let Some(d) = self.heartbeat_delay(n, p) else {
+                    continue;
+                };
                 let life = self.nodes[p].life;
                 self.at(
                     d,
@@ -188,7 +195,9 @@ impl Sim {
                 }
             }
             Heard::Stale { incarnation } => {
-                let d = self.heartbeat_delay();
+                let Some(d) = self.heartbeat_delay(to, from) else {
+                    return;
+                };
                 let life = self.nodes[from].life;
                 self.at(
                     d,
@@ -261,7 +270,12 @@ impl Sim {
             .expect("peers are nodes")
     }
 
-    fn heartbeat_delay(&mut self) -> u64 {
-        self.rng_net.range(0, self.opts.net_delay_max_ms)
+    /// The delay of a liveness message from `from` to `to`, `None` while a partition blocks
+    /// the link (the sessions are TCP: nothing is lost or reordered otherwise).
+    fn heartbeat_delay(&mut self, from: usize, to: usize) -> Option<u64> {
+        if self.blocked.contains_key(&(from, to)) {
+            return None;
+        }
+        Some(self.rng_net.range(0, self.opts.net_delay_max_ms))
     }
 }
