@@ -261,6 +261,9 @@ impl Membership {
     /// The endpoint of a live peer.
     pub fn endpoint(&self, node_id: &str) -> Option<ActorRef<PeerMsg>> {
         let g = self.state.lock().expect("membership lock");
+        if g.detector.is_dropped(node_id) {
+            return None; // silent: nothing is sent to it until it rejoins
+        }
         g.peers.get(node_id).map(|p| p.endpoint.clone())
     }
 

@@ -455,13 +455,11 @@ impl Shell {
         req: &PeerRequest,
         timeout: Duration,
     ) -> Result<PeerReply, Refusal> {
+        // A peer gone or dropped for silence: nothing is sent, the caller's newer ring names
+        // another node.
         let Some(endpoint) = self.membership().endpoint(node) else {
             return Err(Refusal::Moved);
         };
-        if self.membership().is_dropped(node) {
-            // Nothing is sent: the caller's newer ring names another node.
-            return Err(Refusal::Moved);
-        }
         let bytes = cluster::encode(req);
         let call = endpoint.call(|port| PeerMsg::Call(bytes, port), Some(timeout));
         let answer = tokio::select! {

@@ -209,11 +209,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 
     /// The caller [`authorize`] left; a request it did not see is refused (fail closed).
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<Caller>()
-            .cloned()
-            .ok_or_else(|| unauthorized("no token was checked for this route"))
+        checked(parts).cloned()
     }
 }
 
@@ -225,10 +221,8 @@ pub struct AdminScope;
 impl<S: Send + Sync> FromRequestParts<S> for AdminScope {
     type Rejection = HttpError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        caller.permits(Scope::Admin, None)?;
-        Ok(AdminScope)
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        require(parts, Scope::Admin).map(|()| AdminScope)
     }
 }
 
@@ -238,11 +232,22 @@ pub struct MetricsScope;
 impl<S: Send + Sync> FromRequestParts<S> for MetricsScope {
     type Rejection = HttpError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let caller = Caller::from_request_parts(parts, state).await?;
-        caller.permits(Scope::Metrics, None)?;
-        Ok(MetricsScope)
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        require(parts, Scope::Metrics).map(|()| MetricsScope)
     }
+}
+
+/// The caller [`authorize`] left in the request; a request it did not see is refused.
+fn checked(parts: &Parts) -> Result<&Caller, HttpError> {
+    parts
+        .extensions
+        .get::<Caller>()
+        .ok_or_else(|| unauthorized("no token was checked for this route"))
+}
+
+/// `Ok` when the middleware checked the request and its caller has `scope`.
+fn require(parts: &Parts, scope: Scope) -> Result<(), HttpError> {
+    Ok(checked(parts)?.permits(scope, None)?)
 }
 
 /// An `unauthorized` error with a sentence (the response carries `WWW-Authenticate: Bearer`).

@@ -129,23 +129,8 @@ impl Sim {
                     let p = self.node_index(&peer);
                     self.stats.drops += 1;
                     trace!(self, "n{} drops {peer} (silent)", n + 1);
-                    let latest = self.memberships.last().expect("one").clone();
-                    if latest.contains(&p) && latest.len() > 1 {
-                        let mut m = latest;
-                        m.remove(&p);
-                        self.change_membership(m, self.opts.ring_lag_max_ms);
-                    }
-                    if let Some(d) = self.heartbeat_delay(n, p) {
-                        let life = self.nodes[p].life;
-                        self.at(
-                            d,
-                            Event::Dropped {
-                                to: p,
-                                life,
-                                incarnation,
-                            },
-                        );
-                    }
+                    self.set_member(p, false);
+                    self.tell_dropped(n, p, incarnation);
                 }
                 Verdict::Stalled { .. } => {
                     trace!(self, "n{} finds it was stopped", n + 1);
@@ -185,29 +170,9 @@ impl Sim {
             .heard(&from_id, incarnation, now)
         {
             Heard::Live => {}
-            Heard::Revived => {
-                // A drop that raced the peer's rejoin: the real node re-admits it here.
-                let latest = self.memberships.last().expect("one").clone();
-                if !latest.contains(&from) {
-                    let mut m = latest;
-                    m.insert(from);
-                    self.change_membership(m, self.opts.ring_lag_max_ms);
-                }
-            }
-            Heard::Stale { incarnation } => {
-                let Some(d) = self.heartbeat_delay(to, from) else {
-                    return;
-                };
-                let life = self.nodes[from].life;
-                self.at(
-                    d,
-                    Event::Dropped {
-                        to: from,
-                        life,
-                        incarnation,
-                    },
-                );
-            }
+            // A drop that raced the peer's rejoin: the real node re-admits it here.
+            Heard::Revived => self.set_member(from, true),
+            Heard::Stale { incarnation } => self.tell_dropped(to, from, incarnation),
         }
     }
 
@@ -245,11 +210,35 @@ impl Sim {
             n + 1,
             quiet.len()
         );
-        let latest = self.memberships.last().expect("one").clone();
-        if !latest.contains(&n) {
-            let mut m = latest;
-            m.insert(n);
+        self.set_member(n, true);
+    }
+
+    /// Puts `n` in the membership (`true`) or takes it out (`false`, never the last member),
+    /// when that changes it; each node learns it after its own lag.
+    fn set_member(&mut self, n: usize, member: bool) {
+        let mut m = self.memberships.last().expect("one").clone();
+        let changed = if member {
+            m.insert(n)
+        } else {
+            m.len() > 1 && m.remove(&n)
+        };
+        if changed {
             self.change_membership(m, self.opts.ring_lag_max_ms);
+        }
+    }
+
+    /// `from` tells `to` that it was dropped at `incarnation` (unless a partition blocks it).
+    fn tell_dropped(&mut self, from: usize, to: usize, incarnation: u64) {
+        if let Some(d) = self.heartbeat_delay(from, to) {
+            let life = self.nodes[to].life;
+            self.at(
+                d,
+                Event::Dropped {
+                    to,
+                    life,
+                    incarnation,
+                },
+            );
         }
     }
 
