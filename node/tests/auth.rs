@@ -113,6 +113,15 @@ fn send(method: &str, url: &str, body: Option<&Value>, token: Option<&str>) -> A
             if let Some(h) = &auth {
                 r = r.header("authorization", h);
             }
+            // A capture or void runs once: its repeats (every token the matrix tries) replay
+            // the first answer under one key.
+            if url.contains("/v1/holds/") {
+                let path = url.split_once("/v1/").map_or(url, |(_, p)| p);
+                r = r.header(
+                    "idempotency-key",
+                    format!("matrix-{}", path.replace('/', "-")),
+                );
+            }
             r.send(body.map(Value::to_string).unwrap_or_default())
         }
         m => panic!("method {m}"),
@@ -130,11 +139,20 @@ fn send(method: &str, url: &str, body: Option<&Value>, token: Option<&str>) -> A
     }
 }
 
+/// What [`setup_pair`] made: a transfer from `a` to `b`, and two holds of `a` for `b` (one
+/// to capture, one to void).
+struct Made {
+    transfer: String,
+    capture: String,
+    void: String,
+}
+
 /// A concrete request for a route of the table, acting on account `a` (with `b` the other
-/// account of its group, and `t` a transfer from `a` to `b`), and the status it answers when
+/// account of its group, and `m` what was made between them), and the status it answers when
 /// allowed. Every route of [`ROUTES`] must have one: the matrix fails on a new route until
 /// it is added here.
-fn example(r: &RouteSpec, a: &str, b: &str, t: &str) -> (String, Option<Value>, u16) {
+fn example(r: &RouteSpec, a: &str, b: &str, m: &Made) -> (String, Option<Value>, u16) {
+    let t = &m.transfer;
     let (path, body, status) = match r.path {
         "/v1/accounts" => (
             r.path.to_owned(),
@@ -167,11 +185,18 @@ fn example(r: &RouteSpec, a: &str, b: &str, t: &str) -> (String, Option<Value>, 
             Some(json!({"transfers": [{"from": a, "to": b, "amount": 1}]})),
             200,
         ),
+        "/v1/holds" => (
+            r.path.to_owned(),
+            Some(json!({"from": a, "to": b, "amount": 1})),
+            201,
+        ),
+        "/v1/holds/{id}" => (format!("/v1/holds/{}", m.capture), None, 200),
+        "/v1/holds/{id}/capture" => (format!("/v1/holds/{}/capture", m.capture), None, 200),
+        "/v1/holds/{id}/void" => (format!("/v1/holds/{}/void", m.void), None, 200),
         // A plain GET without the upgrade headers: the upgrade itself refuses it.
         "/v1/stream" => (r.path.to_owned(), None, 400),
-        "/admin/status" | "/admin/accounts" | "/admin/pending" | "/admin/audit" => {
-            (r.path.to_owned(), None, 200)
-        }
+        "/admin/status" | "/admin/accounts" | "/admin/pending" | "/admin/audit"
+        | "/admin/holds" => (r.path.to_owned(), None, 200),
         "/admin/owner/{id}" => (format!("/admin/owner/{a}"), None, 200),
         "/admin/accounts/{id}/entries" => (format!("/admin/accounts/{a}/entries"), None, 200),
         "/admin/drain" => (r.path.to_owned(), None, 200),
@@ -205,8 +230,8 @@ fn expected(r: &RouteSpec, tok: &Tok, a: &str, ok_status: u16) -> Result<u16, (u
     Ok(ok_status)
 }
 
-/// Opens `a` and `b` with money and moves some from `a` to `b`; returns the transfer's id.
-fn setup_pair(n: &TestNode, a: &str, b: &str) -> String {
+/// Opens `a` and `b` with money, moves some from `a` to `b` and holds some twice.
+fn setup_pair(n: &TestNode, a: &str, b: &str) -> Made {
     for id in [a, b] {
         let r = send(
             "POST",
@@ -230,7 +255,22 @@ fn setup_pair(n: &TestNode, a: &str, b: &str) -> String {
         Some(ALL.secret),
     );
     assert_eq!(r.status, 200, "{}", r.body);
-    r.body["id"].as_str().unwrap().to_owned()
+    let transfer = r.body["id"].as_str().unwrap().to_owned();
+    let hold = || {
+        let r = send(
+            "POST",
+            &format!("{}/v1/holds", n.url),
+            Some(&json!({"from": a, "to": b, "amount": 7})),
+            Some(ALL.secret),
+        );
+        assert_eq!(r.status, 201, "{}", r.body);
+        r.body["id"].as_str().unwrap().to_owned()
+    };
+    Made {
+        transfer,
+        capture: hold(),
+        void: hold(),
+    }
 }
 
 fn balance(n: &TestNode, id: &str) -> u64 {
@@ -244,8 +284,8 @@ fn balance(n: &TestNode, id: &str) -> u64 {
     r.body["balance"].as_u64().unwrap()
 }
 
-fn check(n: &TestNode, r: &RouteSpec, token: Option<&Tok>, a: &str, b: &str, t: &str) {
-    let (path, body, ok_status) = example(r, a, b, t);
+fn check(n: &TestNode, r: &RouteSpec, token: Option<&Tok>, a: &str, b: &str, m: &Made) {
+    let (path, body, ok_status) = example(r, a, b, m);
     let url = format!("{}{path}", n.url);
     let got = send(r.method, &url, body.as_ref(), token.map(|t| t.secret));
     let who = token.map_or("no token", |t| t.id);

@@ -210,7 +210,7 @@ fn cluster_corpus() -> Vec<Vec<u8>> {
         }),
         cluster::encode(&PeerReply::Moved),
         cluster::encode(&PeerReply::Failed(protocol::ErrorCode::Overloaded.into())),
-        cluster::encode(&PeerReply::Done(Reply::Account {
+        cluster::encode(&PeerReply::Done(Box::new(Reply::Account {
             view: protocol::api::AccountView {
                 id: AccountId::new("alice").unwrap(),
                 currency: Currency::new("EUR").unwrap(),
@@ -221,7 +221,7 @@ fn cluster_corpus() -> Vec<Vec<u8>> {
                 seq: 2,
             },
             created: false,
-        })),
+        }))),
     ]
 }
 

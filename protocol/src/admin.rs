@@ -96,6 +96,15 @@ pub struct PendingPage {
     pub truncated: bool,
 }
 
+/// `GET /admin/holds?after=&limit=`: open holds, the soonest to expire first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldsPage {
+    /// The open holds (`held` or `capturing`).
+    pub holds: Vec<crate::api::HoldView>,
+    /// Cursor of the next page (`after=`), absent on the last.
+    pub next_after: Option<String>,
+}
+
 /// `GET /admin/owner/{id}`: which node owns an account.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OwnerView {

@@ -188,6 +188,106 @@ pub struct TransferView {
     pub created_at: u64,
 }
 
+/// Life of a hold when `expires_in_ms` is absent: 7 days.
+pub const HOLD_EXPIRES_IN_MS_DEFAULT: u64 = 7 * 24 * 3_600_000;
+/// Shortest life of a hold: 1 second.
+pub const HOLD_EXPIRES_IN_MS_MIN: u64 = 1_000;
+/// Longest life of a hold: 30 days.
+pub const HOLD_EXPIRES_IN_MS_MAX: u64 = 30 * 24 * 3_600_000;
+
+/// `POST /v1/holds` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldRequest {
+    /// Account whose money is held.
+    pub from: AccountId,
+    /// Account a capture pays.
+    pub to: AccountId,
+    /// Amount held, in minor units.
+    pub amount: Amount,
+    /// Life of the hold (default [`HOLD_EXPIRES_IN_MS_DEFAULT`], from
+    /// [`HOLD_EXPIRES_IN_MS_MIN`] to [`HOLD_EXPIRES_IN_MS_MAX`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_in_ms: Option<u64>,
+    /// Free text kept with the hold and its entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
+/// `POST /v1/holds/{id}/capture` body (may be empty).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CaptureRequest {
+    /// Amount to move to `to` (default: all that is held); the rest is released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub amount: Option<Amount>,
+    /// How long to wait for the receiver before answering 202 (default 5000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+}
+
+/// Status of a hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HoldStatus {
+    /// The amount is held on `from`.
+    Held,
+    /// A capture is under way: its transfer waits for the receiver.
+    Capturing,
+    /// Captured: `captured` moved to `to`, the rest released.
+    Captured,
+    /// Voided: everything released.
+    Voided,
+    /// Expired: everything released.
+    Expired,
+}
+
+impl HoldStatus {
+    /// The status as the API writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HoldStatus::Held => "held",
+            HoldStatus::Capturing => "capturing",
+            HoldStatus::Captured => "captured",
+            HoldStatus::Voided => "voided",
+            HoldStatus::Expired => "expired",
+        }
+    }
+
+    /// True for `held` and `capturing`: money is still held.
+    pub fn is_open(self) -> bool {
+        matches!(self, HoldStatus::Held | HoldStatus::Capturing)
+    }
+}
+
+/// A hold as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldView {
+    /// Hold id.
+    pub id: TransferId,
+    /// Account whose money is held.
+    pub from: AccountId,
+    /// Account a capture pays.
+    pub to: AccountId,
+    /// Amount held at creation.
+    pub amount: u64,
+    /// Amount moved to `to` (0 until captured).
+    pub captured: u64,
+    /// Status.
+    pub status: HoldStatus,
+    /// When the hold expires unless captured or voided, ms since the Unix epoch.
+    pub expires_at: u64,
+    /// When the hold was created, ms since the Unix epoch.
+    pub created_at: u64,
+    /// Free text of the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// The transfer of the latest capture (extension): under way while `capturing`, completed
+    /// once `captured`, failed when the receiver refused it (the hold is then `held` again).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capture_id: Option<TransferId>,
+}
+
 /// Kind of a journal entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

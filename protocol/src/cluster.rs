@@ -10,7 +10,7 @@
 //! when a node forwards a request to the account's owner; the ledger core uses the same types.
 
 use crate::admin::NodeStats;
-use crate::api::{AccountView, MovementView, TransferView};
+use crate::api::{AccountView, HoldView, MovementView, TransferStatus, TransferView};
 use crate::saga::SagaMsg;
 use crate::{AccountId, Amount, ApiError, Currency, TransferId};
 use serde::de::DeserializeOwned;
@@ -65,6 +65,39 @@ pub enum Command {
     Unfreeze,
     /// Read the account.
     Get,
+    /// Hold money of this account for a later payment to `to`.
+    Hold {
+        /// Id for the hold if it is new (chosen by the node that accepted it).
+        hold_id: TransferId,
+        /// Account a capture pays.
+        to: AccountId,
+        /// Amount.
+        amount: Amount,
+        /// Life of the hold, ms.
+        expires_in_ms: u64,
+        /// Free text.
+        reference: Option<String>,
+        /// Idempotency key.
+        idem_key: Option<String>,
+    },
+    /// Capture a hold of this account: move `amount` (default all) to its receiver.
+    Capture {
+        /// The hold.
+        hold_id: TransferId,
+        /// Id for the capture's transfer if it is new (chosen by the node that accepted it).
+        capture_id: TransferId,
+        /// Amount to move; the rest is released.
+        amount: Option<Amount>,
+        /// Idempotency key.
+        idem_key: Option<String>,
+    },
+    /// Release a hold of this account.
+    Void {
+        /// The hold.
+        hold_id: TransferId,
+        /// Idempotency key.
+        idem_key: Option<String>,
+    },
 }
 
 /// A successful reply to a command.
@@ -82,6 +115,41 @@ pub enum Reply {
     Movement(MovementView),
     /// A transfer (pending, or settled when replayed from its idempotency record).
     Transfer(TransferView),
+    /// A hold (created, voided, or replayed); boxed, as it is the largest reply.
+    Hold(Box<HoldView>),
+    /// A capture: the hold, and the transfer that moves the captured amount.
+    Capture {
+        /// The hold as the capture left it (`capturing`, or settled when replayed).
+        hold: Box<HoldView>,
+        /// The capture's transfer.
+        transfer: TransferView,
+    },
+}
+
+impl Reply {
+    /// The transfer this reply waits on: a transfer's or a capture's, while it is pending.
+    pub fn pending_transfer(&self) -> Option<&TransferView> {
+        match self {
+            Reply::Transfer(t) | Reply::Capture { transfer: t, .. }
+                if t.status == TransferStatus::Pending =>
+            {
+                Some(t)
+            }
+            _ => None,
+        }
+    }
+
+    /// The reply with its pending transfer replaced by the settled `view` (a capture's hold
+    /// is read again by whoever shows it).
+    pub fn settled(self, view: TransferView) -> Reply {
+        match self {
+            Reply::Capture { hold, .. } => Reply::Capture {
+                hold,
+                transfer: view,
+            },
+            _ => Reply::Transfer(view),
+        }
+    }
 }
 
 /// A node introducing itself to a peer (sent when either first sees the other), and again
@@ -160,8 +228,8 @@ pub enum PeerRequest {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "answer", rename_all = "snake_case")]
 pub enum PeerReply {
-    /// The command ran and committed.
-    Done(Reply),
+    /// The command ran and committed (boxed: a capture's reply is large).
+    Done(Box<Reply>),
     /// The command was refused (a business error) or its outcome is unknown (`unavailable`).
     Failed(ApiError),
     /// The receiver does not own the account (any more): nothing ran; ask the current owner.
@@ -204,7 +272,7 @@ mod tests {
         };
         let bytes = encode(&req);
         assert_eq!(decode::<PeerRequest>(&bytes).unwrap(), req);
-        let reply = PeerReply::Done(Reply::Transfer(TransferView {
+        let reply = PeerReply::Done(Box::new(Reply::Transfer(TransferView {
             id: TransferId::new("t1").unwrap(),
             from: AccountId::new("alice").unwrap(),
             to: AccountId::new("bob").unwrap(),
@@ -212,7 +280,7 @@ mod tests {
             status: TransferStatus::Pending,
             reason: None,
             created_at: 7,
-        }));
+        })));
         assert_eq!(decode::<PeerReply>(&encode(&reply)).unwrap(), reply);
         let cast = PeerCast::Hello(Hello {
             node_id: "n1".into(),

@@ -45,11 +45,19 @@ pub enum ErrorCode {
     /// Refused by admission control before anything ran: retry after `Retry-After`, with the
     /// same idempotency key.
     Overloaded,
+    /// No such hold.
+    HoldNotFound,
+    /// No such disbursement.
+    DisbursementNotFound,
+    /// Capture or void of a hold that is not `held` (the message names its status).
+    HoldNotActive,
+    /// A capture of more than the hold's amount.
+    CaptureExceedsHold,
 }
 
 impl ErrorCode {
     /// Every code, for tests and documentation.
-    pub const ALL: [ErrorCode; 17] = [
+    pub const ALL: [ErrorCode; 21] = [
         ErrorCode::InvalidRequest,
         ErrorCode::Unauthorized,
         ErrorCode::Forbidden,
@@ -67,6 +75,10 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::TransferAborted,
         ErrorCode::Overloaded,
+        ErrorCode::HoldNotFound,
+        ErrorCode::DisbursementNotFound,
+        ErrorCode::HoldNotActive,
+        ErrorCode::CaptureExceedsHold,
     ];
 
     /// The stable code string.
@@ -89,6 +101,10 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::TransferAborted => "transfer_aborted",
             ErrorCode::Overloaded => "overloaded",
+            ErrorCode::HoldNotFound => "hold_not_found",
+            ErrorCode::DisbursementNotFound => "disbursement_not_found",
+            ErrorCode::HoldNotActive => "hold_not_active",
+            ErrorCode::CaptureExceedsHold => "capture_exceeds_hold",
         }
     }
 
@@ -98,7 +114,11 @@ impl ErrorCode {
             ErrorCode::InvalidRequest => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::AccountNotFound | ErrorCode::TransferNotFound | ErrorCode::NotFound => 404,
+            ErrorCode::AccountNotFound
+            | ErrorCode::TransferNotFound
+            | ErrorCode::NotFound
+            | ErrorCode::HoldNotFound
+            | ErrorCode::DisbursementNotFound => 404,
             ErrorCode::AccountExists => 409,
             ErrorCode::IdempotencyKeyReused
             | ErrorCode::InsufficientFunds
@@ -107,7 +127,9 @@ impl ErrorCode {
             | ErrorCode::AccountFrozen
             | ErrorCode::AccountClosed
             | ErrorCode::BalanceOverflow
-            | ErrorCode::TransferAborted => 422,
+            | ErrorCode::TransferAborted
+            | ErrorCode::HoldNotActive
+            | ErrorCode::CaptureExceedsHold => 422,
             ErrorCode::Unavailable | ErrorCode::Overloaded => 503,
         }
     }
@@ -140,6 +162,10 @@ impl ErrorCode {
             ErrorCode::Overloaded => {
                 "the node is overloaded and nothing ran; retry after Retry-After with the same idempotency key"
             }
+            ErrorCode::HoldNotFound => "no such hold",
+            ErrorCode::DisbursementNotFound => "no such disbursement",
+            ErrorCode::HoldNotActive => "the hold is no longer held",
+            ErrorCode::CaptureExceedsHold => "the capture amount is above the held amount",
         }
     }
 

@@ -6,9 +6,9 @@
 
 use crate::store::{RawCommit, Writer};
 use foundationdb_tuple::Element;
-use node::ledger::records::{AccountRecord, IdemRecord, Lease, SagaRecord};
+use node::ledger::records::{AccountRecord, HoldRecord, IdemRecord, Lease, SagaRecord};
 use node::storage::codec::decode;
-use protocol::api::{Entry, TransferStatus, TransferView};
+use protocol::api::{Entry, HoldStatus, TransferStatus, TransferView};
 use protocol::AccountId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -35,6 +35,8 @@ pub enum Row {
     /// `("acct", id, "xfers", rank, transfer_id)` and the transfer's sender: the account's
     /// transfer list.
     Listed(String, u64, String, Option<String>),
+    /// `("holds", expires_at, hold_id)` and the payer: the index of open holds by expiry.
+    HoldDue(u64, String, Option<String>),
 }
 
 /// A decoded commit with its place in the global commit order.
@@ -108,6 +110,12 @@ pub fn decode_row(key: &[u8], value: Option<&[u8]>) -> Result<Row, String> {
             s(1).ok_or("transfer id")?,
             val!(SagaRecord),
         ),
+        (Some("holds"), 3) => match (elems.get(1), s(2)) {
+            (Some(Element::Int(at)), Some(h)) => {
+                Row::HoldDue(*at as u64, h, val!(AccountId).map(String::from))
+            }
+            _ => return Err(dec("hold index")),
+        },
         (Some("pending"), 2) => Row::Pending(
             s(1).ok_or("transfer id")?,
             val!(AccountId).map(String::from),
@@ -160,6 +168,14 @@ pub struct Ledger {
     pub settled_at: BTreeMap<String, u64>,
     /// The commit that first wrote each transfer's summary.
     pub created_at: BTreeMap<String, u64>,
+    /// Holds by id: the payer and the record.
+    pub holds: BTreeMap<String, (String, HoldRecord)>,
+    /// Each hold's statuses, with the commit that wrote each (oldest first).
+    pub hold_history: BTreeMap<String, Vec<(u64, HoldStatus)>>,
+    /// The transfer of every capture, to its hold.
+    pub captures: BTreeMap<String, String>,
+    /// The index of open holds by expiry: (expires_at, hold) to payer.
+    pub holds_due: BTreeMap<(u64, String), String>,
     /// Commits applied.
     pub commits: u64,
     /// Per account, batches with two commands that set its status (open, freeze, unfreeze),
@@ -169,6 +185,16 @@ pub struct Ledger {
 }
 
 impl Ledger {
+    /// The open holds (`held` or `capturing`), by id.
+    pub fn open_holds(&self) -> impl Iterator<Item = (&String, &(String, HoldRecord))> {
+        self.holds.iter().filter(|(_, (_, h))| h.status.is_open())
+    }
+
+    /// True when a hold is open or a transfer pending: the run is not settled yet.
+    pub fn unsettled(&self) -> bool {
+        !self.pending.is_empty() || self.open_holds().next().is_some()
+    }
+
     /// Decodes a raw commit as the next one in commit order.
     pub fn decode(&self, raw: &RawCommit, at_ms: u64) -> Result<Commit, String> {
         let mut rows = Vec::with_capacity(raw.writes.len());
@@ -235,6 +261,16 @@ impl Ledger {
                     None => a.sagas.remove(t),
                 };
                 let from = AccountId::new(id.clone()).expect("stored account ids are valid");
+                if let Some(SagaRecord::Hold(h)) = r {
+                    if let Some((c, _)) = &h.capture {
+                        self.captures.insert(c.as_str().to_owned(), t.clone());
+                    }
+                    let history = self.hold_history.entry(t.clone()).or_default();
+                    if history.last().map(|(_, s)| *s) != Some(h.status) {
+                        history.push((seq, h.status));
+                    }
+                    self.holds.insert(t.clone(), (id.clone(), h.clone()));
+                }
                 if let Some(v) = r.as_ref().and_then(|r| r.view(&from)) {
                     self.created_at.entry(t.clone()).or_insert(seq);
                     if v.status != TransferStatus::Pending {
@@ -263,6 +299,13 @@ impl Ledger {
                 match s {
                     Some(s) => self.pending.insert(t.clone(), s.clone()),
                     None => self.pending.remove(t),
+                };
+            }
+            Row::HoldDue(at, h, payer) => {
+                let k = (*at, h.clone());
+                match payer {
+                    Some(p) => self.holds_due.insert(k, p.clone()),
+                    None => self.holds_due.remove(&k),
                 };
             }
         }

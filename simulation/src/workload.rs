@@ -52,6 +52,26 @@ pub enum OpKind {
     History(u64),
     /// Read a transfer's summary (one a client was told of, or one that never existed).
     ShowTransfer(TransferId),
+    /// Hold money for a later payment to another account.
+    Hold {
+        /// Receiver of a capture.
+        to: AccountId,
+        /// Amount.
+        amount: u64,
+        /// Life, ms.
+        expires_in_ms: u64,
+    },
+    /// Capture a hold of the account (all of it when `amount` is `None`).
+    Capture {
+        /// The hold (one a client was told of, or one that never existed).
+        hold: TransferId,
+        /// Amount.
+        amount: Option<u64>,
+    },
+    /// Void a hold of the account.
+    Void(TransferId),
+    /// Read a hold.
+    ShowHold(TransferId),
 }
 
 impl OpKind {
@@ -65,6 +85,8 @@ impl OpKind {
                 | OpKind::Get
                 | OpKind::History(_)
                 | OpKind::ShowTransfer(_)
+                | OpKind::ShowHold(_)
+                | OpKind::Void(_)
         )
     }
 }
@@ -123,6 +145,11 @@ const CURRENCIES: [&str; 2] = ["EUR", "USD"];
 
 /// Transfer ids the generator remembers for reads of summaries.
 const SEEN_TRANSFERS_MAX: usize = 64;
+/// Holds the generator remembers for captures, voids and reads.
+const SEEN_HOLDS_MAX: usize = 32;
+/// Shortest and longest life of a hold the workload creates, ms: many expire during the run,
+/// some while a capture is under way.
+pub const HOLD_LIFE_MS: (u64, u64) = (500, 12_000);
 
 /// Chance (ppm) that a withdrawal or transfer moves exactly what its account was last seen
 /// to hold.
@@ -156,6 +183,8 @@ pub struct Generator {
     /// Transfer ids clients were told of, the newest [`SEEN_TRANSFERS_MAX`], for reads of
     /// their summaries.
     transfers: VecDeque<TransferId>,
+    /// Holds clients were told of (id, payer, amount), the newest [`SEEN_HOLDS_MAX`].
+    holds: VecDeque<(TransferId, AccountId, u64)>,
 }
 
 impl Generator {
@@ -166,7 +195,19 @@ impl Generator {
             universe,
             seen: BTreeMap::new(),
             transfers: VecDeque::new(),
+            holds: VecDeque::new(),
         }
+    }
+
+    /// Records a hold a client was told of.
+    pub fn saw_hold(&mut self, id: &TransferId, payer: &AccountId, amount: u64) {
+        if self.holds.iter().any(|(h, ..)| h == id) {
+            return;
+        }
+        if self.holds.len() == SEEN_HOLDS_MAX {
+            self.holds.pop_front();
+        }
+        self.holds.push_back((id.clone(), payer.clone(), amount));
     }
 
     /// Records a transfer id a client was told of.
@@ -243,6 +284,30 @@ impl Generator {
                         o.reference.clone(),
                     )
                 }
+                (OpKind::Capture { hold, amount }, _) => (
+                    OpKind::Capture {
+                        hold: hold.clone(),
+                        amount: Some(amount.map_or(1, other)),
+                    },
+                    o.reference.clone(),
+                ),
+                (
+                    OpKind::Hold {
+                        to,
+                        amount,
+                        expires_in_ms,
+                    },
+                    0,
+                ) => (
+                    OpKind::Hold {
+                        to: to.clone(),
+                        amount: other(*amount),
+                        expires_in_ms: *expires_in_ms,
+                    },
+                    o.reference.clone(),
+                ),
+                // A void has no body: its key can only be repeated.
+                (OpKind::Void(_), _) => return Drawn::Repeat(old),
                 (kind, _) => (kind.clone(), reference),
             };
             return Drawn::New(OpSpec {
@@ -265,7 +330,7 @@ impl Generator {
             }
             13..=35 => (OpKind::Deposit(amount(r, 5_000)), key(r)),
             36..=47 => (OpKind::Withdraw(debit(r, 1_000)), key(r)),
-            48..=79 => {
+            48..=69 => {
                 let to = match r.below(20) {
                     0 => account.clone(),
                     1 => r.pick(&u.ghosts).clone(),
@@ -278,6 +343,65 @@ impl Generator {
                     },
                     key(r),
                 )
+            }
+            70..=73 => {
+                let to = match r.below(20) {
+                    0 => account.clone(),
+                    1 => r.pick(&u.ghosts).clone(),
+                    _ => r.pick(&u.accounts).clone(),
+                };
+                let expires_in_ms = r.range(HOLD_LIFE_MS.0, HOLD_LIFE_MS.1);
+                (
+                    OpKind::Hold {
+                        to,
+                        amount: debit(r, 1_500),
+                        expires_in_ms,
+                    },
+                    key(r),
+                )
+            }
+            74..=79 => {
+                // On a hold a client was told of, on its payer; sometimes one that never was.
+                let (hold, payer, held) = match self.holds.len() as u64 {
+                    0 => (
+                        TransferId::new(format!("never-{n}")).expect("valid"),
+                        account,
+                        1,
+                    ),
+                    // Mostly the newest (still open, so captures and voids race its
+                    // expiry), sometimes any.
+                    k if r.chance(600_000) => self.holds[k as usize - 1].clone(),
+                    k if r.chance(900_000) => self.holds[r.below(k) as usize].clone(),
+                    _ => (
+                        TransferId::new(format!("never-{n}")).expect("valid"),
+                        account,
+                        1,
+                    ),
+                };
+                let kind = match r.below(10) {
+                    0..=2 => OpKind::Void(hold),
+                    3 => OpKind::ShowHold(hold),
+                    4..=5 => OpKind::Capture { hold, amount: None },
+                    6..=8 => OpKind::Capture {
+                        hold,
+                        amount: Some(r.range(1, held.max(1))),
+                    },
+                    _ => OpKind::Capture {
+                        hold,
+                        amount: Some(held.saturating_add(r.range(1, 100)).min(AMOUNT_MAX)),
+                    },
+                };
+                let key = match kind {
+                    OpKind::ShowHold(_) => None,
+                    _ => key(r),
+                };
+                return Drawn::New(OpSpec {
+                    reference,
+                    account: payer,
+                    kind,
+                    idem_key: key,
+                    client,
+                });
             }
             80..=81 => (OpKind::Freeze, None),
             82..=85 => (OpKind::Unfreeze, None),

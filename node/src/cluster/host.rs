@@ -84,7 +84,9 @@ pub(crate) enum Event {
     Done(Box<Done>),
 }
 
-/// The result of an activation's work.
+/// The result of an activation's work (always boxed in [`Event::Done`], so its variants may
+/// differ in size).
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Done {
     Loaded(Result<Activation, StorageError>),
     Committed(Batch, Committed),
@@ -185,7 +187,7 @@ impl Actor for Host {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)

@@ -75,7 +75,7 @@ use directory::Directory;
 use host::{AccountMsg, CommandReply};
 use membership::{Membership, PeerMsg};
 use protocol::admin::NodeStats;
-use protocol::api::{TransferStatus, TransferView, TRANSFER_WAIT_MS_MAX};
+use protocol::api::{TransferView, TRANSFER_WAIT_MS_MAX};
 use protocol::cluster::{self, PeerCast, PeerReply, PeerRequest};
 use protocol::saga::SagaMsg;
 use protocol::{AccountId, ApiError, ErrorCode, TransferId};
@@ -311,11 +311,9 @@ impl Shell {
             let mut settling = Vec::new();
             for (i, answer) in answers.into_iter().enumerate() {
                 results.push(match answer {
-                    Ok((Reply::Transfer(view), Some(rx)))
-                        if view.status == TransferStatus::Pending =>
-                    {
+                    Ok((reply, Some(rx))) if reply.pending_transfer().is_some() => {
                         settling.push((i, rx));
-                        Some(Ok(Reply::Transfer(view)))
+                        Some(Ok(reply))
                     }
                     Ok((reply, _)) => Some(Ok(reply)),
                     Err(Refusal::Api(e)) => Some(Err(e)),
@@ -329,7 +327,9 @@ impl Shell {
                 // Past the deadline, or the actor stopped: the transfer goes on, reported
                 // pending.
                 if let Ok(Ok(settled)) = tokio::time::timeout_at(deadline, rx).await {
-                    results[i] = Some(Ok(Reply::Transfer(settled)));
+                    if let Some(Ok(reply)) = results[i].take() {
+                        results[i] = Some(Ok(reply.settled(settled)));
+                    }
                 }
             }
         } else {
@@ -389,17 +389,15 @@ impl Shell {
         };
         self.refuse_never_opened(id, &cmd).await?;
         let (reply, settle) = self.call_local(id, cmd).await?;
-        Ok(match (reply, settle) {
-            (Reply::Transfer(view), Some(rx))
-                if view.status == TransferStatus::Pending && !wait.is_zero() =>
-            {
+        Ok(match settle {
+            Some(rx) if reply.pending_transfer().is_some() && !wait.is_zero() => {
                 match tokio::time::timeout(wait, rx).await {
-                    Ok(Ok(settled)) => Reply::Transfer(settled),
+                    Ok(Ok(settled)) => reply.settled(settled),
                     // Timed out, or the actor stopped: the transfer goes on; report it pending.
-                    _ => Reply::Transfer(view),
+                    _ => reply,
                 }
             }
-            (reply, _) => reply,
+            _ => reply,
         })
     }
 
@@ -438,7 +436,7 @@ impl Shell {
             wait_ms: wait.as_millis() as u64,
         };
         match self.call_peer(node, &req, CALL_TIMEOUT + wait).await? {
-            PeerReply::Done(reply) => Ok(reply),
+            PeerReply::Done(reply) => Ok(*reply),
             PeerReply::Failed(e) => Err(Refusal::Api(e)),
             PeerReply::Moved => Err(Refusal::Moved),
             PeerReply::Stats(_) | PeerReply::Ack => Err(Refusal::Api(unavailable(
@@ -523,7 +521,7 @@ impl Shell {
                 }
                 let wait = Duration::from_millis(wait_ms.min(TRANSFER_WAIT_MS_MAX));
                 match self.run_local(&account, command, wait).await {
-                    Ok(reply) => PeerReply::Done(reply),
+                    Ok(reply) => PeerReply::Done(Box::new(reply)),
                     Err(Refusal::Api(e)) => PeerReply::Failed(e),
                     Err(Refusal::Moved) => PeerReply::Moved,
                 }

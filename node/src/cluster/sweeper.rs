@@ -12,9 +12,58 @@ pub const SWEEP_PAGE: usize = 1_000;
 /// Most senders activated per sweep (the rest wait for the next sweep).
 pub const SWEEP_ACTIVATIONS_MAX: usize = 10_000;
 
+/// Activates the sender of every unsettled transfer, and the payer of every hold that came
+/// due, that this node owns and whose actor is not active; activation resumes its sagas and
+/// expires its due holds. Returns how many accounts were activated.
+pub async fn sweep_pending_once(shell: &Shell) -> usize {
+    let activated = sweep_transfers_once(shell).await;
+    activated + sweep_due_holds_once(shell, SWEEP_ACTIVATIONS_MAX.saturating_sub(activated)).await
+}
+
+/// Activates, up to `budget`, the payers of holds due by now that this node owns; an active
+/// payer that does not know its due hold checks its lease (see below). Returns how many.
+async fn sweep_due_holds_once(shell: &Shell, budget: usize) -> usize {
+    let until = super::host::now_ms();
+    let mut after: Option<(u64, String)> = None;
+    let mut activated = 0;
+    loop {
+        let (store, keys, cursor) = (shell.store().clone(), shell.keys().clone(), after.clone());
+        let page = tokio::task::spawn_blocking(move || {
+            exec::read_due_holds(&store, &keys, until, cursor, SWEEP_PAGE)
+        })
+        .await
+        .expect("a due-holds read does not panic");
+        let (rows, more) = match page {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "hold sweep could not read the index");
+                return activated;
+            }
+        };
+        for ((at, hold), payer) in &rows {
+            after = Some((*at, hold.as_str().to_owned()));
+            if !shell.membership().owns(payer.as_str()) {
+                continue;
+            }
+            // As for transfers: an active payer checks its lease, an inactive one is activated
+            // (which arms the expiry at once), within the budget.
+            let active = shell.is_active(payer);
+            if !active && activated >= budget {
+                continue;
+            }
+            if shell.resume(payer, hold.clone()).await.is_ok() && !active {
+                activated += 1;
+            }
+        }
+        if !more || activated >= budget {
+            return activated;
+        }
+    }
+}
+
 /// Activates the sender of every unsettled transfer that this node owns and whose actor is not
 /// active; activation resumes its sagas. Returns how many senders were activated.
-pub async fn sweep_pending_once(shell: &Shell) -> usize {
+async fn sweep_transfers_once(shell: &Shell) -> usize {
     let mut after: Option<String> = None;
     let mut activated = 0;
     loop {

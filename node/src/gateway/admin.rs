@@ -10,8 +10,8 @@ use crate::storage::RANGE_LIMIT_MAX;
 use axum::extract::{Path, State};
 use axum::Json;
 use protocol::admin::{
-    AccountsPage, AuditReport, DrainStatus, MemberStatus, NodeStatus, OwnerView, PendingPage,
-    ADMIN_PAGE_MAX, AUDIT_WAIT_SECS_MAX,
+    AccountsPage, AuditReport, DrainStatus, HoldsPage, MemberStatus, NodeStatus, OwnerView,
+    PendingPage, ADMIN_PAGE_MAX, AUDIT_WAIT_SECS_MAX,
 };
 use protocol::cluster::{PeerReply, PeerRequest};
 use protocol::AccountId;
@@ -206,6 +206,43 @@ pub async fn pending(
     }))
 }
 
+/// `GET /admin/holds?after=&limit=` query.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HoldsQuery {
+    after: Option<String>,
+    limit: Option<u32>,
+}
+
+/// `GET /admin/holds?after=&limit=`: open holds, the soonest to expire first, with an opaque
+/// cursor (`walletctl audit` names them pending).
+pub async fn holds(
+    _: AdminScope,
+    State(st): State<AppState>,
+    ApiQuery(q): ApiQuery<HoldsQuery>,
+) -> Result<Json<HoldsPage>, HttpError> {
+    let limit = page_limit(q.limit)?;
+    let after = match q.after.as_deref() {
+        None => None,
+        Some(c) => Some(
+            exec::decode_list_cursor(c)
+                .ok_or_else(|| invalid("after is not a cursor this route gave"))?,
+        ),
+    };
+    let (store, keys) = (st.shell.store().clone(), st.shell.keys().clone());
+    let (holds, next_after) = blocking(move || {
+        let (rows, more) = exec::read_due_holds(&store, &keys, exec::EXPIRY_MAX, after, limit)?;
+        let next = rows
+            .last()
+            .filter(|_| more)
+            .map(|((at, h), _)| exec::encode_list_cursor(*at, h.as_str()));
+        let ids: Vec<_> = rows.into_iter().map(|((_, h), _)| h).collect();
+        Ok((exec::read_holds(&store, &keys, &ids)?, next))
+    })
+    .await?;
+    Ok(Json(HoldsPage { holds, next_after }))
+}
+
 /// `GET /admin/accounts/{id}/entries?after_seq=&limit=`: a page of an account's journal, as
 /// `/v1/accounts/{id}/entries` answers it, for the audit (`walletctl audit` reads every
 /// account through the admin routes, so an `admin` token on the admin listener suffices).
@@ -290,10 +327,21 @@ pub async fn audit(
         let limits = ScanLimits::default();
         let (ids, more) = audit_scan::pending_ids(&store, &keys, &limits, AUDIT_PENDING_READ_MAX)?;
         auditor.still_pending(ids, more, &when);
+        let (holds, more) =
+            audit_scan::open_hold_ids(&store, &keys, &limits, AUDIT_PENDING_READ_MAX)?;
+        if more {
+            return Ok((None, ScanEnd::Complete));
+        }
+        auditor.set_pending(holds);
         let end = audit_scan::scan(&store, &keys, &limits, &mut auditor)?;
-        Ok((auditor.finish(), end))
+        Ok((Some(auditor.finish()), end))
     })
     .await?;
+    let Some(report) = report else {
+        return Err(invalid(format!(
+            "the ledger has more than {AUDIT_PENDING_READ_MAX} open holds, more than one request audits; run walletctl audit, which streams them"
+        )));
+    };
     match end {
         ScanEnd::Complete => Ok(Json(report)),
         ScanEnd::AccountsMaxReached => Err(invalid(format!(

@@ -23,6 +23,7 @@ pub mod admission;
 pub mod auth;
 pub mod batch;
 pub mod error;
+pub mod holds;
 pub mod movements;
 pub mod routes;
 pub mod stream;
@@ -136,10 +137,15 @@ fn handlers() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             "/v1/transfers/batch",
             post(batch::create).layer(DefaultBodyLimit::max(batch::BATCH_BODY_BYTES_MAX)),
         ),
+        ("POST", "/v1/holds", post(holds::create)),
+        ("GET", "/v1/holds/{id}", get(holds::get)),
+        ("POST", "/v1/holds/{id}/capture", post(holds::capture)),
+        ("POST", "/v1/holds/{id}/void", post(holds::void)),
         ("GET", "/v1/stream", get(stream::upgrade)),
         ("GET", "/admin/status", get(admin::status)),
         ("GET", "/admin/accounts", get(admin::accounts)),
         ("GET", "/admin/pending", get(admin::pending)),
+        ("GET", "/admin/holds", get(admin::holds)),
         ("GET", "/admin/owner/{id}", get(admin::owner)),
         ("GET", "/admin/accounts/{id}/entries", get(admin::entries)),
         ("GET", "/admin/audit", get(admin::audit)),

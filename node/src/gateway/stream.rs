@@ -371,6 +371,9 @@ impl Connection {
                         Reply::Account { view, .. } => CommandResult::Account(view),
                         Reply::Movement(m) => CommandResult::Movement(m),
                         Reply::Transfer(view) => CommandResult::Transfer(view),
+                        Reply::Hold(_) | Reply::Capture { .. } => {
+                            unreachable!("the socket sends no hold command")
+                        }
                     };
                     ServerFrame::Result { req_id, result }
                 }

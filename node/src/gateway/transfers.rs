@@ -113,13 +113,19 @@ pub async fn get(
 /// transfer summaries and the pending index (keyed by transfer id) then grow at their end,
 /// and a group commit dirties a few pages there instead of one random page per transfer.
 pub fn new_transfer_id() -> TransferId {
+    new_time_id("t")
+}
+
+/// A new id of `{prefix}_`, the time in ms (12 hex digits) and 80 random bits: see
+/// [`new_transfer_id`].
+pub fn new_time_id(prefix: &str) -> TransferId {
     let ms = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64);
     let mut b = [0u8; 10];
     getrandom::fill(&mut b).expect("the OS provides randomness");
     let rand: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    TransferId::new(format!("t_{:012x}{rand}", ms & 0xffff_ffff_ffff))
+    TransferId::new(format!("{prefix}_{:012x}{rand}", ms & 0xffff_ffff_ffff))
         .expect("generated ids are valid")
 }
 

@@ -5,16 +5,21 @@
 //! returns the [`Step`]: the writes to make in that same transaction and the effects to carry
 //! out after it commits. Nothing here does IO, reads a clock or draws a random number.
 
+mod holds;
+
 use super::planted::{planted, Bug};
-use super::records::{AccountRecord, IdemRecord, SagaRecord, SenderStatus, StoredReply};
+use super::records::{
+    AccountRecord, HoldRecord, IdemRecord, SagaRecord, SenderStatus, StoredReply,
+};
 use protocol::api::{AccountStatus, Entry, EntryKind, MovementView, TransferStatus, TransferView};
 pub use protocol::cluster::{Command, Reply};
 use protocol::saga::{CreditOutcome, SagaMsg};
 use protocol::{AccountId, Amount, ApiError, Currency, ErrorCode, TransferId, AMOUNT_MAX};
 use std::collections::BTreeMap;
 
-/// Most unsettled transfers one account may have open as sender; more are refused as
-/// `unavailable` (nothing written, safe to retry) until some settle.
+/// Most unsettled transfers and open holds one account may have (a hold being captured
+/// counts twice: the hold and its capture's transfer); more are refused as `unavailable`
+/// (nothing written, safe to retry) until some settle.
 pub const OPEN_SAGAS_MAX: usize = 4_096;
 
 /// Times a sender re-sends its `Credit` when the receiver does not answer in time, before it
@@ -50,7 +55,7 @@ pub enum Input {
     Command(ReqId, Command),
     /// A message from another account.
     Saga(SagaMsg),
-    /// A saga timer of this account fired.
+    /// A saga timer of this account fired (a transfer's, or a hold's expiry).
     Timer(TransferId),
 }
 
@@ -59,7 +64,7 @@ pub enum Input {
 pub struct Needs {
     /// The idempotency record under this key.
     pub idem_key: Option<String>,
-    /// This account's record of this transfer.
+    /// This account's record of this transfer (or hold).
     pub saga: Option<TransferId>,
 }
 
@@ -70,12 +75,21 @@ impl Needs {
     }
 }
 
+/// An idempotency record as the core replays it: the reply resolved to the current views of
+/// the transfer or hold it names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Replay {
+    /// The first request's parameters in canonical form.
+    pub fingerprint: String,
+    /// What a repeat answers.
+    pub reply: Reply,
+}
+
 /// The records read for [`Needs`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Reads {
-    /// The idempotency record, if one exists; a transfer's reply resolved to the transfer's
-    /// current view ([`StoredReply::Transfer`], never [`StoredReply::TransferId`]).
-    pub idem: Option<IdemRecord>,
+    /// The idempotency record, if one exists, resolved.
+    pub idem: Option<Replay>,
     /// The saga record, if one exists.
     pub saga: Option<SagaRecord>,
 }
@@ -100,6 +114,9 @@ pub enum Write {
     /// of it, either side): at this time (ms, the transfer's creation), with its sender (whose
     /// record holds the transfer's view).
     Listed(TransferId, u64, AccountId),
+    /// Add (true) or remove (false) an open hold, expiring at this time (ms), in the index
+    /// of holds by expiry.
+    HoldDue(TransferId, u64, bool),
 }
 
 /// A balance change to publish on the account's stream.
@@ -122,7 +139,8 @@ pub enum Effect {
     Send(SagaMsg),
     /// Publish a journal entry on the balance stream.
     Publish(BalanceUpdate),
-    /// Deliver `Input::Timer(transfer_id)` to this account after `after_ms`.
+    /// Deliver `Input::Timer(transfer_id)` to this account after `after_ms` (replacing the
+    /// timer this id had).
     Timer {
         /// Transfer.
         transfer_id: TransferId,
@@ -131,6 +149,8 @@ pub enum Effect {
     },
     /// A transfer of this account (as sender) reached `completed` or `failed`.
     Settled(TransferView),
+    /// Drop the timer of this id (a hold that settled, or whose capture is under way).
+    Disarm(TransferId),
 }
 
 /// The result of one step.
@@ -157,29 +177,36 @@ pub struct OpenSaga {
     /// send the `Credit` again (it may have been lost while the receiver moved), later ones
     /// send `Abort`.
     pub timeouts: u32,
+    /// The hold this transfer captures (`None` for a plain transfer).
+    pub of_hold: Option<TransferId>,
 }
 
-/// One account's in-memory state: the stored record and its open sender sagas.
+/// One account's in-memory state: the stored record, its open sender sagas and its open
+/// holds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccountCore {
     id: AccountId,
     record: Option<AccountRecord>,
     open: BTreeMap<TransferId, OpenSaga>,
+    holds: BTreeMap<TransferId, HoldRecord>,
     timing: SagaTiming,
 }
 
 impl AccountCore {
-    /// A core loaded from storage: `record` is `None` for an account never opened.
+    /// A core loaded from storage: `record` is `None` for an account never opened; `holds`
+    /// are its open holds (`held` or `capturing`).
     pub fn new(
         id: AccountId,
         record: Option<AccountRecord>,
         open: BTreeMap<TransferId, OpenSaga>,
+        holds: BTreeMap<TransferId, HoldRecord>,
         timing: SagaTiming,
     ) -> Self {
         let core = AccountCore {
             id,
             record,
             open,
+            holds,
             timing,
         };
         core.validate();
@@ -201,11 +228,25 @@ impl AccountCore {
         &self.open
     }
 
-    /// Gives back the memory of the emptied saga map (an emptied `BTreeMap` keeps its last
+    /// The open holds (`held` or `capturing`).
+    pub fn open_holds(&self) -> &BTreeMap<TransferId, HoldRecord> {
+        &self.holds
+    }
+
+    /// True when `id` names an unsettled transfer of this account as sender or an open
+    /// hold of it: something a timer or the sweep may still need to drive.
+    pub fn knows(&self, id: &TransferId) -> bool {
+        self.open.contains_key(id) || self.holds.contains_key(id)
+    }
+
+    /// Gives back the memory of the emptied saga maps (an emptied `BTreeMap` keeps its last
     /// node, over a kilobyte here): a node keeps many idle accounts active.
     pub fn compact(&mut self) {
         if self.open.is_empty() {
             self.open = BTreeMap::new();
+        }
+        if self.holds.is_empty() {
+            self.holds = BTreeMap::new();
         }
     }
 
@@ -213,7 +254,7 @@ impl AccountCore {
     pub fn validate(&self) {
         match &self.record {
             None => assert!(
-                self.open.is_empty(),
+                self.open.is_empty() && self.holds.is_empty(),
                 "{}: open sagas without an account",
                 self.id
             ),
@@ -227,20 +268,28 @@ impl AccountCore {
                 );
                 assert!(r.balance <= AMOUNT_MAX, "{}: balance over 2^53-1", self.id);
                 let open_sum: u64 = self.open.values().map(|s| s.amount).sum();
-                assert_eq!(open_sum, r.held, "{}: holds of open sagas != held", self.id);
+                let holds_sum: u64 = self.holds.values().map(HoldRecord::remaining).sum();
+                assert_eq!(
+                    open_sum + holds_sum,
+                    r.held,
+                    "{}: open sagas and holds != held",
+                    self.id
+                );
                 assert!(
-                    self.open.len() <= OPEN_SAGAS_MAX,
+                    self.open.len() + self.holds.len() <= OPEN_SAGAS_MAX,
                     "{}: too many open sagas",
                     self.id
                 );
+                self.validate_holds();
             }
         }
     }
 
-    /// Effects that re-drive every open saga after an activation: resend `Credit` (the
-    /// receiver answers a repeat with its recorded outcome) and arm the timer.
-    pub fn resume(&self) -> Vec<Effect> {
-        let mut effects = Vec::with_capacity(self.open.len() * 2);
+    /// Effects that re-drive every open saga after an activation at `now_ms`: resend
+    /// `Credit` (the receiver answers a repeat with its recorded outcome) and arm the timer;
+    /// and arm every `held` hold's expiry (at once when it is due).
+    pub fn resume(&self, now_ms: u64) -> Vec<Effect> {
+        let mut effects = Vec::with_capacity(self.open.len() * 2 + self.holds.len());
         for (tid, saga) in &self.open {
             effects.push(Effect::Send(self.credit_msg(tid, saga)));
             effects.push(Effect::Timer {
@@ -248,6 +297,7 @@ impl AccountCore {
                 after_ms: self.timing.credit_timeout_ms,
             });
         }
+        effects.extend(self.expiry_timers(now_ms));
         effects
     }
 
@@ -257,9 +307,18 @@ impl AccountCore {
             Input::Command(_, cmd) => match cmd {
                 Command::Deposit { idem_key, .. }
                 | Command::Withdraw { idem_key, .. }
-                | Command::Transfer { idem_key, .. } => Needs {
+                | Command::Transfer { idem_key, .. }
+                | Command::Hold { idem_key, .. } => Needs {
                     idem_key: idem_key.clone(),
                     saga: None,
+                },
+                // A hold that is not open here is read, to tell "settled" from "no such".
+                Command::Capture {
+                    hold_id, idem_key, ..
+                }
+                | Command::Void { hold_id, idem_key } => Needs {
+                    idem_key: idem_key.clone(),
+                    saga: Some(hold_id.clone()),
                 },
                 Command::Open { .. } | Command::Freeze | Command::Unfreeze | Command::Get => {
                     Needs::default()
@@ -323,6 +382,9 @@ impl AccountCore {
             }
             Input::Timer(transfer_id) if planted(Bug::ReleaseOnTimeout) => {
                 self.outcome(transfer_id, CreditOutcome::Aborted, now_ms, &mut step)
+            }
+            Input::Timer(id) if self.holds.contains_key(&id) => {
+                self.hold_timer(id, now_ms, &mut step)
             }
             Input::Timer(transfer_id) => self.timer(transfer_id, &mut step),
         }
@@ -418,6 +480,58 @@ impl AccountCore {
                     now_ms,
                     step,
                 )
+            }
+            Command::Hold {
+                hold_id,
+                to,
+                amount,
+                expires_in_ms,
+                reference,
+                idem_key,
+            } => {
+                let fingerprint = format!(
+                    "hold|{}|{}|{}|{}",
+                    to,
+                    amount.get(),
+                    expires_in_ms,
+                    reference.as_deref().unwrap_or("")
+                );
+                if let Some(reply) = replay(&reads, &fingerprint)? {
+                    return Ok(reply);
+                }
+                let hold = holds::NewHold {
+                    hold_id,
+                    to,
+                    amount,
+                    expires_in_ms,
+                    reference,
+                };
+                self.create_hold(hold, idem_key.map(|k| (k, fingerprint)), now_ms, step)
+            }
+            Command::Capture {
+                hold_id,
+                capture_id,
+                amount,
+                idem_key,
+            } => {
+                let fingerprint = format!(
+                    "capture|{}|{}",
+                    hold_id,
+                    amount.map_or(String::new(), |a| a.get().to_string())
+                );
+                if let Some(reply) = replay(&reads, &fingerprint)? {
+                    return Ok(reply);
+                }
+                let idem = idem_key.map(|k| (k, fingerprint));
+                self.capture(hold_id, capture_id, amount, idem, &reads, now_ms, step)
+            }
+            Command::Void { hold_id, idem_key } => {
+                let fingerprint = format!("void|{hold_id}");
+                if let Some(reply) = replay(&reads, &fingerprint)? {
+                    return Ok(reply);
+                }
+                let idem = idem_key.map(|k| (k, fingerprint));
+                self.void(hold_id, idem, &reads, now_ms, step)
             }
         }
     }
@@ -583,15 +697,7 @@ impl AccountCore {
         if r.available() < a {
             return Err(ErrorCode::InsufficientFunds.into());
         }
-        if self.open.len() >= OPEN_SAGAS_MAX {
-            return Err(ApiError::new(
-                ErrorCode::Unavailable,
-                format!(
-                    "account {} has {OPEN_SAGAS_MAX} transfers in flight; retry shortly",
-                    self.id
-                ),
-            ));
-        }
+        self.room_for_one()?;
         assert!(
             !self.open.contains_key(&transfer_id),
             "transfer id {transfer_id} reused"
@@ -611,6 +717,7 @@ impl AccountCore {
             reference,
             created_at: now_ms,
             timeouts: 0,
+            of_hold: None,
         };
         let view = self.transfer_view(&transfer_id, &saga, TransferStatus::Pending, None);
         step.writes.push(Write::Saga(self.sender_record(
@@ -839,7 +946,25 @@ impl AccountCore {
         step.writes
             .push(Write::OpenMark(transfer_id.clone(), false));
         step.writes.push(Write::Pending(transfer_id, false));
+        if let Some(hold_id) = &saga.of_hold {
+            self.capture_settled(hold_id, &view, now_ms, step);
+        }
         step.effects.push(Effect::Settled(view));
+    }
+
+    /// The reason a new transfer or hold cannot open now: as many are open as the account
+    /// may have.
+    fn room_for_one(&self) -> Result<(), ApiError> {
+        if self.open.len() + self.holds.len() >= OPEN_SAGAS_MAX {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "account {} has {OPEN_SAGAS_MAX} transfers and holds in flight; retry shortly",
+                    self.id
+                ),
+            ));
+        }
+        Ok(())
     }
 
     fn release(&mut self, transfer_id: &TransferId, saga: &OpenSaga, now_ms: u64, step: &mut Step) {
@@ -926,21 +1051,15 @@ fn replay(reads: &Reads, fingerprint: &str) -> Result<Option<Reply>, ApiError> {
     if rec.fingerprint != fingerprint {
         return Err(ErrorCode::IdempotencyKeyReused.into());
     }
-    Ok(Some(match &rec.reply {
-        StoredReply::Movement(m) => Reply::Movement(m.clone()),
-        StoredReply::Transfer(t) => Reply::Transfer(t.clone()),
-        StoredReply::TransferId(t) => {
-            panic!("transfer {t}: the store resolves a transfer's record before the core reads it")
-        }
-    }))
+    Ok(Some(rec.reply.clone()))
 }
 
 /// The decision a receiver recorded for a transfer.
 fn recorded_outcome(rec: &SagaRecord, transfer_id: &TransferId) -> CreditOutcome {
     match rec {
         SagaRecord::Receiver { outcome, .. } => *outcome,
-        SagaRecord::Sender { .. } => {
-            panic!("transfer {transfer_id}: receiver found a sender record")
+        SagaRecord::Sender { .. } | SagaRecord::Hold(_) => {
+            panic!("transfer {transfer_id}: receiver found a sender's or a hold's record")
         }
     }
 }

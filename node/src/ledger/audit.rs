@@ -49,12 +49,15 @@ struct Totals {
     withdrawals: u128,
 }
 
-/// The first entry of one kind seen for a transfer, and how many there were.
+/// The first entry of one kind seen for a transfer, how many there were, their sum, and
+/// whether they were all on the first one's account.
 #[derive(Clone, Copy, Debug, Default)]
 struct Leg {
     count: u32,
     account: u32,
     amount: u64,
+    total: u128,
+    one_account: bool,
 }
 
 impl Leg {
@@ -62,7 +65,10 @@ impl Leg {
         if self.count == 0 {
             self.account = account;
             self.amount = amount;
+            self.one_account = true;
         }
+        self.one_account &= self.account == account;
+        self.total += u128::from(amount);
         self.count = self.count.saturating_add(1);
     }
 }
@@ -552,6 +558,9 @@ impl Auditor {
             t.release.account
         };
         let counts = format!("{h} hold, {o} transfer_out, {c} transfer_in, {r} release");
+        if o == 0 && c == 0 && h >= 1 && (h > 1 || r > 1 || (r == 1 && pending)) {
+            return self.judge_hold(t, pending, &counts);
+        }
         let shape = match (h, o, c, r) {
             (1, 1, 1, 0) | (1, 0, 0, 1) => None,
             // Pending sagas legitimately stop after the hold, or after the credit.
@@ -641,6 +650,39 @@ impl Auditor {
             ));
         }
         None
+    }
+}
+
+impl Auditor {
+    /// Why the legs of an id held or released more than once (or released while pending),
+    /// with nothing debited or credited under it, are not a settled hold: a hold (`POST /v1/holds`) holds again what a refused capture
+    /// gave back, and releases what it held, all on its payer (`None` when they are). An open
+    /// hold (named pending) may still hold more than it released.
+    fn judge_hold(&self, t: &Trace, pending: bool, counts: &str) -> Option<(String, u32)> {
+        let name = |i: u32| self.accounts.get(i as usize).map_or("?", |a| a.0.as_str());
+        let (hold, release) = (t.hold, t.release);
+        let why = if !hold.one_account || (release.count > 0 && !release.one_account) {
+            format!("held or released on several accounts ({counts})")
+        } else if release.count > 0 && release.account != hold.account {
+            format!(
+                "released on {} but held on {}",
+                name(release.account),
+                name(hold.account)
+            )
+        } else if release.total > hold.total {
+            format!(
+                "released {} but held only {} ({counts})",
+                release.total, hold.total
+            )
+        } else if release.total < hold.total && !pending {
+            format!(
+                "never settled: held {} but released only {} ({counts})",
+                hold.total, release.total
+            )
+        } else {
+            return None;
+        };
+        Some((why, hold.account))
     }
 }
 
@@ -863,6 +905,73 @@ mod tests {
             "{r:?}"
         );
         assert!(has(&r, AuditCheck::AtomicTransfers, "has no hold"), "{r:?}");
+    }
+
+    /// alice holds 100 for bob (h1): a capture of 60 (c1) that bob refuses, one of 60 (c2)
+    /// that completes, and the rest released; then a hold of 10 (h2), still open.
+    fn hold_ledger() -> Vec<(AccountView, Vec<Entry>)> {
+        use EntryKind::*;
+        let a = journal(&[
+            (Deposit, 200, None),
+            (Hold, 100, Some("h1")),
+            (Release, 60, Some("h1")),
+            (Hold, 60, Some("c1")),
+            (Release, 60, Some("c1")),
+            (Hold, 60, Some("h1")),
+            (Release, 60, Some("h1")),
+            (Hold, 60, Some("c2")),
+            (TransferOut, 60, Some("c2")),
+            (Release, 40, Some("h1")),
+            (Hold, 10, Some("h2")),
+        ]);
+        let b = journal(&[(TransferIn, 60, Some("c2"))]);
+        vec![(end_view("alice", &a), a), (end_view("bob", &b), b)]
+    }
+
+    #[test]
+    fn audit_holds_pass_when_they_release_what_they_held() {
+        // Proves a hold that held again what a refused capture gave back, was captured in part
+        // and released the rest passes, and an open hold passes when named pending.
+        let mut au = Auditor::new();
+        au.set_pending([TransferId::new("h2").unwrap()]);
+        for (v, j) in &hold_ledger() {
+            au.check_account(v, j);
+        }
+        let r = au.finish();
+        assert!(r.ok, "{r:?}");
+    }
+
+    #[test]
+    fn audit_hold_not_released_or_released_twice_is_named() {
+        // Proves an open hold not named pending is "never settled", and a hold that releases
+        // more than it held (a void applied twice) is named.
+        use EntryKind::*;
+        let r = audit(&hold_ledger());
+        assert!(
+            has(&r, AuditCheck::AtomicTransfers, "never settled"),
+            "{r:?}"
+        );
+        assert_eq!(r.violations.len(), 1, "{r:?}");
+        let a = journal(&[
+            (Deposit, 50, None),
+            (Hold, 10, Some("h3")),
+            (Hold, 5, Some("t9")),
+            (Release, 10, Some("h3")),
+            (Release, 5, Some("h3")),
+        ]);
+        let mut au = Auditor::new();
+        au.set_pending([TransferId::new("t9").unwrap()]);
+        au.check_account(&end_view("alice", &a), &a);
+        let r = au.finish();
+        assert!(
+            has(
+                &r,
+                AuditCheck::AtomicTransfers,
+                "released 15 but held only 10"
+            ),
+            "{r:?}"
+        );
+        assert_eq!(r.violations.len(), 1, "{r:?}");
     }
 
     #[test]

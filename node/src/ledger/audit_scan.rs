@@ -106,6 +106,29 @@ pub fn pending_ids(
     Ok((ids, true))
 }
 
+/// Reads up to `max` ids of open holds (the index of holds by expiry), in pages of
+/// `limits.pending_page`; true when more exist. The audit names them pending: an open hold
+/// still holds what it has not released.
+pub fn open_hold_ids(
+    store: &Store,
+    keys: &Keys,
+    limits: &ScanLimits,
+    max: usize,
+) -> Result<(Vec<TransferId>, bool), StorageError> {
+    let mut ids = Vec::new();
+    let mut after: Option<(u64, String)> = None;
+    for _ in 0..max.div_ceil(limits.pending_page) {
+        let want = (max - ids.len()).min(limits.pending_page);
+        let (page, more) = exec::read_due_holds(store, keys, exec::EXPIRY_MAX, after, want)?;
+        after = page.last().map(|((at, h), _)| (*at, h.as_str().to_owned()));
+        ids.extend(page.into_iter().map(|((_, h), _)| h));
+        if !more {
+            return Ok((ids, false));
+        }
+    }
+    Ok((ids, true))
+}
+
 /// Feeds every account and its journal to `auditor`, in id order; stops after
 /// `limits.accounts_max` accounts.
 pub fn scan(

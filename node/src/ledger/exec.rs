@@ -25,15 +25,21 @@
 //! several accounts in one transaction, each in its own overlay: the body of group commit, whose
 //! groups the node's committer forms (`super::committer`).
 
-use super::account::{AccountCore, Effect, Input, OpenSaga, Reads, SagaTiming, Write};
+use super::account::{
+    AccountCore, Effect, Input, OpenSaga, Reads, Replay, Reply, SagaTiming, Write,
+};
 use super::planted::{planted, Bug};
-use super::records::{AccountRecord, IdemRecord, Lease, SagaRecord, SenderStatus, StoredReply};
+use super::records::{
+    AccountRecord, HoldRecord, IdemRecord, Lease, SagaRecord, SenderStatus, StoredReply,
+};
 use crate::storage::codec::{decode, decode_json, encode, Stored};
 use crate::storage::keys::{listed_rank, Keys};
 use crate::storage::overlay::Overlay;
 use crate::storage::prefetch::Prefetched;
 use crate::storage::{StorageError, Store, Txn};
-use protocol::api::{AccountView, EntriesPage, Entry, TransferStatus, TransferView, TransfersPage};
+use protocol::api::{
+    AccountView, EntriesPage, Entry, HoldView, TransferStatus, TransferView, TransfersPage,
+};
 use protocol::{AccountId, TransferId};
 use std::collections::BTreeMap;
 
@@ -71,6 +77,7 @@ pub fn activate(
         let record: Option<AccountRecord> = get(txn, &keys.state(id.as_str()))?;
         let mut lease: Option<Lease> = get(txn, &keys.lease(id.as_str()))?;
         let mut open = BTreeMap::new();
+        let mut holds = BTreeMap::new();
         if let Some(r) = &record {
             let taken = Lease {
                 node: node.to_owned(),
@@ -88,6 +95,13 @@ pub fn activate(
                 let rec = get_saga(txn, keys, id.as_str(), &tid)?.ok_or_else(|| {
                     StorageError::Corrupt(format!("open saga {tid} has no record"))
                 })?;
+                if let SagaRecord::Hold(h) = rec {
+                    if !h.status.is_open() {
+                        return Err(StorageError::Corrupt(format!("open hold {tid} is settled")));
+                    }
+                    holds.insert(h.hold_id.clone(), h);
+                    continue;
+                }
                 let SagaRecord::Sender {
                     transfer_id,
                     to,
@@ -110,23 +124,49 @@ pub fn activate(
                         reference,
                         created_at,
                         timeouts: 0,
+                        of_hold: None,
                     },
                 );
             }
-            let held: u64 = open.values().map(|s: &OpenSaga| s.amount).sum();
+            link_captures(id, &mut open, &holds)?;
+            let held: u64 = open.values().map(|s: &OpenSaga| s.amount).sum::<u64>()
+                + holds.values().map(HoldRecord::remaining).sum::<u64>();
             if held != r.held {
                 return Err(StorageError::Corrupt(format!(
-                    "account {id}: held {} but open sagas hold {held}",
+                    "account {id}: held {} but open sagas and holds hold {held}",
                     r.held
                 )));
             }
         }
         Ok(Activation {
-            core: AccountCore::new(id.clone(), record, open, timing),
+            core: AccountCore::new(id.clone(), record, open, holds, timing),
             lease,
             nonce,
         })
     })
+}
+
+/// Marks the open transfer of every capturing hold as that hold's capture.
+fn link_captures(
+    id: &AccountId,
+    open: &mut BTreeMap<TransferId, OpenSaga>,
+    holds: &BTreeMap<TransferId, HoldRecord>,
+) -> Result<(), StorageError> {
+    for (hold_id, h) in holds {
+        if h.status != protocol::api::HoldStatus::Capturing {
+            continue;
+        }
+        let capture = h.capture.as_ref().map(|c| &c.0);
+        match capture.and_then(|t| open.get_mut(t)) {
+            Some(saga) => saga.of_hold = Some(hold_id.clone()),
+            None => {
+                return Err(StorageError::Corrupt(format!(
+                    "account {id}: hold {hold_id} is capturing with no open capture"
+                )))
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Runs a batch of inputs of one account in one transaction: [`commit_group`] of one batch.
@@ -266,8 +306,9 @@ enum Plan {
     /// No input reads a stored record: all were stepped once, before the transaction, on a
     /// copy of the activation; an attempt checks the lease and makes these writes.
     Stepped {
-        /// The activation after the inputs (before the writes' effect on its lease).
-        work: Activation,
+        /// The activation after the inputs (before the writes' effect on its lease); boxed, as
+        /// the other variant holds nothing.
+        work: Box<Activation>,
         /// The writes, in order.
         writes: Vec<Write>,
         /// The effects, in order.
@@ -287,7 +328,7 @@ fn plan(act: &Activation, inputs: &[Input], now_ms: u64) -> Plan {
         effects.extend(step.effects);
     }
     Plan::Stepped {
-        work,
+        work: Box::new(work),
         writes,
         effects,
     }
@@ -358,7 +399,7 @@ fn batch_body(
             writes,
             effects,
         } => {
-            let mut work = work.clone();
+            let mut work = Activation::clone(work);
             for w in writes {
                 apply_write(txn, keys, node, &mut work, w)?;
             }
@@ -433,15 +474,7 @@ pub fn read_transfers(
     keys: &Keys,
     ids: &[TransferId],
 ) -> Result<Vec<TransferView>, StorageError> {
-    store.read(|txn| {
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(v) = get_view(txn, keys, id.as_str())? {
-                out.push(v);
-            }
-        }
-        Ok(out)
-    })
+    store.read(|txn| read_each(txn, keys, ids, get_view))
 }
 
 fn apply_write(
@@ -469,6 +502,7 @@ fn apply_write(
             let tid = match rec {
                 SagaRecord::Sender { transfer_id, .. }
                 | SagaRecord::Receiver { transfer_id, .. } => transfer_id,
+                SagaRecord::Hold(h) => &h.hold_id,
             };
             txn.set(&keys.saga(&id, tid.as_str()), &encode(rec))?
         }
@@ -482,6 +516,11 @@ fn apply_write(
             &keys.listed(&id, listed_rank(*at_ms), tid.as_str()),
             &encode(sender),
         )?,
+        Write::HoldDue(hid, at_ms, true) => txn.set(
+            &keys.hold_due(*at_ms, hid.as_str()),
+            &encode(work.core.id()),
+        )?,
+        Write::HoldDue(hid, at_ms, false) => txn.clear(&keys.hold_due(*at_ms, hid.as_str()))?,
     }
     Ok(())
 }
@@ -512,42 +551,146 @@ fn get_view(
     keys: &Keys,
     transfer_id: &str,
 ) -> Result<Option<TransferView>, StorageError> {
-    let (begin, end) = keys.saga_range(transfer_id);
+    match first_view(txn, keys, transfer_id, SagaRecord::view)? {
+        Some(view) => Ok(Some(view)),
+        None => get_legacy(txn, &keys.legacy_transfer(transfer_id)),
+    }
+}
+
+/// The first view `view_of` finds among the records under `id` (a transfer's two sides, or a
+/// hold's one record), each with the account it belongs to.
+fn first_view<T>(
+    txn: &mut dyn Txn,
+    keys: &Keys,
+    id: &str,
+    view_of: impl Fn(&SagaRecord, &AccountId) -> Option<T>,
+) -> Result<Option<T>, StorageError> {
+    let (begin, end) = keys.saga_range(id);
     for (k, v) in txn.get_range(&begin, &end, SIDES_MAX)? {
-        let account = keys.saga_account(transfer_id, &k).ok_or_else(|| {
-            StorageError::Corrupt(format!("record key of transfer {transfer_id}"))
-        })?;
+        let account = keys
+            .saga_account(id, &k)
+            .ok_or_else(|| StorageError::Corrupt(format!("record key of {id}")))?;
         let account = AccountId::new(account).map_err(StorageError::Corrupt)?;
-        if let Some(view) = decode::<SagaRecord>(&v)?.view(&account) {
+        if let Some(view) = view_of(&decode::<SagaRecord>(&v)?, &account) {
             return Ok(Some(view));
         }
     }
-    get_legacy(txn, &keys.legacy_transfer(transfer_id))
+    Ok(None)
 }
 
-/// An idempotency record, a transfer's reply resolved to the transfer's current view (the
-/// core replays it as is).
+/// An idempotency record, its reply resolved to the current views of the transfer or hold
+/// it names (the core replays it as is).
 fn get_idem(
     txn: &mut dyn Txn,
     keys: &Keys,
     account: &str,
     key: &str,
-) -> Result<Option<IdemRecord>, StorageError> {
-    let Some(mut rec) = get::<IdemRecord>(txn, &keys.idem(account, key))? else {
+) -> Result<Option<Replay>, StorageError> {
+    let Some(rec) = get::<IdemRecord>(txn, &keys.idem(account, key))? else {
         return Ok(None);
     };
-    let transfer = match &rec.reply {
-        StoredReply::Movement(_) => return Ok(Some(rec)),
-        StoredReply::Transfer(view) => view.id.clone(),
-        StoredReply::TransferId(id) => id.clone(),
+    let missing = |what: &str, id: &TransferId| {
+        StorageError::Corrupt(format!("idempotency key {key} names a missing {what} {id}"))
     };
-    let view = get_view(txn, keys, transfer.as_str())?.ok_or_else(|| {
-        StorageError::Corrupt(format!(
-            "idempotency key {key} names a missing transfer {transfer}"
-        ))
-    })?;
-    rec.reply = StoredReply::Transfer(view);
-    Ok(Some(rec))
+    let transfer = |txn: &mut dyn Txn, id: &TransferId| {
+        get_view(txn, keys, id.as_str())?.ok_or_else(|| missing("transfer", id))
+    };
+    let hold = |txn: &mut dyn Txn, id: &TransferId| {
+        get_hold(txn, keys, id.as_str())?.ok_or_else(|| missing("hold", id))
+    };
+    let reply = match &rec.reply {
+        StoredReply::Movement(m) => Reply::Movement(m.clone()),
+        StoredReply::Transfer(TransferView { id, .. }) | StoredReply::TransferId(id) => {
+            Reply::Transfer(transfer(txn, id)?)
+        }
+        StoredReply::HoldId(id) => Reply::Hold(Box::new(hold(txn, id)?)),
+        StoredReply::Capture {
+            hold: h,
+            transfer: t,
+        } => Reply::Capture {
+            hold: Box::new(hold(txn, h)?),
+            transfer: transfer(txn, t)?,
+        },
+    };
+    Ok(Some(Replay {
+        fingerprint: rec.fingerprint,
+        reply,
+    }))
+}
+
+/// A hold's current view, from its payer's record (the only record under the hold's id).
+fn get_hold(
+    txn: &mut dyn Txn,
+    keys: &Keys,
+    hold_id: &str,
+) -> Result<Option<HoldView>, StorageError> {
+    first_view(txn, keys, hold_id, SagaRecord::hold_view)
+}
+
+/// Reads the views of the holds of `ids` that exist, in order.
+pub fn read_holds(
+    store: &Store,
+    keys: &Keys,
+    ids: &[TransferId],
+) -> Result<Vec<HoldView>, StorageError> {
+    store.read(|txn| read_each(txn, keys, ids, get_hold))
+}
+
+/// Reads the view of one id in a transaction (`get_view`, `get_hold`).
+type GetView<T> = fn(&mut dyn Txn, &Keys, &str) -> Result<Option<T>, StorageError>;
+
+/// The views `get` finds for `ids`, in order (an id without one is left out).
+fn read_each<T>(
+    txn: &mut dyn Txn,
+    keys: &Keys,
+    ids: &[TransferId],
+    get: GetView<T>,
+) -> Result<Vec<T>, StorageError> {
+    let mut out = Vec::with_capacity(ids.len());
+    for id in ids {
+        out.extend(get(txn, keys, id.as_str())?);
+    }
+    Ok(out)
+}
+
+/// Reads a hold's current view.
+pub fn read_hold(
+    store: &Store,
+    keys: &Keys,
+    id: &TransferId,
+) -> Result<Option<HoldView>, StorageError> {
+    store.read(|txn| get_hold(txn, keys, id.as_str()))
+}
+
+/// A time after every hold's expiry: [`read_due_holds`] until it reads every open hold.
+pub const EXPIRY_MAX: u64 = i64::MAX as u64 - 1;
+
+/// Reads up to `limit` open holds that expire at or before `until_ms`, after the entry
+/// `after` (by expiry, then id): each hold's expiry, id and payer. Returns them and whether
+/// more are due.
+#[allow(clippy::type_complexity)]
+pub fn read_due_holds(
+    store: &Store,
+    keys: &Keys,
+    until_ms: u64,
+    after: Option<(u64, String)>,
+    limit: usize,
+) -> Result<(Vec<((u64, TransferId), AccountId)>, bool), StorageError> {
+    store.read(|txn| {
+        let after = after.as_ref().map(|(at, h)| (*at, h.as_str()));
+        let (begin, end) = keys.holds_due(until_ms, after);
+        let rows = txn.get_range(&begin, &end, limit + 1)?;
+        let more = rows.len() > limit;
+        let mut out = Vec::with_capacity(rows.len().min(limit));
+        for (k, v) in rows.iter().take(limit) {
+            let (at, hold) = keys
+                .hold_due_row(k)
+                .ok_or_else(|| StorageError::Corrupt("due-hold key".into()))?;
+            let hold = TransferId::new(hold).map_err(StorageError::Corrupt)?;
+            out.push(((at, hold), decode::<AccountId>(v)?));
+        }
+        Ok((out, more))
+    })
 }
 
 fn get<T: Stored>(txn: &mut dyn Txn, key: &[u8]) -> Result<Option<T>, StorageError> {

@@ -50,6 +50,8 @@ pub mod stored;
 #[cfg(test)]
 mod group_reads_tests;
 #[cfg(test)]
+mod hold_tests;
+#[cfg(test)]
 mod legacy_tests;
 #[cfg(test)]
 pub(crate) mod test_support;

@@ -50,11 +50,14 @@ pub enum Bug {
     FencedAfterUnknown,
     /// A receiver that tombstones an aborted transfer does not add it to its transfer list.
     ForgetListed,
+    /// A capture of more than its hold's amount is not refused: the excess is taken from the
+    /// payer's available money.
+    CaptureMoreThanHeld,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 14] = [
+    pub const ALL: [Bug; 15] = [
         Bug::SkipEpochCheck,
         Bug::ReleaseOnTimeout,
         Bug::CreditTwice,
@@ -69,6 +72,7 @@ impl Bug {
         Bug::GroupForgetsAttempts,
         Bug::FencedAfterUnknown,
         Bug::ForgetListed,
+        Bug::CaptureMoreThanHeld,
     ];
 
     /// The bug's name on the command line.
@@ -88,6 +92,7 @@ impl Bug {
             Bug::GroupForgetsAttempts => "group-forgets-attempts",
             Bug::FencedAfterUnknown => "fenced-after-unknown",
             Bug::ForgetListed => "forget-listed",
+            Bug::CaptureMoreThanHeld => "capture-more-than-held",
         }
     }
 

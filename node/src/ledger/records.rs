@@ -1,6 +1,8 @@
 //! Records the ledger stores, one type per key kind of `storage::keys`.
 
-use protocol::api::{AccountStatus, AccountView, MovementView, TransferStatus, TransferView};
+use protocol::api::{
+    AccountStatus, AccountView, HoldStatus, HoldView, MovementView, TransferStatus, TransferView,
+};
 use protocol::saga::CreditOutcome;
 use protocol::{AccountId, Currency, ErrorCode, TransferId};
 use serde::{Deserialize, Serialize};
@@ -67,6 +69,16 @@ pub enum StoredReply {
     /// A transfer, by id: a replay answers the transfer's current view, read from its
     /// sender record (the view is stored once, there, and never copied here).
     TransferId(TransferId),
+    /// A hold, by id: a replay answers the hold's current view.
+    HoldId(TransferId),
+    /// A capture, by the hold's id and the capture transfer's: a replay answers both current
+    /// views.
+    Capture {
+        /// The hold.
+        hold: TransferId,
+        /// The capture's transfer.
+        transfer: TransferId,
+    },
 }
 
 /// An idempotency record: `("acct", id, "idem", key)`.
@@ -116,6 +128,8 @@ pub enum SagaRecord {
         /// The recorded decision; a repeated `Credit` or `Abort` gets it again.
         outcome: CreditOutcome,
     },
+    /// A hold of the account (the payer): kept under the hold's id.
+    Hold(HoldRecord),
 }
 
 impl SagaRecord {
@@ -148,6 +162,14 @@ impl SagaRecord {
             created_at: *created_at,
         })
     }
+
+    /// The hold's view, from a hold's record (`None` for a transfer's).
+    pub fn hold_view(&self, from: &AccountId) -> Option<HoldView> {
+        match self {
+            SagaRecord::Hold(h) => Some(h.view(from)),
+            _ => None,
+        }
+    }
 }
 
 /// Phase of a sender saga.
@@ -160,4 +182,63 @@ pub enum SenderStatus {
     Completed,
     /// Released: neither debited nor credited.
     Failed(ErrorCode),
+}
+
+/// A hold, as its payer records it: `("saga", hold_id, payer)`. A capture is a transfer of its
+/// own (`capture`), so the hold itself never credits anyone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HoldRecord {
+    /// Hold.
+    pub hold_id: TransferId,
+    /// Account a capture pays.
+    pub to: AccountId,
+    /// Amount held at creation.
+    pub amount: u64,
+    /// Status.
+    pub status: HoldStatus,
+    /// The latest capture: its transfer and amount (under way while `Capturing`, done once
+    /// `Captured`, refused by the receiver otherwise).
+    pub capture: Option<(TransferId, u64)>,
+    /// When it expires, ms since the Unix epoch.
+    pub expires_at: u64,
+    /// Free text of the request.
+    pub reference: Option<String>,
+    /// When it was created.
+    pub created_at: u64,
+}
+
+impl HoldRecord {
+    /// What the hold itself keeps held: all of it while `held`, the rest while its capture's
+    /// transfer holds the captured part, nothing once settled.
+    pub fn remaining(&self) -> u64 {
+        match self.status {
+            HoldStatus::Held => self.amount,
+            HoldStatus::Capturing => {
+                let captured = self.capture.as_ref().map_or(0, |c| c.1);
+                self.amount
+                    .checked_sub(captured)
+                    .expect("a capture is within its hold")
+            }
+            HoldStatus::Captured | HoldStatus::Voided | HoldStatus::Expired => 0,
+        }
+    }
+
+    /// The hold as the API shows it, `from` being the account the record belongs to.
+    pub fn view(&self, from: &AccountId) -> HoldView {
+        HoldView {
+            id: self.hold_id.clone(),
+            from: from.clone(),
+            to: self.to.clone(),
+            amount: self.amount,
+            captured: match (self.status, &self.capture) {
+                (HoldStatus::Captured, Some((_, a))) => *a,
+                _ => 0,
+            },
+            status: self.status,
+            expires_at: self.expires_at,
+            created_at: self.created_at,
+            reference: self.reference.clone(),
+            capture_id: self.capture.as_ref().map(|c| c.0.clone()),
+        }
+    }
 }

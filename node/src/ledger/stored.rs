@@ -12,9 +12,13 @@
 //! Version 1 (JSON, written by releases before 0.2) still decodes: every record type also
 //! keeps its serde form.
 
-use super::records::{AccountRecord, IdemRecord, Lease, SagaRecord, SenderStatus, StoredReply};
+use super::records::{
+    AccountRecord, HoldRecord, IdemRecord, Lease, SagaRecord, SenderStatus, StoredReply,
+};
 use crate::storage::codec::Stored;
-use protocol::api::{AccountStatus, Entry, EntryKind, MovementView, TransferStatus, TransferView};
+use protocol::api::{
+    AccountStatus, Entry, EntryKind, HoldStatus, MovementView, TransferStatus, TransferView,
+};
 use protocol::saga::CreditOutcome;
 use protocol::{AccountId, Currency, ErrorCode, TransferId};
 use serde::de::value::{Error as ValueError, StrDeserializer};
@@ -229,6 +233,11 @@ enum ReplyWire<'a> {
         reason: Option<&'a str>,
         created_at: u64,
     },
+    HoldId(&'a str),
+    Capture {
+        hold: &'a str,
+        transfer: &'a str,
+    },
 }
 
 #[derive(Serialize, Deserialize)]
@@ -249,6 +258,11 @@ impl Stored for IdemRecord {
                 seq: m.seq,
             },
             StoredReply::TransferId(t) => ReplyWire::TransferId(t.as_str()),
+            StoredReply::HoldId(h) => ReplyWire::HoldId(h.as_str()),
+            StoredReply::Capture { hold, transfer } => ReplyWire::Capture {
+                hold: hold.as_str(),
+                transfer: transfer.as_str(),
+            },
             StoredReply::Transfer(v) => ReplyWire::Transfer {
                 id: v.id.as_str(),
                 from: v.from.as_str(),
@@ -283,6 +297,11 @@ impl Stored for IdemRecord {
                 seq,
             }),
             ReplyWire::TransferId(t) => StoredReply::TransferId(TransferId::new(t)?),
+            ReplyWire::HoldId(h) => StoredReply::HoldId(TransferId::new(h)?),
+            ReplyWire::Capture { hold, transfer } => StoredReply::Capture {
+                hold: TransferId::new(hold)?,
+                transfer: TransferId::new(transfer)?,
+            },
             ReplyWire::Transfer {
                 id,
                 from,
@@ -315,7 +334,8 @@ impl Stored for IdemRecord {
 }
 
 /// A saga record; variants keep this order. Statuses and outcomes are a code (1 holding or
-/// applied, 2 completed or rejected, 3 failed or aborted) and the reason's API name.
+/// applied, 2 completed or rejected, 3 failed or aborted) and the reason's API name; a hold's
+/// status is the code of [`hold_status_code`].
 #[derive(Serialize, Deserialize)]
 enum SagaWire<'a> {
     Sender {
@@ -336,6 +356,37 @@ enum SagaWire<'a> {
         outcome: u8,
         reason: Option<&'a str>,
     },
+    Hold {
+        hold_id: &'a str,
+        to: &'a str,
+        amount: u64,
+        status: u8,
+        capture: Option<(&'a str, u64)>,
+        expires_at: u64,
+        reference: Option<&'a str>,
+        created_at: u64,
+    },
+}
+
+fn hold_status_code(s: HoldStatus) -> u8 {
+    match s {
+        HoldStatus::Held => 1,
+        HoldStatus::Capturing => 2,
+        HoldStatus::Captured => 3,
+        HoldStatus::Voided => 4,
+        HoldStatus::Expired => 5,
+    }
+}
+
+fn hold_status_of(c: u8) -> Result<HoldStatus, String> {
+    Ok(match c {
+        1 => HoldStatus::Held,
+        2 => HoldStatus::Capturing,
+        3 => HoldStatus::Captured,
+        4 => HoldStatus::Voided,
+        5 => HoldStatus::Expired,
+        _ => return Err(bad("hold status", c)),
+    })
 }
 
 impl Stored for SagaRecord {
@@ -387,6 +438,16 @@ impl Stored for SagaRecord {
                     reason,
                 }
             }
+            SagaRecord::Hold(h) => SagaWire::Hold {
+                hold_id: h.hold_id.as_str(),
+                to: h.to.as_str(),
+                amount: h.amount,
+                status: hold_status_code(h.status),
+                capture: h.capture.as_ref().map(|(t, a)| (t.as_str(), *a)),
+                expires_at: h.expires_at,
+                reference: h.reference.as_deref(),
+                created_at: h.created_at,
+            },
         };
         to_postcard(&w, out)
     }
@@ -442,6 +503,39 @@ impl Stored for SagaRecord {
                     c => return Err(bad("credit outcome", c)),
                 },
             },
+            SagaWire::Hold {
+                hold_id,
+                to,
+                amount,
+                status,
+                capture,
+                expires_at,
+                reference,
+                created_at,
+            } => {
+                let status = hold_status_of(status)?;
+                let capture = capture
+                    .map(|(t, a)| TransferId::new(t).map(|t| (t, a)))
+                    .transpose()?;
+                if capture.as_ref().is_some_and(|c| c.1 > amount)
+                    || (capture.is_none()
+                        && matches!(status, HoldStatus::Capturing | HoldStatus::Captured))
+                {
+                    return Err(format!(
+                        "hold {hold_id}: {status:?} with capture {capture:?}"
+                    ));
+                }
+                SagaRecord::Hold(HoldRecord {
+                    hold_id: TransferId::new(hold_id)?,
+                    to: AccountId::new(to)?,
+                    amount,
+                    status,
+                    capture,
+                    expires_at,
+                    reference: reference.map(str::to_owned),
+                    created_at,
+                })
+            }
         })
     }
 }
@@ -544,6 +638,11 @@ mod tests {
                 TransferStatus::Failed,
                 Some(ErrorCode::CurrencyMismatch),
             )),
+            StoredReply::HoldId(tid.clone()),
+            StoredReply::Capture {
+                hold: tid.clone(),
+                transfer: TransferId::new("t_2").unwrap(),
+            },
         ] {
             both_ways(IdemRecord {
                 fingerprint: "transfer|b|5|".into(),
@@ -577,6 +676,25 @@ mod tests {
                 amount: 5,
                 outcome,
             });
+        }
+        for (status, capture) in [
+            (HoldStatus::Held, None),
+            (HoldStatus::Held, Some(2)),
+            (HoldStatus::Capturing, Some(5)),
+            (HoldStatus::Captured, Some(3)),
+            (HoldStatus::Voided, None),
+            (HoldStatus::Expired, Some(1)),
+        ] {
+            both_ways(SagaRecord::Hold(HoldRecord {
+                hold_id: tid.clone(),
+                to: AccountId::new("b").unwrap(),
+                amount: 5,
+                status,
+                capture: capture.map(|a| (TransferId::new("t_2").unwrap(), a)),
+                expires_at: 99,
+                reference: Some("room 12".into()),
+                created_at: 3,
+            }));
         }
     }
 

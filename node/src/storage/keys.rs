@@ -11,6 +11,7 @@
 //! | `("accts", id)` | empty: index of every opened account, for listings and the audit |
 //! | `("saga", transfer_id, id)` | `SagaRecord`: account `id`'s side of a transfer; the sender's is also the transfer's summary |
 //! | `("pending", transfer_id)` | account id of the sender: unsettled sagas, so none is forgotten |
+//! | `("holds", expires_at, hold_id)` | account id of the payer: open holds by expiry, so an expiry due while the payer was not active still happens |
 //!
 //! Transfer ids sort by creation time, so the records of new transfers (`saga`, `pending`) go
 //! to the end of their ranges: a group commit of a thousand transfers dirties a few pages
@@ -234,6 +235,38 @@ impl Keys {
     }
 }
 
+impl Keys {
+    /// The entry of an open hold in the index of holds by expiry.
+    pub fn hold_due(&self, expires_at: u64, hold_id: &str) -> Vec<u8> {
+        self.root.pack(&("holds", expires_at, hold_id))
+    }
+
+    /// The holds that expire at or before `until_ms`, after the entry `after` (exclusive;
+    /// from the earliest when `None`).
+    pub fn holds_due(&self, until_ms: u64, after: Option<(u64, &str)>) -> (Vec<u8>, Vec<u8>) {
+        let sub = self.root.subspace(&("holds",));
+        let begin = match after {
+            Some((at, h)) => {
+                let mut k = self.hold_due(at, h);
+                k.push(0);
+                k
+            }
+            None => sub.range().0,
+        };
+        // Every entry of `until_ms` sorts before the first of the next millisecond.
+        let end = sub.pack(&(until_ms.saturating_add(1),));
+        (begin, end)
+    }
+
+    /// Decodes the expiry and hold id of an index entry.
+    pub fn hold_due_row(&self, key: &[u8]) -> Option<(u64, String)> {
+        self.root
+            .subspace(&("holds",))
+            .unpack::<(u64, String)>(key)
+            .ok()
+    }
+}
+
 /// The rank of a transfer first recorded by an account at `at_ms` in its transfer list: later
 /// is smaller, so the list reads newest first. Kept within `i64` so that every reader of the
 /// tuple layout (a signed 64-bit integer element) decodes it.
@@ -257,6 +290,24 @@ mod tests {
         assert!(k.state("a") < b || k.state("a") >= e);
         assert!(!(b <= k.journal("a.", 1) && k.journal("a.", 1) < e));
         assert_eq!(k.journal_seq("a", &k.journal("a", 42)), Some(42));
+    }
+
+    #[test]
+    fn keys_holds_due_range_stops_after_its_millisecond() {
+        // Proves the due-holds range holds every hold expiring up to and at `until_ms`, none
+        // later, and resumes after the entry it is given.
+        let k = Keys::new("w");
+        let (b, e) = k.holds_due(100, None);
+        let inside = |key: &Vec<u8>| &b <= key && key < &e;
+        assert!(inside(&k.hold_due(0, "h")));
+        assert!(inside(&k.hold_due(100, "zzzz")));
+        assert!(!inside(&k.hold_due(101, "a")));
+        let (b2, _) = k.holds_due(100, Some((50, "h1")));
+        assert!(k.hold_due(50, "h1") < b2 && b2 <= k.hold_due(50, "h2"));
+        assert_eq!(
+            k.hold_due_row(&k.hold_due(7, "h9")),
+            Some((7, "h9".to_owned()))
+        );
     }
 
     #[test]

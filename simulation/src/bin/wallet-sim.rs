@@ -116,6 +116,10 @@ fn print_summary(r: &Report) {
         s.ops, s.requests, s.acked, s.refused, s.unknown, s.completed, s.failed
     );
     println!(
+        "         holds {} created: {} captured, {} voided, {} expired",
+        s.holds[0], s.holds[1], s.holds[2], s.holds[3]
+    );
+    println!(
         "         {} commits, {} activations, {} fenced batches, {} failed batches; storage {} attempts, {} faults, {} conflicts detected, {} leases moved between attempts, {} outages",
         s.commits, s.activations, s.fenced, s.failed_batches, s.attempts, s.storage_faults, s.storage_conflicts, s.leases_moved, s.outages
     );

@@ -8,12 +8,21 @@
 //! a saga open. The audit (`check/audit.rs`) checks at phase ends that each transfer's legs are
 //! a completed or a failed transfer with matching amounts and accounts, and, after the
 //! liveness phase, that the pending index is empty.
+//!
+//! Holds: at every commit a settled hold never changes, a hold's terms never change, a
+//! capture under way leaves `capturing` only as its transfer settles (`captured` when it
+//! completed, anything else when it failed), `captured` only with its capture's transfer
+//! completed, `expired` never before its time, and a capture never above the hold. At phase ends, the entries under
+//! a hold's id hold on its payer what it still holds (nothing once settled), an open hold is
+//! marked open and in the index of holds by expiry and a settled one in neither, a captured
+//! hold's transfer completed with the captured amount, and after the liveness phase no hold
+//! is open.
 
 use super::Check;
 use crate::ledger::{Commit, Ledger, Row};
 use crate::workload::OpSpec;
-use node::ledger::records::{SagaRecord, SenderStatus};
-use protocol::api::{EntryKind, TransferStatus};
+use node::ledger::records::{HoldRecord, SagaRecord, SenderStatus};
+use protocol::api::{EntryKind, HoldStatus, TransferStatus};
 use protocol::saga::CreditOutcome;
 use std::collections::BTreeMap;
 
@@ -35,7 +44,7 @@ fn receiver_outcome(
     }
     match before.accounts.get(to)?.sagas.get(tid)? {
         SagaRecord::Receiver { outcome, .. } => Some(*outcome),
-        SagaRecord::Sender { .. } => None,
+        SagaRecord::Sender { .. } | SagaRecord::Hold(_) => None,
     }
 }
 
@@ -49,7 +58,7 @@ fn sender_status(before: &Ledger, commit: &Commit, from: &str, tid: &str) -> Opt
     }
     match before.accounts.get(from)?.sagas.get(tid)? {
         SagaRecord::Sender { status, .. } => Some(*status),
-        SagaRecord::Receiver { .. } => None,
+        SagaRecord::Receiver { .. } | SagaRecord::Hold(_) => None,
     }
 }
 
@@ -87,6 +96,13 @@ impl Check for AtomicTransfers {
                             ));
                         }
                     }
+                }
+                SagaRecord::Hold(h) => {
+                    let old = match old {
+                        Some(SagaRecord::Hold(o)) => Some(o),
+                        _ => None,
+                    };
+                    hold_step(before, commit, id, tid, old, h)?;
                 }
                 SagaRecord::Sender { to, status, .. } => {
                     if let Some(SagaRecord::Sender { status: was, .. }) = old {
@@ -152,7 +168,7 @@ impl Check for AtomicTransfers {
             }
         }
         for tid in seen.keys() {
-            if !ledger.transfers.contains_key(*tid) {
+            if !ledger.transfers.contains_key(*tid) && !ledger.holds.contains_key(*tid) {
                 return Err(format!("journal entries for {tid}, which has no summary"));
             }
         }
@@ -163,6 +179,155 @@ impl Check for AtomicTransfers {
                 }
             }
         }
-        Ok(())
+        holds_at_phase_end(ledger, quiescent)
     }
+}
+
+/// The checks of a hold's record as `commit` writes it (`old` is the record before). One
+/// commit may take a hold through several steps (a batch that creates and captures it, or
+/// sees a capture refused and then voids it), so what is checked is what any path allows.
+fn hold_step(
+    before: &Ledger,
+    commit: &Commit,
+    payer: &str,
+    hid: &str,
+    old: Option<&HoldRecord>,
+    h: &HoldRecord,
+) -> Result<(), String> {
+    if let Some(o) = old {
+        if !o.status.is_open() && o != h {
+            return Err(format!(
+                "hold {hid} of {payer} left its final status: {o:?} -> {h:?}"
+            ));
+        }
+        if (&o.to, o.amount, o.expires_at) != (&h.to, h.amount, h.expires_at) {
+            return Err(format!("hold {hid} changed its terms: {o:?} -> {h:?}"));
+        }
+    }
+    if let Some((c, a)) = &h.capture {
+        if *a > h.amount {
+            return Err(format!(
+                "hold {hid} of {} captures {a} through {c}",
+                h.amount
+            ));
+        }
+    }
+    let status_of = |c: &str| sender_status(before, commit, payer, c);
+    // The capture that was under way settled in this commit: completed only into
+    // `captured`, failed only into a hold that is no longer captured by it.
+    if let Some(HoldRecord {
+        status: HoldStatus::Capturing,
+        capture: Some((was, _)),
+        ..
+    }) = old
+    {
+        let same = h.capture.as_ref().is_some_and(|(c, _)| c == was);
+        let settled = status_of(was.as_str());
+        let ok = match settled {
+            Some(SenderStatus::Holding) => same && h.status == HoldStatus::Capturing,
+            Some(SenderStatus::Completed) => same && h.status == HoldStatus::Captured,
+            Some(SenderStatus::Failed(_)) => h.status != HoldStatus::Captured || !same,
+            None => false,
+        };
+        if !ok {
+            return Err(format!(
+                "hold {hid} was capturing through {was}, which is {settled:?}; the hold is now {:?} through {:?}",
+                h.status, h.capture
+            ));
+        }
+    }
+    if h.status == HoldStatus::Captured {
+        let c = h.capture.as_ref().map(|c| c.0.as_str()).unwrap_or("");
+        if status_of(c) != Some(SenderStatus::Completed) {
+            return Err(format!(
+                "hold {hid} captured while its capture {c} is {:?}",
+                status_of(c)
+            ));
+        }
+    }
+    if h.status == HoldStatus::Expired && crate::sim::EPOCH_MS + commit.at_ms < h.expires_at {
+        return Err(format!(
+            "hold {hid} expired at {} ms, before its time {}",
+            crate::sim::EPOCH_MS + commit.at_ms,
+            h.expires_at
+        ));
+    }
+    Ok(())
+}
+
+/// The phase-end checks of every hold (see the module's notes).
+fn holds_at_phase_end(ledger: &Ledger, quiescent: bool) -> Result<(), String> {
+    // Per hold: the sums of its hold and release entries, and whether anything else names it.
+    let mut legs: BTreeMap<&str, (&str, u64, u64, bool)> = BTreeMap::new();
+    for (id, a) in &ledger.accounts {
+        for (e, _) in a.journal.values() {
+            let Some(t) = e.transfer_id.as_ref().map(|t| t.as_str()) else {
+                continue;
+            };
+            if !ledger.holds.contains_key(t) {
+                continue;
+            }
+            let l = legs.entry(t).or_insert((id.as_str(), 0, 0, false));
+            match e.kind {
+                EntryKind::Hold if l.0 == id => l.1 += e.amount,
+                EntryKind::Release if l.0 == id => l.2 += e.amount,
+                _ => l.3 = true,
+            }
+        }
+    }
+    for (hid, (payer, h)) in &ledger.holds {
+        let (on, held, released, other) = legs.get(hid.as_str()).copied().unwrap_or_default();
+        if other || on != payer {
+            return Err(format!(
+                "hold {hid} of {payer} has entries that are not its payer's holds and releases"
+            ));
+        }
+        let keeps = h.remaining();
+        if held.checked_sub(released) != Some(keeps) {
+            return Err(format!(
+                "hold {hid} ({:?}) of {payer}: entries hold {held} and release {released}, but it keeps {keeps}",
+                h.status
+            ));
+        }
+        let open = h.status.is_open();
+        let marked = ledger
+            .accounts
+            .get(payer)
+            .is_some_and(|a| a.open.contains(hid));
+        let indexed = ledger.holds_due.get(&(h.expires_at, hid.clone()));
+        if marked != open || (indexed == Some(payer)) != open || (!open && indexed.is_some()) {
+            return Err(format!(
+                "hold {hid} ({:?}): marked open {marked}, in the index of holds by expiry as {indexed:?}",
+                h.status
+            ));
+        }
+        if quiescent && open {
+            return Err(format!(
+                "hold {hid} of {payer} is still {:?} after every fault healed",
+                h.status
+            ));
+        }
+        if h.status == HoldStatus::Captured {
+            let (c, a) = h
+                .capture
+                .as_ref()
+                .expect("a captured hold names its capture");
+            let t = ledger.transfers.get(c.as_str());
+            if t.is_none_or(|t| t.status != TransferStatus::Completed || t.amount != *a) {
+                return Err(format!(
+                    "hold {hid} captured {a} through {c}, whose transfer is {t:?}"
+                ));
+            }
+        }
+    }
+    for ((_, hid), payer) in &ledger.holds_due {
+        if !ledger
+            .holds
+            .get(hid)
+            .is_some_and(|(p, h)| p == payer && h.status.is_open())
+        {
+            return Err(format!("the index of holds by expiry names {hid} of {payer}, which is not an open hold of it"));
+        }
+    }
+    Ok(())
 }

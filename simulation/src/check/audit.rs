@@ -75,6 +75,12 @@ pub struct Fed {
     pub accounts: Vec<FedAccount>,
     /// The pending index, in id order.
     pub pending: Vec<TransferId>,
+    /// The open holds (the index of holds by expiry), which may still hold what they have not
+    /// released.
+    pub open_holds: Vec<TransferId>,
+    /// Every hold's id (not fed to the audit, which judges a hold by its legs' sums: the
+    /// self-check of the audit leaves them alone).
+    pub holds: std::collections::BTreeSet<TransferId>,
 }
 
 /// One account as fed to the audit.
@@ -92,6 +98,11 @@ pub fn fed(ledger: &Ledger) -> Result<Fed, String> {
         .pending
         .keys()
         .map(|t| TransferId::new(t.clone()).map_err(|e| format!("pending id {t:?}: {e}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let open_holds = ledger
+        .holds_due
+        .keys()
+        .map(|(_, h)| TransferId::new(h.clone()).map_err(|e| format!("hold id {h:?}: {e}")))
         .collect::<Result<Vec<_>, _>>()?;
     let mut accounts = Vec::with_capacity(ledger.accounts.len());
     for (id, a) in &ledger.accounts {
@@ -121,7 +132,17 @@ pub fn fed(ledger: &Ledger) -> Result<Fed, String> {
         let journal = a.journal.values().map(|(e, _)| e.clone()).collect();
         accounts.push(FedAccount::Stored(view, journal));
     }
-    Ok(Fed { accounts, pending })
+    let holds = ledger
+        .holds
+        .keys()
+        .map(|h| TransferId::new(h.clone()).map_err(|e| format!("hold id {h:?}: {e}")))
+        .collect::<Result<_, _>>()?;
+    Ok(Fed {
+        accounts,
+        pending,
+        open_holds,
+        holds,
+    })
 }
 
 /// The audit's report of what it is fed: the pending index is in flight at the safety
@@ -129,6 +150,7 @@ pub fn fed(ledger: &Ledger) -> Result<Fed, String> {
 pub fn audit(fed: &Fed, quiescent: bool) -> AuditReport {
     let mut au = Auditor::new();
     feed_pending(&mut au, fed.pending.clone(), false, quiescent);
+    au.set_pending(fed.open_holds.iter().cloned());
     for a in &fed.accounts {
         match a {
             FedAccount::NoState(id) => au.violation(

@@ -1,7 +1,8 @@
 //! Conservation of money (DESIGN.md 6.1): per currency, the sum of balances equals deposits
 //! minus withdrawals, counting money credited to a receiver whose sender has not yet captured
 //! it as in flight (by the saga records). Checked at every commit, incrementally. Also at every
-//! commit: the sum of holds equals the amounts of the sender sagas still holding.
+//! commit: the sum of holds equals the amounts of the sender sagas still holding and what
+//! open holds (`POST /v1/holds`) still keep.
 //!
 //! At phase ends the audit (`check/audit.rs`) checks the same sum from the stored states and
 //! journals (in flight: the credits of pending transfers not yet captured). What this checker
@@ -69,6 +70,7 @@ fn totals_of(ledger: &Ledger) -> BTreeMap<String, Totals> {
                     status: SenderStatus::Holding,
                     ..
                 } => e.holding_sagas += *amount as i128,
+                SagaRecord::Hold(h) => e.holding_sagas += h.remaining() as i128,
                 SagaRecord::Receiver {
                     from,
                     amount,
@@ -177,6 +179,16 @@ impl Check for Conservation {
                                     .credited_not_captured += *amount as i128;
                                 touched.push(cur);
                             }
+                        }
+                        SagaRecord::Hold(h) => {
+                            let cur = cur.ok_or_else(|| format!("hold on unopened {id}"))?;
+                            let was = match old {
+                                Some(SagaRecord::Hold(o)) => o.remaining(),
+                                _ => 0,
+                            };
+                            self.totals.entry(cur.clone()).or_default().holding_sagas +=
+                                h.remaining() as i128 - was as i128;
+                            touched.push(cur);
                         }
                         SagaRecord::Sender {
                             to, amount, status, ..

@@ -6,7 +6,7 @@ use super::{Check, ReplyCtx};
 use crate::ledger::Ledger;
 use crate::workload::{ClientResult, OpSpec};
 use node::ledger::account::Reply;
-use protocol::api::{Entry, EntryKind};
+use protocol::api::{Entry, EntryKind, HoldStatus, HoldView};
 
 /// Every acknowledged effect, to re-check later.
 #[derive(Default)]
@@ -15,9 +15,21 @@ pub struct Durability {
 }
 
 enum Acked {
-    Entry { account: String, entry: Entry },
-    Account { account: String },
-    Transfer { id: String },
+    Entry {
+        account: String,
+        entry: Entry,
+    },
+    Account {
+        account: String,
+    },
+    Transfer {
+        id: String,
+    },
+    /// A hold, and the status it was acknowledged in when that status was final.
+    Hold {
+        id: String,
+        settled: Option<HoldStatus>,
+    },
 }
 
 fn present(ledger: &Ledger, a: &Acked) -> Result<(), String> {
@@ -44,6 +56,14 @@ fn present(ledger: &Ledger, a: &Acked) -> Result<(), String> {
             None => Err(format!(
                 "account {account} was acknowledged as opened but is not stored"
             )),
+        },
+        Acked::Hold { id, settled } => match (ledger.holds.get(id), settled) {
+            (Some((_, h)), Some(s)) if h.status != *s => Err(format!(
+                "hold {id} was acknowledged {s:?} but is stored {:?}",
+                h.status
+            )),
+            (Some(_), _) => Ok(()),
+            (None, _) => Err(format!("hold {id} was acknowledged but is not stored")),
         },
         Acked::Transfer { id } => match ledger.transfers.get(id) {
             Some(_) => Ok(()),
@@ -91,6 +111,15 @@ impl Check for Durability {
                 id: t.id.as_str().to_owned(),
             },
             Reply::Account { .. } => return Ok(()),
+            Reply::Hold(h) => acked_hold(h),
+            Reply::Capture { hold, transfer } => {
+                let t = Acked::Transfer {
+                    id: transfer.id.as_str().to_owned(),
+                };
+                present(ctx.ledger, &t)?;
+                self.acked.push(t);
+                acked_hold(hold)
+            }
         };
         present(ctx.ledger, &acked)?;
         self.acked.push(acked);
@@ -107,5 +136,12 @@ impl Check for Durability {
             present(ledger, a)?;
         }
         Ok(())
+    }
+}
+
+fn acked_hold(h: &HoldView) -> Acked {
+    Acked::Hold {
+        id: h.id.as_str().to_owned(),
+        settled: (!h.status.is_open()).then_some(h.status),
     }
 }

@@ -4,7 +4,9 @@
 //! Every client operation carries a unique reference in its entries. At every commit: an
 //! operation's deposit, withdrawal or hold appears at most once; a transfer's hold, capture,
 //! release and credit each appear at most once; and the requests applied under one
-//! idempotency key of an account are all the same request.
+//! idempotency key of an account are all the same request. A hold (`POST /v1/holds`) holds
+//! again what a refused capture gave back, so only its first `hold` entry is a request's; its
+//! sums are checked by the atomic-transfers check, and its captures are transfers.
 
 use super::Check;
 use crate::ledger::{Commit, Ledger, Row};
@@ -65,7 +67,17 @@ impl Check for ExactlyOnce {
                 continue; // a rewrite, reported by the replay check
             }
             let kind = e.kind.as_str();
-            if let Some(t) = &e.transfer_id {
+            let tid = e.transfer_id.as_ref().map(|t| t.as_str());
+            let is_hold = tid.is_some_and(|t| names_hold(before, commit, t));
+            let is_capture = tid.is_some_and(|t| names_capture(before, commit, t));
+            // A hold's later `hold` entries take back what a refused capture gave back.
+            let first_of_hold = is_hold
+                && !before.accounts.get(id).is_some_and(|a| {
+                    a.journal
+                        .values()
+                        .any(|(x, _)| x.kind == EntryKind::Hold && x.transfer_id == e.transfer_id)
+                });
+            if let Some(t) = e.transfer_id.as_ref().filter(|_| !is_hold) {
                 let k = (id.clone(), t.as_str().to_owned(), kind);
                 if let Some(first) = self.by_transfer.insert(k, *seq) {
                     return Err(format!(
@@ -90,7 +102,7 @@ impl Check for ExactlyOnce {
                     .and_then(|a| a.sagas.get(t))
                     .and_then(|r| match r {
                         SagaRecord::Sender { amount, .. } => Some(*amount),
-                        SagaRecord::Receiver { .. } => None,
+                        SagaRecord::Receiver { .. } | SagaRecord::Hold(_) => None,
                     });
                 if held != Some(e.amount) {
                     return Err(format!(
@@ -99,10 +111,11 @@ impl Check for ExactlyOnce {
                     ));
                 }
             }
-            let by_request = matches!(
-                e.kind,
-                EntryKind::Deposit | EntryKind::Withdrawal | EntryKind::Hold
-            );
+            let by_request = match e.kind {
+                EntryKind::Deposit | EntryKind::Withdrawal => true,
+                EntryKind::Hold => (!is_hold || first_of_hold) && !is_capture,
+                _ => false,
+            };
             if by_request {
                 // Every movement is one some client asked for, on this account, of this amount.
                 let mut candidates = e
@@ -116,7 +129,10 @@ impl Check for ExactlyOnce {
                             (OpKind::Deposit(a), EntryKind::Deposit)
                             | (OpKind::Withdraw(a), EntryKind::Withdrawal)
                             | (OpKind::Transfer { amount: a, .. }, EntryKind::Hold) => {
-                                *a == e.amount
+                                *a == e.amount && !is_hold
+                            }
+                            (OpKind::Hold { amount: a, .. }, EntryKind::Hold) => {
+                                *a == e.amount && is_hold
                             }
                             _ => false,
                         }
@@ -155,4 +171,22 @@ impl Check for ExactlyOnce {
         }
         Ok(())
     }
+}
+
+/// True when `t` is a hold's id (its record is a hold's, stored or written by `commit`).
+fn names_hold(before: &Ledger, commit: &Commit, t: &str) -> bool {
+    before.holds.contains_key(t)
+        || commit
+            .rows
+            .iter()
+            .any(|r| matches!(r, Row::Saga(_, t2, Some(SagaRecord::Hold(_))) if t2 == t))
+}
+
+/// True when `t` is the transfer of a hold's capture (named by the hold's record).
+fn names_capture(before: &Ledger, commit: &Commit, t: &str) -> bool {
+    before.captures.contains_key(t)
+        || commit.rows.iter().any(|r| {
+            matches!(r, Row::Saga(_, _, Some(SagaRecord::Hold(h)))
+                if h.capture.as_ref().is_some_and(|(c, _)| c.as_str() == t))
+        })
 }

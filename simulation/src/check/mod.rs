@@ -29,6 +29,7 @@ mod conservation;
 mod durability;
 mod exactly_once;
 mod model;
+mod model_holds;
 mod overdraft;
 mod replay;
 mod single_writer;

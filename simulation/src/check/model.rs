@@ -66,10 +66,24 @@ fn key_used_by_other(ctx: &ReplyCtx<'_>) -> bool {
                 .find(|(e, _)| e.kind == EntryKind::Hold && e.transfer_id.as_ref() == Some(id))
                 .map(|(e, _)| (e.reference.clone(), e.amount, to))
         }
+        StoredReply::HoldId(id) => ctx
+            .ledger
+            .holds
+            .get(id.as_str())
+            .map(|(_, h)| (h.reference.clone(), h.amount, Some(h.to.clone()))),
+        // A capture's record keeps no copy of its request: another request under the key is
+        // another op with the key.
+        StoredReply::Capture { .. } => {
+            return ctx.ops.iter().any(|o| {
+                o.idem_key == ctx.op.idem_key
+                    && o.account == ctx.op.account
+                    && o.kind != ctx.op.kind
+            })
+        }
     };
     let asked = match &ctx.op.kind {
         OpKind::Deposit(a) | OpKind::Withdraw(a) => (Some(ctx.op.reference.clone()), *a, None),
-        OpKind::Transfer { to, amount } => {
+        OpKind::Transfer { to, amount } | OpKind::Hold { to, amount, .. } => {
             (Some(ctx.op.reference.clone()), *amount, Some(to.clone()))
         }
         _ => return false,
@@ -77,7 +91,7 @@ fn key_used_by_other(ctx: &ReplyCtx<'_>) -> bool {
     stored.is_none_or(|s| s != asked)
 }
 
-fn check_entry(
+pub(super) fn check_entry(
     ledger: &Ledger,
     op: &OpSpec,
     seq: u64,
@@ -167,9 +181,18 @@ impl Check for ClientModel {
             ClientResult::Reply(r) => r,
         };
         let amount = match &op.kind {
-            OpKind::Deposit(a) | OpKind::Withdraw(a) | OpKind::Transfer { amount: a, .. } => *a,
+            OpKind::Deposit(a)
+            | OpKind::Withdraw(a)
+            | OpKind::Transfer { amount: a, .. }
+            | OpKind::Hold { amount: a, .. } => *a,
             _ => 0,
         };
+        if let Some(verdict) = super::model_holds::judge(ctx, reply) {
+            return verdict.or_else(|why| match reply {
+                Err(e) if refusal_justified(ctx, &w, e.code, amount) => Ok(()),
+                _ => Err(why),
+            });
+        }
         match (reply, &op.kind) {
             (Ok(Reply::Transfer(t)), OpKind::ShowTransfer(id)) => {
                 // A summary the transfer had while the request was in flight: pending only if

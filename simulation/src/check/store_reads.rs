@@ -29,6 +29,7 @@ use crate::ledger::Ledger;
 use node::ledger::audit::Auditor;
 use node::ledger::audit_scan::{self, ScanEnd, ScanLimits};
 use node::ledger::exec;
+use node::ledger::records::SagaRecord;
 use node::storage::keys::{listed_rank, Keys};
 use node::storage::memory::MemoryBackend;
 use node::storage::{StorageError, Store};
@@ -102,6 +103,17 @@ fn audit(
     let mut au = Auditor::new();
     let (ids, more) = audit_scan::pending_ids(store, keys, limits, n + 1).map_err(err)?;
     feed_pending(&mut au, ids, more, quiescent);
+    // The open holds, read in pages as the route reads them: the index, in expiry order.
+    let h = ledger.holds_due.len();
+    let (holds, more) = audit_scan::open_hold_ids(store, keys, limits, h + 1).map_err(err)?;
+    let want: Vec<&str> = ledger.holds_due.keys().map(|(_, id)| id.as_str()).collect();
+    let got_ids: Vec<&str> = holds.iter().map(|t| t.as_str()).collect();
+    if got_ids != want || more {
+        return Err(format!(
+            "the index of holds by expiry read in pages gave {got_ids:?} (more: {more}); it holds {want:?}"
+        ));
+    }
+    au.set_pending(holds);
     let end = audit_scan::scan(store, keys, limits, &mut au).map_err(err)?;
     let got = au.finish();
     let indexed = ledger.accounts.values().filter(|a| a.indexed).count();
@@ -183,12 +195,17 @@ fn accounts(
 }
 
 /// Every account's transfer list names exactly the transfers it holds a record of (both are
-/// written in one transaction), each at the transfer's creation and with its sender, on both
-/// sides.
+/// written in one transaction; a hold is not a transfer, its captures are), each at the
+/// transfer's creation and with its sender, on both sides.
 fn transfer_lists(ledger: &Ledger) -> Result<(), String> {
     for (id, a) in &ledger.accounts {
         let listed: Vec<&String> = a.listed.keys().collect();
-        let recorded: Vec<&String> = a.sagas.keys().collect();
+        let recorded: Vec<&String> = a
+            .sagas
+            .iter()
+            .filter(|(_, r)| !matches!(r, SagaRecord::Hold(_)))
+            .map(|(t, _)| t)
+            .collect();
         if listed != recorded {
             return Err(format!(
                 "the transfer list of {id} names {listed:?}; it holds records of {recorded:?}"

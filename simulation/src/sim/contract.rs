@@ -500,10 +500,19 @@ impl Sim {
             )
         } else if let Some(act) = d.activation().filter(|_| d.is_quiet()) {
             let open = act.core.open_sagas().len();
-            if d.deadlines() == open {
+            let held = act
+                .core
+                .open_holds()
+                .values()
+                .filter(|h| h.status == protocol::api::HoldStatus::Held)
+                .count();
+            if d.deadlines() == open + held {
                 return;
             }
-            format!("{open} open saga(s) but {} deadline(s)", d.deadlines())
+            format!(
+                "{open} open saga(s) and {held} held hold(s) but {} deadline(s)",
+                d.deadlines()
+            )
         } else {
             return;
         };
@@ -524,7 +533,9 @@ impl Sim {
             return;
         };
         let view = match answer {
-            node::ledger::driver::Answer::Reply(Ok(Reply::Transfer(view))) => view,
+            node::ledger::driver::Answer::Reply(Ok(
+                Reply::Transfer(view) | Reply::Capture { transfer: view, .. },
+            )) => view,
             _ if waiter => {
                 let why = format!("holds a caller for a settlement without a transfer: {answer:?}");
                 return self.contract_broken(node, account, why);

@@ -245,6 +245,8 @@ pub struct Stats {
     pub completed: u64,
     /// Transfers failed.
     pub failed: u64,
+    /// Holds created, and how many ended captured, voided and expired.
+    pub holds: [u64; 4],
     /// Events handled.
     pub events: u64,
     /// Simulated time at the end of the safety phase.
@@ -475,6 +477,15 @@ impl Sim {
         self.stats.storage_faults = faults;
         self.stats.storage_conflicts = self.backend.conflicts_detected();
         self.stats.leases_moved = self.backend.leases_moved();
+        for (_, h) in self.ledger.holds.values() {
+            self.stats.holds[0] += 1;
+            match h.status {
+                protocol::api::HoldStatus::Captured => self.stats.holds[1] += 1,
+                protocol::api::HoldStatus::Voided => self.stats.holds[2] += 1,
+                protocol::api::HoldStatus::Expired => self.stats.holds[3] += 1,
+                _ => {}
+            }
+        }
     }
 
     fn run_phases(&mut self) {
@@ -498,6 +509,7 @@ impl Sim {
         self.heal();
         let start = self.now;
         let bound = 60_000
+            + crate::workload::HOLD_LIFE_MS.1
             + u64::from(CREDIT_RESENDS_MAX) * self.opts.credit_timeout_ms
             + 3 * self.opts.abort_backoff_max_ms
             + 3 * self.opts.sweep_every_ms;
@@ -518,7 +530,7 @@ impl Sim {
             {
                 self.step();
             }
-            if self.failure.is_some() || self.ledger.pending.is_empty() {
+            if self.failure.is_some() || !self.ledger.unsettled() {
                 break;
             }
         }
@@ -537,13 +549,15 @@ impl Sim {
         }
     }
 
-    /// Runs until the pending index is empty, or fails the run once `bound` has passed.
+    /// Runs until no transfer is pending and no hold open, or fails the run once `bound` has
+    /// passed.
     fn settle_pending(&mut self, start: u64, bound: u64) {
-        while self.failure.is_none() && !self.ledger.pending.is_empty() {
+        while self.failure.is_none() && self.ledger.unsettled() {
             if self.now > start + bound || !self.step() {
                 let why = format!(
-                    "{} transfer(s) still pending {} ms after every fault healed (bound {bound} ms): {}",
+                    "{} transfer(s) still pending and {} hold(s) open {} ms after every fault healed (bound {bound} ms): {}",
                     self.ledger.pending.len(),
+                    self.ledger.open_holds().count(),
                     self.now - start,
                     self.describe_pending()
                 );

@@ -146,6 +146,44 @@ impl Sim {
                 });
                 return self.answer_read(node, client, attempt, r, lat);
             }
+            OpKind::ShowHold(id) => {
+                let (read, lat) = self.storage(Vec::new(), |s, k| exec::read_hold(s, k, id));
+                let r = ClientResult::Reply(match read {
+                    Ok(Some(v)) => Ok(Reply::Hold(Box::new(v))),
+                    Ok(None) => Err(ApiError::new(ErrorCode::HoldNotFound, "no such hold")),
+                    Err(e) => Err(unavailable(&e.to_string())),
+                });
+                return self.answer_read(node, client, attempt, r, lat);
+            }
+            OpKind::Hold {
+                to,
+                amount,
+                expires_in_ms,
+            } => {
+                self.next_tid += 1;
+                Command::Hold {
+                    hold_id: TransferId::new(format!("h{}", self.next_tid)).expect("valid"),
+                    to: to.clone(),
+                    amount: Amount::new(*amount).expect("workload amounts are valid"),
+                    expires_in_ms: *expires_in_ms,
+                    reference: Some(spec.reference.clone()),
+                    idem_key: spec.idem_key.clone(),
+                }
+            }
+            // The gateway finds the payer by reading the hold; the workload names it.
+            OpKind::Capture { hold, amount } => {
+                self.next_tid += 1;
+                Command::Capture {
+                    hold_id: hold.clone(),
+                    capture_id: TransferId::new(format!("t{}", self.next_tid)).expect("valid"),
+                    amount: amount.map(|a| Amount::new(a).expect("workload amounts are valid")),
+                    idem_key: spec.idem_key.clone(),
+                }
+            }
+            OpKind::Void(hold) => Command::Void {
+                hold_id: hold.clone(),
+                idem_key: spec.idem_key.clone(),
+            },
             OpKind::Open(c) => Command::Open { currency: *c },
             OpKind::Deposit(a) => Command::Deposit {
                 amount: Amount::new(*a).expect("workload amounts are valid"),

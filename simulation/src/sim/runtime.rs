@@ -50,7 +50,9 @@ pub(super) struct Caller {
     pub since: u64,
 }
 
-/// The result of the work in flight.
+/// The result of the work in flight (at most one per actor, so the sizes of its variants do
+/// not matter).
+#[allow(clippy::large_enum_variant)]
 pub(super) enum WorkResult {
     Loaded(Result<Activation, StorageError>),
     Committed(Batch, Result<(Activation, Vec<Effect>), StorageError>),
@@ -322,8 +324,8 @@ impl Sim {
                     let Some(a) = self.actor_mut(node, account, inc) else {
                         return;
                     };
-                    if let Some((to, _)) = a.waiters.remove(&req) {
-                        let r = ClientResult::Reply(Ok(Reply::Transfer(view.clone())));
+                    if let Some((to, reply)) = a.waiters.remove(&req) {
+                        let r = ClientResult::Reply(Ok(reply.settled(view.clone())));
                         self.send_client(node, to.client, to.attempt, r);
                     }
                 }

@@ -4,6 +4,8 @@
 //! owns, activates the sender if it has no actor for it (activation resumes every open saga),
 //! or tells the actor it has, whose driver steps aside if it lost the lease to an activation
 //! that started the saga. The page size and the cap on activations per sweep are the shell's.
+//! The same sweep then reads the index of holds by expiry up to now and activates the payer of
+//! every hold that came due (the activation expires it), as the shell's sweeper does.
 
 use super::*;
 use node::cluster::sweeper::{SWEEP_ACTIVATIONS_MAX, SWEEP_PAGE};
@@ -30,15 +32,34 @@ impl Sim {
                 break;
             }
         }
+        let mut holds = Vec::new();
+        let mut after: Option<(u64, String)> = None;
+        let now = self.wall();
+        loop {
+            let cursor = after.clone();
+            let (page, _) = self.storage(Vec::new(), |s, k| {
+                exec::read_due_holds(s, k, now, cursor, SWEEP_PAGE)
+            });
+            let Ok((page, more)) = page else {
+                return;
+            };
+            after = page.last().map(|((at, h), _)| (*at, h.as_str().to_owned()));
+            holds.extend(page);
+            if !more || holds.len() >= SWEEP_ROWS_MAX {
+                break;
+            }
+        }
+        let due = holds.into_iter().map(|((_, h), payer)| (h, payer));
+        let rows = rows.into_iter().map(|(view, sender)| (view.id, sender));
         let mut activated = 0;
-        for (view, sender) in rows {
+        for (id, sender) in rows.chain(due) {
             if self.owner(node, &sender) != node {
                 continue; // its owner's sweep resumes it
             }
             if self.nodes[node].actors.contains_key(&sender) {
-                self.actor_resume(node, &sender, &view.id);
+                self.actor_resume(node, &sender, &id);
             } else if activated < SWEEP_ACTIVATIONS_MAX {
-                trace!(self, "n{} sweep resumes {sender} for {}", node + 1, view.id);
+                trace!(self, "n{} sweep resumes {sender} for {id}", node + 1);
                 self.activate(node, &sender);
                 activated += 1;
             }

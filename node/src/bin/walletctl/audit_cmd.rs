@@ -2,15 +2,17 @@
 //! from the node through the library's [`Auditor`] (the same rules as `GET /admin/audit`).
 //!
 //! The audit is meant for a quiescent point: transfers still in flight would look half-applied,
-//! which is why it first waits for `/admin/pending` to drain. Journal entries written after an
-//! account was listed are ignored by the auditor, so ongoing deposits do not cause false alarms.
+//! which is why it first waits for `/admin/pending` to drain. Open holds (`/admin/holds`) are
+//! named pending: a hold may still hold what it has not released. Journal entries written after
+//! an account was listed are ignored by the auditor, so ongoing deposits do not cause false
+//! alarms.
 
 use crate::client::CliError;
 use crate::commands::{Ctx, Failure};
 use crate::output;
 use indicatif::{ProgressBar, ProgressStyle};
 use node::ledger::audit::Auditor;
-use protocol::admin::{AccountsPage, PendingPage, ADMIN_PAGE_MAX};
+use protocol::admin::{AccountsPage, HoldsPage, PendingPage, ADMIN_PAGE_MAX};
 use protocol::api::{EntriesPage, ENTRIES_PAGE_MAX};
 use protocol::AccountId;
 use std::time::{Duration, Instant};
@@ -25,6 +27,7 @@ const TICK: Duration = Duration::from_millis(120);
 pub fn run(ctx: &Ctx, wait_secs: u64) -> Result<(), Failure> {
     let mut auditor = Auditor::new();
     wait_for_pending(ctx, wait_secs, &mut auditor)?;
+    open_holds(ctx, &mut auditor)?;
     scan(ctx, &mut auditor)?;
     let report = auditor.finish();
     if ctx.json {
@@ -83,6 +86,23 @@ fn wait_for_pending(ctx: &Ctx, wait_secs: u64, auditor: &mut Auditor) -> Result<
     };
     spinner.finish_and_clear();
     result
+}
+
+/// Names every open hold pending (read in pages of `/admin/holds`).
+fn open_holds(ctx: &Ctx, auditor: &mut Auditor) -> Result<(), CliError> {
+    let mut after: Option<String> = None;
+    loop {
+        let path = match &after {
+            None => format!("/admin/holds?limit={ADMIN_PAGE_MAX}"),
+            Some(c) => format!("/admin/holds?limit={ADMIN_PAGE_MAX}&after={c}"),
+        };
+        let page: HoldsPage = ctx.client.get(&path)?;
+        auditor.set_pending(page.holds.into_iter().map(|h| h.id));
+        match page.next_after {
+            Some(c) => after = Some(c),
+            None => return Ok(()),
+        }
+    }
 }
 
 /// Pages through every account and its journal, feeding the auditor.

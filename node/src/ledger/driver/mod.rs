@@ -69,7 +69,7 @@ use super::planted::{planted, Bug};
 use super::records::Lease;
 use crate::storage::StorageError;
 use deadlines::Deadlines;
-use protocol::api::{Entry, TransferStatus, TransferView};
+use protocol::api::{Entry, TransferView};
 use protocol::saga::SagaMsg;
 use protocol::{AccountId, ApiError, TransferId};
 use std::collections::{BTreeMap, VecDeque};
@@ -491,7 +491,7 @@ impl Driver {
         let Some(act) = &self.act else {
             return; // loading (the load resumes every open saga) or a batch in flight
         };
-        if self.phase != Phase::Ready || act.core.open_sagas().contains_key(transfer) {
+        if self.phase != Phase::Ready || act.core.knows(transfer) {
             return;
         }
         if !self.followups.iter().any(|w| matches!(w, Work::ReadLease)) {
@@ -522,7 +522,7 @@ impl Driver {
                 self.batch_retries = 0;
                 // Every open saga is re-driven under fresh deadlines.
                 self.deadlines.clear();
-                let resume = act.core.resume();
+                let resume = act.core.resume(now_ms);
                 self.act = Some(act);
                 if !planted(Bug::ForgetLandedPublications) {
                     self.queue_head_read();
@@ -595,12 +595,12 @@ impl Driver {
                 } else {
                     "storage refused the commit"
                 };
-                let open = batch.act.core.open_sagas();
+                let core = &batch.act.core;
                 let open: Vec<TransferId> = batch
                     .inputs
                     .iter()
                     .filter_map(|i| match i {
-                        Input::Timer(t) if open.contains_key(t) => Some(t.clone()),
+                        Input::Timer(t) if core.knows(t) => Some(t.clone()),
                         _ => None,
                     })
                     .collect();
@@ -815,8 +815,8 @@ impl Driver {
         for effect in effects {
             match effect {
                 Effect::Reply(req, result) => {
-                    let waiter = match &result {
-                        Ok(Reply::Transfer(view)) if view.status == TransferStatus::Pending => {
+                    let waiter = match result.as_ref().ok().and_then(Reply::pending_transfer) {
+                        Some(view) => {
                             let list = self.waiters.entry(view.id.clone()).or_default();
                             let room = list.len() < self.limits.waiters_per_transfer;
                             if room {
@@ -824,7 +824,7 @@ impl Driver {
                             }
                             room
                         }
-                        _ => false,
+                        None => false,
                     };
                     self.out.push(Out::Answer {
                         req,
@@ -843,6 +843,7 @@ impl Driver {
                 } => self
                     .deadlines
                     .set(transfer_id, now_ms.saturating_add(after_ms)),
+                Effect::Disarm(id) => self.deadlines.remove(&id),
                 Effect::Settled(view) => {
                     self.deadlines.remove(&view.id);
                     let waiters = self.waiters.remove(&view.id).unwrap_or_default();

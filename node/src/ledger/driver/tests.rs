@@ -10,6 +10,7 @@ use crate::ledger::exec;
 use crate::storage::keys::Keys;
 use crate::storage::memory::MemoryBackend;
 use crate::storage::Store;
+use protocol::api::TransferStatus;
 use protocol::saga::CreditOutcome;
 use protocol::{Amount, Currency, ErrorCode};
 use std::sync::Arc;

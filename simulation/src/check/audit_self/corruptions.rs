@@ -471,13 +471,22 @@ fn released_twice(fed: &mut Fed, ix: &Index) -> Option<Vec<Expect>> {
     let mut failed = ix.failed();
     let (t, l) = failed.next()?;
     let (_, other) = failed.next()?;
-    let hold = l.hold?;
-    move_leg(fed, other.release?, t);
+    let (hold, release, moved) = (l.hold?, l.release?, other.release?);
+    move_leg(fed, moved, t);
+    // Judged as a hold's legs (held once, released twice): by account, then by sums.
+    let counts = "(1 hold, 0 transfer_out, 0 transfer_in, 2 release)";
+    let words = if moved.0 != hold.0 {
+        format!("held or released on several accounts {counts}")
+    } else {
+        let (held, released) = (entry(fed, hold).amount, entry(fed, release).amount);
+        let released = released + entry(fed, moved).amount;
+        format!("released {released} but held only {held} {counts}")
+    };
     Some(vec![expect(
         AuditCheck::AtomicTransfers,
         Some(&name(fed, hold.0)),
         Some(t.as_str()),
-        format!("inconsistent legs (1 hold, 0 transfer_out, 0 transfer_in, 2 release){SHAPES}"),
+        words,
     )])
 }
 

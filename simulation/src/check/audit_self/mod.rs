@@ -71,8 +71,8 @@ struct Legs {
 /// ledger has nothing it applies to.
 type Corruption = fn(&mut Fed, &Index) -> Option<Vec<Expect>>;
 
-/// The transfers of the fed ledger, and which of them completed, failed or are pending with
-/// their credit applied.
+/// The transfers of the fed ledger (not its holds), and which of them completed, failed or
+/// are pending with their credit applied.
 struct Index {
     legs: BTreeMap<TransferId, Legs>,
     pending: BTreeSet<TransferId>,
@@ -87,7 +87,9 @@ impl Index {
                 continue;
             };
             for (j, e) in journal.iter().enumerate() {
-                let Some(t) = &e.transfer_id else { continue };
+                let Some(t) = e.transfer_id.as_ref().filter(|t| !fed.holds.contains(*t)) else {
+                    continue;
+                };
                 let l = legs.entry(t.clone()).or_default();
                 let slot = match e.kind {
                     EntryKind::Hold => &mut l.hold,

@@ -1,0 +1,193 @@
+//! `/v1/holds`: hold money for a later payment, then capture it (in full or in part), void it,
+//! or let it expire.
+//!
+//! Capture and void go to the payer's actor, found by reading the hold (a hold's id does not
+//! name its payer); the actor decides, so the first of capture, void and expiry it commits
+//! wins. A capture answers like a transfer: 200 when its transfer completed within
+//! `wait_ms`, 202 while it is under way, 422 with the receiver's refusal (the hold is `held`
+//! again). Its body is the hold, read again after the capture settled.
+
+use super::auth::Caller;
+use super::error::{idempotency_key, invalid, ApiJson, HttpError};
+use super::movements::check_reference;
+use super::transfers::{new_time_id, new_transfer_id};
+use super::{blocking, AppState};
+use crate::ledger::account::{Command, Reply};
+use crate::ledger::exec;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use cluster_config::Scope;
+use protocol::api::{
+    CaptureRequest, HoldRequest, HoldView, TransferStatus, TransferView,
+    HOLD_EXPIRES_IN_MS_DEFAULT, HOLD_EXPIRES_IN_MS_MAX, HOLD_EXPIRES_IN_MS_MIN,
+    TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX,
+};
+use protocol::{ApiError, ErrorCode, TransferId};
+use serde::Serialize;
+use std::time::Duration;
+
+/// The body of a refused capture: the error, and the hold (`held` again).
+#[derive(Serialize)]
+struct RefusedBody {
+    error: ApiError,
+    hold: HoldView,
+}
+
+/// `POST /v1/holds`: 201 and the hold.
+pub async fn create(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    ApiJson(body): ApiJson<HoldRequest>,
+) -> Result<Response, HttpError> {
+    caller.permits(Scope::Write, Some(&body.from))?;
+    let idem_key = idempotency_key(&headers)?.map(String::from);
+    check_reference(body.reference.as_deref())?;
+    let expires_in_ms = body.expires_in_ms.unwrap_or(HOLD_EXPIRES_IN_MS_DEFAULT);
+    if !(HOLD_EXPIRES_IN_MS_MIN..=HOLD_EXPIRES_IN_MS_MAX).contains(&expires_in_ms) {
+        return Err(invalid(format!(
+            "expires_in_ms must be from {HOLD_EXPIRES_IN_MS_MIN} (1 second) to {HOLD_EXPIRES_IN_MS_MAX} (30 days)"
+        )));
+    }
+    if body.from == body.to {
+        return Err(ErrorCode::SameAccount.into());
+    }
+    let cmd = Command::Hold {
+        hold_id: new_time_id("h"),
+        to: body.to,
+        amount: body.amount,
+        expires_in_ms,
+        reference: body.reference,
+        idem_key,
+    };
+    match st.shell.execute(&body.from, cmd, Duration::ZERO).await? {
+        Reply::Hold(view) => Ok((StatusCode::CREATED, Json(*view)).into_response()),
+        other => panic!("a hold command answered {other:?}"),
+    }
+}
+
+/// `GET /v1/holds/{id}`: a caller limited to accounts sees only holds with one of them on
+/// either side.
+pub async fn get(
+    State(st): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
+    let view = read(&st, &id).await?;
+    if !caller.may_access(&view.from) && !caller.may_access(&view.to) {
+        return Err(HttpError(ApiError::new(
+            ErrorCode::Forbidden,
+            format!(
+                "the token may act on neither {} nor {}, the accounts of this hold",
+                view.from, view.to
+            ),
+        )));
+    }
+    Ok((StatusCode::OK, Json(view)).into_response())
+}
+
+/// `POST /v1/holds/{id}/capture` (the body may be empty: capture everything).
+pub async fn capture(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Response, HttpError> {
+    let body: CaptureRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CaptureRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| invalid(format!("malformed request body: {e}")))?
+    };
+    let wait_ms = body.wait_ms.unwrap_or(TRANSFER_WAIT_MS_DEFAULT);
+    if wait_ms > TRANSFER_WAIT_MS_MAX {
+        return Err(invalid(format!(
+            "wait_ms must be at most {TRANSFER_WAIT_MS_MAX}"
+        )));
+    }
+    let idem_key = idempotency_key(&headers)?.map(String::from);
+    let hold = read(&st, &id).await?;
+    // Money moves out of the payer: that is the account the token must name.
+    caller.permits(Scope::Write, Some(&hold.from))?;
+    let cmd = Command::Capture {
+        hold_id: hold.id.clone(),
+        capture_id: new_transfer_id(),
+        amount: body.amount,
+        idem_key,
+    };
+    let wait = Duration::from_millis(wait_ms);
+    let (hold, transfer) = match st.shell.execute(&hold.from, cmd, wait).await? {
+        Reply::Capture { hold, transfer } => (hold, transfer),
+        other => panic!("a capture answered {other:?}"),
+    };
+    capture_response(&st, *hold, transfer).await
+}
+
+/// The response to a capture whose transfer is `transfer`; a settled one is shown with the
+/// hold as it is now.
+async fn capture_response(
+    st: &AppState,
+    hold: HoldView,
+    transfer: TransferView,
+) -> Result<Response, HttpError> {
+    let hold = match transfer.status {
+        TransferStatus::Pending => hold,
+        _ => read(st, hold.id.as_str()).await?,
+    };
+    Ok(match transfer.status {
+        TransferStatus::Completed => (StatusCode::OK, Json(hold)).into_response(),
+        TransferStatus::Pending => (StatusCode::ACCEPTED, Json(hold)).into_response(),
+        TransferStatus::Failed => {
+            let code = transfer
+                .reason
+                .expect("a failed transfer records its reason");
+            let error = ApiError::new(
+                code,
+                format!(
+                    "the capture of hold {} was refused: {}; the hold is {}",
+                    hold.id,
+                    code.default_message(),
+                    hold.status.as_str()
+                ),
+            );
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                Json(RefusedBody { error, hold }),
+            )
+                .into_response()
+        }
+    })
+}
+
+/// `POST /v1/holds/{id}/void`: 200 and the hold, `voided`.
+pub async fn void(
+    State(st): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, HttpError> {
+    let idem_key = idempotency_key(&headers)?.map(String::from);
+    let hold = read(&st, &id).await?;
+    caller.permits(Scope::Write, Some(&hold.from))?;
+    let cmd = Command::Void {
+        hold_id: hold.id.clone(),
+        idem_key,
+    };
+    match st.shell.execute(&hold.from, cmd, Duration::ZERO).await? {
+        Reply::Hold(view) => Ok((StatusCode::OK, Json(*view)).into_response()),
+        other => panic!("a void answered {other:?}"),
+    }
+}
+
+/// The hold `id` as stored, or `hold_not_found`.
+async fn read(st: &AppState, id: &str) -> Result<HoldView, HttpError> {
+    let id = TransferId::new(id).map_err(invalid)?;
+    let (store, keys) = (st.shell.store().clone(), st.shell.keys().clone());
+    blocking(move || exec::read_hold(&store, &keys, &id))
+        .await?
+        .ok_or_else(|| ErrorCode::HoldNotFound.into())
+}
