@@ -199,11 +199,7 @@ fn transfers_list_shows_both_sides_newest_first_filtered_and_paged() {
 }
 
 fn walletctl(n: &TestNode, args: &[&str]) -> std::process::Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_walletctl"))
-        .args(["--node", &n.url])
-        .args(args)
-        .output()
-        .expect("walletctl runs")
+    common::walletctl(&n.url, args)
 }
 
 #[test]

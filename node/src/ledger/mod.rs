@@ -33,6 +33,11 @@
 //! releases only on a definitive `rejected` or `aborted`, and keeps re-sending `Abort` with
 //! backoff until it has one.
 //!
+//! A hold (`account/holds.rs`) keeps money of its payer held under the hold's id until it is
+//! captured, voided or expires; a capture is an ordinary transfer saga with an id of its own,
+//! into which the captured part moves, so the saga's rules and the audit's apply to it
+//! unchanged. The payer decides capture, void and expiry in order: the first it commits wins.
+//!
 //! Left out on purpose: closing accounts (no API yet), overdraft limits (no account setting
 //! yet; available never goes below zero), expiry of idempotency records (kept forever, which
 //! satisfies "at least 24 hours"), and currency conversion.

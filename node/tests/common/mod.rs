@@ -177,3 +177,12 @@ pub async fn ws_connect(n: &TestNode) -> Ws {
         .expect("ws connects");
     ws
 }
+
+/// Runs `walletctl --node URL ARGS...` and returns its output.
+pub fn walletctl(url: &str, args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_walletctl"))
+        .args(["--node", url])
+        .args(args)
+        .output()
+        .expect("walletctl runs")
+}

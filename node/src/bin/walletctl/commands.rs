@@ -44,7 +44,7 @@ impl From<CliError> for Failure {
 }
 
 impl Failure {
-    fn keyed(key: &str) -> impl FnOnce(CliError) -> Failure + '_ {
+    pub(crate) fn keyed(key: &str) -> impl FnOnce(CliError) -> Failure + '_ {
         move |error| Failure {
             error,
             key: Some(key.to_owned()),

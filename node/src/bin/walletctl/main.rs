@@ -5,7 +5,7 @@
 //! HTTP through the library's `node::ledger::audit::Auditor`, the rules `GET /admin/audit` and the
 //! simulator run too), [`mod@bench`] (load generator), [`client`] (HTTP and error mapping),
 //! [`output`] (tables and JSON), [`token_cmd`] (new bearer tokens), [`list_cmd`] (an
-//! account's transfers). It talks to a node over HTTP only; of the node's library it uses only
+//! account's transfers), [`hold_cmd`] (holds). It talks to a node over HTTP only; of the node's library it uses only
 //! pure functions: the audit, token digests and transfer-list cursors.
 //!
 //! Failures print `error: <code>: <sentence>` on stderr; when a mutation's outcome is unknown a
@@ -16,6 +16,7 @@ mod bench;
 mod client;
 mod commands;
 mod drain_cmd;
+mod hold_cmd;
 mod list_cmd;
 mod output;
 mod rng;
@@ -89,6 +90,9 @@ enum Command {
     Withdraw(MovementArgs),
     /// Transfer money between two accounts of the same currency.
     Transfer(TransferArgs),
+    /// Hold money for a later payment, then capture it (in full or in part) or void it.
+    #[command(subcommand)]
+    Hold(HoldCommand),
     /// Check the ledger's invariants; exit 0 only when every check passes.
     Audit {
         /// Seconds to wait for pending transfers to settle before auditing.
@@ -100,6 +104,56 @@ enum Command {
     /// Make bearer tokens for a node's [auth] config.
     #[command(subcommand)]
     Token(TokenCommand),
+}
+
+#[derive(Subcommand, Debug)]
+enum HoldCommand {
+    /// Hold AMOUNT of FROM for a later payment to TO (it expires by itself).
+    Create {
+        /// Account whose money is held.
+        from: String,
+        /// Account a capture pays.
+        to: String,
+        /// Amount in minor units (integer).
+        #[arg(allow_hyphen_values = true)]
+        amount: String,
+        /// Life of the hold in ms, 1000 to 2592000000 (node default: 7 days).
+        #[arg(long, value_name = "MS")]
+        expires_in_ms: Option<u64>,
+        /// Idempotency key (generated when absent).
+        #[arg(long, value_name = "K")]
+        key: Option<String>,
+        /// Free text kept with the hold and its entries.
+        #[arg(long, value_name = "R")]
+        reference: Option<String>,
+    },
+    /// Show a hold.
+    Show {
+        /// Hold id.
+        id: String,
+    },
+    /// Move the held money (all, or --amount of it) to the receiver; the rest is released.
+    Capture {
+        /// Hold id.
+        id: String,
+        /// Amount to move, in minor units (default: all that is held).
+        #[arg(long, allow_hyphen_values = true, value_name = "A")]
+        amount: Option<String>,
+        /// How long the node waits for the receiver, in ms (node default 5000, max 60000).
+        #[arg(long, value_name = "MS")]
+        wait_ms: Option<u64>,
+        /// Idempotency key (generated when absent).
+        #[arg(long, value_name = "K")]
+        key: Option<String>,
+    },
+    /// Release a hold entirely.
+    Void {
+        /// Hold id.
+        id: String,
+        /// Idempotency key (generated when absent).
+        #[arg(long, value_name = "K")]
+        key: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -258,6 +312,34 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 wait_ms: t.wait_ms,
             },
         ),
+        Command::Hold(h) => match h {
+            HoldCommand::Create {
+                from,
+                to,
+                amount,
+                expires_in_ms,
+                key,
+                reference,
+            } => hold_cmd::create(
+                &ctx,
+                hold_cmd::CreateArgs {
+                    from: &from,
+                    to: &to,
+                    amount: &amount,
+                    expires_in_ms,
+                    key: key.as_deref(),
+                    reference,
+                },
+            ),
+            HoldCommand::Show { id } => hold_cmd::show(&ctx, &id),
+            HoldCommand::Capture {
+                id,
+                amount,
+                wait_ms,
+                key,
+            } => hold_cmd::capture(&ctx, &id, amount.as_deref(), wait_ms, key.as_deref()),
+            HoldCommand::Void { id, key } => hold_cmd::void(&ctx, &id, key.as_deref()),
+        },
         Command::Audit { wait_secs } => audit_cmd::run(&ctx, wait_secs),
         Command::Bench(b) => bench::run(&ctx, &b),
         Command::Token(TokenCommand::New(_)) => unreachable!("handled above"),

@@ -6,7 +6,7 @@
 use crate::client::CliError;
 use protocol::admin::AuditReport;
 use protocol::admin::{NodeStatus, OwnerView};
-use protocol::api::{AccountView, Entry, MovementView, TransferStatus, TransferView};
+use protocol::api::{AccountView, Entry, HoldView, MovementView, TransferStatus, TransferView};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -132,6 +132,27 @@ pub fn transfer(v: &TransferView) -> String {
     }
     if v.status == TransferStatus::Pending {
         s.push_str("; the saga settles it later, keep the key to ask again");
+    }
+    s
+}
+
+/// A hold as aligned `key  value` lines.
+pub fn hold(v: &HoldView) -> String {
+    let mut s = format!(
+        "hold       {}\nstatus     {}\nfrom       {}\nto         {}\namount     {}\ncaptured   {}\nexpires    {}",
+        v.id,
+        v.status.as_str(),
+        v.from,
+        v.to,
+        v.amount,
+        v.captured,
+        utc(v.expires_at)
+    );
+    if let Some(c) = &v.capture_id {
+        let _ = write!(s, "\ncapture    {c} (its transfer)");
+    }
+    if let Some(r) = &v.reference {
+        let _ = write!(s, "\nreference  {r}");
     }
     s
 }
