@@ -139,12 +139,13 @@ fn send(method: &str, url: &str, body: Option<&Value>, token: Option<&str>) -> A
     }
 }
 
-/// What [`setup_pair`] made: a transfer from `a` to `b`, and two holds of `a` for `b` (one
-/// to capture, one to void).
+/// What [`setup_pair`] made: a transfer from `a` to `b`, two holds of `a` for `b` (one to
+/// capture, one to void), and a disbursement from `a` to `b`.
 struct Made {
     transfer: String,
     capture: String,
     void: String,
+    disbursement: String,
 }
 
 /// A concrete request for a route of the table, acting on account `a` (with `b` the other
@@ -185,6 +186,12 @@ fn example(r: &RouteSpec, a: &str, b: &str, m: &Made) -> (String, Option<Value>,
             Some(json!({"transfers": [{"from": a, "to": b, "amount": 1}]})),
             200,
         ),
+        "/v1/disbursements" => (
+            r.path.to_owned(),
+            Some(json!({"from": a, "legs": [{"to": b, "amount": 1}]})),
+            200,
+        ),
+        "/v1/disbursements/{id}" => (format!("/v1/disbursements/{}", m.disbursement), None, 200),
         "/v1/holds" => (
             r.path.to_owned(),
             Some(json!({"from": a, "to": b, "amount": 1})),
@@ -266,10 +273,18 @@ fn setup_pair(n: &TestNode, a: &str, b: &str) -> Made {
         assert_eq!(r.status, 201, "{}", r.body);
         r.body["id"].as_str().unwrap().to_owned()
     };
+    let r = send(
+        "POST",
+        &format!("{}/v1/disbursements", n.url),
+        Some(&json!({"from": a, "legs": [{"to": b, "amount": 3}]})),
+        Some(ALL.secret),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
     Made {
         transfer,
         capture: hold(),
         void: hold(),
+        disbursement: r.body["id"].as_str().unwrap().to_owned(),
     }
 }
 

@@ -92,8 +92,11 @@ pub struct AccountsPage {
 pub struct PendingPage {
     /// The unsettled transfers, oldest id first.
     pub transfers: Vec<TransferView>,
-    /// True when more exist than the page holds.
+    /// True when more exist than the page holds (of either list).
     pub truncated: bool,
+    /// The unsettled disbursements, by id (extension; absent when none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub disbursements: Vec<crate::api::DisbursementView>,
 }
 
 /// `GET /admin/holds?after=&limit=`: open holds, the soonest to expire first.

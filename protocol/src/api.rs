@@ -288,6 +288,88 @@ pub struct HoldView {
     pub capture_id: Option<TransferId>,
 }
 
+/// Most legs of one disbursement.
+pub const DISBURSEMENT_LEGS_MAX: usize = 256;
+
+/// One leg of `POST /v1/disbursements`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisbursementLegRequest {
+    /// Credited account.
+    pub to: AccountId,
+    /// Amount in minor units.
+    pub amount: Amount,
+}
+
+/// `POST /v1/disbursements` body.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DisbursementRequest {
+    /// Debited account.
+    pub from: AccountId,
+    /// 1 to [`DISBURSEMENT_LEGS_MAX`] legs, distinct receivers, none equal to `from`.
+    pub legs: Vec<DisbursementLegRequest>,
+    /// Free text kept with the entries.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+    /// How long to wait for it to settle before answering 202 (default 5000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+}
+
+/// One leg of a disbursement as the API shows it. Its `status` is the disbursement's while
+/// it is pending; once settled, `completed` (credited), `failed` (the leg whose receiver
+/// refused, with `reason`) or `cancelled`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisbursementLeg {
+    /// Credited account.
+    pub to: AccountId,
+    /// Amount in minor units.
+    pub amount: u64,
+    /// Status.
+    pub status: LegStatus,
+    /// Why the receiver refused, on the failing leg.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ErrorCode>,
+}
+
+/// Status of a disbursement's leg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LegStatus {
+    /// Not settled yet.
+    Pending,
+    /// Credited.
+    Completed,
+    /// The receiver refused (or never answered): the disbursement failed for this leg.
+    Failed,
+    /// Not credited: another leg failed.
+    Cancelled,
+}
+
+/// A disbursement as the API shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisbursementView {
+    /// Disbursement id.
+    pub id: TransferId,
+    /// Debited account.
+    pub from: AccountId,
+    /// Sum of the legs.
+    pub total: u64,
+    /// The legs, in the order given.
+    pub legs: Vec<DisbursementLeg>,
+    /// `pending`, `completed` (every leg credited) or `failed` (no leg credited).
+    pub status: TransferStatus,
+    /// The first refusal, when failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<ErrorCode>,
+    /// When it was accepted, ms since the Unix epoch.
+    pub created_at: u64,
+    /// Free text of the request.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference: Option<String>,
+}
+
 /// Kind of a journal entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -10,7 +10,9 @@
 //! when a node forwards a request to the account's owner; the ledger core uses the same types.
 
 use crate::admin::NodeStats;
-use crate::api::{AccountView, HoldView, MovementView, TransferStatus, TransferView};
+use crate::api::{
+    AccountView, DisbursementView, HoldView, LegStatus, MovementView, TransferStatus, TransferView,
+};
 use crate::saga::SagaMsg;
 use crate::{AccountId, Amount, ApiError, Currency, TransferId};
 use serde::de::DeserializeOwned;
@@ -98,6 +100,17 @@ pub enum Command {
         /// Idempotency key.
         idem_key: Option<String>,
     },
+    /// Pay several accounts from this one, all or nothing.
+    Disburse {
+        /// Id for the disbursement if it is new (chosen by the node that accepted it).
+        disbursement_id: TransferId,
+        /// The legs: receiver and amount (validated: 1 to 256, distinct, not this account).
+        legs: Vec<(AccountId, Amount)>,
+        /// Free text.
+        reference: Option<String>,
+        /// Idempotency key.
+        idem_key: Option<String>,
+    },
 }
 
 /// A successful reply to a command.
@@ -117,6 +130,8 @@ pub enum Reply {
     Transfer(TransferView),
     /// A hold (created, voided, or replayed); boxed, as it is the largest reply.
     Hold(Box<HoldView>),
+    /// A disbursement (pending, or settled when replayed).
+    Disbursement(Box<DisbursementView>),
     /// A capture: the hold, and the transfer that moves the captured amount.
     Capture {
         /// The hold as the capture left it (`capturing`, or settled when replayed).
@@ -127,26 +142,46 @@ pub enum Reply {
 }
 
 impl Reply {
-    /// The transfer this reply waits on: a transfer's or a capture's, while it is pending.
-    pub fn pending_transfer(&self) -> Option<&TransferView> {
+    /// The id whose settlement this reply waits on, while it is pending: a transfer's, a
+    /// capture's transfer's, or a disbursement's.
+    pub fn awaits(&self) -> Option<&TransferId> {
         match self {
             Reply::Transfer(t) | Reply::Capture { transfer: t, .. }
                 if t.status == TransferStatus::Pending =>
             {
-                Some(t)
+                Some(&t.id)
             }
+            Reply::Disbursement(d) if d.status == TransferStatus::Pending => Some(&d.id),
             _ => None,
         }
     }
 
-    /// The reply with its pending transfer replaced by the settled `view` (a capture's hold
-    /// is read again by whoever shows it).
+    /// The reply once what it waits on settled as `view` (a disbursement's settles as a
+    /// summary with its status and reason; a capture's hold and a disbursement's legs are
+    /// read again by whoever shows them).
     pub fn settled(self, view: TransferView) -> Reply {
         match self {
             Reply::Capture { hold, .. } => Reply::Capture {
                 hold,
                 transfer: view,
             },
+            Reply::Disbursement(mut d) => {
+                // Completed: every leg credited. Failed: the leg `view.to` refused, the
+                // others were cancelled.
+                d.status = view.status;
+                d.reason = view.reason;
+                for leg in &mut d.legs {
+                    (leg.status, leg.reason) = match view.status {
+                        TransferStatus::Completed => (LegStatus::Completed, None),
+                        TransferStatus::Failed if leg.to == view.to => {
+                            (LegStatus::Failed, view.reason)
+                        }
+                        TransferStatus::Failed => (LegStatus::Cancelled, None),
+                        TransferStatus::Pending => (LegStatus::Pending, None),
+                    };
+                }
+                Reply::Disbursement(d)
+            }
             _ => Reply::Transfer(view),
         }
     }

@@ -51,14 +51,67 @@ pub enum SagaMsg {
         /// The decision.
         outcome: CreditOutcome,
     },
+    /// Disbursement payer to one receiver: reserve this credit (not spendable yet) once.
+    Try {
+        /// Disbursement.
+        disbursement_id: TransferId,
+        /// Payer.
+        from: AccountId,
+        /// Receiver of this leg.
+        to: AccountId,
+        /// Amount of this leg.
+        amount: Amount,
+        /// The payer's currency; the receiver refuses another.
+        currency: Currency,
+        /// When the payer created the disbursement.
+        created_at: u64,
+    },
+    /// Payer to a receiver whose leg is reserved: credit it (every leg was reserved).
+    Confirm {
+        /// Disbursement.
+        disbursement_id: TransferId,
+        /// Payer.
+        from: AccountId,
+        /// Receiver of this leg.
+        to: AccountId,
+        /// Free text for the receiver's entry.
+        #[serde(default)]
+        reference: Option<String>,
+    },
+    /// Payer to a receiver: drop the leg; refuse a later `Try` (some leg failed).
+    Cancel {
+        /// Disbursement.
+        disbursement_id: TransferId,
+        /// Payer.
+        from: AccountId,
+        /// Receiver of this leg.
+        to: AccountId,
+        /// When the payer created the disbursement.
+        created_at: u64,
+    },
+    /// Receiver to payer: where its leg stands.
+    LegOutcome {
+        /// Disbursement.
+        disbursement_id: TransferId,
+        /// Payer (the destination of this message).
+        from: AccountId,
+        /// Receiver of the leg.
+        to: AccountId,
+        /// Its state.
+        outcome: LegOutcome,
+    },
 }
 
 impl SagaMsg {
     /// The account this message is addressed to.
     pub fn destination(&self) -> &AccountId {
         match self {
-            SagaMsg::Credit { to, .. } | SagaMsg::Abort { to, .. } => to,
-            SagaMsg::Outcome { from, .. } => from,
+            SagaMsg::Credit { to, .. }
+            | SagaMsg::Abort { to, .. }
+            | SagaMsg::Try { to, .. }
+            | SagaMsg::Confirm { to, .. }
+            | SagaMsg::Cancel { to, .. } => to,
+            SagaMsg::Outcome { from, .. } | SagaMsg::LegOutcome { from, .. } => from,
         }
     }
 
@@ -71,6 +124,20 @@ impl SagaMsg {
     pub fn decode(bytes: &[u8]) -> Result<Self, String> {
         crate::versioned_decode(SAGA_WIRE_VERSION, "saga message", bytes)
     }
+}
+
+/// A disbursement leg's state, as its receiver answers it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "outcome", content = "reason", rename_all = "snake_case")]
+pub enum LegOutcome {
+    /// Reserved: the receiver will credit it on `Confirm`.
+    Reserved,
+    /// Refused for a business reason (or because a `Cancel` came first: `transfer_aborted`).
+    Refused(ErrorCode),
+    /// Credited.
+    Confirmed,
+    /// Dropped (never to be credited).
+    Cancelled,
 }
 
 /// The receiver's recorded decision on a credit.

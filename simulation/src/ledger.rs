@@ -6,7 +6,9 @@
 
 use crate::store::{RawCommit, Writer};
 use foundationdb_tuple::Element;
-use node::ledger::records::{AccountRecord, HoldRecord, IdemRecord, Lease, SagaRecord};
+use node::ledger::records::{
+    AccountRecord, DisbursementRecord, HoldRecord, IdemRecord, Lease, SagaRecord,
+};
 use node::storage::codec::decode;
 use protocol::api::{Entry, HoldStatus, TransferStatus, TransferView};
 use protocol::AccountId;
@@ -37,6 +39,8 @@ pub enum Row {
     Listed(String, u64, String, Option<String>),
     /// `("holds", expires_at, hold_id)` and the payer: the index of open holds by expiry.
     HoldDue(u64, String, Option<String>),
+    /// `("disbs", disbursement_id)` and the payer: the index of unsettled disbursements.
+    Disbursing(String, Option<String>),
 }
 
 /// A decoded commit with its place in the global commit order.
@@ -116,6 +120,10 @@ pub fn decode_row(key: &[u8], value: Option<&[u8]>) -> Result<Row, String> {
             }
             _ => return Err(dec("hold index")),
         },
+        (Some("disbs"), 2) => Row::Disbursing(
+            s(1).ok_or("disbursement id")?,
+            val!(AccountId).map(String::from),
+        ),
         (Some("pending"), 2) => Row::Pending(
             s(1).ok_or("transfer id")?,
             val!(AccountId).map(String::from),
@@ -136,6 +144,8 @@ pub struct AccountObs {
     pub journal: BTreeMap<u64, (Entry, u64)>,
     /// Idempotency records.
     pub idem: BTreeMap<String, IdemRecord>,
+    /// The commit that first wrote each idempotency record.
+    pub idem_at: BTreeMap<String, u64>,
     /// Saga records by transfer id.
     pub sagas: BTreeMap<String, SagaRecord>,
     /// Open sender sagas.
@@ -176,6 +186,12 @@ pub struct Ledger {
     pub captures: BTreeMap<String, String>,
     /// The index of open holds by expiry: (expires_at, hold) to payer.
     pub holds_due: BTreeMap<(u64, String), String>,
+    /// Disbursements by id: the payer and the record.
+    pub disbursements: BTreeMap<String, (String, DisbursementRecord)>,
+    /// The commits that first wrote, and settled, each disbursement.
+    pub disbursement_commits: BTreeMap<String, (u64, Option<u64>)>,
+    /// The index of unsettled disbursements: id to payer.
+    pub disbursing: BTreeMap<String, String>,
     /// Commits applied.
     pub commits: u64,
     /// Per account, batches with two commands that set its status (open, freeze, unfreeze),
@@ -190,9 +206,12 @@ impl Ledger {
         self.holds.iter().filter(|(_, (_, h))| h.status.is_open())
     }
 
-    /// True when a hold is open or a transfer pending: the run is not settled yet.
+    /// True when a hold is open or a transfer or disbursement pending: the run is not
+    /// settled yet.
     pub fn unsettled(&self) -> bool {
-        !self.pending.is_empty() || self.open_holds().next().is_some()
+        !self.pending.is_empty()
+            || !self.disbursing.is_empty()
+            || self.open_holds().next().is_some()
     }
 
     /// Decodes a raw commit as the next one in commit order.
@@ -250,7 +269,10 @@ impl Ledger {
             Row::Idem(id, k, r) => {
                 let a = self.accounts.entry(id.clone()).or_default();
                 match r {
-                    Some(r) => a.idem.insert(k.clone(), r.clone()),
+                    Some(r) => {
+                        a.idem_at.entry(k.clone()).or_insert(seq);
+                        a.idem.insert(k.clone(), r.clone())
+                    }
                     None => a.idem.remove(k),
                 };
             }
@@ -261,6 +283,17 @@ impl Ledger {
                     None => a.sagas.remove(t),
                 };
                 let from = AccountId::new(id.clone()).expect("stored account ids are valid");
+                if let Some(SagaRecord::Disbursement(d)) = r {
+                    let at = self
+                        .disbursement_commits
+                        .entry(t.clone())
+                        .or_insert((seq, None));
+                    if !d.is_open() && at.1.is_none() {
+                        at.1 = Some(seq);
+                    }
+                    self.disbursements
+                        .insert(t.clone(), (id.clone(), d.clone()));
+                }
                 if let Some(SagaRecord::Hold(h)) = r {
                     if let Some((c, _)) = &h.capture {
                         self.captures.insert(c.as_str().to_owned(), t.clone());
@@ -299,6 +332,12 @@ impl Ledger {
                 match s {
                     Some(s) => self.pending.insert(t.clone(), s.clone()),
                     None => self.pending.remove(t),
+                };
+            }
+            Row::Disbursing(d, payer) => {
+                match payer {
+                    Some(p) => self.disbursing.insert(d.clone(), p.clone()),
+                    None => self.disbursing.remove(d),
                 };
             }
             Row::HoldDue(at, h, payer) => {

@@ -72,6 +72,13 @@ pub enum OpKind {
     Void(TransferId),
     /// Read a hold.
     ShowHold(TransferId),
+    /// Pay several accounts at once, all or nothing.
+    Disburse {
+        /// The legs: receiver and amount.
+        legs: Vec<(AccountId, u64)>,
+    },
+    /// Read a disbursement.
+    ShowDisbursement(TransferId),
 }
 
 impl OpKind {
@@ -86,6 +93,7 @@ impl OpKind {
                 | OpKind::History(_)
                 | OpKind::ShowTransfer(_)
                 | OpKind::ShowHold(_)
+                | OpKind::ShowDisbursement(_)
                 | OpKind::Void(_)
         )
     }
@@ -185,6 +193,8 @@ pub struct Generator {
     transfers: VecDeque<TransferId>,
     /// Holds clients were told of (id, payer, amount), the newest [`SEEN_HOLDS_MAX`].
     holds: VecDeque<(TransferId, AccountId, u64)>,
+    /// Disbursement ids clients were told of, the newest [`SEEN_TRANSFERS_MAX`].
+    disbursements: VecDeque<TransferId>,
 }
 
 impl Generator {
@@ -196,7 +206,19 @@ impl Generator {
             seen: BTreeMap::new(),
             transfers: VecDeque::new(),
             holds: VecDeque::new(),
+            disbursements: VecDeque::new(),
         }
+    }
+
+    /// Records a disbursement id a client was told of.
+    pub fn saw_disbursement(&mut self, id: &TransferId) {
+        if self.disbursements.contains(id) {
+            return;
+        }
+        if self.disbursements.len() == SEEN_TRANSFERS_MAX {
+            self.disbursements.pop_front();
+        }
+        self.disbursements.push_back(id.clone());
     }
 
     /// Records a hold a client was told of.
@@ -306,6 +328,11 @@ impl Generator {
                     },
                     o.reference.clone(),
                 ),
+                (OpKind::Disburse { legs }, _) => {
+                    let mut legs = legs.clone();
+                    legs[0].1 = other(legs[0].1);
+                    (OpKind::Disburse { legs }, o.reference.clone())
+                }
                 // A void has no body: its key can only be repeated.
                 (OpKind::Void(_), _) => return Drawn::Repeat(old),
                 (kind, _) => (kind.clone(), reference),
@@ -330,7 +357,7 @@ impl Generator {
             }
             13..=35 => (OpKind::Deposit(amount(r, 5_000)), key(r)),
             36..=47 => (OpKind::Withdraw(debit(r, 1_000)), key(r)),
-            48..=69 => {
+            48..=63 => {
                 let to = match r.below(20) {
                     0 => account.clone(),
                     1 => r.pick(&u.ghosts).clone(),
@@ -344,7 +371,33 @@ impl Generator {
                     key(r),
                 )
             }
-            70..=73 => {
+            64..=67 => {
+                // 1 to 4 legs to distinct accounts, rarely an unknown one (refused), and each
+                // with its own amount; sometimes the payer's whole balance split in two.
+                let n = r.range(1, 4) as usize;
+                let mut legs: Vec<(AccountId, u64)> = Vec::with_capacity(n);
+                for _ in 0..n {
+                    let to = if r.chance(50_000) {
+                        r.pick(&u.ghosts).clone()
+                    } else {
+                        r.pick(&u.accounts).clone()
+                    };
+                    if to != account && legs.iter().all(|(t, _)| *t != to) {
+                        legs.push((to, amount(r, 800)));
+                    }
+                }
+                if legs.is_empty() {
+                    legs.push((r.pick(&u.ghosts).clone(), amount(r, 800)));
+                }
+                if let (Some(a), true) = (seen, legs.len() == 2 && r.chance(EXACT_AMOUNT_PPM)) {
+                    if a >= 2 {
+                        legs[0].1 = a / 2;
+                        legs[1].1 = a - a / 2;
+                    }
+                }
+                (OpKind::Disburse { legs }, key(r))
+            }
+            68..=73 => {
                 let to = match r.below(20) {
                     0 => account.clone(),
                     1 => r.pick(&u.ghosts).clone(),
@@ -407,14 +460,24 @@ impl Generator {
             82..=85 => (OpKind::Unfreeze, None),
             86..=94 => (OpKind::Get, None),
             95..=96 => {
-                let id = match self.transfers.len() as u64 {
+                let disbursement = r.chance(300_000);
+                let seen = if disbursement {
+                    &self.disbursements
+                } else {
+                    &self.transfers
+                };
+                let id = match seen.len() as u64 {
                     0 => None,
-                    n if r.chance(900_000) => self.transfers.get(r.below(n) as usize).cloned(),
+                    n if r.chance(900_000) => seen.get(r.below(n) as usize).cloned(),
                     _ => None,
                 };
                 let id =
                     id.unwrap_or_else(|| TransferId::new(format!("never-{n}")).expect("valid id"));
-                (OpKind::ShowTransfer(id), None)
+                if disbursement {
+                    (OpKind::ShowDisbursement(id), None)
+                } else {
+                    (OpKind::ShowTransfer(id), None)
+                }
             }
             _ => (OpKind::History(r.below(30)), None),
         };

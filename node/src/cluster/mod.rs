@@ -311,7 +311,7 @@ impl Shell {
             let mut settling = Vec::new();
             for (i, answer) in answers.into_iter().enumerate() {
                 results.push(match answer {
-                    Ok((reply, Some(rx))) if reply.pending_transfer().is_some() => {
+                    Ok((reply, Some(rx))) if reply.awaits().is_some() => {
                         settling.push((i, rx));
                         Some(Ok(reply))
                     }
@@ -390,7 +390,7 @@ impl Shell {
         self.refuse_never_opened(id, &cmd).await?;
         let (reply, settle) = self.call_local(id, cmd).await?;
         Ok(match settle {
-            Some(rx) if reply.pending_transfer().is_some() && !wait.is_zero() => {
+            Some(rx) if reply.awaits().is_some() && !wait.is_zero() => {
                 match tokio::time::timeout(wait, rx).await {
                     Ok(Ok(settled)) => reply.settled(settled),
                     // Timed out, or the actor stopped: the transfer goes on; report it pending.

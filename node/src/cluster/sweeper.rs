@@ -3,7 +3,7 @@
 
 use super::Shell;
 use crate::ledger::exec;
-use protocol::AccountId;
+use protocol::{AccountId, TransferId};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -16,8 +16,58 @@ pub const SWEEP_ACTIVATIONS_MAX: usize = 10_000;
 /// due, that this node owns and whose actor is not active; activation resumes its sagas and
 /// expires its due holds. Returns how many accounts were activated.
 pub async fn sweep_pending_once(shell: &Shell) -> usize {
-    let activated = sweep_transfers_once(shell).await;
-    activated + sweep_due_holds_once(shell, SWEEP_ACTIVATIONS_MAX.saturating_sub(activated)).await
+    let mut activated = sweep_transfers_once(shell).await;
+    activated += sweep_disbursements_once(shell, SWEEP_ACTIVATIONS_MAX - activated).await;
+    activated + sweep_due_holds_once(shell, SWEEP_ACTIVATIONS_MAX - activated).await
+}
+
+/// Activates, up to `budget`, the payers of unsettled disbursements that this node owns (an
+/// active one checks its lease). Returns how many.
+async fn sweep_disbursements_once(shell: &Shell, budget: usize) -> usize {
+    let mut after: Option<String> = None;
+    let mut activated = 0;
+    loop {
+        let (store, keys, cursor) = (shell.store().clone(), shell.keys().clone(), after.clone());
+        let page = tokio::task::spawn_blocking(move || {
+            exec::read_disbursing(&store, &keys, cursor.as_deref(), SWEEP_PAGE)
+        })
+        .await
+        .expect("a disbursements read does not panic");
+        let (rows, more) = match page {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "disbursement sweep could not read the index");
+                return activated;
+            }
+        };
+        for d in &rows {
+            after = Some(d.id.as_str().to_owned());
+            activated += usize::from(resume_owned(shell, &d.from, &d.id, activated < budget).await);
+        }
+        if !more || activated >= budget {
+            return activated;
+        }
+    }
+}
+
+/// Resumes `id` at `account` if this node owns it. An active account may be a stale
+/// activation that never saw this saga (a newer one elsewhere started it and died): it checks
+/// its lease and steps aside if so, and the next sweep activates it afresh. An inactive one
+/// is activated when `may_activate`, which resumes it. True when it was activated.
+async fn resume_owned(
+    shell: &Shell,
+    account: &AccountId,
+    id: &TransferId,
+    may_activate: bool,
+) -> bool {
+    if !shell.membership().owns(account.as_str()) {
+        return false; // its owner's sweep resumes it
+    }
+    let active = shell.is_active(account);
+    if !active && !may_activate {
+        return false;
+    }
+    shell.resume(account, id.clone()).await.is_ok() && !active
 }
 
 /// Activates, up to `budget`, the payers of holds due by now that this node owns; an active
@@ -42,18 +92,8 @@ async fn sweep_due_holds_once(shell: &Shell, budget: usize) -> usize {
         };
         for ((at, hold), payer) in &rows {
             after = Some((*at, hold.as_str().to_owned()));
-            if !shell.membership().owns(payer.as_str()) {
-                continue;
-            }
-            // As for transfers: an active payer checks its lease, an inactive one is activated
-            // (which arms the expiry at once), within the budget.
-            let active = shell.is_active(payer);
-            if !active && activated >= budget {
-                continue;
-            }
-            if shell.resume(payer, hold.clone()).await.is_ok() && !active {
-                activated += 1;
-            }
+            // Activated, the payer arms the expiry at once.
+            activated += usize::from(resume_owned(shell, payer, hold, activated < budget).await);
         }
         if !more || activated >= budget {
             return activated;
@@ -82,19 +122,8 @@ async fn sweep_transfers_once(shell: &Shell) -> usize {
         };
         for (view, sender) in &rows {
             after = Some(view.id.as_str().to_owned());
-            if !shell.membership().owns(sender.as_str()) {
-                continue; // its owner's sweep resumes it
-            }
-            // An active sender may be a stale activation that never saw this saga (a newer one
-            // elsewhere started it and died): it checks and steps aside if so, and the next
-            // sweep activates it afresh. An inactive one is activated, which resumes it.
-            let active = shell.is_active(sender);
-            if active || activated < SWEEP_ACTIVATIONS_MAX {
-                let sender: AccountId = sender.clone();
-                if shell.resume(&sender, view.id.clone()).await.is_ok() && !active {
-                    activated += 1;
-                }
-            }
+            let may = activated < SWEEP_ACTIVATIONS_MAX;
+            activated += usize::from(resume_owned(shell, sender, &view.id, may).await);
         }
         if !more || activated >= SWEEP_ACTIVATIONS_MAX {
             return activated;

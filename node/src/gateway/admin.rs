@@ -198,11 +198,16 @@ pub async fn pending(
 ) -> Result<Json<PendingPage>, HttpError> {
     let limit = page_limit(q.limit)?;
     let (store, keys) = (st.shell.store().clone(), st.shell.keys().clone());
-    let (rows, truncated) =
-        blocking(move || exec::read_pending(&store, &keys, None, limit)).await?;
+    let (rows, disbursements, truncated) = blocking(move || {
+        let (rows, more) = exec::read_pending(&store, &keys, None, limit)?;
+        let (disbursements, more_d) = exec::read_disbursing(&store, &keys, None, limit)?;
+        Ok((rows, disbursements, more || more_d))
+    })
+    .await?;
     Ok(Json(PendingPage {
         transfers: rows.into_iter().map(|(v, _)| v).collect(),
         truncated,
+        disbursements,
     }))
 }
 
@@ -309,8 +314,12 @@ pub async fn audit(
     let polls_max = wait.as_millis() / AUDIT_PENDING_POLL.as_millis() + 1;
     for _ in 0..polls_max {
         let (store, keys) = (store.clone(), keys.clone());
-        let pending =
-            blocking(move || exec::count_pending(&store, &keys, 1, RANGE_LIMIT_MAX)).await?;
+        let pending = blocking(move || {
+            let transfers = exec::count_pending(&store, &keys, 1, RANGE_LIMIT_MAX)?;
+            let (disbursements, _) = exec::read_disbursing(&store, &keys, None, 1)?;
+            Ok(transfers + disbursements.len() as u64)
+        })
+        .await?;
         let now = tokio::time::Instant::now();
         if pending == 0 || now >= deadline {
             break;
@@ -325,8 +334,13 @@ pub async fn audit(
     let (report, end) = blocking(move || {
         let mut auditor = Auditor::new();
         let limits = ScanLimits::default();
-        let (ids, more) = audit_scan::pending_ids(&store, &keys, &limits, AUDIT_PENDING_READ_MAX)?;
-        auditor.still_pending(ids, more, &when);
+        let (mut ids, more) =
+            audit_scan::pending_ids(&store, &keys, &limits, AUDIT_PENDING_READ_MAX)?;
+        let (disbursing, more_d) =
+            audit_scan::open_disbursement_ids(&store, &keys, &limits, AUDIT_PENDING_READ_MAX)?;
+        ids.extend(disbursing.iter().cloned());
+        auditor.still_pending(ids, more || more_d, &when);
+        auditor.set_disbursements(disbursing);
         let (holds, more) =
             audit_scan::open_hold_ids(&store, &keys, &limits, AUDIT_PENDING_READ_MAX)?;
         if more {
@@ -334,6 +348,13 @@ pub async fn audit(
         }
         auditor.set_pending(holds);
         let end = audit_scan::scan(&store, &keys, &limits, &mut auditor)?;
+        // Holds opened while the scan ran are open too (holds never all settle).
+        let (holds, more) =
+            audit_scan::open_hold_ids(&store, &keys, &limits, AUDIT_PENDING_READ_MAX)?;
+        if more {
+            return Ok((None, ScanEnd::Complete));
+        }
+        auditor.set_pending(holds);
         Ok((Some(auditor.finish()), end))
     })
     .await?;

@@ -29,11 +29,10 @@ use axum::Json;
 use cluster_config::Scope;
 use protocol::api::{
     BatchResult, BatchTransferItem, BatchTransfersRequest, BatchTransfersResponse,
-    BATCH_TRANSFERS_MAX, TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX,
+    BATCH_TRANSFERS_MAX,
 };
 use protocol::{AccountId, ApiError, ErrorCode};
 use std::collections::BTreeMap;
-use std::time::Duration;
 use tokio::task::JoinSet;
 
 /// Largest body of a batch request (8,190 items of the largest size fit).
@@ -51,12 +50,7 @@ pub async fn create(
             "transfers must hold 1 to {BATCH_TRANSFERS_MAX} items, not {n}"
         )));
     }
-    let wait_ms = body.wait_ms.unwrap_or(TRANSFER_WAIT_MS_DEFAULT);
-    if wait_ms > TRANSFER_WAIT_MS_MAX {
-        return Err(invalid(format!(
-            "wait_ms must be at most {TRANSFER_WAIT_MS_MAX}"
-        )));
-    }
+    let wait = super::movements::wait_of(body.wait_ms)?;
     let items: Vec<_> = body.transfers.into_iter().map(item_command).collect();
     for (from, _) in items.iter().flatten() {
         caller.permits(Scope::Write, Some(from))?;
@@ -70,7 +64,6 @@ pub async fn create(
             Err(error) => results[i] = Some(BatchResult::Error { error }),
         }
     }
-    let wait = Duration::from_millis(wait_ms);
     let mut senders = JoinSet::new();
     for (from, items) in by_sender {
         let shell = st.shell.clone();

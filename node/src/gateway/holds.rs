@@ -9,7 +9,7 @@
 
 use super::auth::Caller;
 use super::error::{idempotency_key, invalid, ApiJson, HttpError};
-use super::movements::check_reference;
+use super::movements::{debit_request, wait_of};
 use super::transfers::{new_time_id, new_transfer_id};
 use super::{blocking, AppState};
 use crate::ledger::account::{Command, Reply};
@@ -23,7 +23,6 @@ use cluster_config::Scope;
 use protocol::api::{
     CaptureRequest, HoldRequest, HoldView, TransferStatus, TransferView,
     HOLD_EXPIRES_IN_MS_DEFAULT, HOLD_EXPIRES_IN_MS_MAX, HOLD_EXPIRES_IN_MS_MIN,
-    TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX,
 };
 use protocol::{ApiError, ErrorCode, TransferId};
 use serde::Serialize;
@@ -43,9 +42,7 @@ pub async fn create(
     headers: HeaderMap,
     ApiJson(body): ApiJson<HoldRequest>,
 ) -> Result<Response, HttpError> {
-    caller.permits(Scope::Write, Some(&body.from))?;
-    let idem_key = idempotency_key(&headers)?.map(String::from);
-    check_reference(body.reference.as_deref())?;
+    let idem_key = debit_request(&caller, &headers, &body.from, body.reference.as_deref())?;
     let expires_in_ms = body.expires_in_ms.unwrap_or(HOLD_EXPIRES_IN_MS_DEFAULT);
     if !(HOLD_EXPIRES_IN_MS_MIN..=HOLD_EXPIRES_IN_MS_MAX).contains(&expires_in_ms) {
         return Err(invalid(format!(
@@ -103,12 +100,7 @@ pub async fn capture(
         serde_json::from_slice(&body)
             .map_err(|e| invalid(format!("malformed request body: {e}")))?
     };
-    let wait_ms = body.wait_ms.unwrap_or(TRANSFER_WAIT_MS_DEFAULT);
-    if wait_ms > TRANSFER_WAIT_MS_MAX {
-        return Err(invalid(format!(
-            "wait_ms must be at most {TRANSFER_WAIT_MS_MAX}"
-        )));
-    }
+    let wait = wait_of(body.wait_ms)?;
     let idem_key = idempotency_key(&headers)?.map(String::from);
     let hold = read(&st, &id).await?;
     // Money moves out of the payer: that is the account the token must name.
@@ -119,7 +111,6 @@ pub async fn capture(
         amount: body.amount,
         idem_key,
     };
-    let wait = Duration::from_millis(wait_ms);
     let (hold, transfer) = match st.shell.execute(&hold.from, cmd, wait).await? {
         Reply::Capture { hold, transfer } => (hold, transfer),
         other => panic!("a capture answered {other:?}"),

@@ -22,6 +22,7 @@ pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod batch;
+pub mod disbursements;
 pub mod error;
 pub mod holds;
 pub mod movements;
@@ -137,6 +138,8 @@ fn handlers() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             "/v1/transfers/batch",
             post(batch::create).layer(DefaultBodyLimit::max(batch::BATCH_BODY_BYTES_MAX)),
         ),
+        ("POST", "/v1/disbursements", post(disbursements::create)),
+        ("GET", "/v1/disbursements/{id}", get(disbursements::get)),
         ("POST", "/v1/holds", post(holds::create)),
         ("GET", "/v1/holds/{id}", get(holds::get)),
         ("POST", "/v1/holds/{id}/capture", post(holds::capture)),

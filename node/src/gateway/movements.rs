@@ -9,8 +9,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cluster_config::Scope;
-use protocol::api::Movement;
+use protocol::api::{Movement, TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX};
 use protocol::ids::REFERENCE_LEN_MAX;
+use protocol::AccountId;
 use std::time::Duration;
 
 /// `POST /v1/deposits`.
@@ -71,4 +72,30 @@ pub fn check_reference(reference: Option<&str>) -> Result<(), HttpError> {
         ))),
         _ => Ok(()),
     }
+}
+
+/// How long a request may wait for its saga to settle: `wait_ms` (default
+/// [`TRANSFER_WAIT_MS_DEFAULT`], at most [`TRANSFER_WAIT_MS_MAX`]).
+pub fn wait_of(wait_ms: Option<u64>) -> Result<Duration, HttpError> {
+    let wait_ms = wait_ms.unwrap_or(TRANSFER_WAIT_MS_DEFAULT);
+    if wait_ms > TRANSFER_WAIT_MS_MAX {
+        return Err(invalid(format!(
+            "wait_ms must be at most {TRANSFER_WAIT_MS_MAX}"
+        )));
+    }
+    Ok(Duration::from_millis(wait_ms))
+}
+
+/// The first checks of a request that moves money out of `from`: the token may act on it, and
+/// the idempotency key and the reference are valid. Returns the key.
+pub fn debit_request(
+    caller: &Caller,
+    headers: &HeaderMap,
+    from: &AccountId,
+    reference: Option<&str>,
+) -> Result<Option<String>, HttpError> {
+    caller.permits(Scope::Write, Some(from))?;
+    let idem_key = idempotency_key(headers)?.map(String::from);
+    check_reference(reference)?;
+    Ok(idem_key)
 }

@@ -52,6 +52,8 @@ pub const ROUTES: &[RouteSpec] = &[
     route("POST", "/v1/transfers", WRITE),
     route("GET", "/v1/transfers/{id}", READ),
     route("POST", "/v1/transfers/batch", WRITE),
+    route("POST", "/v1/disbursements", WRITE),
+    route("GET", "/v1/disbursements/{id}", READ),
     route("POST", "/v1/holds", WRITE),
     route("GET", "/v1/holds/{id}", READ),
     route("POST", "/v1/holds/{id}/capture", WRITE),

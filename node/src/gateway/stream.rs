@@ -371,8 +371,8 @@ impl Connection {
                         Reply::Account { view, .. } => CommandResult::Account(view),
                         Reply::Movement(m) => CommandResult::Movement(m),
                         Reply::Transfer(view) => CommandResult::Transfer(view),
-                        Reply::Hold(_) | Reply::Capture { .. } => {
-                            unreachable!("the socket sends no hold command")
+                        Reply::Hold(_) | Reply::Capture { .. } | Reply::Disbursement(_) => {
+                            unreachable!("the socket sends no hold or disbursement command")
                         }
                     };
                     ServerFrame::Result { req_id, result }

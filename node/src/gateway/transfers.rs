@@ -1,8 +1,8 @@
 //! `/v1/transfers`: start a transfer saga and wait for it to settle, or read one.
 
 use super::auth::Caller;
-use super::error::{idempotency_key, invalid, ApiJson, HttpError};
-use super::movements::check_reference;
+use super::error::{invalid, ApiJson, HttpError};
+use super::movements::{debit_request, wait_of};
 use super::{blocking, AppState};
 use crate::ledger::account::{Command, Reply};
 use crate::ledger::exec;
@@ -10,13 +10,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use cluster_config::Scope;
-use protocol::api::{
-    TransferRequest, TransferStatus, TransferView, TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX,
-};
+use protocol::api::{TransferRequest, TransferStatus, TransferView};
 use protocol::{ApiError, ErrorCode, TransferId};
 use serde::Serialize;
-use std::time::Duration;
 
 /// The body of a failed transfer: the error, and the transfer it refers to.
 #[derive(Serialize)]
@@ -33,15 +29,8 @@ pub async fn create(
     ApiJson(body): ApiJson<TransferRequest>,
 ) -> Result<Response, HttpError> {
     // Money moves out of `from`: that is the account the token must name.
-    caller.permits(Scope::Write, Some(&body.from))?;
-    let idem_key = idempotency_key(&headers)?.map(String::from);
-    check_reference(body.reference.as_deref())?;
-    let wait_ms = body.wait_ms.unwrap_or(TRANSFER_WAIT_MS_DEFAULT);
-    if wait_ms > TRANSFER_WAIT_MS_MAX {
-        return Err(invalid(format!(
-            "wait_ms must be at most {TRANSFER_WAIT_MS_MAX}"
-        )));
-    }
+    let idem_key = debit_request(&caller, &headers, &body.from, body.reference.as_deref())?;
+    let wait = wait_of(body.wait_ms)?;
     if body.from == body.to {
         return Err(ErrorCode::SameAccount.into());
     }
@@ -52,7 +41,6 @@ pub async fn create(
         reference: body.reference,
         idem_key,
     };
-    let wait = Duration::from_millis(wait_ms);
     let Reply::Transfer(view) = st.shell.execute(&body.from, cmd, wait).await? else {
         panic!("a transfer command answered another reply");
     };
@@ -146,7 +134,7 @@ mod tests {
         // Proves ids made later sort after earlier ones (so the summaries' and the pending
         // index's inserts go to the end of their key range) and never repeat.
         let first = new_transfer_id();
-        std::thread::sleep(Duration::from_millis(2));
+        std::thread::sleep(std::time::Duration::from_millis(2));
         let ids: Vec<TransferId> = (0..1_000).map(|_| new_transfer_id()).collect();
         assert!(ids.iter().all(|id| id.as_str() > first.as_str()));
         let distinct: std::collections::BTreeSet<&str> = ids.iter().map(|i| i.as_str()).collect();

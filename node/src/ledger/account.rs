@@ -5,7 +5,10 @@
 //! returns the [`Step`]: the writes to make in that same transaction and the effects to carry
 //! out after it commits. Nothing here does IO, reads a clock or draws a random number.
 
+mod disbursements;
 mod holds;
+
+pub use disbursements::{OpenDisbursement, LEGS_RESERVED_MAX};
 
 use super::planted::{planted, Bug};
 use super::records::{
@@ -17,9 +20,9 @@ use protocol::saga::{CreditOutcome, SagaMsg};
 use protocol::{AccountId, Amount, ApiError, Currency, ErrorCode, TransferId, AMOUNT_MAX};
 use std::collections::BTreeMap;
 
-/// Most unsettled transfers and open holds one account may have (a hold being captured
-/// counts twice: the hold and its capture's transfer); more are refused as `unavailable`
-/// (nothing written, safe to retry) until some settle.
+/// Most unsettled transfers, open holds and unsettled disbursements one account may have as
+/// payer (a hold being captured counts once, with its capture's transfer); more are refused as
+/// `unavailable` (nothing written, safe to retry) until some settle.
 pub const OPEN_SAGAS_MAX: usize = 4_096;
 
 /// Times a sender re-sends its `Credit` when the receiver does not answer in time, before it
@@ -117,6 +120,8 @@ pub enum Write {
     /// Add (true) or remove (false) an open hold, expiring at this time (ms), in the index
     /// of holds by expiry.
     HoldDue(TransferId, u64, bool),
+    /// Add (true) or remove (false) a disbursement from the index of unsettled ones.
+    Disbursing(TransferId, bool),
 }
 
 /// A balance change to publish on the account's stream.
@@ -181,32 +186,48 @@ pub struct OpenSaga {
     pub of_hold: Option<TransferId>,
 }
 
-/// One account's in-memory state: the stored record, its open sender sagas and its open
-/// holds.
+/// What an account has not settled, as an activation loads it (every entry has an open
+/// mark).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unsettled {
+    /// Transfers it sends, not settled.
+    pub sagas: BTreeMap<TransferId, OpenSaga>,
+    /// Its open holds (`held` or `capturing`).
+    pub holds: BTreeMap<TransferId, HoldRecord>,
+    /// Disbursements it pays, not settled.
+    pub disbursements: BTreeMap<TransferId, OpenDisbursement>,
+    /// Legs of others' disbursements it reserved (not yet credited or dropped), by amount.
+    pub reserved: BTreeMap<TransferId, u64>,
+}
+
+/// One account's in-memory state: the stored record, its open sender sagas, holds and
+/// disbursements, and the legs it reserved.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AccountCore {
     id: AccountId,
     record: Option<AccountRecord>,
     open: BTreeMap<TransferId, OpenSaga>,
     holds: BTreeMap<TransferId, HoldRecord>,
+    disbs: BTreeMap<TransferId, OpenDisbursement>,
+    reserved: BTreeMap<TransferId, u64>,
     timing: SagaTiming,
 }
 
 impl AccountCore {
-    /// A core loaded from storage: `record` is `None` for an account never opened; `holds`
-    /// are its open holds (`held` or `capturing`).
+    /// A core loaded from storage: `record` is `None` for an account never opened.
     pub fn new(
         id: AccountId,
         record: Option<AccountRecord>,
-        open: BTreeMap<TransferId, OpenSaga>,
-        holds: BTreeMap<TransferId, HoldRecord>,
+        unsettled: Unsettled,
         timing: SagaTiming,
     ) -> Self {
         let core = AccountCore {
             id,
             record,
-            open,
-            holds,
+            open: unsettled.sagas,
+            holds: unsettled.holds,
+            disbs: unsettled.disbursements,
+            reserved: unsettled.reserved,
             timing,
         };
         core.validate();
@@ -233,10 +254,20 @@ impl AccountCore {
         &self.holds
     }
 
-    /// True when `id` names an unsettled transfer of this account as sender or an open
-    /// hold of it: something a timer or the sweep may still need to drive.
+    /// The disbursements it pays, not settled.
+    pub fn open_disbursements(&self) -> &BTreeMap<TransferId, OpenDisbursement> {
+        &self.disbs
+    }
+
+    /// The legs of others' disbursements it reserved.
+    pub fn reserved(&self) -> &BTreeMap<TransferId, u64> {
+        &self.reserved
+    }
+
+    /// True when `id` names an unsettled transfer or disbursement of this account as sender
+    /// or an open hold of it: something a timer or the sweep may still need to drive.
     pub fn knows(&self, id: &TransferId) -> bool {
-        self.open.contains_key(id) || self.holds.contains_key(id)
+        self.open.contains_key(id) || self.holds.contains_key(id) || self.disbs.contains_key(id)
     }
 
     /// Gives back the memory of the emptied saga maps (an emptied `BTreeMap` keeps its last
@@ -248,13 +279,22 @@ impl AccountCore {
         if self.holds.is_empty() {
             self.holds = BTreeMap::new();
         }
+        if self.disbs.is_empty() {
+            self.disbs = BTreeMap::new();
+        }
+        if self.reserved.is_empty() {
+            self.reserved = BTreeMap::new();
+        }
     }
 
     /// Asserts the state's invariants; a violation is a bug, so it crashes.
     pub fn validate(&self) {
         match &self.record {
             None => assert!(
-                self.open.is_empty() && self.holds.is_empty(),
+                self.open.is_empty()
+                    && self.holds.is_empty()
+                    && self.disbs.is_empty()
+                    && self.reserved.is_empty(),
                 "{}: open sagas without an account",
                 self.id
             ),
@@ -269,16 +309,25 @@ impl AccountCore {
                 assert!(r.balance <= AMOUNT_MAX, "{}: balance over 2^53-1", self.id);
                 let open_sum: u64 = self.open.values().map(|s| s.amount).sum();
                 let holds_sum: u64 = self.holds.values().map(HoldRecord::remaining).sum();
+                let disbs_sum: u64 = self.disbs.values().map(|d| d.record.total()).sum();
                 assert_eq!(
-                    open_sum + holds_sum,
+                    open_sum + holds_sum + disbs_sum,
                     r.held,
-                    "{}: open sagas and holds != held",
+                    "{}: open sagas, holds and disbursements != held",
                     self.id
                 );
                 assert!(
-                    self.open.len() + self.holds.len() <= OPEN_SAGAS_MAX,
+                    self.slots_used() <= OPEN_SAGAS_MAX,
                     "{}: too many open sagas",
                     self.id
+                );
+                let reserved: u64 = self.reserved.values().sum();
+                assert!(
+                    r.balance + reserved <= AMOUNT_MAX && self.reserved.len() <= LEGS_RESERVED_MAX,
+                    "{}: reserved {reserved} in {} legs over a balance of {}",
+                    self.id,
+                    self.reserved.len(),
+                    r.balance
                 );
                 self.validate_holds();
             }
@@ -298,6 +347,13 @@ impl AccountCore {
             });
         }
         effects.extend(self.expiry_timers(now_ms));
+        for id in self.disbs.keys() {
+            effects.extend(self.disbursement_messages(id));
+            effects.push(Effect::Timer {
+                transfer_id: id.clone(),
+                after_ms: self.timing.credit_timeout_ms,
+            });
+        }
         effects
     }
 
@@ -308,7 +364,8 @@ impl AccountCore {
                 Command::Deposit { idem_key, .. }
                 | Command::Withdraw { idem_key, .. }
                 | Command::Transfer { idem_key, .. }
-                | Command::Hold { idem_key, .. } => Needs {
+                | Command::Hold { idem_key, .. }
+                | Command::Disburse { idem_key, .. } => Needs {
                     idem_key: idem_key.clone(),
                     saga: None,
                 },
@@ -330,7 +387,23 @@ impl AccountCore {
                 idem_key: None,
                 saga: Some(transfer_id.clone()),
             },
-            Input::Saga(SagaMsg::Outcome { .. }) | Input::Timer(_) => Needs::default(),
+            Input::Saga(
+                SagaMsg::Try {
+                    disbursement_id, ..
+                }
+                | SagaMsg::Confirm {
+                    disbursement_id, ..
+                }
+                | SagaMsg::Cancel {
+                    disbursement_id, ..
+                },
+            ) => Needs {
+                idem_key: None,
+                saga: Some(disbursement_id.clone()),
+            },
+            Input::Saga(SagaMsg::Outcome { .. } | SagaMsg::LegOutcome { .. }) | Input::Timer(_) => {
+                Needs::default()
+            }
         }
     }
 
@@ -379,6 +452,31 @@ impl AccountCore {
             }) => {
                 assert_eq!(from, self.id, "outcome delivered to the wrong account");
                 self.outcome(transfer_id, outcome, now_ms, &mut step);
+            }
+            Input::Saga(
+                msg @ (SagaMsg::Try { .. } | SagaMsg::Confirm { .. } | SagaMsg::Cancel { .. }),
+            ) => {
+                assert_eq!(
+                    msg.destination(),
+                    &self.id,
+                    "a leg delivered to the wrong account"
+                );
+                self.leg_message(msg, reads, now_ms, &mut step);
+            }
+            Input::Saga(SagaMsg::LegOutcome {
+                disbursement_id,
+                from,
+                to,
+                outcome,
+            }) => {
+                assert_eq!(
+                    from, self.id,
+                    "a leg's outcome delivered to the wrong account"
+                );
+                self.leg_outcome(disbursement_id, to, outcome, now_ms, &mut step);
+            }
+            Input::Timer(id) if self.disbs.contains_key(&id) => {
+                self.disbursement_timer(id, now_ms, &mut step)
             }
             Input::Timer(transfer_id) if planted(Bug::ReleaseOnTimeout) => {
                 self.outcome(transfer_id, CreditOutcome::Aborted, now_ms, &mut step)
@@ -533,6 +631,27 @@ impl AccountCore {
                 let idem = idem_key.map(|k| (k, fingerprint));
                 self.void(hold_id, idem, &reads, now_ms, step)
             }
+            Command::Disburse {
+                disbursement_id,
+                legs,
+                reference,
+                idem_key,
+            } => {
+                let legs_text: Vec<String> = legs
+                    .iter()
+                    .map(|(to, a)| format!("{to}:{}", a.get()))
+                    .collect();
+                let fingerprint = format!(
+                    "disburse|{}|{}",
+                    legs_text.join(","),
+                    reference.as_deref().unwrap_or("")
+                );
+                if let Some(reply) = replay(&reads, &fingerprint)? {
+                    return Ok(reply);
+                }
+                let idem = idem_key.map(|k| (k, fingerprint));
+                self.disburse(disbursement_id, legs, reference, idem, now_ms, step)
+            }
         }
     }
 
@@ -641,13 +760,14 @@ impl AccountCore {
         now_ms: u64,
         step: &mut Step,
     ) -> Result<Reply, ApiError> {
+        let ceiling = self.balance_ceiling();
         let r = self.movable()?;
         let a = amount.get();
         let balance = match kind {
             EntryKind::Deposit => r
                 .balance
                 .checked_add(a)
-                .filter(|b| *b <= AMOUNT_MAX)
+                .filter(|b| *b <= ceiling)
                 .ok_or(ErrorCode::BalanceOverflow)?,
             EntryKind::Withdrawal => {
                 if r.available() < a {
@@ -666,15 +786,7 @@ impl AccountCore {
             balance: entry.balance,
             seq: entry.seq,
         };
-        if let Some((key, fingerprint)) = idem {
-            step.writes.push(Write::Idem(
-                key,
-                IdemRecord {
-                    fingerprint,
-                    reply: StoredReply::Movement(view.clone()),
-                },
-            ));
-        }
+        remember(step, idem, StoredReply::Movement(view.clone()));
         Ok(Reply::Movement(view))
     }
 
@@ -733,15 +845,7 @@ impl AccountCore {
         }
         // The record names the transfer: a replay reads its current view (the sender record),
         // so settlement need not rewrite it.
-        if let Some((key, fingerprint)) = idem {
-            step.writes.push(Write::Idem(
-                key,
-                IdemRecord {
-                    fingerprint,
-                    reply: StoredReply::TransferId(transfer_id.clone()),
-                },
-            ));
-        }
+        remember(step, idem, StoredReply::TransferId(transfer_id.clone()));
         step.effects
             .push(Effect::Send(self.credit_msg(&transfer_id, &saga)));
         step.effects.push(Effect::Timer {
@@ -820,13 +924,14 @@ impl AccountCore {
             return;
         }
         let a = amount.get();
+        let ceiling = self.balance_ceiling();
         let decision = self.movable().and_then(|r| {
             if r.currency != currency {
                 return Err(ErrorCode::CurrencyMismatch);
             }
             r.balance
                 .checked_add(a)
-                .filter(|b| *b <= AMOUNT_MAX)
+                .filter(|b| *b <= ceiling)
                 .ok_or(ErrorCode::BalanceOverflow)
         });
         let outcome = match decision {
@@ -952,10 +1057,29 @@ impl AccountCore {
         step.effects.push(Effect::Settled(view));
     }
 
-    /// The reason a new transfer or hold cannot open now: as many are open as the account
-    /// may have.
+    /// The highest balance a credit may bring the account to: 2^53-1 less the legs it reserved
+    /// (each must still fit when confirmed).
+    fn balance_ceiling(&self) -> u64 {
+        AMOUNT_MAX - self.reserved.values().sum::<u64>()
+    }
+
+    /// Open transfers, holds and disbursements, a hold being captured counting once (with
+    /// its capture's transfer).
+    fn slots_used(&self) -> usize {
+        let capturing = self
+            .holds
+            .values()
+            .filter(|h| h.status == protocol::api::HoldStatus::Capturing)
+            .count();
+        // (Saturating: in the middle of a capture's step, the hold is capturing before its
+        // transfer opened.)
+        (self.open.len() + self.holds.len() + self.disbs.len()).saturating_sub(capturing)
+    }
+
+    /// The reason a new transfer, hold or disbursement cannot open now: as many are open as
+    /// the account may have.
     fn room_for_one(&self) -> Result<(), ApiError> {
-        if self.open.len() + self.holds.len() >= OPEN_SAGAS_MAX {
+        if self.slots_used() >= OPEN_SAGAS_MAX {
             return Err(ApiError::new(
                 ErrorCode::Unavailable,
                 format!(
@@ -1042,6 +1166,14 @@ fn listed_at(created_at: u64, now_ms: u64) -> u64 {
     }
 }
 
+/// Keeps `reply` under the request's idempotency key and fingerprint, if it has a key.
+fn remember(step: &mut Step, idem: Option<(String, String)>, reply: StoredReply) {
+    if let Some((key, fingerprint)) = idem {
+        step.writes
+            .push(Write::Idem(key, IdemRecord { fingerprint, reply }));
+    }
+}
+
 /// The reply kept under an idempotency key, if the key was used; an error if it was used for
 /// a different request.
 fn replay(reads: &Reads, fingerprint: &str) -> Result<Option<Reply>, ApiError> {
@@ -1058,7 +1190,10 @@ fn replay(reads: &Reads, fingerprint: &str) -> Result<Option<Reply>, ApiError> {
 fn recorded_outcome(rec: &SagaRecord, transfer_id: &TransferId) -> CreditOutcome {
     match rec {
         SagaRecord::Receiver { outcome, .. } => *outcome,
-        SagaRecord::Sender { .. } | SagaRecord::Hold(_) => {
+        SagaRecord::Sender { .. }
+        | SagaRecord::Hold(_)
+        | SagaRecord::Disbursement(_)
+        | SagaRecord::Leg(_) => {
             panic!("transfer {transfer_id}: receiver found a sender's or a hold's record")
         }
     }

@@ -29,6 +29,12 @@
 //! (exactly once, single writer, the saga's own bookkeeping; the simulator checks those on
 //! every commit), and durability of acknowledged replies (only a client knows what it was
 //! told). It judges transfers by their journal entries, not by their summaries' status.
+//! An id held or released more than once with nothing debited or credited under it is
+//! judged as a hold (it releases what it held, on one account): the audit does not know
+//! which ids are holds, so a plain transfer held and released twice passes it (the simulator
+//! checks every transfer's legs per id). A disbursement is a transfer with several credits:
+//! completed, they add up to its hold and its debit; pending (named by
+//! [`Auditor::set_disbursements`]), they add up to at most its hold.
 
 use protocol::admin::{AuditCheck, AuditCheckResult, AuditReport, AuditViolation, CheckStatus};
 use protocol::api::{AccountView, Entry, EntryKind};
@@ -100,6 +106,7 @@ pub struct Auditor {
     totals: BTreeMap<Currency, Totals>,
     transfers: HashMap<TransferId, Trace>,
     pending: HashSet<TransferId>,
+    disbursements: HashSet<TransferId>,
     entries: u64,
     listed: Vec<AuditViolation>,
     counts: BTreeMap<AuditCheck, u64>,
@@ -115,6 +122,12 @@ impl Auditor {
     /// (a hold, or a hold and a credit) are not reported again as atomicity violations.
     pub fn set_pending(&mut self, ids: impl IntoIterator<Item = TransferId>) {
         self.pending.extend(ids);
+    }
+
+    /// Records which pending ids are disbursements: some of their legs may be credited, the
+    /// rest not yet (they must also be named pending).
+    pub fn set_disbursements(&mut self, ids: impl IntoIterator<Item = TransferId>) {
+        self.disbursements.extend(ids);
     }
 
     /// Records transfers still pending when the audit expected none: one `settled` violation
@@ -466,9 +479,9 @@ impl Auditor {
                 trace.credit.count,
                 trace.release.count,
             );
-            if (h, o, c, r) == (1, 0, 1, 0) && self.pending.contains(t) {
+            if (h, o, r) == (1, 0, 0) && c >= 1 && self.pending.contains(t) {
                 if let Some(&(_, currency)) = self.accounts.get(trace.credit.account as usize) {
-                    *in_flight.entry(currency).or_default() += u128::from(trace.credit.amount);
+                    *in_flight.entry(currency).or_default() += trace.credit.total;
                 }
             }
         }
@@ -501,7 +514,8 @@ impl Auditor {
         let mut bad: Vec<(&TransferId, String, u32)> = transfers
             .iter()
             .filter_map(|(t, trace)| {
-                self.judge(trace, self.pending.contains(t))
+                let disbursing = self.disbursements.contains(t);
+                self.judge(trace, self.pending.contains(t), disbursing)
                     .map(|(msg, acct)| (t, msg, acct))
             })
             .collect();
@@ -544,7 +558,7 @@ impl Auditor {
 
     /// Why a transfer's legs are not a completed or failed transfer (`None` when they are),
     /// with the account to name (the sender's when known).
-    fn judge(&self, t: &Trace, pending: bool) -> Option<(String, u32)> {
+    fn judge(&self, t: &Trace, pending: bool, disbursing: bool) -> Option<(String, u32)> {
         let name = |i: u32| self.accounts.get(i as usize).map_or("?", |a| a.0.as_str());
         let currency = |i: u32| self.accounts.get(i as usize).map(|a| a.1);
         let (h, o, c, r) = (t.hold.count, t.out.count, t.credit.count, t.release.count);
@@ -560,6 +574,31 @@ impl Auditor {
         let counts = format!("{h} hold, {o} transfer_out, {c} transfer_in, {r} release");
         if o == 0 && c == 0 && h >= 1 && (h > 1 || r > 1 || (r == 1 && pending)) {
             return self.judge_hold(t, pending, &counts);
+        }
+        let hold = u128::from(t.hold.amount);
+        // A disbursement: completed, its credits add up to its hold and its debit; still
+        // pending, some are credited and they add up to no more than its hold.
+        let completed_disbursement = (h, o, r) == (1, 1, 0)
+            && c > 1
+            && t.credit.total == hold
+            && u128::from(t.out.amount) == hold;
+        let pending_disbursement =
+            pending && disbursing && (h, o, r) == (1, 0, 0) && t.credit.total <= hold;
+        if completed_disbursement || pending_disbursement {
+            let (credit, held) = (t.credit.account, t.hold.account);
+            if c > 0 && currency(credit) != currency(held) {
+                return Some((
+                    format!(
+                        "{} holds {} but {} holds {}",
+                        name(held),
+                        fmt_currency(currency(held)),
+                        name(credit),
+                        fmt_currency(currency(credit))
+                    ),
+                    who,
+                ));
+            }
+            return None;
         }
         let shape = match (h, o, c, r) {
             (1, 1, 1, 0) | (1, 0, 0, 1) => None,
@@ -972,6 +1011,51 @@ mod tests {
             "{r:?}"
         );
         assert_eq!(r.violations.len(), 1, "{r:?}");
+    }
+
+    #[test]
+    fn audit_disbursements_add_up_completed_or_pending() {
+        // Proves a completed disbursement (one hold and one debit of the total, a credit per
+        // leg) passes, a pending one with some legs credited passes when named, and a leg
+        // credited twice is named.
+        use EntryKind::*;
+        let ledger = |pay: &[(EntryKind, u64, Option<&str>)],
+                      b: &[(EntryKind, u64, Option<&str>)]| {
+            let a = journal(pay);
+            let b = journal(b);
+            let c = journal(&[(TransferIn, 20, Some("d1"))]);
+            vec![
+                (end_view("alice", &a), a),
+                (end_view("bob", &b), b),
+                (end_view("carol", &c), c),
+            ]
+        };
+        let paid = [
+            (Deposit, 100, None),
+            (Hold, 50, Some("d1")),
+            (TransferOut, 50, Some("d1")),
+        ];
+        assert!(audit(&ledger(&paid, &[(TransferIn, 30, Some("d1"))])).ok);
+        // Pending: carol credited, bob not yet; in flight, counted once.
+        let pending = [(Deposit, 100, None), (Hold, 50, Some("d1"))];
+        let mut au = Auditor::new();
+        au.set_pending([TransferId::new("d1").unwrap()]);
+        au.set_disbursements([TransferId::new("d1").unwrap()]);
+        for (v, j) in &ledger(&pending, &[]) {
+            au.check_account(v, j);
+        }
+        let r = au.finish();
+        assert!(r.ok, "{r:?}");
+        // Not named a disbursement, the same legs are a half-applied transfer.
+        let r = audit(&ledger(&pending, &[]));
+        assert!(!r.ok);
+        // Bob credited twice: the credits exceed the hold.
+        let twice = [(TransferIn, 30, Some("d1")), (TransferIn, 30, Some("d1"))];
+        let r = audit(&ledger(&paid, &twice));
+        assert!(
+            has(&r, AuditCheck::AtomicTransfers, "credited 3 times"),
+            "{r:?}"
+        );
     }
 
     #[test]

@@ -106,6 +106,27 @@ pub fn pending_ids(
     Ok((ids, true))
 }
 
+/// Reads up to `max` ids of unsettled disbursements (their index), in pages of
+/// `limits.pending_page`; true when more exist.
+pub fn open_disbursement_ids(
+    store: &Store,
+    keys: &Keys,
+    limits: &ScanLimits,
+    max: usize,
+) -> Result<(Vec<TransferId>, bool), StorageError> {
+    let mut ids: Vec<TransferId> = Vec::new();
+    for _ in 0..max.div_ceil(limits.pending_page) {
+        let want = (max - ids.len()).min(limits.pending_page);
+        let after = ids.last().map(|t| t.as_str().to_owned());
+        let (page, more) = exec::read_disbursing(store, keys, after.as_deref(), want)?;
+        ids.extend(page.into_iter().map(|d| d.id));
+        if !more {
+            return Ok((ids, false));
+        }
+    }
+    Ok((ids, true))
+}
+
 /// Reads up to `max` ids of open holds (the index of holds by expiry), in pages of
 /// `limits.pending_page`; true when more exist. The audit names them pending: an open hold
 /// still holds what it has not released.

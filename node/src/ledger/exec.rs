@@ -26,11 +26,12 @@
 //! groups the node's committer forms (`super::committer`).
 
 use super::account::{
-    AccountCore, Effect, Input, OpenSaga, Reads, Replay, Reply, SagaTiming, Write,
+    AccountCore, Effect, Input, OpenDisbursement, OpenSaga, Reads, Replay, Reply, SagaTiming,
+    Unsettled, Write, LEGS_RESERVED_MAX,
 };
 use super::planted::{planted, Bug};
 use super::records::{
-    AccountRecord, HoldRecord, IdemRecord, Lease, SagaRecord, SenderStatus, StoredReply,
+    AccountRecord, HoldRecord, IdemRecord, Lease, LegState, SagaRecord, SenderStatus, StoredReply,
 };
 use crate::storage::codec::{decode, decode_json, encode, Stored};
 use crate::storage::keys::{listed_rank, Keys};
@@ -38,7 +39,8 @@ use crate::storage::overlay::Overlay;
 use crate::storage::prefetch::Prefetched;
 use crate::storage::{StorageError, Store, Txn};
 use protocol::api::{
-    AccountView, EntriesPage, Entry, HoldView, TransferStatus, TransferView, TransfersPage,
+    AccountView, DisbursementView, EntriesPage, Entry, HoldView, TransferStatus, TransferView,
+    TransfersPage,
 };
 use protocol::{AccountId, TransferId};
 use std::collections::BTreeMap;
@@ -78,6 +80,7 @@ pub fn activate(
         let mut lease: Option<Lease> = get(txn, &keys.lease(id.as_str()))?;
         let mut open = BTreeMap::new();
         let mut holds = BTreeMap::new();
+        let (mut disbursements, mut reserved) = (BTreeMap::new(), BTreeMap::new());
         if let Some(r) = &record {
             let taken = Lease {
                 node: node.to_owned(),
@@ -87,7 +90,12 @@ pub fn activate(
             txn.set(&keys.lease(id.as_str()), &encode(&taken))?;
             lease = Some(taken);
             let (begin, end) = keys.open_range(id.as_str());
-            let marks = txn.get_range(&begin, &end, super::account::OPEN_SAGAS_MAX)?;
+            // A hold being captured has two marks (its own and its capture's).
+            let marks = txn.get_range(
+                &begin,
+                &end,
+                2 * super::account::OPEN_SAGAS_MAX + LEGS_RESERVED_MAX,
+            )?;
             for (k, _) in marks {
                 let tid = keys
                     .open_transfer_id(id.as_str(), &k)
@@ -95,13 +103,25 @@ pub fn activate(
                 let rec = get_saga(txn, keys, id.as_str(), &tid)?.ok_or_else(|| {
                     StorageError::Corrupt(format!("open saga {tid} has no record"))
                 })?;
-                if let SagaRecord::Hold(h) = rec {
-                    if !h.status.is_open() {
-                        return Err(StorageError::Corrupt(format!("open hold {tid} is settled")));
+                let settled = || StorageError::Corrupt(format!("open mark {tid} is settled"));
+                let rec = match rec {
+                    SagaRecord::Hold(h) if h.status.is_open() => {
+                        holds.insert(h.hold_id.clone(), h);
+                        continue;
                     }
-                    holds.insert(h.hold_id.clone(), h);
-                    continue;
-                }
+                    SagaRecord::Disbursement(d) if d.is_open() => {
+                        disbursements.insert(d.id.clone(), OpenDisbursement::loaded(d));
+                        continue;
+                    }
+                    SagaRecord::Leg(l) if l.state == LegState::Reserved => {
+                        reserved.insert(l.disbursement_id, l.amount);
+                        continue;
+                    }
+                    SagaRecord::Hold(_) | SagaRecord::Disbursement(_) | SagaRecord::Leg(_) => {
+                        return Err(settled())
+                    }
+                    rec => rec,
+                };
                 let SagaRecord::Sender {
                     transfer_id,
                     to,
@@ -130,7 +150,11 @@ pub fn activate(
             }
             link_captures(id, &mut open, &holds)?;
             let held: u64 = open.values().map(|s: &OpenSaga| s.amount).sum::<u64>()
-                + holds.values().map(HoldRecord::remaining).sum::<u64>();
+                + holds.values().map(HoldRecord::remaining).sum::<u64>()
+                + disbursements
+                    .values()
+                    .map(|d: &OpenDisbursement| d.record.total())
+                    .sum::<u64>();
             if held != r.held {
                 return Err(StorageError::Corrupt(format!(
                     "account {id}: held {} but open sagas and holds hold {held}",
@@ -139,7 +163,17 @@ pub fn activate(
             }
         }
         Ok(Activation {
-            core: AccountCore::new(id.clone(), record, open, holds, timing),
+            core: AccountCore::new(
+                id.clone(),
+                record,
+                Unsettled {
+                    sagas: open,
+                    holds,
+                    disbursements,
+                    reserved,
+                },
+                timing,
+            ),
             lease,
             nonce,
         })
@@ -503,6 +537,8 @@ fn apply_write(
                 SagaRecord::Sender { transfer_id, .. }
                 | SagaRecord::Receiver { transfer_id, .. } => transfer_id,
                 SagaRecord::Hold(h) => &h.hold_id,
+                SagaRecord::Disbursement(d) => &d.id,
+                SagaRecord::Leg(l) => &l.disbursement_id,
             };
             txn.set(&keys.saga(&id, tid.as_str()), &encode(rec))?
         }
@@ -521,6 +557,10 @@ fn apply_write(
             &encode(work.core.id()),
         )?,
         Write::HoldDue(hid, at_ms, false) => txn.clear(&keys.hold_due(*at_ms, hid.as_str()))?,
+        Write::Disbursing(d, true) => {
+            txn.set(&keys.disbursing(d.as_str()), &encode(work.core.id()))?
+        }
+        Write::Disbursing(d, false) => txn.clear(&keys.disbursing(d.as_str()))?,
     }
     Ok(())
 }
@@ -604,6 +644,9 @@ fn get_idem(
             Reply::Transfer(transfer(txn, id)?)
         }
         StoredReply::HoldId(id) => Reply::Hold(Box::new(hold(txn, id)?)),
+        StoredReply::DisbursementId(id) => Reply::Disbursement(Box::new(
+            get_disbursement(txn, keys, id.as_str())?.ok_or_else(|| missing("disbursement", id))?,
+        )),
         StoredReply::Capture {
             hold: h,
             transfer: t,
@@ -625,6 +668,71 @@ fn get_hold(
     hold_id: &str,
 ) -> Result<Option<HoldView>, StorageError> {
     first_view(txn, keys, hold_id, SagaRecord::hold_view)
+}
+
+/// A disbursement's current view, from its payer's record. Its receivers' records share its
+/// id: the first record under the id is the payer's, or a receiver's naming the payer.
+fn get_disbursement(
+    txn: &mut dyn Txn,
+    keys: &Keys,
+    id: &str,
+) -> Result<Option<DisbursementView>, StorageError> {
+    let (begin, end) = keys.saga_range(id);
+    let Some((k, v)) = txn.get_range(&begin, &end, 1)?.pop() else {
+        return Ok(None);
+    };
+    let account = keys
+        .saga_account(id, &k)
+        .ok_or_else(|| StorageError::Corrupt(format!("record key of {id}")))?;
+    let (payer, rec) = match decode::<SagaRecord>(&v)? {
+        SagaRecord::Leg(l) => {
+            let rec = get::<SagaRecord>(txn, &keys.saga(l.from.as_str(), id))?;
+            (l.from, rec)
+        }
+        rec => (
+            AccountId::new(account).map_err(StorageError::Corrupt)?,
+            Some(rec),
+        ),
+    };
+    Ok(match rec {
+        Some(SagaRecord::Disbursement(d)) => Some(d.view(&payer)),
+        _ => None,
+    })
+}
+
+/// Reads a disbursement's current view.
+pub fn read_disbursement(
+    store: &Store,
+    keys: &Keys,
+    id: &TransferId,
+) -> Result<Option<DisbursementView>, StorageError> {
+    store.read(|txn| get_disbursement(txn, keys, id.as_str()))
+}
+
+/// Reads up to `limit` unsettled disbursements after `after` (by id), with their views.
+/// Returns them and whether more exist.
+pub fn read_disbursing(
+    store: &Store,
+    keys: &Keys,
+    after: Option<&str>,
+    limit: usize,
+) -> Result<(Vec<DisbursementView>, bool), StorageError> {
+    store.read(|txn| {
+        let (begin, end) = keys.disbursing_after(after);
+        let rows = txn.get_range(&begin, &end, limit + 1)?;
+        let more = rows.len() > limit;
+        let mut out = Vec::with_capacity(rows.len().min(limit));
+        for (k, _) in rows.iter().take(limit) {
+            let id = keys
+                .disbursing_id(k)
+                .ok_or_else(|| StorageError::Corrupt("disbursement index key".into()))?;
+            let view = get_disbursement(txn, keys, &id)?.ok_or_else(|| {
+                StorageError::Corrupt(format!("unsettled disbursement {id} has no record"))
+            })?;
+            out.push(view);
+        }
+        Ok((out, more))
+    })
 }
 
 /// Reads the views of the holds of `ids` that exist, in order.

@@ -256,3 +256,25 @@ fn holds_expire_on_their_timer_and_when_activated_after_their_time() {
     assert!(due.is_empty());
     assert!(act.core.open_holds().is_empty());
 }
+
+#[test]
+fn holds_past_their_time_expire_before_a_capture_or_void() {
+    // Proves a capture or void that reaches the payer after the hold's time but before its
+    // timer ran (the payer was passivated, or just activated) finds the hold expired: it is
+    // expired in that same step, and the request answers hold_not_active.
+    let s = store();
+    let act = opened(&s.0, &s.1, "a", 100);
+    run(&s, &act, hold(60, 1_000, None), 10);
+    let act = load(&s.0, &s.1, "a", 2); // passivated and back: no timer ran
+    let (act, fx) = run(&s, &act, capture("c1", None), 1_010);
+    let e = answer(&fx).unwrap_err();
+    assert_eq!(
+        (e.code, e.message.as_str()),
+        (ErrorCode::HoldNotActive, "hold h1 is expired")
+    );
+    assert_eq!(held_and_available(&act), (0, 100));
+    let view = exec::read_hold(&s.0, &s.1, &tid("h1")).unwrap().unwrap();
+    assert_eq!((view.status, view.capture_id), (HoldStatus::Expired, None));
+    let (_, fx) = run(&s, &act, void("h1"), 1_011);
+    assert_eq!(answer(&fx).unwrap_err().code, ErrorCode::HoldNotActive);
+}

@@ -53,6 +53,8 @@ pub mod records;
 pub mod stored;
 
 #[cfg(test)]
+mod disbursement_tests;
+#[cfg(test)]
 mod group_reads_tests;
 #[cfg(test)]
 mod hold_tests;

@@ -53,11 +53,15 @@ pub enum Bug {
     /// A capture of more than its hold's amount is not refused: the excess is taken from the
     /// payer's available money.
     CaptureMoreThanHeld,
+    /// A receiver reserves a disbursement's leg whose cancel came first (its mark ignored).
+    TryAfterCancel,
+    /// A receiver credits a disbursement's leg again on a repeated `Confirm`.
+    ConfirmTwice,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 15] = [
+    pub const ALL: [Bug; 17] = [
         Bug::SkipEpochCheck,
         Bug::ReleaseOnTimeout,
         Bug::CreditTwice,
@@ -73,6 +77,8 @@ impl Bug {
         Bug::FencedAfterUnknown,
         Bug::ForgetListed,
         Bug::CaptureMoreThanHeld,
+        Bug::TryAfterCancel,
+        Bug::ConfirmTwice,
     ];
 
     /// The bug's name on the command line.
@@ -93,6 +99,8 @@ impl Bug {
             Bug::FencedAfterUnknown => "fenced-after-unknown",
             Bug::ForgetListed => "forget-listed",
             Bug::CaptureMoreThanHeld => "capture-more-than-held",
+            Bug::TryAfterCancel => "try-after-cancel",
+            Bug::ConfirmTwice => "confirm-twice",
         }
     }
 

@@ -1,7 +1,8 @@
 //! Records the ledger stores, one type per key kind of `storage::keys`.
 
 use protocol::api::{
-    AccountStatus, AccountView, HoldStatus, HoldView, MovementView, TransferStatus, TransferView,
+    AccountStatus, AccountView, DisbursementLeg, DisbursementView, HoldStatus, HoldView, LegStatus,
+    MovementView, TransferStatus, TransferView,
 };
 use protocol::saga::CreditOutcome;
 use protocol::{AccountId, Currency, ErrorCode, TransferId};
@@ -71,6 +72,8 @@ pub enum StoredReply {
     TransferId(TransferId),
     /// A hold, by id: a replay answers the hold's current view.
     HoldId(TransferId),
+    /// A disbursement, by id: a replay answers its current view.
+    DisbursementId(TransferId),
     /// A capture, by the hold's id and the capture transfer's: a replay answers both current
     /// views.
     Capture {
@@ -130,6 +133,10 @@ pub enum SagaRecord {
     },
     /// A hold of the account (the payer): kept under the hold's id.
     Hold(HoldRecord),
+    /// A disbursement of the account (the payer, its coordinator).
+    Disbursement(DisbursementRecord),
+    /// One leg of a disbursement, as its receiver records it.
+    Leg(LegRecord),
 }
 
 impl SagaRecord {
@@ -241,4 +248,151 @@ impl HoldRecord {
             capture_id: self.capture.as_ref().map(|c| c.0.clone()),
         }
     }
+}
+
+/// Where a disbursement stands at its payer. Only the decisions are stored: which legs
+/// answered is kept in memory, and asked again after a reload (every receiver answers a
+/// repeated message with its recorded state).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "phase", rename_all = "snake_case")]
+pub enum DisbursementPhase {
+    /// Every receiver is asked to reserve its leg.
+    Trying,
+    /// Every leg was reserved: every receiver is told to credit it.
+    Confirming,
+    /// Leg `leg` failed for `reason`: every receiver is told to drop its leg.
+    Cancelling {
+        /// The failing leg (its index).
+        leg: u32,
+        /// Why.
+        reason: ErrorCode,
+    },
+    /// Every leg was credited, and the payer debited.
+    Completed,
+    /// No leg was credited; the hold was released.
+    Failed {
+        /// The failing leg (its index).
+        leg: u32,
+        /// Why.
+        reason: ErrorCode,
+    },
+}
+
+/// A disbursement, as its payer (the coordinator) records it: `("saga", id, payer)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisbursementRecord {
+    /// Disbursement.
+    pub id: TransferId,
+    /// The legs: receiver and amount, in the order given.
+    pub legs: Vec<(AccountId, u64)>,
+    /// Phase.
+    pub phase: DisbursementPhase,
+    /// Free text of the request.
+    pub reference: Option<String>,
+    /// When it was accepted.
+    pub created_at: u64,
+}
+
+impl DisbursementRecord {
+    /// The sum of the legs (checked at creation).
+    pub fn total(&self) -> u64 {
+        self.legs.iter().map(|(_, a)| a).sum()
+    }
+
+    /// True until it completed or failed.
+    pub fn is_open(&self) -> bool {
+        !matches!(
+            self.phase,
+            DisbursementPhase::Completed | DisbursementPhase::Failed { .. }
+        )
+    }
+
+    /// The disbursement as the API shows it, `from` being the account the record belongs to.
+    pub fn view(&self, from: &AccountId) -> DisbursementView {
+        let (status, failed) = match self.phase {
+            DisbursementPhase::Completed => (TransferStatus::Completed, None),
+            DisbursementPhase::Failed { leg, reason } => {
+                (TransferStatus::Failed, Some((leg, reason)))
+            }
+            _ => (TransferStatus::Pending, None),
+        };
+        let legs = self
+            .legs
+            .iter()
+            .enumerate()
+            .map(|(i, (to, amount))| {
+                let (status, reason) = match (status, failed) {
+                    (TransferStatus::Completed, _) => (LegStatus::Completed, None),
+                    (_, Some((leg, reason))) if leg as usize == i => {
+                        (LegStatus::Failed, Some(reason))
+                    }
+                    (TransferStatus::Failed, _) => (LegStatus::Cancelled, None),
+                    _ => (LegStatus::Pending, None),
+                };
+                DisbursementLeg {
+                    to: to.clone(),
+                    amount: *amount,
+                    status,
+                    reason,
+                }
+            })
+            .collect();
+        DisbursementView {
+            id: self.id.clone(),
+            from: from.clone(),
+            total: self.total(),
+            legs,
+            status,
+            reason: failed.map(|(_, r)| r),
+            created_at: self.created_at,
+            reference: self.reference.clone(),
+        }
+    }
+
+    /// The settlement as the driver's waiters take it: a transfer-shaped summary (id,
+    /// status, reason; `to` is the failing leg's, else the first leg's), from which
+    /// `Reply::settled` restores every leg's status.
+    pub fn summary(&self, from: &AccountId) -> TransferView {
+        let v = self.view(from);
+        let leg = match self.phase {
+            DisbursementPhase::Failed { leg, .. } => leg as usize,
+            _ => 0,
+        };
+        TransferView {
+            id: v.id,
+            from: v.from,
+            to: self.legs[leg].0.clone(),
+            amount: v.total,
+            status: v.status,
+            reason: v.reason,
+            created_at: v.created_at,
+        }
+    }
+}
+
+/// A disbursement leg, as its receiver records it once: `("saga", disbursement_id, receiver)`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LegRecord {
+    /// Disbursement.
+    pub disbursement_id: TransferId,
+    /// Payer.
+    pub from: AccountId,
+    /// Amount of the leg (0 for a cancel that came before the try).
+    pub amount: u64,
+    /// State.
+    pub state: LegState,
+}
+
+/// A leg's state at its receiver.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "state", content = "reason", rename_all = "snake_case")]
+pub enum LegState {
+    /// Reserved: counted against the receiver's headroom, not in its balance.
+    Reserved,
+    /// Refused for a business reason.
+    Refused(ErrorCode),
+    /// Credited (once).
+    Credited,
+    /// Dropped, or cancelled before its try came (the mark that refuses a late try).
+    Cancelled,
 }

@@ -13,7 +13,8 @@
 //! keeps its serde form.
 
 use super::records::{
-    AccountRecord, HoldRecord, IdemRecord, Lease, SagaRecord, SenderStatus, StoredReply,
+    AccountRecord, DisbursementPhase, DisbursementRecord, HoldRecord, IdemRecord, Lease, LegRecord,
+    LegState, SagaRecord, SenderStatus, StoredReply,
 };
 use crate::storage::codec::Stored;
 use protocol::api::{
@@ -238,6 +239,7 @@ enum ReplyWire<'a> {
         hold: &'a str,
         transfer: &'a str,
     },
+    DisbursementId(&'a str),
 }
 
 #[derive(Serialize, Deserialize)]
@@ -259,6 +261,7 @@ impl Stored for IdemRecord {
             },
             StoredReply::TransferId(t) => ReplyWire::TransferId(t.as_str()),
             StoredReply::HoldId(h) => ReplyWire::HoldId(h.as_str()),
+            StoredReply::DisbursementId(d) => ReplyWire::DisbursementId(d.as_str()),
             StoredReply::Capture { hold, transfer } => ReplyWire::Capture {
                 hold: hold.as_str(),
                 transfer: transfer.as_str(),
@@ -298,6 +301,7 @@ impl Stored for IdemRecord {
             }),
             ReplyWire::TransferId(t) => StoredReply::TransferId(TransferId::new(t)?),
             ReplyWire::HoldId(h) => StoredReply::HoldId(TransferId::new(h)?),
+            ReplyWire::DisbursementId(d) => StoredReply::DisbursementId(TransferId::new(d)?),
             ReplyWire::Capture { hold, transfer } => StoredReply::Capture {
                 hold: TransferId::new(hold)?,
                 transfer: TransferId::new(transfer)?,
@@ -365,6 +369,22 @@ enum SagaWire<'a> {
         expires_at: u64,
         reference: Option<&'a str>,
         created_at: u64,
+    },
+    Disbursement {
+        id: &'a str,
+        legs: Vec<(&'a str, u64)>,
+        phase: u8,
+        leg: u32,
+        reason: Option<&'a str>,
+        reference: Option<&'a str>,
+        created_at: u64,
+    },
+    Leg {
+        disbursement_id: &'a str,
+        from: &'a str,
+        amount: u64,
+        state: u8,
+        reason: Option<&'a str>,
     },
 }
 
@@ -435,6 +455,39 @@ impl Stored for SagaRecord {
                     from: from.as_str(),
                     amount: *amount,
                     outcome,
+                    reason,
+                }
+            }
+            SagaRecord::Disbursement(d) => {
+                let (phase, leg, reason) = match d.phase {
+                    DisbursementPhase::Trying => (1, 0, None),
+                    DisbursementPhase::Confirming => (2, 0, None),
+                    DisbursementPhase::Cancelling { leg, reason } => (3, leg, Some(reason)),
+                    DisbursementPhase::Completed => (4, 0, None),
+                    DisbursementPhase::Failed { leg, reason } => (5, leg, Some(reason)),
+                };
+                SagaWire::Disbursement {
+                    id: d.id.as_str(),
+                    legs: d.legs.iter().map(|(to, a)| (to.as_str(), *a)).collect(),
+                    phase,
+                    leg,
+                    reason: reason.map(ErrorCode::as_str),
+                    reference: d.reference.as_deref(),
+                    created_at: d.created_at,
+                }
+            }
+            SagaRecord::Leg(l) => {
+                let (state, reason) = match l.state {
+                    LegState::Reserved => (1, None),
+                    LegState::Refused(code) => (2, Some(code.as_str())),
+                    LegState::Credited => (3, None),
+                    LegState::Cancelled => (4, None),
+                };
+                SagaWire::Leg {
+                    disbursement_id: l.disbursement_id.as_str(),
+                    from: l.from.as_str(),
+                    amount: l.amount,
+                    state,
                     reason,
                 }
             }
@@ -536,6 +589,65 @@ impl Stored for SagaRecord {
                     created_at,
                 })
             }
+            SagaWire::Disbursement {
+                id,
+                legs,
+                phase,
+                leg,
+                reason: why,
+                reference,
+                created_at,
+            } => {
+                let phase = match phase {
+                    1 => none(why, 1).map(|()| DisbursementPhase::Trying)?,
+                    2 => none(why, 2).map(|()| DisbursementPhase::Confirming)?,
+                    3 => DisbursementPhase::Cancelling {
+                        leg,
+                        reason: reason(why)?,
+                    },
+                    4 => none(why, 4).map(|()| DisbursementPhase::Completed)?,
+                    5 => DisbursementPhase::Failed {
+                        leg,
+                        reason: reason(why)?,
+                    },
+                    c => return Err(bad("disbursement phase", c)),
+                };
+                let legs = legs
+                    .into_iter()
+                    .map(|(to, a)| AccountId::new(to).map(|to| (to, a)))
+                    .collect::<Result<Vec<_>, _>>()?;
+                if legs.is_empty() || (leg as usize) >= legs.len() {
+                    return Err(format!(
+                        "disbursement {id}: leg {leg} of {} legs",
+                        legs.len()
+                    ));
+                }
+                SagaRecord::Disbursement(DisbursementRecord {
+                    id: TransferId::new(id)?,
+                    legs,
+                    phase,
+                    reference: reference.map(str::to_owned),
+                    created_at,
+                })
+            }
+            SagaWire::Leg {
+                disbursement_id,
+                from,
+                amount,
+                state,
+                reason: why,
+            } => SagaRecord::Leg(LegRecord {
+                disbursement_id: TransferId::new(disbursement_id)?,
+                from: AccountId::new(from)?,
+                amount,
+                state: match state {
+                    1 => none(why, 1).map(|()| LegState::Reserved)?,
+                    2 => LegState::Refused(reason(why)?),
+                    3 => none(why, 3).map(|()| LegState::Credited)?,
+                    4 => none(why, 4).map(|()| LegState::Cancelled)?,
+                    c => return Err(bad("leg state", c)),
+                },
+            }),
         })
     }
 }
@@ -639,6 +751,7 @@ mod tests {
                 Some(ErrorCode::CurrencyMismatch),
             )),
             StoredReply::HoldId(tid.clone()),
+            StoredReply::DisbursementId(tid.clone()),
             StoredReply::Capture {
                 hold: tid.clone(),
                 transfer: TransferId::new("t_2").unwrap(),
@@ -676,6 +789,45 @@ mod tests {
                 amount: 5,
                 outcome,
             });
+        }
+        let cancelled = DisbursementPhase::Cancelling {
+            leg: 1,
+            reason: ErrorCode::AccountFrozen,
+        };
+        let failed = DisbursementPhase::Failed {
+            leg: 0,
+            reason: ErrorCode::TransferAborted,
+        };
+        for phase in [
+            DisbursementPhase::Trying,
+            DisbursementPhase::Confirming,
+            cancelled,
+            DisbursementPhase::Completed,
+            failed,
+        ] {
+            both_ways(SagaRecord::Disbursement(DisbursementRecord {
+                id: tid.clone(),
+                legs: vec![
+                    (AccountId::new("b").unwrap(), 5),
+                    (AccountId::new("c").unwrap(), 7),
+                ],
+                phase,
+                reference: Some("payroll".into()),
+                created_at: 3,
+            }));
+        }
+        for state in [
+            LegState::Reserved,
+            LegState::Refused(ErrorCode::CurrencyMismatch),
+            LegState::Credited,
+            LegState::Cancelled,
+        ] {
+            both_ways(SagaRecord::Leg(LegRecord {
+                disbursement_id: tid.clone(),
+                from: AccountId::new("a").unwrap(),
+                amount: 5,
+                state,
+            }));
         }
         for (status, capture) in [
             (HoldStatus::Held, None),

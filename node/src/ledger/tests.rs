@@ -5,7 +5,6 @@ use super::records::*;
 use protocol::api::{AccountStatus, EntryKind, TransferStatus};
 use protocol::saga::{CreditOutcome, SagaMsg};
 use protocol::{AccountId, Amount, Currency, ErrorCode, TransferId};
-use std::collections::BTreeMap;
 
 fn id(s: &str) -> AccountId {
     AccountId::new(s).unwrap()
@@ -25,13 +24,7 @@ fn amt(v: u64) -> Amount {
 
 /// An opened account with `balance`.
 fn funded(name: &str, balance: u64) -> AccountCore {
-    let mut c = AccountCore::new(
-        id(name),
-        None,
-        BTreeMap::new(),
-        BTreeMap::new(),
-        SagaTiming::default(),
-    );
+    let mut c = AccountCore::new(id(name), None, Unsettled::default(), SagaTiming::default());
     c.step(
         Input::Command(1, Command::Open { currency: eur() }),
         Reads::default(),
@@ -84,13 +77,7 @@ fn transfer(to: &str, amount: u64, t: &str, key: Option<&str>) -> Input {
 #[test]
 fn open_creates_once_and_refuses_other_currency() {
     // Proves open is idempotent for the same currency and account_exists for another.
-    let mut c = AccountCore::new(
-        id("a"),
-        None,
-        BTreeMap::new(),
-        BTreeMap::new(),
-        SagaTiming::default(),
-    );
+    let mut c = AccountCore::new(id("a"), None, Unsettled::default(), SagaTiming::default());
     let s = c.step(
         Input::Command(1, Command::Open { currency: eur() }),
         Reads::default(),
@@ -387,13 +374,7 @@ fn receiver_rejects_other_currency_frozen_and_unknown_account() {
         outcome(&b.step(credit("EUR"), Reads::default(), 1)),
         Some(CreditOutcome::Rejected(ErrorCode::AccountFrozen))
     );
-    let mut none = AccountCore::new(
-        id("b"),
-        None,
-        BTreeMap::new(),
-        BTreeMap::new(),
-        SagaTiming::default(),
-    );
+    let mut none = AccountCore::new(id("b"), None, Unsettled::default(), SagaTiming::default());
     let s = none.step(credit("EUR"), Reads::default(), 1);
     assert_eq!(
         outcome(&s),
@@ -596,13 +577,7 @@ fn freeze_unfreeze_and_get() {
     assert!(
         matches!(reply(&s), Ok(Reply::Account { view, .. }) if view.status == AccountStatus::Active && view.balance == 10)
     );
-    let mut none = AccountCore::new(
-        id("x"),
-        None,
-        BTreeMap::new(),
-        BTreeMap::new(),
-        SagaTiming::default(),
-    );
+    let mut none = AccountCore::new(id("x"), None, Unsettled::default(), SagaTiming::default());
     assert_eq!(
         err_code(&none.step(Input::Command(1, Command::Get), Reads::default(), 1)),
         ErrorCode::AccountNotFound

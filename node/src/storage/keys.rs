@@ -12,6 +12,7 @@
 //! | `("saga", transfer_id, id)` | `SagaRecord`: account `id`'s side of a transfer; the sender's is also the transfer's summary |
 //! | `("pending", transfer_id)` | account id of the sender: unsettled sagas, so none is forgotten |
 //! | `("holds", expires_at, hold_id)` | account id of the payer: open holds by expiry, so an expiry due while the payer was not active still happens |
+//! | `("disbs", disbursement_id)` | account id of the payer: unsettled disbursements, so none is forgotten |
 //!
 //! Transfer ids sort by creation time, so the records of new transfers (`saga`, `pending`) go
 //! to the end of their ranges: a group commit of a thousand transfers dirties a few pages
@@ -256,6 +257,34 @@ impl Keys {
         // Every entry of `until_ms` sorts before the first of the next millisecond.
         let end = sub.pack(&(until_ms.saturating_add(1),));
         (begin, end)
+    }
+
+    /// The entry of an unsettled disbursement in its index.
+    pub fn disbursing(&self, id: &str) -> Vec<u8> {
+        self.root.pack(&("disbs", id))
+    }
+
+    /// The index of unsettled disbursements after `after` (exclusive; from the start when
+    /// `None`).
+    pub fn disbursing_after(&self, after: Option<&str>) -> (Vec<u8>, Vec<u8>) {
+        let (begin, end) = self.root.subspace(&("disbs",)).range();
+        match after {
+            Some(id) => {
+                let mut k = self.disbursing(id);
+                k.push(0);
+                (k, end)
+            }
+            None => (begin, end),
+        }
+    }
+
+    /// Decodes the disbursement id of an index entry.
+    pub fn disbursing_id(&self, key: &[u8]) -> Option<String> {
+        self.root
+            .subspace(&("disbs",))
+            .unpack::<(String,)>(key)
+            .ok()
+            .map(|(d,)| d)
     }
 
     /// Decodes the expiry and hold id of an index entry.

@@ -116,8 +116,8 @@ fn print_summary(r: &Report) {
         s.ops, s.requests, s.acked, s.refused, s.unknown, s.completed, s.failed
     );
     println!(
-        "         holds {} created: {} captured, {} voided, {} expired",
-        s.holds[0], s.holds[1], s.holds[2], s.holds[3]
+        "         holds {} created: {} captured, {} voided, {} expired; disbursements {}: {} completed, {} failed",
+        s.holds[0], s.holds[1], s.holds[2], s.holds[3], s.disbursements[0], s.disbursements[1], s.disbursements[2]
     );
     println!(
         "         {} commits, {} activations, {} fenced batches, {} failed batches; storage {} attempts, {} faults, {} conflicts detected, {} leases moved between attempts, {} outages",

@@ -44,7 +44,7 @@ fn receiver_outcome(
     }
     match before.accounts.get(to)?.sagas.get(tid)? {
         SagaRecord::Receiver { outcome, .. } => Some(*outcome),
-        SagaRecord::Sender { .. } | SagaRecord::Hold(_) => None,
+        _ => None,
     }
 }
 
@@ -58,7 +58,7 @@ fn sender_status(before: &Ledger, commit: &Commit, from: &str, tid: &str) -> Opt
     }
     match before.accounts.get(from)?.sagas.get(tid)? {
         SagaRecord::Sender { status, .. } => Some(*status),
-        SagaRecord::Receiver { .. } | SagaRecord::Hold(_) => None,
+        _ => None,
     }
 }
 
@@ -103,6 +103,12 @@ impl Check for AtomicTransfers {
                         _ => None,
                     };
                     hold_step(before, commit, id, tid, old, h)?;
+                }
+                SagaRecord::Disbursement(d) => {
+                    super::atomic_disbursements::disbursement_step(before, commit, id, tid, old, d)?
+                }
+                SagaRecord::Leg(l) => {
+                    super::atomic_disbursements::leg_step(before, commit, id, tid, old, l)?
                 }
                 SagaRecord::Sender { to, status, .. } => {
                     if let Some(SagaRecord::Sender { status: was, .. }) = old {
@@ -168,7 +174,10 @@ impl Check for AtomicTransfers {
             }
         }
         for tid in seen.keys() {
-            if !ledger.transfers.contains_key(*tid) && !ledger.holds.contains_key(*tid) {
+            let known = ledger.transfers.contains_key(*tid)
+                || ledger.holds.contains_key(*tid)
+                || ledger.disbursements.contains_key(*tid);
+            if !known {
                 return Err(format!("journal entries for {tid}, which has no summary"));
             }
         }
@@ -179,7 +188,8 @@ impl Check for AtomicTransfers {
                 }
             }
         }
-        holds_at_phase_end(ledger, quiescent)
+        holds_at_phase_end(ledger, quiescent)?;
+        super::atomic_disbursements::disbursements_at_phase_end(ledger, quiescent)
     }
 }
 
@@ -226,7 +236,13 @@ fn hold_step(
         let ok = match settled {
             Some(SenderStatus::Holding) => same && h.status == HoldStatus::Capturing,
             Some(SenderStatus::Completed) => same && h.status == HoldStatus::Captured,
-            Some(SenderStatus::Failed(_)) => h.status != HoldStatus::Captured || !same,
+            Some(SenderStatus::Failed(_)) => {
+                !same
+                    || matches!(
+                        h.status,
+                        HoldStatus::Held | HoldStatus::Voided | HoldStatus::Expired
+                    )
+            }
             None => false,
         };
         if !ok {
@@ -290,23 +306,9 @@ fn holds_at_phase_end(ledger: &Ledger, quiescent: bool) -> Result<(), String> {
             ));
         }
         let open = h.status.is_open();
-        let marked = ledger
-            .accounts
-            .get(payer)
-            .is_some_and(|a| a.open.contains(hid));
         let indexed = ledger.holds_due.get(&(h.expires_at, hid.clone()));
-        if marked != open || (indexed == Some(payer)) != open || (!open && indexed.is_some()) {
-            return Err(format!(
-                "hold {hid} ({:?}): marked open {marked}, in the index of holds by expiry as {indexed:?}",
-                h.status
-            ));
-        }
-        if quiescent && open {
-            return Err(format!(
-                "hold {hid} of {payer} is still {:?} after every fault healed",
-                h.status
-            ));
-        }
+        open_where_it_should(ledger, payer, hid, open, indexed, quiescent)
+            .map_err(|why| format!("hold {hid} ({:?}) of {payer}: {why}", h.status))?;
         if h.status == HoldStatus::Captured {
             let (c, a) = h
                 .capture
@@ -328,6 +330,33 @@ fn holds_at_phase_end(ledger: &Ledger, quiescent: bool) -> Result<(), String> {
         {
             return Err(format!("the index of holds by expiry names {hid} of {payer}, which is not an open hold of it"));
         }
+    }
+    Ok(())
+}
+
+/// The marks of something `payer` keeps open (a hold, a disbursement): marked open and in its
+/// index (`indexed`: the payer the index names) exactly while `open`, and not open at all
+/// after the liveness phase.
+pub(super) fn open_where_it_should(
+    ledger: &Ledger,
+    payer: &str,
+    id: &str,
+    open: bool,
+    indexed: Option<&String>,
+    quiescent: bool,
+) -> Result<(), String> {
+    let marked = ledger
+        .accounts
+        .get(payer)
+        .is_some_and(|a| a.open.contains(id));
+    if marked != open
+        || (indexed.map(String::as_str) == Some(payer)) != open
+        || (!open && indexed.is_some())
+    {
+        return Err(format!("marked open {marked}, indexed as {indexed:?}"));
+    }
+    if quiescent && open {
+        return Err("still open after every fault healed".into());
     }
     Ok(())
 }

@@ -78,9 +78,11 @@ pub struct Fed {
     /// The open holds (the index of holds by expiry), which may still hold what they have not
     /// released.
     pub open_holds: Vec<TransferId>,
-    /// Every hold's id (not fed to the audit, which judges a hold by its legs' sums: the
-    /// self-check of the audit leaves them alone).
-    pub holds: std::collections::BTreeSet<TransferId>,
+    /// The unsettled disbursements (the index), which may have some legs credited.
+    pub disbursing: Vec<TransferId>,
+    /// Every hold's and disbursement's id (not fed to the audit, which judges them by their
+    /// legs' sums: the self-check of the audit leaves them alone).
+    pub not_transfers: std::collections::BTreeSet<TransferId>,
 }
 
 /// One account as fed to the audit.
@@ -132,16 +134,20 @@ pub fn fed(ledger: &Ledger) -> Result<Fed, String> {
         let journal = a.journal.values().map(|(e, _)| e.clone()).collect();
         accounts.push(FedAccount::Stored(view, journal));
     }
-    let holds = ledger
+    let id = |h: &String| TransferId::new(h.clone()).map_err(|e| format!("id {h:?}: {e}"));
+    let not_transfers = ledger
         .holds
         .keys()
-        .map(|h| TransferId::new(h.clone()).map_err(|e| format!("hold id {h:?}: {e}")))
+        .chain(ledger.disbursements.keys())
+        .map(id)
         .collect::<Result<_, _>>()?;
+    let disbursing = ledger.disbursing.keys().map(id).collect::<Result<_, _>>()?;
     Ok(Fed {
         accounts,
         pending,
         open_holds,
-        holds,
+        disbursing,
+        not_transfers,
     })
 }
 
@@ -149,7 +155,9 @@ pub fn fed(ledger: &Ledger) -> Result<Fed, String> {
 /// phase's end, a `settled` violation when `quiescent`; journals are fed one entry at a time.
 pub fn audit(fed: &Fed, quiescent: bool) -> AuditReport {
     let mut au = Auditor::new();
-    feed_pending(&mut au, fed.pending.clone(), false, quiescent);
+    let pending = fed.pending.iter().chain(&fed.disbursing).cloned().collect();
+    feed_pending(&mut au, pending, false, quiescent);
+    au.set_disbursements(fed.disbursing.iter().cloned());
     au.set_pending(fed.open_holds.iter().cloned());
     for a in &fed.accounts {
         match a {

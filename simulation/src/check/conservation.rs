@@ -14,7 +14,9 @@
 use super::Check;
 use crate::ledger::{Commit, Ledger, Row};
 use crate::workload::OpSpec;
-use node::ledger::records::{SagaRecord, SenderStatus};
+use node::ledger::records::{
+    DisbursementPhase, DisbursementRecord, LegRecord, LegState, SagaRecord, SenderStatus,
+};
 use protocol::api::EntryKind;
 use protocol::saga::CreditOutcome;
 use std::collections::BTreeMap;
@@ -71,6 +73,21 @@ fn totals_of(ledger: &Ledger) -> BTreeMap<String, Totals> {
                     ..
                 } => e.holding_sagas += *amount as i128,
                 SagaRecord::Hold(h) => e.holding_sagas += h.remaining() as i128,
+                SagaRecord::Disbursement(d) if d.is_open() => e.holding_sagas += d.total() as i128,
+                // A leg credited while its disbursement is not completed is in flight.
+                SagaRecord::Leg(LegRecord {
+                    from,
+                    amount,
+                    state: LegState::Credited,
+                    ..
+                }) => {
+                    let completed = ledger.disbursements.get(tid).is_some_and(|(p, d)| {
+                        p == from.as_str() && d.phase == DisbursementPhase::Completed
+                    });
+                    if !completed {
+                        e.credited_not_captured += *amount as i128;
+                    }
+                }
                 SagaRecord::Receiver {
                     from,
                     amount,
@@ -177,6 +194,52 @@ impl Check for Conservation {
                                     .entry(cur.clone())
                                     .or_default()
                                     .credited_not_captured += *amount as i128;
+                                touched.push(cur);
+                            }
+                        }
+                        SagaRecord::Disbursement(d) => {
+                            let cur =
+                                cur.ok_or_else(|| format!("disbursement of unopened {id}"))?;
+                            let was = match old {
+                                Some(SagaRecord::Disbursement(o)) => Some(o),
+                                _ => None,
+                            };
+                            let holding = |d: &DisbursementRecord| {
+                                if d.is_open() {
+                                    d.total() as i128
+                                } else {
+                                    0
+                                }
+                            };
+                            let t = self.totals.entry(cur.clone()).or_default();
+                            t.holding_sagas += holding(d) - was.map_or(0, holding);
+                            touched.push(cur);
+                            // Completed: every credited leg leaves flight (in each receiver's
+                            // currency: the payer's, as the receivers reserved only in it).
+                            let completed = d.phase == DisbursementPhase::Completed;
+                            if completed
+                                && was.is_none_or(|o| o.phase != DisbursementPhase::Completed)
+                            {
+                                let rcur = currency_of(before, commit, d.legs[0].0.as_str())
+                                    .ok_or_else(|| {
+                                        format!("{tid} credited to an unopened receiver")
+                                    })?;
+                                self.totals
+                                    .entry(rcur.clone())
+                                    .or_default()
+                                    .credited_not_captured -= d.total() as i128;
+                                touched.push(rcur);
+                            }
+                        }
+                        SagaRecord::Leg(l) if l.state == LegState::Credited => {
+                            let was = matches!(old, Some(SagaRecord::Leg(o)) if o.state == LegState::Credited);
+                            if !was {
+                                let cur =
+                                    cur.ok_or_else(|| format!("leg credited to unopened {id}"))?;
+                                self.totals
+                                    .entry(cur.clone())
+                                    .or_default()
+                                    .credited_not_captured += l.amount as i128;
                                 touched.push(cur);
                             }
                         }

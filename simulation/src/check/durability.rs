@@ -6,7 +6,7 @@ use super::{Check, ReplyCtx};
 use crate::ledger::Ledger;
 use crate::workload::{ClientResult, OpSpec};
 use node::ledger::account::Reply;
-use protocol::api::{Entry, EntryKind, HoldStatus, HoldView};
+use protocol::api::{Entry, EntryKind, HoldStatus, HoldView, TransferStatus};
 
 /// Every acknowledged effect, to re-check later.
 #[derive(Default)]
@@ -29,6 +29,11 @@ enum Acked {
     Hold {
         id: String,
         settled: Option<HoldStatus>,
+    },
+    /// A disbursement, and the status it was acknowledged in when settled.
+    Disbursement {
+        id: String,
+        settled: Option<TransferStatus>,
     },
 }
 
@@ -65,6 +70,21 @@ fn present(ledger: &Ledger, a: &Acked) -> Result<(), String> {
             (Some(_), _) => Ok(()),
             (None, _) => Err(format!("hold {id} was acknowledged but is not stored")),
         },
+        Acked::Disbursement { id, settled } => {
+            let stored = ledger.disbursements.get(id).map(|(p, d)| {
+                d.view(&protocol::AccountId::new(p.clone()).expect("stored ids are valid"))
+            });
+            match (stored, settled) {
+                (Some(v), Some(s)) if v.status != *s => Err(format!(
+                    "disbursement {id} was acknowledged {s:?} but is stored {:?}",
+                    v.status
+                )),
+                (Some(_), _) => Ok(()),
+                (None, _) => Err(format!(
+                    "disbursement {id} was acknowledged but is not stored"
+                )),
+            }
+        }
         Acked::Transfer { id } => match ledger.transfers.get(id) {
             Some(_) => Ok(()),
             None => Err(format!("transfer {id} was acknowledged but is not stored")),
@@ -112,6 +132,10 @@ impl Check for Durability {
             },
             Reply::Account { .. } => return Ok(()),
             Reply::Hold(h) => acked_hold(h),
+            Reply::Disbursement(d) => Acked::Disbursement {
+                id: d.id.as_str().to_owned(),
+                settled: (d.status != TransferStatus::Pending).then_some(d.status),
+            },
             Reply::Capture { hold, transfer } => {
                 let t = Acked::Transfer {
                     id: transfer.id.as_str().to_owned(),

@@ -11,7 +11,7 @@
 use super::Check;
 use crate::ledger::{Commit, Ledger, Row};
 use crate::workload::{OpKind, OpSpec};
-use node::ledger::records::SagaRecord;
+use node::ledger::records::{LegRecord, SagaRecord};
 use protocol::api::EntryKind;
 use std::collections::BTreeMap;
 
@@ -88,9 +88,11 @@ impl Check for ExactlyOnce {
             if e.kind == EntryKind::TransferIn {
                 // A credit is exactly the amount its sender holds.
                 let t = e.transfer_id.as_ref().map(|t| t.as_str()).unwrap_or("");
-                // The credit's own commit records the decision, naming the sender.
+                // The credit's own commit records the decision, naming the sender (the payer,
+                // for a disbursement's leg).
                 let sender = commit.rows.iter().find_map(|r| match r {
                     Row::Saga(a, t2, Some(SagaRecord::Receiver { from, .. }))
+                    | Row::Saga(a, t2, Some(SagaRecord::Leg(LegRecord { from, .. })))
                         if a == id && t2 == t =>
                     {
                         Some(from.as_str())
@@ -102,7 +104,13 @@ impl Check for ExactlyOnce {
                     .and_then(|a| a.sagas.get(t))
                     .and_then(|r| match r {
                         SagaRecord::Sender { amount, .. } => Some(*amount),
-                        SagaRecord::Receiver { .. } | SagaRecord::Hold(_) => None,
+                        // This receiver's leg of the disbursement.
+                        SagaRecord::Disbursement(d) => d
+                            .legs
+                            .iter()
+                            .find(|(to, _)| to.as_str() == id.as_str())
+                            .map(|(_, a)| *a),
+                        _ => None,
                     });
                 if held != Some(e.amount) {
                     return Err(format!(
@@ -133,6 +141,9 @@ impl Check for ExactlyOnce {
                             }
                             (OpKind::Hold { amount: a, .. }, EntryKind::Hold) => {
                                 *a == e.amount && is_hold
+                            }
+                            (OpKind::Disburse { legs }, EntryKind::Hold) => {
+                                legs.iter().map(|(_, a)| a).sum::<u64>() == e.amount
                             }
                             _ => false,
                         }

@@ -23,12 +23,14 @@
 //! command left unanswered) are checked by the node runtime (`sim::runtime`).
 
 mod atomic;
+mod atomic_disbursements;
 mod audit;
 pub mod audit_self;
 mod conservation;
 mod durability;
 mod exactly_once;
 mod model;
+mod model_disbursements;
 mod model_holds;
 mod overdraft;
 mod replay;

@@ -33,13 +33,34 @@ fn refusal_justified(ctx: &ReplyCtx<'_>, w: &Window, code: ErrorCode, amount: u6
         ErrorCode::AccountNotFound => w.absent,
         ErrorCode::AccountFrozen => w.had_status(AccountStatus::Frozen),
         ErrorCode::InsufficientFunds => w.balances.iter().any(|&(_, _, a)| a < amount),
-        ErrorCode::BalanceOverflow => w
-            .balances
-            .iter()
-            .any(|&(_, b, _)| b.saturating_add(amount) > AMOUNT_MAX),
+        // Legs of disbursements reserved for the account take headroom: bounded above by
+        // every leg it ever reserved.
+        ErrorCode::BalanceOverflow => {
+            let reserved = reserved_bound(ctx, ctx.op.account.as_str());
+            w.balances
+                .iter()
+                .any(|&(_, b, _)| b.saturating_add(amount).saturating_add(reserved) > AMOUNT_MAX)
+        }
         ErrorCode::IdempotencyKeyReused => key_used_by_other(ctx),
         _ => false,
     }
+}
+
+/// The most the account may have had reserved for disbursements: every leg it reserved.
+fn reserved_bound(ctx: &ReplyCtx<'_>, account: &str) -> u64 {
+    ctx.ledger.accounts.get(account).map_or(0, |a| {
+        a.sagas
+            .values()
+            .filter_map(|r| match r {
+                node::ledger::records::SagaRecord::Leg(l)
+                    if !matches!(l.state, node::ledger::records::LegState::Refused(_)) =>
+                {
+                    Some(l.amount)
+                }
+                _ => None,
+            })
+            .fold(0u64, u64::saturating_add)
+    })
 }
 
 /// The op's key holds another request's record.
@@ -73,7 +94,7 @@ fn key_used_by_other(ctx: &ReplyCtx<'_>) -> bool {
             .map(|(_, h)| (h.reference.clone(), h.amount, Some(h.to.clone()))),
         // A capture's record keeps no copy of its request: another request under the key is
         // another op with the key.
-        StoredReply::Capture { .. } => {
+        StoredReply::Capture { .. } | StoredReply::DisbursementId(_) => {
             return ctx.ops.iter().any(|o| {
                 o.idem_key == ctx.op.idem_key
                     && o.account == ctx.op.account
@@ -185,9 +206,12 @@ impl Check for ClientModel {
             | OpKind::Withdraw(a)
             | OpKind::Transfer { amount: a, .. }
             | OpKind::Hold { amount: a, .. } => *a,
+            OpKind::Disburse { legs } => legs.iter().map(|(_, a)| a).sum(),
             _ => 0,
         };
-        if let Some(verdict) = super::model_holds::judge(ctx, reply) {
+        let verdict = super::model_holds::judge(ctx, reply)
+            .or_else(|| super::model_disbursements::judge(ctx, reply));
+        if let Some(verdict) = verdict {
             return verdict.or_else(|why| match reply {
                 Err(e) if refusal_justified(ctx, &w, e.code, amount) => Ok(()),
                 _ => Err(why),

@@ -45,6 +45,30 @@ pub(super) fn judge(
     let (statuses, existed) =
         hold_id.map_or((Vec::new(), false), |h| statuses_since(l, h.as_str(), sent));
     let r = &op.reference;
+    // A key recorded before this request was sent, when every request sent with it is this
+    // same request (no variant with another body): the answer is a replay of the first one,
+    // never a refusal.
+    let replayed = op.idem_key.as_ref().is_some_and(|k| {
+        let recorded_before = l
+            .accounts
+            .get(op.account.as_str())
+            .and_then(|a| a.idem_at.get(k))
+            .is_some_and(|&c| c <= sent);
+        let only_this = ctx
+            .ops
+            .iter()
+            .filter(|o| o.idem_key.as_ref() == Some(k) && o.account == op.account)
+            .all(|o| o.kind == op.kind);
+        recorded_before && only_this
+    });
+    if replayed && matches!(op.kind, OpKind::Capture { .. } | OpKind::Void(_)) {
+        if let Err(e) = reply {
+            return Some(Err(format!(
+                "{r}: a repeat of a recorded request refused with {} ({}) instead of replayed",
+                e.code, e.message
+            )));
+        }
+    }
     Some(match (reply, &op.kind) {
         (
             Ok(Reply::Hold(v)),

@@ -55,7 +55,7 @@ impl Check for SingleWriter {
             | Row::Open(a, _, _)
             | Row::Listed(a, ..)
             | Row::Index(a, _) => Some(a.clone()),
-            Row::Pending(..) | Row::HoldDue(..) => None,
+            Row::Pending(..) | Row::HoldDue(..) | Row::Disbursing(..) => None,
         };
         for owner in commit.rows.iter().filter_map(owner_of) {
             if !commit.writers.iter().any(|(w, _)| w.account == owner) {

@@ -101,8 +101,20 @@ fn audit(
         }
     }
     let mut au = Auditor::new();
-    let (ids, more) = audit_scan::pending_ids(store, keys, limits, n + 1).map_err(err)?;
+    let (mut ids, more) = audit_scan::pending_ids(store, keys, limits, n + 1).map_err(err)?;
+    let d = ledger.disbursing.len();
+    let (disbursing, more_d) =
+        audit_scan::open_disbursement_ids(store, keys, limits, d + 1).map_err(err)?;
+    let want: Vec<&String> = ledger.disbursing.keys().collect();
+    let got_d: Vec<&str> = disbursing.iter().map(|t| t.as_str()).collect();
+    if got_d != want || more_d {
+        return Err(format!(
+            "the index of disbursements read in pages gave {got_d:?} (more: {more_d}); it holds {want:?}"
+        ));
+    }
+    ids.extend(disbursing.iter().cloned());
     feed_pending(&mut au, ids, more, quiescent);
+    au.set_disbursements(disbursing);
     // The open holds, read in pages as the route reads them: the index, in expiry order.
     let h = ledger.holds_due.len();
     let (holds, more) = audit_scan::open_hold_ids(store, keys, limits, h + 1).map_err(err)?;
@@ -195,7 +207,8 @@ fn accounts(
 }
 
 /// Every account's transfer list names exactly the transfers it holds a record of (both are
-/// written in one transaction; a hold is not a transfer, its captures are), each at the
+/// written in one transaction; holds and disbursements are not transfers, captures are),
+/// each at the
 /// transfer's creation and with its sender, on both sides.
 fn transfer_lists(ledger: &Ledger) -> Result<(), String> {
     for (id, a) in &ledger.accounts {
@@ -203,7 +216,7 @@ fn transfer_lists(ledger: &Ledger) -> Result<(), String> {
         let recorded: Vec<&String> = a
             .sagas
             .iter()
-            .filter(|(_, r)| !matches!(r, SagaRecord::Hold(_)))
+            .filter(|(_, r)| matches!(r, SagaRecord::Sender { .. } | SagaRecord::Receiver { .. }))
             .map(|(t, _)| t)
             .collect();
         if listed != recorded {

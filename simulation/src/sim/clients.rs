@@ -114,6 +114,7 @@ impl Sim {
             ClientResult::Reply(Ok(Reply::Movement(m))) => self.gen.saw(&m.account, m.balance),
             ClientResult::Reply(Ok(Reply::Transfer(t))) => self.gen.saw_transfer(&t.id),
             ClientResult::Reply(Ok(Reply::Hold(h))) => self.gen.saw_hold(&h.id, &h.from, h.amount),
+            ClientResult::Reply(Ok(Reply::Disbursement(d))) => self.gen.saw_disbursement(&d.id),
             ClientResult::Reply(Ok(Reply::Capture { hold, transfer })) => {
                 self.gen.saw_transfer(&transfer.id);
                 self.gen.saw_hold(&hold.id, &hold.from, hold.amount);

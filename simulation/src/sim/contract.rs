@@ -506,11 +506,12 @@ impl Sim {
                 .values()
                 .filter(|h| h.status == protocol::api::HoldStatus::Held)
                 .count();
-            if d.deadlines() == open + held {
+            let disbursing = act.core.open_disbursements().len();
+            if d.deadlines() == open + held + disbursing {
                 return;
             }
             format!(
-                "{open} open saga(s) and {held} held hold(s) but {} deadline(s)",
+                "{open} open saga(s), {held} held hold(s) and {disbursing} disbursement(s) but {} deadline(s)",
                 d.deadlines()
             )
         } else {
@@ -532,41 +533,34 @@ impl Sim {
         let Some(a) = self.nodes[node].actors.get(account) else {
             return;
         };
-        let view = match answer {
+        let (id, status) = match answer {
             node::ledger::driver::Answer::Reply(Ok(
                 Reply::Transfer(view) | Reply::Capture { transfer: view, .. },
-            )) => view,
+            )) => (&view.id, view.status),
+            node::ledger::driver::Answer::Reply(Ok(Reply::Disbursement(d))) => (&d.id, d.status),
             _ if waiter => {
                 let why = format!("holds a caller for a settlement without a transfer: {answer:?}");
                 return self.contract_broken(node, account, why);
             }
             _ => return,
         };
-        let pending = view.status == protocol::api::TransferStatus::Pending;
+        let pending = status == protocol::api::TransferStatus::Pending;
         let (limit, waiting) = (
             a.driver.limits().waiters_per_transfer,
-            a.driver.waiters_of(&view.id),
+            a.driver.waiters_of(id),
         );
         let why = if waiter && !pending {
-            format!(
-                "holds a caller until {} settles, already {:?}",
-                view.id, view.status
-            )
+            format!("holds a caller until {id} settles, already {status:?}")
         } else if waiter && waiting > limit {
-            format!(
-                "{waiting} callers wait for {}, past the limit of {limit}",
-                view.id
-            )
+            format!("{waiting} callers wait for {id}, past the limit of {limit}")
         } else if !waiter
             && pending
             && waiting < limit
-            && self.ledger.pending.contains_key(view.id.as_str())
+            && (self.ledger.pending.contains_key(id.as_str())
+                || self.ledger.disbursing.contains_key(id.as_str()))
         {
             // (A transfer settled since the answer was decided has no list any more.)
-            format!(
-                "answers a caller of pending {} at once while only {waiting} of {limit} wait",
-                view.id
-            )
+            format!("answers a caller of pending {id} at once while only {waiting} of {limit} wait")
         } else {
             return;
         };

@@ -247,6 +247,8 @@ pub struct Stats {
     pub failed: u64,
     /// Holds created, and how many ended captured, voided and expired.
     pub holds: [u64; 4],
+    /// Disbursements started, and how many completed and failed.
+    pub disbursements: [u64; 3],
     /// Events handled.
     pub events: u64,
     /// Simulated time at the end of the safety phase.
@@ -477,6 +479,18 @@ impl Sim {
         self.stats.storage_faults = faults;
         self.stats.storage_conflicts = self.backend.conflicts_detected();
         self.stats.leases_moved = self.backend.leases_moved();
+        for (_, d) in self.ledger.disbursements.values() {
+            self.stats.disbursements[0] += 1;
+            match d.phase {
+                node::ledger::records::DisbursementPhase::Completed => {
+                    self.stats.disbursements[1] += 1
+                }
+                node::ledger::records::DisbursementPhase::Failed { .. } => {
+                    self.stats.disbursements[2] += 1
+                }
+                _ => {}
+            }
+        }
         for (_, h) in self.ledger.holds.values() {
             self.stats.holds[0] += 1;
             match h.status {

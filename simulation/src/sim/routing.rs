@@ -155,6 +155,36 @@ impl Sim {
                 });
                 return self.answer_read(node, client, attempt, r, lat);
             }
+            OpKind::ShowDisbursement(id) => {
+                let (read, lat) =
+                    self.storage(Vec::new(), |s, k| exec::read_disbursement(s, k, id));
+                let r = ClientResult::Reply(match read {
+                    Ok(Some(v)) => Ok(Reply::Disbursement(Box::new(v))),
+                    Ok(None) => Err(ApiError::new(
+                        ErrorCode::DisbursementNotFound,
+                        "no such disbursement",
+                    )),
+                    Err(e) => Err(unavailable(&e.to_string())),
+                });
+                return self.answer_read(node, client, attempt, r, lat);
+            }
+            OpKind::Disburse { legs } => {
+                self.next_tid += 1;
+                Command::Disburse {
+                    disbursement_id: TransferId::new(format!("d{}", self.next_tid)).expect("valid"),
+                    legs: legs
+                        .iter()
+                        .map(|(to, a)| {
+                            (
+                                to.clone(),
+                                Amount::new(*a).expect("workload amounts are valid"),
+                            )
+                        })
+                        .collect(),
+                    reference: Some(spec.reference.clone()),
+                    idem_key: spec.idem_key.clone(),
+                }
+            }
             OpKind::Hold {
                 to,
                 amount,
@@ -253,6 +283,28 @@ fn describe_saga(m: &SagaMsg) -> String {
         SagaMsg::Abort {
             transfer_id, to, ..
         } => format!("abort {transfer_id} ->{to}"),
+        SagaMsg::Try {
+            disbursement_id,
+            to,
+            amount,
+            ..
+        } => format!("try {disbursement_id} ->{to} {}", amount.get()),
+        SagaMsg::Confirm {
+            disbursement_id,
+            to,
+            ..
+        } => format!("confirm {disbursement_id} ->{to}"),
+        SagaMsg::Cancel {
+            disbursement_id,
+            to,
+            ..
+        } => format!("cancel {disbursement_id} ->{to}"),
+        SagaMsg::LegOutcome {
+            disbursement_id,
+            from,
+            to,
+            outcome,
+        } => format!("leg {disbursement_id} {to} ->{from} {outcome:?}"),
         SagaMsg::Outcome {
             transfer_id,
             from,

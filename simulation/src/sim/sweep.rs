@@ -4,8 +4,9 @@
 //! owns, activates the sender if it has no actor for it (activation resumes every open saga),
 //! or tells the actor it has, whose driver steps aside if it lost the lease to an activation
 //! that started the saga. The page size and the cap on activations per sweep are the shell's.
-//! The same sweep then reads the index of holds by expiry up to now and activates the payer of
-//! every hold that came due (the activation expires it), as the shell's sweeper does.
+//! The same sweep then reads the index of unsettled disbursements and the index of holds by
+//! expiry up to now, and activates the payer of every disbursement and of every hold that came
+//! due (the activation resumes the one and expires the other), as the shell's sweeper does.
 
 use super::*;
 use node::cluster::sweeper::{SWEEP_ACTIVATIONS_MAX, SWEEP_PAGE};
@@ -41,7 +42,7 @@ impl Sim {
                 exec::read_due_holds(s, k, now, cursor, SWEEP_PAGE)
             });
             let Ok((page, more)) = page else {
-                return;
+                break; // storage down: the next sweep reads it again
             };
             after = page.last().map(|((at, h), _)| (*at, h.as_str().to_owned()));
             holds.extend(page);
@@ -49,8 +50,25 @@ impl Sim {
                 break;
             }
         }
+        let mut disbursing = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let cursor = after.clone();
+            let (page, _) = self.storage(Vec::new(), |s, k| {
+                exec::read_disbursing(s, k, cursor.as_deref(), SWEEP_PAGE)
+            });
+            let Ok((page, more)) = page else {
+                break; // storage down: the next sweep reads it again
+            };
+            after = page.last().map(|d| d.id.as_str().to_owned());
+            disbursing.extend(page.into_iter().map(|d| (d.id, d.from)));
+            if !more || disbursing.len() >= SWEEP_ROWS_MAX {
+                break;
+            }
+        }
         let due = holds.into_iter().map(|((_, h), payer)| (h, payer));
         let rows = rows.into_iter().map(|(view, sender)| (view.id, sender));
+        let rows = rows.chain(disbursing);
         let mut activated = 0;
         for (id, sender) in rows.chain(due) {
             if self.owner(node, &sender) != node {

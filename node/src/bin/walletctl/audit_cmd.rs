@@ -29,6 +29,8 @@ pub fn run(ctx: &Ctx, wait_secs: u64) -> Result<(), Failure> {
     wait_for_pending(ctx, wait_secs, &mut auditor)?;
     open_holds(ctx, &mut auditor)?;
     scan(ctx, &mut auditor)?;
+    // And those opened while the scan ran (holds never all settle).
+    open_holds(ctx, &mut auditor)?;
     let report = auditor.finish();
     if ctx.json {
         output::json(&report)?;
@@ -64,22 +66,26 @@ fn wait_for_pending(ctx: &Ctx, wait_secs: u64, auditor: &mut Auditor) -> Result<
             Ok(p) => p,
             Err(e) => break Err(e),
         };
-        if page.transfers.is_empty() {
+        let count = page.transfers.len() + page.disbursements.len();
+        if count == 0 {
             break Ok(());
         }
         let n = if page.truncated {
-            format!("more than {}", page.transfers.len())
+            format!("more than {count}")
         } else {
-            page.transfers.len().to_string()
+            count.to_string()
         };
         let now = Instant::now();
         if now >= deadline {
-            let ids = page.transfers.into_iter().map(|t| t.id).collect();
+            let disbursing: Vec<_> = page.disbursements.into_iter().map(|d| d.id).collect();
+            let ids = page.transfers.into_iter().map(|t| t.id);
+            let ids = ids.chain(disbursing.iter().cloned()).collect();
             auditor.still_pending(ids, page.truncated, &format!("after {wait_secs}s"));
+            auditor.set_disbursements(disbursing);
             break Ok(());
         }
         spinner.set_message(format!(
-            "waiting for {n} pending transfers to settle ({}s of {wait_secs}s)",
+            "waiting for {n} pending transfers and disbursements to settle ({}s of {wait_secs}s)",
             (now - started).as_secs()
         ));
         std::thread::sleep(PENDING_POLL_INTERVAL.min(deadline - now));

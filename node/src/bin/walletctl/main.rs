@@ -5,7 +5,7 @@
 //! HTTP through the library's `node::ledger::audit::Auditor`, the rules `GET /admin/audit` and the
 //! simulator run too), [`mod@bench`] (load generator), [`client`] (HTTP and error mapping),
 //! [`output`] (tables and JSON), [`token_cmd`] (new bearer tokens), [`list_cmd`] (an
-//! account's transfers), [`hold_cmd`] (holds). It talks to a node over HTTP only; of the node's library it uses only
+//! account's transfers), [`hold_cmd`] (holds), [`disburse_cmd`] (disbursements). It talks to a node over HTTP only; of the node's library it uses only
 //! pure functions: the audit, token digests and transfer-list cursors.
 //!
 //! Failures print `error: <code>: <sentence>` on stderr; when a mutation's outcome is unknown a
@@ -15,6 +15,7 @@ mod audit_cmd;
 mod bench;
 mod client;
 mod commands;
+mod disburse_cmd;
 mod drain_cmd;
 mod hold_cmd;
 mod list_cmd;
@@ -90,6 +91,23 @@ enum Command {
     Withdraw(MovementArgs),
     /// Transfer money between two accounts of the same currency.
     Transfer(TransferArgs),
+    /// Pay several accounts from one, all or nothing: disburse FROM TO:AMOUNT...
+    Disburse {
+        /// Debited account.
+        from: String,
+        /// Legs as TO:AMOUNT (minor units), 1 to 256, each to a different account.
+        #[arg(required = true, value_name = "TO:AMOUNT")]
+        legs: Vec<String>,
+        /// Idempotency key (generated when absent).
+        #[arg(long, value_name = "K")]
+        key: Option<String>,
+        /// Free text kept with the entries.
+        #[arg(long, value_name = "R")]
+        reference: Option<String>,
+        /// How long the node waits for it to settle, in ms (node default 5000, max 60000).
+        #[arg(long, value_name = "MS")]
+        wait_ms: Option<u64>,
+    },
     /// Hold money for a later payment, then capture it (in full or in part) or void it.
     #[command(subcommand)]
     Hold(HoldCommand),
@@ -340,6 +358,13 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             } => hold_cmd::capture(&ctx, &id, amount.as_deref(), wait_ms, key.as_deref()),
             HoldCommand::Void { id, key } => hold_cmd::void(&ctx, &id, key.as_deref()),
         },
+        Command::Disburse {
+            from,
+            legs,
+            key,
+            reference,
+            wait_ms,
+        } => disburse_cmd::run(&ctx, &from, &legs, key.as_deref(), reference, wait_ms),
         Command::Audit { wait_secs } => audit_cmd::run(&ctx, wait_secs),
         Command::Bench(b) => bench::run(&ctx, &b),
         Command::Token(TokenCommand::New(_)) => unreachable!("handled above"),

@@ -6,7 +6,9 @@
 use crate::client::CliError;
 use protocol::admin::AuditReport;
 use protocol::admin::{NodeStatus, OwnerView};
-use protocol::api::{AccountView, Entry, HoldView, MovementView, TransferStatus, TransferView};
+use protocol::api::{
+    AccountView, DisbursementView, Entry, HoldView, MovementView, TransferStatus, TransferView,
+};
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -133,6 +135,40 @@ pub fn transfer(v: &TransferView) -> String {
     if v.status == TransferStatus::Pending {
         s.push_str("; the saga settles it later, keep the key to ask again");
     }
+    s
+}
+
+/// A disbursement: a summary line, then its legs as a table.
+pub fn disbursement(v: &DisbursementView) -> String {
+    let mut s = format!(
+        "disbursement {} {}: {} from {} in {} legs",
+        v.id,
+        serde_plain(&v.status),
+        v.total,
+        v.from,
+        v.legs.len()
+    );
+    if let Some(reason) = v.reason {
+        let _ = write!(s, " (reason: {reason}: {})", reason.default_message());
+    }
+    let rows: Vec<Vec<String>> = v
+        .legs
+        .iter()
+        .map(|l| {
+            vec![
+                l.to.to_string(),
+                l.amount.to_string(),
+                serde_plain(&l.status),
+                l.reason.map_or_else(String::new, |r| r.to_string()),
+            ]
+        })
+        .collect();
+    s.push('\n');
+    s.push_str(&table(
+        &["TO", "AMOUNT", "STATUS", "REASON"],
+        &[false, true, false, false],
+        &rows,
+    ));
     s
 }
 

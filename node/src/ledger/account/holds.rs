@@ -16,9 +16,9 @@
 //! index of holds by expiry (`Write::HoldDue`) lets the node's sweep activate a payer whose
 //! hold came due while it was not active.
 
-use super::{AccountCore, Effect, Reads, Reply, Step, Write};
+use super::{remember, AccountCore, Effect, Reads, Reply, Step, Write};
 use crate::ledger::planted::{planted, Bug};
-use crate::ledger::records::{HoldRecord, IdemRecord, SagaRecord, StoredReply};
+use crate::ledger::records::{HoldRecord, SagaRecord, StoredReply};
 use protocol::api::{EntryKind, HoldStatus, HoldView, TransferStatus, TransferView};
 use protocol::{AccountId, Amount, ApiError, ErrorCode, TransferId};
 
@@ -79,15 +79,7 @@ impl AccountCore {
         step.writes.push(Write::OpenMark(h.hold_id.clone(), true));
         step.writes
             .push(Write::HoldDue(h.hold_id.clone(), rec.expires_at, true));
-        if let Some((key, fingerprint)) = idem {
-            step.writes.push(Write::Idem(
-                key,
-                IdemRecord {
-                    fingerprint,
-                    reply: StoredReply::HoldId(h.hold_id.clone()),
-                },
-            ));
-        }
+        remember(step, idem, StoredReply::HoldId(h.hold_id.clone()));
         step.effects.push(Effect::Timer {
             transfer_id: h.hold_id.clone(),
             after_ms: h.expires_in_ms,
@@ -110,6 +102,7 @@ impl AccountCore {
         step: &mut Step,
     ) -> Result<Reply, ApiError> {
         self.active_or_any()?;
+        self.expire_if_due(&hold_id, now_ms, step)?;
         let hold = self.held_hold(&hold_id, reads)?;
         let r = self.movable()?;
         let (held, to, reference) = (hold.amount, hold.to.clone(), hold.reference.clone());
@@ -126,7 +119,7 @@ impl AccountCore {
         if r.available() < c - moved {
             return Err(ErrorCode::InsufficientFunds.into());
         }
-        self.room_for_one()?;
+        // The capture's transfer takes no slot of its own: its hold already has one.
         assert!(!self.knows(&capture_id), "capture id {capture_id} reused");
         // Move the captured part from the hold to the capture's transfer, which holds it
         // again under its own id (nothing can fail past this point).
@@ -163,18 +156,14 @@ impl AccountCore {
             .of_hold = Some(hold_id.clone());
         let rec = self.holds[&hold_id].clone();
         step.writes.push(Write::Saga(SagaRecord::Hold(rec.clone())));
-        if let Some((key, fingerprint)) = idem {
-            step.writes.push(Write::Idem(
-                key,
-                IdemRecord {
-                    fingerprint,
-                    reply: StoredReply::Capture {
-                        hold: hold_id,
-                        transfer: capture_id,
-                    },
-                },
-            ));
-        }
+        remember(
+            step,
+            idem,
+            StoredReply::Capture {
+                hold: hold_id,
+                transfer: capture_id,
+            },
+        );
         Ok(Reply::Capture {
             hold: Box::new(rec.view(&self.id)),
             transfer,
@@ -191,17 +180,10 @@ impl AccountCore {
         step: &mut Step,
     ) -> Result<Reply, ApiError> {
         self.active_or_any()?;
+        self.expire_if_due(&hold_id, now_ms, step)?;
         self.held_hold(&hold_id, reads)?;
         let view = self.end_hold(&hold_id, HoldStatus::Voided, now_ms, step);
-        if let Some((key, fingerprint)) = idem {
-            step.writes.push(Write::Idem(
-                key,
-                IdemRecord {
-                    fingerprint,
-                    reply: StoredReply::HoldId(hold_id),
-                },
-            ));
-        }
+        remember(step, idem, StoredReply::HoldId(hold_id));
         Ok(Reply::Hold(Box::new(view)))
     }
 
@@ -267,6 +249,29 @@ impl AccountCore {
             }),
             _ => {}
         }
+    }
+
+    /// Expires `hold_id` now if it is `held` and its time came, and answers
+    /// `hold_not_active`: a capture or void that reaches the payer before the expiry's timer
+    /// (the payer was passivated, or just activated) finds it expired, as it would have been.
+    fn expire_if_due(
+        &mut self,
+        hold_id: &TransferId,
+        now_ms: u64,
+        step: &mut Step,
+    ) -> Result<(), ApiError> {
+        let due = self
+            .holds
+            .get(hold_id)
+            .is_some_and(|h| h.status == HoldStatus::Held && now_ms >= h.expires_at);
+        if !due {
+            return Ok(());
+        }
+        self.end_hold(hold_id, HoldStatus::Expired, now_ms, step);
+        Err(ApiError::new(
+            ErrorCode::HoldNotActive,
+            format!("hold {hold_id} is expired"),
+        ))
     }
 
     /// The expiry timers of the `held` holds, for an activation at `now_ms`.

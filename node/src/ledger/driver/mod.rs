@@ -128,6 +128,7 @@ pub enum Answer {
 
 /// Work the runtime does for the driver and reports back. At most one is in flight.
 #[derive(Clone, Debug)]
+#[allow(clippy::large_enum_variant)] // one piece of work per driver at a time
 pub enum Work {
     /// Load the account and take its lease (`exec::activate` with a fresh nonce); report with
     /// [`Driver::loaded`].
@@ -815,9 +816,9 @@ impl Driver {
         for effect in effects {
             match effect {
                 Effect::Reply(req, result) => {
-                    let waiter = match result.as_ref().ok().and_then(Reply::pending_transfer) {
-                        Some(view) => {
-                            let list = self.waiters.entry(view.id.clone()).or_default();
+                    let waiter = match result.as_ref().ok().and_then(Reply::awaits) {
+                        Some(id) => {
+                            let list = self.waiters.entry(id.clone()).or_default();
                             let room = list.len() < self.limits.waiters_per_transfer;
                             if room {
                                 list.push(req);

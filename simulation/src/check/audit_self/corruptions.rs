@@ -20,6 +20,19 @@ fn conservation(fed: &Fed, ix: &Index, currency: Currency, off_by: i128) -> Expe
             FedAccount::NoState(_) => 0,
         })
         .sum();
+    // And what pending disbursements credited (their legs all in the payer's currency).
+    let flying = flying
+        + stored(fed)
+            .filter(|(_, v, _)| v.currency == currency)
+            .flat_map(|(_, _, j)| j.iter())
+            .filter(|e| e.kind == EntryKind::TransferIn)
+            .filter(|e| {
+                e.transfer_id
+                    .as_ref()
+                    .is_some_and(|t| fed.disbursing.contains(t))
+            })
+            .map(|e| u128::from(e.amount))
+            .sum::<u128>();
     let less = if flying > 0 {
         format!(" less {flying} credited by pending transfers not yet captured")
     } else {

@@ -71,7 +71,7 @@ struct Legs {
 /// ledger has nothing it applies to.
 type Corruption = fn(&mut Fed, &Index) -> Option<Vec<Expect>>;
 
-/// The transfers of the fed ledger (not its holds), and which of them completed, failed or
+/// The transfers of the fed ledger (not its holds nor disbursements), and which of them completed, failed or
 /// are pending with their credit applied.
 struct Index {
     legs: BTreeMap<TransferId, Legs>,
@@ -87,7 +87,11 @@ impl Index {
                 continue;
             };
             for (j, e) in journal.iter().enumerate() {
-                let Some(t) = e.transfer_id.as_ref().filter(|t| !fed.holds.contains(*t)) else {
+                let Some(t) = e
+                    .transfer_id
+                    .as_ref()
+                    .filter(|t| !fed.not_transfers.contains(*t))
+                else {
                     continue;
                 };
                 let l = legs.entry(t.clone()).or_default();
