@@ -644,3 +644,58 @@ fn auth_admin_listen_without_auth_moves_the_routes_too() {
     let got = send("GET", &format!("{admin}/admin/status"), None, None);
     assert_eq!(got.status, 200, "{}", got.body);
 }
+
+#[test]
+fn auth_a_receiver_reads_only_its_own_legs_of_a_disbursement() {
+    // Proves a token limited to a receiver's accounts reads a disbursement paying it with
+    // its own legs only (not the other receivers' ids and amounts), and one naming no account
+    // of it is refused.
+    let n = start(false);
+    setup_pair(&n, "other-1", "other-2");
+    let r = send(
+        "POST",
+        &format!("{}/v1/accounts", n.url),
+        Some(&json!({"id": "shop-9", "currency": "EUR"})),
+        Some(ALL.secret),
+    );
+    assert_eq!(r.status, 201, "{}", r.body);
+    let legs = json!([{"to": "other-2", "amount": 4}, {"to": "shop-9", "amount": 6}]);
+    let r = send(
+        "POST",
+        &format!("{}/v1/disbursements", n.url),
+        Some(&json!({"from": "other-1", "legs": legs})),
+        Some(ALL.secret),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    let url = format!(
+        "{}/v1/disbursements/{}",
+        n.url,
+        r.body["id"].as_str().unwrap()
+    );
+    let shop = send("GET", &url, None, Some(SHOP.secret));
+    assert_eq!(shop.status, 200, "{}", shop.body);
+    assert_eq!(
+        shop.body["legs"],
+        json!([{"to": "shop-9", "amount": 6, "status": "completed"}])
+    );
+    let all = send("GET", &url, None, Some(ALL.secret));
+    assert_eq!(all.body["legs"].as_array().unwrap().len(), 2);
+    let none = send("GET", &made_other(&n), None, Some(SHOP.secret));
+    assert_eq!((none.status, none.code()), (403, "forbidden"));
+}
+
+/// The URL of a disbursement that names no shop account.
+fn made_other(n: &TestNode) -> String {
+    let r = send(
+        "POST",
+        &format!("{}/v1/disbursements", n.url),
+        Some(&json!({"from": "other-1", "legs": [{"to": "other-2", "amount": 1}]})),
+        Some(ALL.secret),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    format!(
+        "{}/v1/disbursements/{}",
+        n.url,
+        r.body["id"].as_str().unwrap()
+    )
+}

@@ -370,6 +370,29 @@ pub struct DisbursementView {
     pub reference: Option<String>,
 }
 
+impl DisbursementView {
+    /// The settlement as the waiters of a disbursement take it: a transfer-shaped summary
+    /// (id, status, reason; `to` is the failing leg's, else the first leg's), from which
+    /// `Reply::settled` restores every leg's status.
+    pub fn summary(&self) -> TransferView {
+        let leg = self
+            .legs
+            .iter()
+            .find(|l| l.status == LegStatus::Failed)
+            .or(self.legs.first())
+            .expect("a disbursement has legs");
+        TransferView {
+            id: self.id.clone(),
+            from: self.from.clone(),
+            to: leg.to.clone(),
+            amount: self.total,
+            status: self.status,
+            reason: self.reason,
+            created_at: self.created_at,
+        }
+    }
+}
+
 /// Kind of a journal entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -132,11 +132,12 @@ impl SagaMsg {
 pub enum LegOutcome {
     /// Reserved: the receiver will credit it on `Confirm`.
     Reserved,
-    /// Refused for a business reason (or because a `Cancel` came first: `transfer_aborted`).
+    /// Refused for a business reason.
     Refused(ErrorCode),
     /// Credited.
     Confirmed,
-    /// Dropped (never to be credited).
+    /// Dropped, or marked before its try came (a late try answers this too): never to be
+    /// credited.
     Cancelled,
 }
 

@@ -2,8 +2,7 @@
 //! the payer's account and each receiver's), and reading one.
 //!
 //! The payer's actor coordinates; the request waits for the outcome like a transfer (200
-//! `completed`, 202 `pending`, 422 `failed` with the first refusal). A settled disbursement is
-//! shown as read back from its record, legs included.
+//! `completed`, 202 `pending`, 422 `failed` with the first refusal), its legs as recorded.
 
 use super::auth::Caller;
 use super::error::{invalid, ApiJson, HttpError};
@@ -62,16 +61,11 @@ pub async fn create(
         reference: body.reference,
         idem_key,
     };
-    let view = match st.shell.execute(&body.from, cmd, wait).await? {
-        Reply::Disbursement(view) => *view,
+    // Settled, the reply carries every leg as recorded (`Reply::settled`).
+    match st.shell.execute(&body.from, cmd, wait).await? {
+        Reply::Disbursement(view) => Ok(response(*view)),
         other => panic!("a disbursement answered {other:?}"),
-    };
-    let view = match view.status {
-        TransferStatus::Pending => view,
-        // Settled: its legs as recorded.
-        _ => read(&st, view.id.as_str()).await?,
-    };
-    Ok(response(view))
+    }
 }
 
 /// The response for a disbursement in any state.
@@ -106,22 +100,25 @@ fn response(view: DisbursementView) -> Response {
 }
 
 /// `GET /v1/disbursements/{id}`: a caller limited to accounts sees only disbursements that
-/// name one of them (the payer or a receiver).
+/// name one of them; one that may not act on the payer sees only its own legs (not the
+/// other receivers of a payroll).
 pub async fn get(
     State(st): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
-    let view = read(&st, &id).await?;
-    let named = caller.may_access(&view.from) || view.legs.iter().any(|l| caller.may_access(&l.to));
-    if !named {
-        return Err(HttpError(ApiError::new(
-            ErrorCode::Forbidden,
-            format!(
-                "the token may act on no account of disbursement {}",
-                view.id
-            ),
-        )));
+    let mut view = read(&st, &id).await?;
+    if !caller.may_access(&view.from) {
+        view.legs.retain(|l| caller.may_access(&l.to));
+        if view.legs.is_empty() {
+            return Err(HttpError(ApiError::new(
+                ErrorCode::Forbidden,
+                format!(
+                    "the token may act on no account of disbursement {}",
+                    view.id
+                ),
+            )));
+        }
     }
     Ok((StatusCode::OK, Json(view)).into_response())
 }

@@ -259,6 +259,12 @@ impl AccountCore {
         &self.disbs
     }
 
+    /// True when `id` is a transfer or disbursement of this account that has not settled
+    /// (callers waiting for it wait on).
+    pub fn awaits_settlement(&self, id: &TransferId) -> bool {
+        self.open.contains_key(id) || self.disbs.contains_key(id)
+    }
+
     /// The legs of others' disbursements it reserved.
     pub fn reserved(&self) -> &BTreeMap<TransferId, u64> {
         &self.reserved

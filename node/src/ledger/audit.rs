@@ -34,7 +34,9 @@
 //! which ids are holds, so a plain transfer held and released twice passes it (the simulator
 //! checks every transfer's legs per id). A disbursement is a transfer with several credits:
 //! completed, they add up to its hold and its debit; pending (named by
-//! [`Auditor::set_disbursements`]), they add up to at most its hold.
+//! [`Auditor::set_disbursements`]), they add up to at most its hold. The journals do not say
+//! which receiver a leg was for, so the audit judges the legs by their sum (one leg credited
+//! twice and another never passes it); the simulator checks each leg against its record.
 
 use protocol::admin::{AuditCheck, AuditCheckResult, AuditReport, AuditViolation, CheckStatus};
 use protocol::api::{AccountView, Entry, EntryKind};

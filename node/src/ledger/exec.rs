@@ -502,13 +502,13 @@ pub fn read_entry(
     store.read(|txn| get::<Entry>(txn, &keys.journal(id.as_str(), seq)))
 }
 
-/// Reads the summaries of `ids` that exist.
+/// Reads the summaries of `ids` that exist (a disbursement's as its waiters take it).
 pub fn read_transfers(
     store: &Store,
     keys: &Keys,
     ids: &[TransferId],
 ) -> Result<Vec<TransferView>, StorageError> {
-    store.read(|txn| read_each(txn, keys, ids, get_view))
+    store.read(|txn| read_each(txn, keys, ids, get_settlement))
 }
 
 fn apply_write(
@@ -707,6 +707,19 @@ pub fn read_disbursement(
     id: &TransferId,
 ) -> Result<Option<DisbursementView>, StorageError> {
     store.read(|txn| get_disbursement(txn, keys, id.as_str()))
+}
+
+/// A transfer's summary, or a disbursement's as its waiters take it (see
+/// [`DisbursementView::summary`]).
+fn get_settlement(
+    txn: &mut dyn Txn,
+    keys: &Keys,
+    id: &str,
+) -> Result<Option<TransferView>, StorageError> {
+    match get_view(txn, keys, id)? {
+        Some(v) => Ok(Some(v)),
+        None => Ok(get_disbursement(txn, keys, id)?.map(|d| d.summary())),
+    }
 }
 
 /// Reads up to `limit` unsettled disbursements after `after` (by id), with their views.

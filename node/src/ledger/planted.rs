@@ -57,11 +57,14 @@ pub enum Bug {
     TryAfterCancel,
     /// A receiver credits a disbursement's leg again on a repeated `Confirm`.
     ConfirmTwice,
+    /// A receiver answering a leg it already recorded leaves its reservations in memory as
+    /// they were (a retry after an unknown commit that landed leaves memory behind storage).
+    LegReplayKeepsMemory,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 17] = [
+    pub const ALL: [Bug; 18] = [
         Bug::SkipEpochCheck,
         Bug::ReleaseOnTimeout,
         Bug::CreditTwice,
@@ -79,6 +82,7 @@ impl Bug {
         Bug::CaptureMoreThanHeld,
         Bug::TryAfterCancel,
         Bug::ConfirmTwice,
+        Bug::LegReplayKeepsMemory,
     ];
 
     /// The bug's name on the command line.
@@ -101,6 +105,7 @@ impl Bug {
             Bug::CaptureMoreThanHeld => "capture-more-than-held",
             Bug::TryAfterCancel => "try-after-cancel",
             Bug::ConfirmTwice => "confirm-twice",
+            Bug::LegReplayKeepsMemory => "leg-replay-keeps-memory",
         }
     }
 

@@ -349,24 +349,9 @@ impl DisbursementRecord {
         }
     }
 
-    /// The settlement as the driver's waiters take it: a transfer-shaped summary (id,
-    /// status, reason; `to` is the failing leg's, else the first leg's), from which
-    /// `Reply::settled` restores every leg's status.
+    /// The settlement as the driver's waiters take it ([`DisbursementView::summary`]).
     pub fn summary(&self, from: &AccountId) -> TransferView {
-        let v = self.view(from);
-        let leg = match self.phase {
-            DisbursementPhase::Failed { leg, .. } => leg as usize,
-            _ => 0,
-        };
-        TransferView {
-            id: v.id,
-            from: v.from,
-            to: self.legs[leg].0.clone(),
-            amount: v.total,
-            status: v.status,
-            reason: v.reason,
-            created_at: v.created_at,
-        }
+        self.view(from).summary()
     }
 }
 

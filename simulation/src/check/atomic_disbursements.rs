@@ -4,8 +4,9 @@
 //! At every commit: a settled disbursement or a leg's final state never changes, nor does a
 //! disbursement's legs; the payer decides `confirming` only when every receiver reserved its
 //! leg, `completed` only when every leg is credited, `failed` only when every receiver
-//! refused or dropped its leg; a receiver credits a leg only once its payer confirms, and
-//! drops a reserved one only once its payer cancels. At phase ends: the journal entries under
+//! refused or dropped its leg; a receiver reserves a leg only while its payer tries or
+//! cancels, credits it only once its payer confirms, and drops a reserved one only once its
+//! payer cancels. At phase ends: the journal entries under
 //! a disbursement's id are a hold of the total on the payer, then its debit and one credit of
 //! each leg (completed), or its release and no credit (failed), or, while pending, the hold
 //! and no more credits than legs; the payer marks it open and indexes it exactly while it is
@@ -127,6 +128,12 @@ pub(super) fn leg_step(
         _ => None,
     };
     let ok = match l.state {
+        // A try reserves while the payer asks, or late, after it decided to cancel (its
+        // cancel then drops the leg).
+        LegState::Reserved => matches!(
+            phase,
+            Some(DisbursementPhase::Trying | DisbursementPhase::Cancelling { .. })
+        ),
         LegState::Credited => matches!(
             phase,
             Some(DisbursementPhase::Confirming | DisbursementPhase::Completed)

@@ -46,7 +46,8 @@ use super::*;
 use node::ledger::driver::{
     StopReason, BATCH_RETRIES_MAX, RELOAD_BACKOFF_INITIAL_MS, RELOAD_BACKOFF_MAX_MS,
 };
-use node::ledger::records::Lease;
+use node::ledger::exec::Activation;
+use node::ledger::records::{Lease, LegState, SagaRecord};
 
 /// What the contract check knows of one activation.
 #[derive(Debug, Default)]
@@ -507,17 +508,64 @@ impl Sim {
                 .filter(|h| h.status == protocol::api::HoldStatus::Held)
                 .count();
             let disbursing = act.core.open_disbursements().len();
-            if d.deadlines() == open + held + disbursing {
+            if d.deadlines() != open + held + disbursing {
+                format!(
+                    "{open} open saga(s), {held} held hold(s) and {disbursing} disbursement(s) but {} deadline(s)",
+                    d.deadlines()
+                )
+            } else if let Some(why) = self.memory_behind_storage(account, act) {
+                why
+            } else {
                 return;
             }
-            format!(
-                "{open} open saga(s), {held} held hold(s) and {disbursing} disbursement(s) but {} deadline(s)",
-                d.deadlines()
-            )
         } else {
             return;
         };
         self.contract_broken(node, account, why);
+    }
+
+    /// Where a quiet activation that still holds its account's lease disagrees with what is
+    /// stored about its disbursements: the legs it reserved, and the ones it pays (a try or a
+    /// cancel changes no account record, so a retry after an unknown commit that landed must
+    /// still bring memory in line).
+    fn memory_behind_storage(&self, account: &AccountId, act: &Activation) -> Option<String> {
+        let obs = self.ledger.accounts.get(account.as_str())?;
+        if obs.lease != act.lease {
+            return None; // a stale activation: fencing, not memory, is what holds it
+        }
+        let stored: BTreeMap<&str, u64> = obs
+            .sagas
+            .iter()
+            .filter_map(|(t, r)| match r {
+                SagaRecord::Leg(l) if l.state == LegState::Reserved => Some((t.as_str(), l.amount)),
+                _ => None,
+            })
+            .collect();
+        let memory: BTreeMap<&str, u64> = act
+            .core
+            .reserved()
+            .iter()
+            .map(|(t, a)| (t.as_str(), *a))
+            .collect();
+        if stored != memory {
+            return Some(format!(
+                "reserves {memory:?} in memory, {stored:?} in storage"
+            ));
+        }
+        let stored: Vec<&str> = self
+            .ledger
+            .disbursements
+            .iter()
+            .filter(|(_, (p, d))| p == account.as_str() && d.is_open())
+            .map(|(t, _)| t.as_str())
+            .collect();
+        let memory: Vec<&str> = act
+            .core
+            .open_disbursements()
+            .keys()
+            .map(|t| t.as_str())
+            .collect();
+        (stored != memory).then(|| format!("pays {memory:?} in memory, {stored:?} in storage"))
     }
 
     /// The driver answers a command, asking the runtime to hold the answer until its transfer

@@ -71,9 +71,12 @@ pub enum CliError {
         /// What was wrong.
         detail: String,
     },
-    /// A transfer was accepted but not settled within its wait; its saga settles it later.
+    /// A transfer (or disbursement) was accepted but not settled within its wait; its saga
+    /// settles it later.
     Pending {
-        /// The transfer.
+        /// What it is: `transfer` or `disbursement`.
+        kind: &'static str,
+        /// Its id.
         transfer_id: String,
         /// How long the node waited, in ms.
         wait_ms: u64,
@@ -141,11 +144,12 @@ impl fmt::Display for CliError {
                 detail,
             } => write!(f, "unexpected answer from {url} (HTTP {status}): {detail}"),
             CliError::Pending {
+                kind,
                 transfer_id,
                 wait_ms,
             } => write!(
                 f,
-                "transfer {transfer_id} did not settle within {wait_ms} ms; its saga settles it on its own (the amount stays held until then); see GET /v1/transfers/{transfer_id}"
+                "{kind} {transfer_id} did not settle within {wait_ms} ms; its saga settles it on its own (the amount stays held until then); see GET /v1/{kind}s/{transfer_id}"
             ),
             CliError::Failed { message, .. } => f.write_str(message),
             CliError::Output(e) => write!(f, "cannot write the output: {e}"),

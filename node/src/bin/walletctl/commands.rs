@@ -361,6 +361,7 @@ pub fn transfer(ctx: &Ctx, a: TransferArgs<'_>) -> Result<(), Failure> {
         TransferStatus::Completed => Ok(()),
         TransferStatus::Pending => Err(Failure {
             error: CliError::Pending {
+                kind: "transfer",
                 transfer_id: view.id.to_string(),
                 wait_ms: wait.as_millis() as u64,
             },

@@ -103,6 +103,7 @@ pub fn run(
     match view.status {
         TransferStatus::Pending => Err(Failure {
             error: CliError::Pending {
+                kind: "disbursement",
                 transfer_id: view.id.to_string(),
                 wait_ms: wait.as_millis() as u64,
             },

@@ -109,6 +109,7 @@ pub fn capture(
             .map_or_else(String::new, TransferId::to_string);
         return Err(Failure {
             error: CliError::Pending {
+                kind: "transfer",
                 transfer_id: transfer,
                 wait_ms: wait.as_millis() as u64,
             },

@@ -32,11 +32,17 @@ use protocol::{AccountId, Amount, ApiError, ErrorCode, TransferId, AMOUNT_MAX};
 use std::collections::BTreeSet;
 
 /// Most legs one account may have reserved for others' disbursements at once; past it a
-/// `Try` is refused `overloaded` (the disbursement fails; nothing moved). A reservation lasts
+/// `Try` is left unanswered, as if the account were slow (the payer asks again, then cancels
+/// the disbursement with `transfer_aborted`; nothing moved). A reservation lasts
 /// from its try to its confirm or cancel, a few round trips. With the payer's own open
 /// marks (two per hold being captured) an activation reads at most 9,216 marks, within one
 /// range read.
 pub const LEGS_RESERVED_MAX: usize = 1_024;
+
+/// Most legs of unsettled disbursements one account may pay at once; past it a new
+/// disbursement is refused as `unavailable` (nothing written, safe to retry). It bounds the
+/// messages one timer tick or activation sends, as `OPEN_SAGAS_MAX` does for transfers.
+pub const OPEN_LEGS_MAX: usize = 4_096;
 
 /// A disbursement this account pays, not settled: its record and, in memory, which legs
 /// answered the current phase.
@@ -95,6 +101,16 @@ impl AccountCore {
             return Err(ErrorCode::InsufficientFunds.into());
         }
         self.room_for_one()?;
+        let open_legs: usize = self.disbs.values().map(|d| d.record.legs.len()).sum();
+        if open_legs + legs.len() > OPEN_LEGS_MAX {
+            return Err(ApiError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "account {} has {open_legs} legs of disbursements in flight (at most {OPEN_LEGS_MAX}); retry shortly",
+                    self.id
+                ),
+            ));
+        }
         assert!(!self.knows(&id), "disbursement id {id} reused");
         self.record.as_mut().expect("movable").held += total;
         self.journal(
@@ -299,6 +315,19 @@ impl AccountCore {
             Some(other) => panic!("{}: a leg found another record: {other:?}", self.id),
             None => None,
         };
+        // Memory follows what is stored: a transaction retried after its first attempt landed
+        // (reported unknown) finds the leg recorded already, and must not leave the
+        // reservations in memory behind it (a try or a cancel changes no account record, so
+        // the retry cannot tell it landed).
+        if let Some(l) = recorded
+            .as_ref()
+            .filter(|_| !planted(Bug::LegReplayKeepsMemory))
+        {
+            match l.state {
+                LegState::Reserved => self.reserved.insert(l.disbursement_id.clone(), l.amount),
+                _ => self.reserved.remove(&l.disbursement_id),
+            };
+        }
         let (id, from, state) = match msg {
             SagaMsg::Try {
                 disbursement_id,
@@ -313,6 +342,11 @@ impl AccountCore {
                     {
                         l.state
                     }
+                    _ if self.reserved.len() >= LEGS_RESERVED_MAX => {
+                        // Busy: no decision yet and no answer. The payer asks again, and
+                        // cancels (`transfer_aborted`) if this account stays this busy.
+                        return;
+                    }
                     _ => {
                         let decision = self.movable().and_then(|r| {
                             let reserved: u64 = self.reserved.values().sum();
@@ -320,8 +354,6 @@ impl AccountCore {
                                 Err(ErrorCode::CurrencyMismatch)
                             } else if r.balance + reserved + amount.get() > AMOUNT_MAX {
                                 Err(ErrorCode::BalanceOverflow)
-                            } else if self.reserved.len() >= LEGS_RESERVED_MAX {
-                                Err(ErrorCode::Overloaded)
                             } else {
                                 Ok(())
                             }

@@ -419,10 +419,9 @@ impl Driver {
         }
         quiet
             && self.waiters.is_empty()
-            && self
-                .act
-                .as_ref()
-                .is_some_and(|a| a.core.open_sagas().is_empty())
+            && self.act.as_ref().is_some_and(|a| {
+                a.core.open_sagas().is_empty() && a.core.open_disbursements().is_empty()
+            })
     }
 
     // ---- inputs ------------------------------------------------------------------------
@@ -657,7 +656,7 @@ impl Driver {
                     .filter(|t| {
                         self.act
                             .as_ref()
-                            .is_some_and(|a| !a.core.open_sagas().contains_key(*t))
+                            .is_some_and(|a| !a.core.awaits_settlement(t))
                     })
                     .cloned()
                     .collect();
@@ -729,7 +728,7 @@ impl Driver {
         let settled: Vec<TransferId> = self
             .waiters
             .keys()
-            .filter(|t| !act.core.open_sagas().contains_key(*t))
+            .filter(|t| !act.core.awaits_settlement(t))
             .cloned()
             .collect();
         if !settled.is_empty() {
