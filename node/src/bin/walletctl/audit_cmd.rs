@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use node::ledger::audit::Auditor;
 use protocol::admin::{AccountsPage, HoldsPage, PendingPage, ADMIN_PAGE_MAX};
 use protocol::api::{EntriesPage, ENTRIES_PAGE_MAX};
-use protocol::AccountId;
+use protocol::{AccountId, ErrorCode};
 use std::time::{Duration, Instant};
 
 /// Longest pause between two polls of `/admin/pending`.
@@ -94,7 +94,8 @@ fn wait_for_pending(ctx: &Ctx, wait_secs: u64, auditor: &mut Auditor) -> Result<
     result
 }
 
-/// Names every open hold pending (read in pages of `/admin/holds`).
+/// Names every open hold pending (read in pages of `/admin/holds`; a node of a release
+/// before holds has none).
 fn open_holds(ctx: &Ctx, auditor: &mut Auditor) -> Result<(), CliError> {
     let mut after: Option<String> = None;
     loop {
@@ -102,7 +103,12 @@ fn open_holds(ctx: &Ctx, auditor: &mut Auditor) -> Result<(), CliError> {
             None => format!("/admin/holds?limit={ADMIN_PAGE_MAX}"),
             Some(c) => format!("/admin/holds?limit={ADMIN_PAGE_MAX}&after={c}"),
         };
-        let page: HoldsPage = ctx.client.get(&path)?;
+        let page: HoldsPage = match ctx.client.get(&path) {
+            Ok(p) => p,
+            // A node of a release before holds: it has none.
+            Err(CliError::Api { error }) if error.code == ErrorCode::NotFound => return Ok(()),
+            Err(e) => return Err(e),
+        };
         auditor.set_pending(page.holds.into_iter().map(|h| h.id));
         match page.next_after {
             Some(c) => after = Some(c),
