@@ -17,7 +17,7 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
     let failures = Mutex::new(Vec::new());
     let ops = AtomicU64::new(0);
     // How often the driver's rarer paths ran, summed over the seeds.
-    let exercised: Mutex<[u64; 12]> = Mutex::new([0; 12]);
+    let exercised: Mutex<[u64; 17]> = Mutex::new([0; 17]);
     // The corruptions the audit was shown (a mask per seed, united).
     let corruptions = AtomicU64::new(0);
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -49,6 +49,11 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
                     st.fenced_in_group,
                     st.commit_queue_full,
                     st.leases_moved,
+                    st.holds[1],
+                    st.holds[2],
+                    st.holds[3],
+                    st.disbursements[1],
+                    st.disbursements[2],
                 ]) {
                     *sum += n;
                 }
@@ -73,7 +78,8 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
     // transfer failing is a valid history under faults, but not of all 200 seeds), groups of
     // several batches, a batch fenced in a group whose other batches committed, and batches
     // handed back by a full commit queue, and leases that moved between two attempts of one
-    // transaction.
+    // transaction; and holds that ended captured, voided and expired, and disbursements that
+    // completed and failed.
     let e = exercised.into_inner().unwrap();
     let names = [
         "fenced",
@@ -88,6 +94,11 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
         "batches fenced alone in a group",
         "full commit queues",
         "leases moved between attempts",
+        "captured holds",
+        "voided holds",
+        "expired holds",
+        "completed disbursements",
+        "failed disbursements",
     ];
     for (name, n) in names.iter().zip(e) {
         assert!(n > 0, "no seed exercised {name}: {e:?}");

@@ -259,6 +259,16 @@ impl AccountCore {
         &self.disbs
     }
 
+    /// True when `id` needs a timer: an unsettled transfer or disbursement of this account,
+    /// or a hold of it that is `held` (a capturing hold's expiry waits for its capture).
+    pub fn wants_timer(&self, id: &TransferId) -> bool {
+        self.awaits_settlement(id)
+            || self
+                .holds
+                .get(id)
+                .is_some_and(|h| h.status == protocol::api::HoldStatus::Held)
+    }
+
     /// True when `id` is a transfer or disbursement of this account that has not settled
     /// (callers waiting for it wait on).
     pub fn awaits_settlement(&self, id: &TransferId) -> bool {

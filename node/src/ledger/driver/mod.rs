@@ -600,7 +600,7 @@ impl Driver {
                     .inputs
                     .iter()
                     .filter_map(|i| match i {
-                        Input::Timer(t) if core.knows(t) => Some(t.clone()),
+                        Input::Timer(t) if core.wants_timer(t) => Some(t.clone()),
                         _ => None,
                     })
                     .collect();
