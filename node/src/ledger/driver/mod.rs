@@ -48,8 +48,9 @@
 //!   commits of another activation), it reads the head entry ([`Work::ReadEntry`]) and
 //!   publishes it; a subscriber that sees a gap back-fills from the journal.
 //! - **Passivation.** [`Driver::passivate`] stops an idle driver (nothing queued, nothing in
-//!   flight, no open saga, no waiter); idle passivation and eviction both go through it, so
-//!   neither strands a caller or a saga.
+//!   flight, no open transfer or disbursement it pays, no waiter); idle passivation and
+//!   eviction both go through it, so neither strands a caller or a saga. Open holds do not
+//!   keep an account active: their expiry is found again from the index of holds by expiry.
 //! - **Limits.** The batch size, the inputs held (queued or in the batch in flight, so a
 //!   retried batch that goes back to the queue stays within it) and the waiters per transfer
 //!   are a [`Limits`]; the node runs the defaults, the simulator draws small ones so every
@@ -410,8 +411,8 @@ impl Driver {
             || (self.in_flight.is_none() && self.ready_work.is_none() && self.backoff.is_some())
     }
 
-    /// True when the driver can stop without losing anything: quiet, no open saga, no
-    /// waiter.
+    /// True when the driver can stop without losing anything: quiet, no open transfer or
+    /// disbursement it pays, no waiter.
     pub fn is_idle(&self) -> bool {
         let quiet = self.is_quiet();
         if planted(Bug::EvictWithWaiter) {
@@ -764,9 +765,10 @@ impl Driver {
     }
 
     /// Answers the commands of a batch that did not (or may not have) run "outcome unknown";
-    /// its saga messages are dropped (their senders re-drive them) and the timers of its sagas
-    /// still `open` re-armed after a backoff, so no open saga is left without a deadline (and
-    /// a settled one costs no timer).
+    /// its saga messages are dropped (their senders re-drive them) and the timers the core
+    /// still wants (`wants_timer`) re-armed after a backoff, so no open saga, disbursement or
+    /// held hold is left without a deadline (and a settled one, or a hold being captured,
+    /// costs no timer).
     fn fail_inputs(
         &mut self,
         inputs: Vec<Input>,
