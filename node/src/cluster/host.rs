@@ -84,7 +84,7 @@ pub(crate) enum Event {
     Done(Box<Done>),
 }
 
-/// The result of an activation's work (always boxed in [`Event::Done`], so its variants may
+/// The result of an activation's work (always boxed in `Event::Done`, so its variants may
 /// differ in size).
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Done {
