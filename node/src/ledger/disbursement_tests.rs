@@ -224,20 +224,33 @@ fn disbursements_cancel_a_silent_leg_and_its_late_try_is_refused() {
 
 #[test]
 fn disbursements_resume_after_a_reload_and_confirm_once() {
-    // Proves only decisions are stored: a payer reloaded while confirming sends its confirms
-    // again, and a receiver answers a repeated confirm without crediting twice.
+    // Proves the payer stores which legs answered: reloaded while confirming, it confirms
+    // again only the leg that never answered; and a receiver answers a repeated confirm
+    // without crediting twice.
     let mut w = World::new();
     let fx = w.run("a", disburse(&[("b", 30), ("c", 20)]));
-    // Deliver the tries and their answers, but lose every confirm.
-    w.deliver(fx, &|m| matches!(m, SagaMsg::Confirm { .. }));
+    // Deliver the tries, their answers and b's confirm; lose c's confirm.
+    let to_c = |m: &SagaMsg| matches!(m, SagaMsg::Confirm { to, .. } if to.as_str() == "c");
+    w.deliver(fx, &to_c);
     assert_eq!(w.view().status, TransferStatus::Pending);
+    assert_eq!(w.money("b"), (30, 0, 0));
     let act = load(&w.store, &w.keys, "a", 7);
     w.acts.insert(acct("a"), act);
     let resume = w.acts[&acct("a")].core.resume(w.now);
     let confirms = sends(&resume);
-    assert_eq!(confirms.len(), 2, "{resume:?}");
+    assert!(
+        matches!(&confirms[..], [m] if to_c(m)),
+        "only c's confirm again: {resume:?}"
+    );
     w.deliver(resume, &|_| false);
-    w.deliver(vec![Effect::Send(confirms[0].clone())], &|_| false);
     assert_eq!(w.view().status, TransferStatus::Completed);
+    // A confirm repeated after completion (a duplicate in flight) credits nothing twice.
+    let again = SagaMsg::Confirm {
+        disbursement_id: tid("d1"),
+        from: acct("a"),
+        to: acct("b"),
+        reference: None,
+    };
+    w.deliver(vec![Effect::Send(again)], &|_| false);
     assert_eq!((w.money("b"), w.money("c")), ((30, 0, 0), (20, 0, 0)));
 }

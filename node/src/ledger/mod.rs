@@ -39,9 +39,9 @@
 //! unchanged. The payer decides capture, void and expiry in order: the first it commits wins.
 //!
 //! A disbursement (`account/disbursements.rs`) pays several receivers all or nothing as a
-//! Try-Confirm/Cancel between the payer's account, which coordinates and stores only its
-//! decisions, and each receiver's, which reserves its leg (room under 2^53-1, not money) and
-//! decides once per disbursement, like a credit.
+//! Try-Confirm/Cancel between the payer's account, which coordinates and stores the phase
+//! and which legs answered it, and each receiver's, which reserves its leg (room under
+//! 2^53-1, not money) and decides once per disbursement, like a credit.
 //!
 //! Left out on purpose: closing accounts (no API yet), overdraft limits (no account setting
 //! yet; available never goes below zero), expiry of idempotency records (kept forever, which

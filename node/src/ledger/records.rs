@@ -7,6 +7,7 @@ use protocol::api::{
 use protocol::saga::CreditOutcome;
 use protocol::{AccountId, Currency, ErrorCode, TransferId};
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 
 /// The stored state of an account: `("acct", id, "state")`.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,9 +251,8 @@ impl HoldRecord {
     }
 }
 
-/// Where a disbursement stands at its payer. Only the decisions are stored: which legs
-/// answered is kept in memory, and asked again after a reload (every receiver answers a
-/// repeated message with its recorded state).
+/// Where a disbursement stands at its payer: its phase; which legs answered it is stored
+/// beside it ([`DisbursementRecord::answered`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "phase", rename_all = "snake_case")]
 pub enum DisbursementPhase {
@@ -287,6 +287,11 @@ pub struct DisbursementRecord {
     pub legs: Vec<(AccountId, u64)>,
     /// Phase.
     pub phase: DisbursementPhase,
+    /// Legs (by index) whose receiver answered the current phase: with the phase, the status
+    /// of every leg (reserved while trying, credited while confirming, dropped or refused
+    /// while cancelling). A reload asks only the others again.
+    #[serde(default)]
+    pub answered: BTreeSet<u32>,
     /// Free text of the request.
     pub reference: Option<String>,
     /// When it was accepted.

@@ -378,6 +378,7 @@ enum SagaWire<'a> {
         reason: Option<&'a str>,
         reference: Option<&'a str>,
         created_at: u64,
+        answered: Vec<u32>,
     },
     Leg {
         disbursement_id: &'a str,
@@ -474,6 +475,7 @@ impl Stored for SagaRecord {
                     reason: reason.map(ErrorCode::as_str),
                     reference: d.reference.as_deref(),
                     created_at: d.created_at,
+                    answered: d.answered.iter().copied().collect(),
                 }
             }
             SagaRecord::Leg(l) => {
@@ -597,6 +599,7 @@ impl Stored for SagaRecord {
                 reason: why,
                 reference,
                 created_at,
+                answered,
             } => {
                 let phase = match phase {
                     1 => none(why, 1).map(|()| DisbursementPhase::Trying)?,
@@ -616,9 +619,11 @@ impl Stored for SagaRecord {
                     .into_iter()
                     .map(|(to, a)| AccountId::new(to).map(|to| (to, a)))
                     .collect::<Result<Vec<_>, _>>()?;
-                if legs.is_empty() || (leg as usize) >= legs.len() {
+                let out_of_range = |i: u32| (i as usize) >= legs.len();
+                if legs.is_empty() || out_of_range(leg) || answered.iter().any(|&i| out_of_range(i))
+                {
                     return Err(format!(
-                        "disbursement {id}: leg {leg} of {} legs",
+                        "disbursement {id}: leg {leg} or answered {answered:?} of {} legs",
                         legs.len()
                     ));
                 }
@@ -626,6 +631,7 @@ impl Stored for SagaRecord {
                     id: TransferId::new(id)?,
                     legs,
                     phase,
+                    answered: answered.into_iter().collect(),
                     reference: reference.map(str::to_owned),
                     created_at,
                 })
@@ -812,6 +818,7 @@ mod tests {
                     (AccountId::new("c").unwrap(), 7),
                 ],
                 phase,
+                answered: [1].into(),
                 reference: Some("payroll".into()),
                 created_at: 3,
             }));

@@ -4,7 +4,8 @@
 //! At every commit: a settled disbursement or a leg's final state never changes, nor does a
 //! disbursement's legs; the payer decides `confirming` only when every receiver reserved its
 //! leg, `completed` only when every leg is credited, `failed` only when every receiver
-//! refused or dropped its leg; a receiver reserves a leg only while its payer tries or
+//! refused or dropped its leg, and records a leg as having answered a phase only when it did;
+//! a receiver reserves a leg only while its payer tries or
 //! cancels, credits it only once its payer confirms, and drops a reserved one only once its
 //! payer cancels. At phase ends: the journal entries under
 //! a disbursement's id are a hold of the total on the payer, then its debit and one credit of
@@ -83,14 +84,31 @@ pub(super) fn disbursement_step(
             all(&|s| matches!(s, Some(LegState::Refused(_) | LegState::Cancelled)))
         }
     };
-    if ok {
-        Ok(())
-    } else {
-        Err(format!(
+    if !ok {
+        return Err(format!(
             "disbursement {id} of {payer} is {:?} while its legs are {states:?}",
             d.phase
-        ))
+        ));
     }
+    // A leg the payer records as having answered its phase is where that answer says.
+    for &i in &d.answered {
+        let s = states.get(i as usize).copied().flatten();
+        let ok = match d.phase {
+            DisbursementPhase::Trying => s == Some(LegState::Reserved),
+            DisbursementPhase::Confirming => s == Some(LegState::Credited),
+            DisbursementPhase::Cancelling { .. } => {
+                matches!(s, Some(LegState::Refused(_) | LegState::Cancelled))
+            }
+            _ => true,
+        };
+        if !ok {
+            return Err(format!(
+                "disbursement {id} of {payer} ({:?}) records leg {i} as answered, but it is {s:?}",
+                d.phase
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The checks of a receiver's leg record as `commit` writes it.

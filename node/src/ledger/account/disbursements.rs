@@ -16,10 +16,10 @@
 //!
 //! A `Cancel` that reaches a receiver before its `Try` leaves a mark (the leg recorded
 //! `cancelled`), so the late `Try` is refused. `Confirm` and `Cancel` are resent with backoff
-//! until every receiver answered, as `Abort` is for a transfer. Only the payer's decisions
-//! are stored: which receivers answered is kept in memory and asked again after a reload
-//! (every receiver answers a repeated message with its recorded state). A receiver drives
-//! nothing and keeps no timer.
+//! until every receiver answered, as `Abort` is for a transfer. The payer's record holds the
+//! phase status of every leg: the phase, and which legs answered it (rewritten with each
+//! answer), so a reload asks only the others again (a receiver answers a repeated message
+//! with its recorded state). A receiver drives nothing and keeps no timer.
 
 use super::{remember, AccountCore, Effect, Reads, Reply, Step, Write, CREDIT_RESENDS_MAX};
 use crate::ledger::planted::{planted, Bug};
@@ -44,24 +44,21 @@ pub const LEGS_RESERVED_MAX: usize = 1_024;
 /// messages one timer tick or activation sends, as `OPEN_SAGAS_MAX` does for transfers.
 pub const OPEN_LEGS_MAX: usize = 4_096;
 
-/// A disbursement this account pays, not settled: its record and, in memory, which legs
-/// answered the current phase.
+/// A disbursement this account pays, not settled: its record (with which legs answered the
+/// current phase) and, in memory, how often its timer fired.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OpenDisbursement {
     /// The stored record (`trying`, `confirming` or `cancelling`).
     pub record: DisbursementRecord,
-    /// Legs (by index) whose receiver answered the current phase.
-    pub answered: BTreeSet<u32>,
     /// Times its timer fired in this phase and activation.
     pub timeouts: u32,
 }
 
 impl OpenDisbursement {
-    /// A disbursement loaded from its record: no leg has answered yet.
+    /// A disbursement loaded from its record.
     pub fn loaded(record: DisbursementRecord) -> Self {
         OpenDisbursement {
             record,
-            answered: BTreeSet::new(),
             timeouts: 0,
         }
     }
@@ -125,6 +122,7 @@ impl AccountCore {
             id: id.clone(),
             legs: legs.into_iter().map(|(to, a)| (to, a.get())).collect(),
             phase: DisbursementPhase::Trying,
+            answered: BTreeSet::new(),
             reference,
             created_at: now_ms,
         };
@@ -152,7 +150,7 @@ impl AccountCore {
         rec.legs
             .iter()
             .enumerate()
-            .filter(|(i, _)| !d.answered.contains(&(*i as u32)))
+            .filter(|(i, _)| !rec.answered.contains(&(*i as u32)))
             .map(|(_, (to, amount))| {
                 let (disbursement_id, from, to) = (id.clone(), self.id.clone(), to.clone());
                 Effect::Send(match rec.phase {
@@ -199,9 +197,14 @@ impl AccountCore {
         let leg = leg as u32;
         match (d.record.phase, outcome) {
             (DisbursementPhase::Trying, LegOutcome::Reserved) => {
-                d.answered.insert(leg);
-                if d.answered.len() == d.record.legs.len() {
+                if !d.record.answered.insert(leg) {
+                    return; // a repeated answer
+                }
+                if d.record.answered.len() == d.record.legs.len() {
                     self.decide(&id, DisbursementPhase::Confirming, step);
+                } else {
+                    step.writes
+                        .push(Write::Saga(SagaRecord::Disbursement(d.record.clone())));
                 }
             }
             (DisbursementPhase::Trying, LegOutcome::Refused(reason)) => {
@@ -223,7 +226,7 @@ impl AccountCore {
     fn decide(&mut self, id: &TransferId, phase: DisbursementPhase, step: &mut Step) {
         let d = self.disbs.get_mut(id).expect("open");
         d.record.phase = phase;
-        d.answered.clear();
+        d.record.answered.clear();
         d.timeouts = 0;
         step.writes
             .push(Write::Saga(SagaRecord::Disbursement(d.record.clone())));
@@ -237,8 +240,12 @@ impl AccountCore {
     /// Leg `leg` answered the current decision; the last answer settles the disbursement.
     fn answered(&mut self, id: &TransferId, leg: u32, now_ms: u64, step: &mut Step) {
         let d = self.disbs.get_mut(id).expect("open");
-        d.answered.insert(leg);
-        if d.answered.len() < d.record.legs.len() {
+        if !d.record.answered.insert(leg) {
+            return; // a repeated answer
+        }
+        if d.record.answered.len() < d.record.legs.len() {
+            step.writes
+                .push(Write::Saga(SagaRecord::Disbursement(d.record.clone())));
             return;
         }
         let mut d = self.disbs.remove(id).expect("open");
@@ -276,9 +283,8 @@ impl AccountCore {
         let (phase, timeouts) = (d.record.phase, d.timeouts);
         if phase == DisbursementPhase::Trying && timeouts > CREDIT_RESENDS_MAX {
             let silent = (0..d.record.legs.len() as u32)
-                .find(|i| !d.answered.contains(i))
+                .find(|i| !d.record.answered.contains(i))
                 .expect("a disbursement still trying waits for some leg");
-            d.answered.clear();
             let reason = ErrorCode::TransferAborted;
             self.decide(
                 &id,
