@@ -89,3 +89,65 @@ fn bench_cli_reports_every_path_and_leaves_an_audited_ledger() {
     let (s, audit) = call("GET", &format!("{}/admin/audit", n.url), None, None);
     assert_eq!((s, audit["ok"].as_bool()), (200, Some(true)), "{audit}");
 }
+
+#[test]
+fn bench_cli_aims_a_share_of_transfers_at_a_hot_account() {
+    // Proves `bench --hot ID --hot-share PCT` pays that share of its transfers into the hot
+    // account (all of them at 100%, about half at 50%), counts those it completed, and refuses
+    // a hot account that is not opened or holds another currency.
+    let n = TestNode::start();
+    common::open_account(&n.url, "merchant");
+    let r = bench(
+        &n,
+        &["--count", "30", "--hot", "merchant", "--hot-share", "100"],
+    );
+    check(&r, 30, None, None);
+    assert_eq!(
+        (&r["hot"], &r["hot_share"]),
+        (&Value::from("merchant"), &Value::from(100))
+    );
+    assert_eq!(r["hot_completed"], r["completed"], "{r}");
+    let (_, m) = call(
+        "GET",
+        &format!("{}/v1/accounts/merchant", n.url),
+        None,
+        None,
+    );
+    let into = m["balance"].as_u64().unwrap();
+    assert!(into > 0, "{m}");
+    let r = bench(&n, &["--count", "200", "--hot", "merchant"]);
+    let hot = r["hot_completed"].as_u64().unwrap();
+    let all = r["completed"].as_u64().unwrap();
+    assert!(
+        hot > all / 4 && hot < all * 3 / 4,
+        "about half of {all}: {hot}"
+    );
+    for (hot, why) in [("nobody", "no such account"), ("dollar", "holds USD")] {
+        if hot == "dollar" {
+            let (s, _) = call(
+                "POST",
+                &format!("{}/v1/accounts", n.url),
+                Some(r#"{"id":"dollar","currency":"USD"}"#),
+                None,
+            );
+            assert_eq!(s, 201);
+        }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_walletctl"))
+            .args([
+                "--node",
+                n.url.as_str(),
+                "bench",
+                "--count",
+                "5",
+                "--hot",
+                hot,
+            ])
+            .output()
+            .expect("walletctl runs");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(why), "{err}");
+    }
+    let (s, audit) = call("GET", &format!("{}/admin/audit", n.url), None, None);
+    assert_eq!((s, audit["ok"].as_bool()), (200, Some(true)), "{audit}");
+}

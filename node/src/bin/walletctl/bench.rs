@@ -89,6 +89,13 @@ pub struct BenchArgs {
     /// latency from its scheduled send time; without it, each worker sends when answered.
     #[arg(long, value_name = "R")]
     pub rate: Option<u64>,
+    /// A hot account (opened beforehand, in the bench's currency) that receives
+    /// --hot-share percent of the transfers, from the bench's own accounts.
+    #[arg(long, value_name = "ID")]
+    pub hot: Option<String>,
+    /// Percent of the transfers paid into the --hot account (1 to 100).
+    #[arg(long, default_value_t = 50, value_name = "PCT", requires = "hot")]
+    pub hot_share: u64,
 }
 
 /// A validated bench.
@@ -114,6 +121,8 @@ pub struct Plan {
     pub batch: Option<u64>,
     /// Open-loop requests per second (`None`: closed loop).
     pub rate: Option<u64>,
+    /// The hot account and the percent of transfers paid into it.
+    pub hot: Option<(AccountId, u64)>,
 }
 
 impl BenchArgs {
@@ -160,6 +169,19 @@ impl BenchArgs {
                 "--rate: give 1 to {BENCH_RATE_MAX} requests per second"
             ));
         }
+        if !(1..=100).contains(&self.hot_share) {
+            return usage(format!(
+                "--hot-share {}: give 1 to 100 percent",
+                self.hot_share
+            ));
+        }
+        let hot = match &self.hot {
+            Some(id) => Some((
+                AccountId::new(id.as_str()).map_err(|m| CliError::Usage(format!("--hot: {m}")))?,
+                self.hot_share,
+            )),
+            None => None,
+        };
         let currency = Currency::new(&self.currency)
             .map_err(|m| CliError::Usage(format!("--currency: {m}")))?;
         let initial_balance = Amount::new(self.initial_balance)
@@ -175,6 +197,7 @@ impl BenchArgs {
             wait_ms: self.wait_ms,
             batch: self.batch,
             rate: self.rate,
+            hot,
         })
     }
 }
@@ -209,6 +232,12 @@ pub struct BenchReport {
     pub batch: Option<u64>,
     /// Open-loop requests per second (null: closed loop).
     pub rate: Option<u64>,
+    /// The hot account (null without --hot).
+    pub hot: Option<AccountId>,
+    /// Percent of the transfers aimed at it.
+    pub hot_share: Option<u64>,
+    /// Transfers into it answered `completed`.
+    pub hot_completed: u64,
     /// Seconds spent opening and funding accounts.
     pub setup_s: f64,
     /// Seconds of the transfer phase (wall time, until the last worker stopped).
@@ -277,6 +306,7 @@ pub fn latency(histograms: Vec<Histogram<u64>>) -> Option<Latency> {
 struct WorkerStats {
     attempted: u64,
     completed: u64,
+    hot_completed: u64,
     pending: u64,
     unknown: u64,
     failed: BTreeMap<String, u64>,
@@ -305,6 +335,9 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<(), Failure> {
         .collect::<Result<_, _>>()
         .map_err(|m| CliError::Usage(format!("bench account id: {m}")))?;
 
+    if let Some((hot, _)) = &plan.hot {
+        check_hot(ctx, hot, plan.currency)?;
+    }
     let setup_started = Instant::now();
     setup(ctx, &plan, &run_id, &ids)?;
     let setup_s = setup_started.elapsed().as_secs_f64();
@@ -322,6 +355,9 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<(), Failure> {
         concurrency: plan.concurrency,
         batch: plan.batch,
         rate: plan.rate,
+        hot: plan.hot.as_ref().map(|(h, _)| h.clone()),
+        hot_share: plan.hot.as_ref().map(|(_, s)| *s),
+        hot_completed: 0,
         setup_s,
         run_s,
         attempted: 0,
@@ -337,6 +373,7 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<(), Failure> {
     for s in stats {
         report.attempted += s.attempted;
         report.completed += s.completed;
+        report.hot_completed += s.hot_completed;
         report.pending += s.pending;
         report.unknown += s.unknown;
         for (code, n) in s.failed {
@@ -364,6 +401,26 @@ pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<(), Failure> {
             ),
         }
         .into());
+    }
+    Ok(())
+}
+
+/// Refuses a --hot account that is not opened, or not in the bench's currency: the bench
+/// pays into it but does not open it (it may have been opened with settings of its own).
+fn check_hot(ctx: &Ctx, hot: &AccountId, currency: Currency) -> Result<(), CliError> {
+    let view: protocol::api::AccountView = ctx.client.get(&format!("/v1/accounts/{hot}")).map_err(|e| match e {
+        CliError::Api { error } if error.code == protocol::ErrorCode::AccountNotFound => {
+            CliError::Usage(format!(
+                "--hot {hot}: no such account; open it first (walletctl account open {hot} --currency {currency})"
+            ))
+        }
+        e => e,
+    })?;
+    if view.currency != currency {
+        return Err(CliError::Usage(format!(
+            "--hot {hot} holds {}, the bench's accounts {currency} (--currency)",
+            view.currency
+        )));
     }
     Ok(())
 }
@@ -554,6 +611,7 @@ fn worker(
     let mut st = WorkerStats {
         attempted: 0,
         completed: 0,
+        hot_completed: 0,
         pending: 0,
         unknown: 0,
         failed: BTreeMap::new(),
@@ -581,13 +639,18 @@ fn worker(
             if to >= from {
                 to += 1;
             }
+            let hot = plan
+                .hot
+                .as_ref()
+                .filter(|(_, share)| rng.below(100) < *share)
+                .map(|(h, _)| h.clone());
             let amount = Amount::new(1 + rng.below(TRANSFER_AMOUNT_MAX))
                 .map_err(|m| CliError::Usage(format!("bench amount: {m}")))?;
             let key = format!("bench-{run_id}-w{w}-{}", st.attempted);
             st.attempted += 1;
             items.push(BatchTransferItem {
                 from: ids[from as usize].clone(),
-                to: ids[to as usize].clone(),
+                to: hot.unwrap_or_else(|| ids[to as usize].clone()),
                 amount,
                 reference: None,
                 idempotency_key: Some(
@@ -636,6 +699,9 @@ fn worker(
                 Ok(v) => match v.status {
                     TransferStatus::Completed => {
                         st.completed += 1;
+                        if plan.hot.as_ref().is_some_and(|(h, _)| *h == v.to) {
+                            st.hot_completed += 1;
+                        }
                         shared.completed.fetch_add(1, Ordering::Relaxed);
                         st.latencies.saturating_record(us.max(1));
                     }
@@ -760,6 +826,18 @@ fn render(r: &BenchReport, plan: &Plan) -> String {
         Some(c) => format!("{c:.2} cores"),
         None => "not known on this system".to_owned(),
     };
+    let hot = match (&r.hot, r.hot_share) {
+        (Some(h), Some(share)) => format!(
+            "\nhot         {share}% of the transfers paid into {h}: {} completed, {:.1}/s",
+            r.hot_completed,
+            if r.run_s > 0.0 {
+                r.hot_completed as f64 / r.run_s
+            } else {
+                0.0
+            }
+        ),
+        _ => String::new(),
+    };
     format!(
         "bench run {} (seed {}): {} accounts in {}, {} workers, {}\n\
          setup       {:.2} s (open and fund the accounts)\n\
@@ -771,7 +849,7 @@ fn render(r: &BenchReport, plan: &Plan) -> String {
          failed      {failed_total}{failed}\n\
          throughput  {:.1} transfers/s (completed / run time)\n\
          latency     {latency}\n\
-         client CPU  {client_cpu} (this walletctl during the run)",
+         client CPU  {client_cpu} (this walletctl during the run){hot}",
         r.run_id,
         r.seed,
         r.accounts,
@@ -812,6 +890,8 @@ mod tests {
             wait_ms: None,
             batch: None,
             rate: None,
+            hot: None,
+            hot_share: 50,
         }
     }
 
