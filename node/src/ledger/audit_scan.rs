@@ -71,6 +71,25 @@ pub enum ScanEnd {
     AccountsMaxReached,
 }
 
+/// Reads up to `max` ids in pages of `limits.pending_page`, each page read by `page(after,
+/// want)` (the ids after `after`, in order, and whether more exist); true when more exist.
+fn paged_ids(
+    limits: &ScanLimits,
+    max: usize,
+    mut page: impl FnMut(Option<&TransferId>, usize) -> Result<(Vec<TransferId>, bool), StorageError>,
+) -> Result<(Vec<TransferId>, bool), StorageError> {
+    let mut ids: Vec<TransferId> = Vec::new();
+    for _ in 0..max.div_ceil(limits.pending_page) {
+        let want = (max - ids.len()).min(limits.pending_page);
+        let (got, more) = page(ids.last(), want)?;
+        ids.extend(got);
+        if !more {
+            return Ok((ids, false));
+        }
+    }
+    Ok((ids, true))
+}
+
 /// Reads up to `max` transfer ids of the pending index, in id order, in pages of
 /// `limits.pending_page`; true when more exist.
 pub fn pending_ids(
@@ -79,13 +98,9 @@ pub fn pending_ids(
     limits: &ScanLimits,
     max: usize,
 ) -> Result<(Vec<TransferId>, bool), StorageError> {
-    let mut ids: Vec<TransferId> = Vec::new();
-    let pages_max = max.div_ceil(limits.pending_page);
-    for _ in 0..pages_max {
-        let want = (max - ids.len()).min(limits.pending_page);
-        let after = ids.last().map(|t| t.as_str().to_owned());
-        let (page, more) = store.read(|txn| {
-            let (begin, end) = keys.pending_after(after.as_deref());
+    paged_ids(limits, max, |after, want| {
+        store.read(|txn| {
+            let (begin, end) = keys.pending_after(after.map(TransferId::as_str));
             // One more than asked tells whether more exist.
             let rows = txn.get_range(&begin, &end, want + 1)?;
             let more = rows.len() > want;
@@ -97,13 +112,8 @@ pub fn pending_ids(
                 page.push(TransferId::new(raw).map_err(StorageError::Corrupt)?);
             }
             Ok((page, more))
-        })?;
-        ids.extend(page);
-        if !more {
-            return Ok((ids, false));
-        }
-    }
-    Ok((ids, true))
+        })
+    })
 }
 
 /// Reads up to `max` ids of unsettled disbursements (their index), in pages of
@@ -114,17 +124,11 @@ pub fn open_disbursement_ids(
     limits: &ScanLimits,
     max: usize,
 ) -> Result<(Vec<TransferId>, bool), StorageError> {
-    let mut ids: Vec<TransferId> = Vec::new();
-    for _ in 0..max.div_ceil(limits.pending_page) {
-        let want = (max - ids.len()).min(limits.pending_page);
-        let after = ids.last().map(|t| t.as_str().to_owned());
-        let (page, more) = exec::read_disbursing(store, keys, after.as_deref(), want)?;
-        ids.extend(page.into_iter().map(|d| d.id));
-        if !more {
-            return Ok((ids, false));
-        }
-    }
-    Ok((ids, true))
+    paged_ids(limits, max, |after, want| {
+        let after = after.map(TransferId::as_str);
+        let (page, more) = exec::read_disbursing(store, keys, after, want)?;
+        Ok((page.into_iter().map(|d| d.id).collect(), more))
+    })
 }
 
 /// Reads up to `max` ids of open holds (the index of holds by expiry), in pages of
@@ -136,18 +140,14 @@ pub fn open_hold_ids(
     limits: &ScanLimits,
     max: usize,
 ) -> Result<(Vec<TransferId>, bool), StorageError> {
-    let mut ids = Vec::new();
-    let mut after: Option<(u64, String)> = None;
-    for _ in 0..max.div_ceil(limits.pending_page) {
-        let want = (max - ids.len()).min(limits.pending_page);
-        let (page, more) = exec::read_due_holds(store, keys, exec::EXPIRY_MAX, after, want)?;
-        after = page.last().map(|((at, h), _)| (*at, h.as_str().to_owned()));
-        ids.extend(page.into_iter().map(|((_, h), _)| h));
-        if !more {
-            return Ok((ids, false));
-        }
-    }
-    Ok((ids, true))
+    // The index runs by expiry: the cursor is the last row read, not the last id.
+    let mut cursor: Option<(u64, String)> = None;
+    paged_ids(limits, max, |_, want| {
+        let (page, more) =
+            exec::read_due_holds(store, keys, exec::EXPIRY_MAX, cursor.take(), want)?;
+        cursor = page.last().map(|((at, h), _)| (*at, h.as_str().to_owned()));
+        Ok((page.into_iter().map(|((_, h), _)| h).collect(), more))
+    })
 }
 
 /// Feeds every account and its journal to `auditor`, in id order; stops after
