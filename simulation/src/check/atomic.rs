@@ -147,13 +147,7 @@ impl Check for AtomicTransfers {
         for a in ledger.accounts.values() {
             for (e, _) in a.journal.values() {
                 let Some(t) = &e.transfer_id else { continue };
-                let i = match e.kind {
-                    EntryKind::Hold => 0,
-                    EntryKind::TransferOut => 1,
-                    EntryKind::Release => 2,
-                    EntryKind::TransferIn => 3,
-                    _ => continue,
-                };
+                let Some(i) = leg_slot(e.kind) else { continue };
                 seen.entry(t.as_str()).or_default()[i] += 1;
             }
         }
@@ -359,4 +353,16 @@ pub(super) fn open_where_it_should(
         return Err("still open after every fault healed".into());
     }
     Ok(())
+}
+
+/// The slot of a journal entry's kind among a saga's legs: hold, transfer_out, release,
+/// transfer_in (`None` for a deposit or withdrawal).
+pub(super) fn leg_slot(kind: EntryKind) -> Option<usize> {
+    match kind {
+        EntryKind::Hold => Some(0),
+        EntryKind::TransferOut => Some(1),
+        EntryKind::Release => Some(2),
+        EntryKind::TransferIn => Some(3),
+        EntryKind::Deposit | EntryKind::Withdrawal => None,
+    }
 }

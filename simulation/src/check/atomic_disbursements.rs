@@ -18,7 +18,6 @@ use crate::ledger::{Commit, Ledger, Row};
 use node::ledger::records::{
     DisbursementPhase, DisbursementRecord, LegRecord, LegState, SagaRecord,
 };
-use protocol::api::EntryKind;
 use std::collections::BTreeMap;
 
 /// `account`'s record under `id` as `commit` leaves it.
@@ -185,12 +184,8 @@ pub(super) fn disbursements_at_phase_end(ledger: &Ledger, quiescent: bool) -> Re
             if !ledger.disbursements.contains_key(t) {
                 continue;
             }
-            let i = match e.kind {
-                EntryKind::Hold => 0,
-                EntryKind::TransferOut => 1,
-                EntryKind::Release => 2,
-                EntryKind::TransferIn => 3,
-                _ => continue,
+            let Some(i) = super::atomic::leg_slot(e.kind) else {
+                continue;
             };
             let l = &mut seen.entry((t, acct.as_str())).or_default()[i];
             l.0 += 1;
