@@ -2,33 +2,12 @@
 //! receivers, the failing leg marked, idempotency keys, and every error code of the section.
 
 mod common;
-use common::{call, code, deposit, open_account, walletctl, TestNode};
+use common::{code, deposit, open_account, walletctl, TestNode};
 use serde_json::{json, Value};
-
-fn post(n: &TestNode, path: &str, body: Value, key: Option<&str>) -> (u16, Value) {
-    call(
-        "POST",
-        &format!("{}{path}", n.url),
-        Some(&body.to_string()),
-        key,
-    )
-}
-
-fn get(n: &TestNode, path: &str) -> (u16, Value) {
-    call("GET", &format!("{}{path}", n.url), None, None)
-}
-
-/// (balance, available, held) of an account.
-fn money(n: &TestNode, id: &str) -> (u64, u64, u64) {
-    let (s, v) = get(n, &format!("/v1/accounts/{id}"));
-    assert_eq!(s, 200, "{v}");
-    let f = |k: &str| v[k].as_u64().unwrap();
-    (f("balance"), f("available"), f("held"))
-}
 
 /// (kind, amount) of the entries of `id` naming `t`.
 fn entries_of(n: &TestNode, id: &str, t: &str) -> Vec<(String, u64)> {
-    let (s, v) = get(n, &format!("/v1/accounts/{id}/entries"));
+    let (s, v) = n.get(&format!("/v1/accounts/{id}/entries"));
     assert_eq!(s, 200, "{v}");
     v["entries"]
         .as_array()
@@ -65,14 +44,13 @@ fn setup() -> TestNode {
     for id in ["payer", "r1", "r2", "r3", "frozen"] {
         open_account(&n.url, id);
     }
-    let (s, _) = post(
-        &n,
+    let (s, _) = n.post(
         "/v1/accounts",
         json!({"id": "dollar", "currency": "USD"}),
         None,
     );
     assert_eq!(s, 201);
-    let (s, _) = post(&n, "/v1/accounts/frozen/freeze", json!({}), None);
+    let (s, _) = n.post("/v1/accounts/frozen/freeze", json!({}), None);
     assert_eq!(s, 200);
     deposit(&n.url, "payer", 1_000);
     n
@@ -86,7 +64,7 @@ fn disbursements_credit_every_leg_or_none() {
     // credited, the total released, the failing leg marked with its code.
     let n = setup();
     let body = json!({"from": "payer", "legs": [{"to": "r1", "amount": 100}, {"to": "r2", "amount": 50}, {"to": "r3", "amount": 25}], "reference": "payroll"});
-    let (s, d) = post(&n, "/v1/disbursements", body.clone(), Some("p1"));
+    let (s, d) = n.post("/v1/disbursements", body.clone(), Some("p1"));
     assert_eq!(s, 200, "{d}");
     assert_eq!(
         (&d["status"], &d["total"], &d["from"], &d["reference"]),
@@ -98,9 +76,9 @@ fn disbursements_credit_every_leg_or_none() {
         )
     );
     assert!(legs(&d).iter().all(|(_, st, _)| st == "completed"), "{d}");
-    assert_eq!(money(&n, "payer"), (825, 825, 0));
+    assert_eq!(n.money("payer"), (825, 825, 0));
     assert_eq!(
-        (money(&n, "r1").0, money(&n, "r2").0, money(&n, "r3").0),
+        (n.money("r1").0, n.money("r2").0, n.money("r3").0),
         (100, 50, 25)
     );
     let id = d["id"].as_str().unwrap().to_owned();
@@ -111,16 +89,15 @@ fn disbursements_credit_every_leg_or_none() {
         [h("hold", 175), h("transfer_out", 175)]
     );
     assert_eq!(entries_of(&n, "r2", &id), [h("transfer_in", 50)]);
-    let (s, again) = post(&n, "/v1/disbursements", body, Some("p1"));
+    let (s, again) = n.post("/v1/disbursements", body, Some("p1"));
     assert_eq!((s, &again), (200, &d), "the key replays it");
-    let (s, v) = post(
-        &n,
+    let (s, v) = n.post(
         "/v1/disbursements",
         json!({"from": "payer", "legs": [{"to": "r1", "amount": 1}]}),
         Some("p1"),
     );
     assert_eq!((s, code(&v)), (422, "idempotency_key_reused"));
-    let (s, shown) = get(&n, &format!("/v1/disbursements/{id}"));
+    let (s, shown) = n.get(&format!("/v1/disbursements/{id}"));
     assert_eq!((s, &shown), (200, &d));
 
     for (bad, reason) in [
@@ -128,9 +105,9 @@ fn disbursements_credit_every_leg_or_none() {
         ("dollar", "currency_mismatch"),
         ("nobody", "account_not_found"),
     ] {
-        let before = money(&n, "payer");
+        let before = n.money("payer");
         let body = json!({"from": "payer", "legs": [{"to": "r1", "amount": 10}, {"to": bad, "amount": 20}, {"to": "r2", "amount": 30}]});
-        let (s, v) = post(&n, "/v1/disbursements", body, None);
+        let (s, v) = n.post("/v1/disbursements", body, None);
         assert_eq!((s, code(&v)), (422, reason), "{v}");
         let d = &v["disbursement"];
         assert_eq!(
@@ -146,7 +123,7 @@ fn disbursements_credit_every_leg_or_none() {
             ]
         );
         let fid = d["id"].as_str().unwrap();
-        assert_eq!(money(&n, "payer"), before, "nothing moved");
+        assert_eq!(n.money("payer"), before, "nothing moved");
         assert_eq!(
             entries_of(&n, "payer", fid),
             [h("hold", 60), h("release", 60)]
@@ -154,7 +131,7 @@ fn disbursements_credit_every_leg_or_none() {
         assert!(entries_of(&n, "r1", fid).is_empty() && entries_of(&n, "r2", fid).is_empty());
     }
     assert_eq!(
-        (money(&n, "r1").0, money(&n, "r2").0),
+        (n.money("r1").0, n.money("r2").0),
         (100, 50),
         "no failed leg credited"
     );
@@ -166,7 +143,7 @@ fn disbursements_refuse_what_api_md_refuses() {
     // more than the payer has, an unknown payer, a frozen payer, a bad wait_ms, and
     // disbursement_not_found for an unknown id.
     let n = setup();
-    let refused = |body: Value| post(&n, "/v1/disbursements", body, None);
+    let refused = |body: Value| n.post("/v1/disbursements", body, None);
     let leg = |to: &str| json!({"to": to, "amount": 1});
     let many: Vec<Value> = (0..257).map(|i| leg(&format!("x{i}"))).collect();
     for (body, status, c) in [
@@ -215,8 +192,8 @@ fn disbursements_refuse_what_api_md_refuses() {
         let (s, v) = refused(body.clone());
         assert_eq!((s, code(&v)), (status, c), "{body}: {v}");
     }
-    assert_eq!(money(&n, "payer"), (1_000, 1_000, 0));
-    let (s, v) = get(&n, "/v1/disbursements/d_nope");
+    assert_eq!(n.money("payer"), (1_000, 1_000, 0));
+    let (s, v) = n.get("/v1/disbursements/d_nope");
     assert_eq!((s, code(&v)), (404, "disbursement_not_found"));
 }
 
@@ -247,5 +224,5 @@ fn disbursements_through_walletctl() {
     let out = walletctl(&n.url, &["disburse", "payer", "r1"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("TO:AMOUNT"));
-    assert_eq!(money(&n, "payer"), (970, 970, 0));
+    assert_eq!(n.money("payer"), (970, 970, 0));
 }

@@ -9,41 +9,20 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-fn post(n: &TestNode, path: &str, body: Value, key: Option<&str>) -> (u16, Value) {
-    call(
-        "POST",
-        &format!("{}{path}", n.url),
-        Some(&body.to_string()),
-        key,
-    )
-}
-
-fn get(n: &TestNode, path: &str) -> (u16, Value) {
-    call("GET", &format!("{}{path}", n.url), None, None)
-}
-
 /// Creates a hold and returns its view.
 fn hold(n: &TestNode, from: &str, to: &str, amount: u64, extra: Value) -> Value {
     let mut body = json!({"from": from, "to": to, "amount": amount});
     if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
         b.extend(e.clone());
     }
-    let (s, v) = post(n, "/v1/holds", body, None);
+    let (s, v) = n.post("/v1/holds", body, None);
     assert_eq!(s, 201, "{v}");
     v
 }
 
-/// (balance, available, held) of an account.
-fn money(n: &TestNode, id: &str) -> (u64, u64, u64) {
-    let (s, v) = get(n, &format!("/v1/accounts/{id}"));
-    assert_eq!(s, 200, "{v}");
-    let f = |k: &str| v[k].as_u64().unwrap();
-    (f("balance"), f("available"), f("held"))
-}
-
 /// (kind, amount, transfer_id) of every entry of an account.
 fn entries(n: &TestNode, id: &str) -> Vec<(String, u64, String)> {
-    let (s, v) = get(n, &format!("/v1/accounts/{id}/entries"));
+    let (s, v) = n.get(&format!("/v1/accounts/{id}/entries"));
     assert_eq!(s, 200, "{v}");
     v["entries"]
         .as_array()
@@ -67,7 +46,7 @@ fn id_of(v: &Value) -> String {
 fn wait_status(n: &TestNode, hold: &str, status: &str, within: Duration) -> (Value, Instant) {
     let deadline = Instant::now() + within;
     loop {
-        let (s, v) = get(n, &format!("/v1/holds/{hold}"));
+        let (s, v) = n.get(&format!("/v1/holds/{hold}"));
         assert_eq!(s, 200, "{v}");
         if v["status"] == status {
             return (v, Instant::now());
@@ -90,7 +69,7 @@ fn holds_capture_in_part_moves_it_and_releases_the_rest() {
     open_account(&n.url, "bob");
     deposit(&n.url, "alice", 1_000);
     let body = json!({"from": "alice", "to": "bob", "amount": 300, "reference": "ride 7"});
-    let (s, h) = post(&n, "/v1/holds", body.clone(), Some("k1"));
+    let (s, h) = n.post("/v1/holds", body.clone(), Some("k1"));
     assert_eq!(s, 201, "{h}");
     assert_eq!(
         (
@@ -115,57 +94,56 @@ fn holds_capture_in_part_moves_it_and_releases_the_rest() {
         h["expires_at"].as_u64().unwrap(),
         created + 7 * 24 * 3_600_000
     );
-    assert_eq!(money(&n, "alice"), (1_000, 700, 300));
-    let (s, again) = post(&n, "/v1/holds", body, Some("k1"));
+    assert_eq!(n.money("alice"), (1_000, 700, 300));
+    let (s, again) = n.post("/v1/holds", body, Some("k1"));
     assert_eq!(
         (s, &again["id"]),
         (201, &h["id"]),
         "the key replays the hold"
     );
-    let (s, v) = post(
-        &n,
+    let (s, v) = n.post(
         "/v1/holds",
         json!({"from": "alice", "to": "bob", "amount": 301}),
         Some("k1"),
     );
     assert_eq!((s, code(&v)), (422, "idempotency_key_reused"));
     let hid = id_of(&h);
-    let (s, shown) = get(&n, &format!("/v1/holds/{hid}"));
+    let (s, shown) = n.get(&format!("/v1/holds/{hid}"));
     assert_eq!((s, &shown), (200, &h));
 
     let capture = format!("/v1/holds/{hid}/capture");
-    let (s, c) = post(&n, &capture, json!({"amount": 120}), Some("c1"));
+    let (s, c) = n.post(&capture, json!({"amount": 120}), Some("c1"));
     assert_eq!(s, 200, "{c}");
     assert_eq!(
         (&c["status"], &c["captured"], &c["amount"]),
         (&json!("captured"), &json!(120), &json!(300))
     );
     let tid = c["capture_id"].as_str().unwrap().to_owned();
-    assert_eq!(money(&n, "alice"), (880, 880, 0));
-    assert_eq!(money(&n, "bob"), (120, 120, 0));
-    let (s, replayed) = post(&n, &capture, json!({"amount": 120}), Some("c1"));
+    assert_eq!(n.money("alice"), (880, 880, 0));
+    assert_eq!(n.money("bob"), (120, 120, 0));
+    let (s, replayed) = n.post(&capture, json!({"amount": 120}), Some("c1"));
     assert_eq!((s, &replayed), (200, &c), "the key replays the capture");
-    let (s, v) = post(&n, &capture, json!({}), Some("c2"));
+    let (s, v) = n.post(&capture, json!({}), Some("c2"));
     assert_eq!((s, code(&v)), (422, "hold_not_active"));
     assert!(
         v["error"]["message"].as_str().unwrap().contains("captured"),
         "{v}"
     );
-    let (s, v) = post(&n, &format!("/v1/holds/{hid}/void"), json!({}), None);
+    let (s, v) = n.post(&format!("/v1/holds/{hid}/void"), json!({}), None);
     assert_eq!((s, code(&v)), (422, "hold_not_active"));
     assert_eq!(
-        money(&n, "alice"),
+        n.money("alice"),
         (880, 880, 0),
         "refused requests moved nothing"
     );
 
     // The capture is a transfer: shown, listed on both sides, in both journals.
-    let (s, t) = get(&n, &format!("/v1/transfers/{tid}"));
+    let (s, t) = n.get(&format!("/v1/transfers/{tid}"));
     assert_eq!(
         (s, &t["status"], &t["amount"], &t["to"]),
         (200, &json!("completed"), &json!(120), &json!("bob"))
     );
-    let (s, list) = get(&n, "/v1/accounts/bob/transfers");
+    let (s, list) = n.get("/v1/accounts/bob/transfers");
     assert_eq!((s, &list["transfers"][0]["id"]), (200, &json!(tid)));
     let e = |k: &str, a: u64, t: &str| (k.to_owned(), a, t.to_owned());
     assert_eq!(
@@ -191,8 +169,7 @@ fn holds_refuse_what_api_md_refuses() {
     for id in ["alice", "bob"] {
         open_account(&n.url, id);
     }
-    let (s, _) = post(
-        &n,
+    let (s, _) = n.post(
         "/v1/accounts",
         json!({"id": "dollar", "currency": "USD"}),
         None,
@@ -207,7 +184,7 @@ fn holds_refuse_what_api_md_refuses() {
         let (s, v) = call(method, &format!("{}{path}", n.url), Some("{}"), None);
         assert_eq!((s, code(&v)), (404, "hold_not_found"), "{method} {path}");
     }
-    let refused = |body: Value| post(&n, "/v1/holds", body, None);
+    let refused = |body: Value| n.post("/v1/holds", body, None);
     let (s, v) = refused(json!({"from": "alice", "to": "bob", "amount": 501}));
     assert_eq!((s, code(&v)), (422, "insufficient_funds"));
     let (s, v) = refused(json!({"from": "alice", "to": "alice", "amount": 5}));
@@ -228,9 +205,9 @@ fn holds_refuse_what_api_md_refuses() {
 
     let h = id_of(&hold(&n, "alice", "bob", 200, json!({})));
     let capture = format!("/v1/holds/{h}/capture");
-    let (s, v) = post(&n, &capture, json!({"amount": 201}), None);
+    let (s, v) = n.post(&capture, json!({"amount": 201}), None);
     assert_eq!((s, code(&v)), (422, "capture_exceeds_hold"));
-    let (s, v) = post(&n, &capture, json!({"wait_ms": 60_001}), None);
+    let (s, v) = n.post(&capture, json!({"wait_ms": 60_001}), None);
     assert_eq!((s, code(&v)), (400, "invalid_request"));
     let (s, v) = call(
         "POST",
@@ -240,23 +217,23 @@ fn holds_refuse_what_api_md_refuses() {
     );
     assert_eq!((s, code(&v)), (400, "invalid_request"));
     // The receiver refuses: the hold is held again and can be captured once it accepts.
-    let (s, _) = post(&n, "/v1/accounts/bob/freeze", json!({}), None);
+    let (s, _) = n.post("/v1/accounts/bob/freeze", json!({}), None);
     assert_eq!(s, 200);
-    let (s, v) = post(&n, &capture, json!({"amount": 50}), None);
+    let (s, v) = n.post(&capture, json!({"amount": 50}), None);
     assert_eq!(
         (s, code(&v), &v["hold"]["status"]),
         (422, "account_frozen", &json!("held")),
         "{v}"
     );
-    assert_eq!(money(&n, "alice"), (500, 300, 200));
-    let (s, _) = post(&n, "/v1/accounts/bob/unfreeze", json!({}), None);
+    assert_eq!(n.money("alice"), (500, 300, 200));
+    let (s, _) = n.post("/v1/accounts/bob/unfreeze", json!({}), None);
     assert_eq!(s, 200);
     // A frozen payer captures nothing, but may void.
-    let (s, _) = post(&n, "/v1/accounts/alice/freeze", json!({}), None);
+    let (s, _) = n.post("/v1/accounts/alice/freeze", json!({}), None);
     assert_eq!(s, 200);
-    let (s, v) = post(&n, &capture, json!({}), None);
+    let (s, v) = n.post(&capture, json!({}), None);
     assert_eq!((s, code(&v)), (422, "account_frozen"));
-    let (s, _) = post(&n, "/v1/accounts/alice/unfreeze", json!({}), None);
+    let (s, _) = n.post("/v1/accounts/alice/unfreeze", json!({}), None);
     assert_eq!(s, 200);
     // An empty body captures everything.
     let (s, v) = call("POST", &format!("{}{capture}", n.url), None, None);
@@ -265,19 +242,19 @@ fn holds_refuse_what_api_md_refuses() {
         (200, &json!("captured"), &json!(200)),
         "{v}"
     );
-    assert_eq!(money(&n, "bob"), (200, 200, 0));
+    assert_eq!(n.money("bob"), (200, 200, 0));
 
     // Another currency refuses the capture; the void then releases everything, once.
     let h = id_of(&hold(&n, "alice", "dollar", 100, json!({})));
-    let (s, v) = post(&n, &format!("/v1/holds/{h}/capture"), json!({}), None);
+    let (s, v) = n.post(&format!("/v1/holds/{h}/capture"), json!({}), None);
     assert_eq!((s, code(&v)), (422, "currency_mismatch"));
-    let (s, v) = post(&n, &format!("/v1/holds/{h}/void"), json!({}), Some("v1"));
+    let (s, v) = n.post(&format!("/v1/holds/{h}/void"), json!({}), Some("v1"));
     assert_eq!((s, &v["status"]), (200, &json!("voided")));
-    let (s, again) = post(&n, &format!("/v1/holds/{h}/void"), json!({}), Some("v1"));
+    let (s, again) = n.post(&format!("/v1/holds/{h}/void"), json!({}), Some("v1"));
     assert_eq!((s, &again), (200, &v), "the key replays the void");
-    let (s, v) = post(&n, &format!("/v1/holds/{h}/void"), json!({}), None);
+    let (s, v) = n.post(&format!("/v1/holds/{h}/void"), json!({}), None);
     assert_eq!((s, code(&v)), (422, "hold_not_active"));
-    assert_eq!(money(&n, "alice"), (300, 300, 0));
+    assert_eq!(n.money("alice"), (300, 300, 0));
 }
 
 #[test]
@@ -298,10 +275,10 @@ fn holds_expire_with_no_request() {
         at - start
     );
     assert_eq!(
-        (&v["captured"], money(&n, "alice")),
+        (&v["captured"], n.money("alice")),
         (&json!(0), (100, 100, 0))
     );
-    let (s, v) = post(&n, &format!("/v1/holds/{hid}/capture"), json!({}), None);
+    let (s, v) = n.post(&format!("/v1/holds/{hid}/capture"), json!({}), None);
     assert_eq!((s, code(&v)), (422, "hold_not_active"));
     assert!(
         v["error"]["message"].as_str().unwrap().contains("expired"),
@@ -328,7 +305,7 @@ fn holds_expire_after_passivation_and_after_a_restart() {
     ));
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let (_, o) = get(&n, "/admin/owner/alice");
+        let (_, o) = n.get("/admin/owner/alice");
         if o["active"] == json!(false) {
             break;
         }
@@ -336,7 +313,7 @@ fn holds_expire_after_passivation_and_after_a_restart() {
         std::thread::sleep(Duration::from_millis(20));
     }
     // Passivated before its expiry: nothing in memory will fire; the sweep must.
-    let (_, v) = get(&n, &format!("/v1/holds/{hid}"));
+    let (_, v) = n.get(&format!("/v1/holds/{hid}"));
     assert_eq!(v["status"], "held");
     wait_status(&n, &hid, "expired", Duration::from_secs(12));
     let down = id_of(&hold(
@@ -351,7 +328,7 @@ fn holds_expire_after_passivation_and_after_a_restart() {
     let n = TestNode::start_on(backend, |_| {});
     // The start's sweep ran before the node declared itself ready.
     wait_status(&n, &down, "expired", Duration::from_secs(2));
-    assert_eq!(money(&n, "alice"), (100, 100, 0));
+    assert_eq!(n.money("alice"), (100, 100, 0));
 }
 
 #[test]
@@ -414,5 +391,5 @@ fn holds_through_walletctl() {
         &["--json", "hold", "void", &id_of(&other)],
     ));
     assert_eq!(v["status"], "voided");
-    assert_eq!(money(&n, "wa"), (85, 85, 0));
+    assert_eq!(n.money("wa"), (85, 85, 0));
 }

@@ -186,3 +186,28 @@ pub fn walletctl(url: &str, args: &[&str]) -> std::process::Output {
         .output()
         .expect("walletctl runs")
 }
+
+impl TestNode {
+    /// `POST path` with a JSON body and an optional idempotency key.
+    pub fn post(&self, path: &str, body: serde_json::Value, key: Option<&str>) -> (u16, Value) {
+        call(
+            "POST",
+            &format!("{}{path}", self.url),
+            Some(&body.to_string()),
+            key,
+        )
+    }
+
+    /// `GET path`.
+    pub fn get(&self, path: &str) -> (u16, Value) {
+        call("GET", &format!("{}{path}", self.url), None, None)
+    }
+
+    /// (balance, available, held) of an account, asserting it reads.
+    pub fn money(&self, id: &str) -> (u64, u64, u64) {
+        let (s, v) = self.get(&format!("/v1/accounts/{id}"));
+        assert_eq!(s, 200, "{v}");
+        let f = |k: &str| v[k].as_u64().unwrap();
+        (f("balance"), f("available"), f("held"))
+    }
+}
