@@ -279,6 +279,28 @@ pub fn start_nodes(configs: &[PathBuf], log: impl Fn(usize) -> PathBuf) -> Vec<W
     })
 }
 
+/// Where node `i` of a cluster under `dir` logs.
+pub fn node_log(dir: &Path, i: usize) -> PathBuf {
+    dir.join(format!("n{}.log", i + 1))
+}
+
+/// Writes the configs of three nodes sharing one store under `dir` (`extra` TOML appended to
+/// each), starts them together and waits until each sees all three members; returns the
+/// configs (to start a node again) and the nodes.
+pub fn start_three(dir: &Path, cookie: &str, extra: &str) -> (Vec<PathBuf>, Vec<Walletd>) {
+    let data = dir.join("data");
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let configs: Vec<PathBuf> = (0..3)
+        .map(|i| write_config(dir, i, &ports, cookie, &data, extra))
+        .collect();
+    // Started together: each waits to meet a peer before it serves.
+    let nodes = start_nodes(&configs, |i| node_log(dir, i));
+    for n in &nodes {
+        wait_members(&n.url, &["n1", "n2", "n3"]);
+    }
+    (configs, nodes)
+}
+
 /// The node id that the node at `url` names as `account`'s owner.
 pub fn owner_of(url: &str, account: &str) -> String {
     let (s, o) = request(

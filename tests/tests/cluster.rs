@@ -4,13 +4,12 @@
 //! the wrong cookie is refused and says so.
 
 use e2e::cluster::{
-    assert_audit_passes, assert_conserved, free_port, listed_transfers, owner_of, start_nodes,
-    status, wait_members, walletctl, write_config, Load, Sent, RETRIES_MAX,
+    assert_audit_passes, assert_conserved, free_port, listed_transfers, node_log, owner_of,
+    start_three, status, wait_members, walletctl, write_config, Load, Sent, RETRIES_MAX,
 };
 use e2e::{agent, open_funded, request, Walletd};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -29,19 +28,10 @@ fn acct(i: usize) -> String {
 #[test]
 fn cluster_three_nodes_survive_sigkill_rejoin_and_drain_under_load() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let configs: Vec<PathBuf> = (0..3)
-        .map(|i| write_config(dir.path(), i, &ports, "test-cookie", &data, SAGA_TOML))
-        .collect();
-    let log = |i: usize| dir.path().join(format!("n{}.log", i + 1));
-    // Started together: each waits to meet a peer before it serves.
-    let mut nodes: Vec<Option<Walletd>> =
-        start_nodes(&configs, log).into_iter().map(Some).collect();
+    let (configs, started) = start_three(dir.path(), "test-cookie", SAGA_TOML);
+    let log = |i: usize| node_log(dir.path(), i);
+    let mut nodes: Vec<Option<Walletd>> = started.into_iter().map(Some).collect();
     let url = |nodes: &Vec<Option<Walletd>>, i: usize| nodes[i].as_ref().unwrap().url.clone();
-    for i in 0..3 {
-        wait_members(&url(&nodes, i), &["n1", "n2", "n3"]);
-    }
 
     // Accounts spread over every node; opened and funded through n1 (forwarded to owners).
     let a = agent();

@@ -3,13 +3,11 @@
 //! once) or failed (none credited), never partial, and `walletctl audit` passes.
 
 use e2e::cluster::{
-    assert_audit_passes, assert_conserved, free_port, owner_of, start_nodes, wait_members,
-    write_config,
+    assert_audit_passes, assert_conserved, node_log, owner_of, start_three, wait_members,
 };
 use e2e::{agent, open_funded, request, Walletd};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -63,18 +61,10 @@ fn send(urls: &[String], key: &str, body: &Value, deadline: Instant) -> Option<S
 #[test]
 fn disbursements_across_three_nodes_survive_a_sigkill_whole_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let configs: Vec<PathBuf> = (0..3)
-        .map(|i| write_config(dir.path(), i, &ports, "test-cookie", &data, SAGA_TOML))
-        .collect();
-    let log = |i: usize| dir.path().join(format!("n{}.log", i + 1));
-    let mut nodes: Vec<Option<Walletd>> =
-        start_nodes(&configs, log).into_iter().map(Some).collect();
+    let (configs, started) = start_three(dir.path(), "test-cookie", SAGA_TOML);
+    let log = |i: usize| node_log(dir.path(), i);
+    let mut nodes: Vec<Option<Walletd>> = started.into_iter().map(Some).collect();
     let url = |nodes: &Vec<Option<Walletd>>, i: usize| nodes[i].as_ref().unwrap().url.clone();
-    for i in 0..3 {
-        wait_members(&url(&nodes, i), &["n1", "n2", "n3"]);
-    }
     let (n1, n3) = (url(&nodes, 0), url(&nodes, 2));
     let a = agent();
     let mut owners = BTreeSet::new();

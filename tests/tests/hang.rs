@@ -11,13 +11,12 @@
 //! (README, "Running it safely"). A node on FoundationDB holds nothing while it is frozen.
 
 use e2e::cluster::{
-    assert_audit_passes, assert_conserved, free_port, metric, owner_of, ring_members, start_nodes,
-    status, wait_members, write_config, Load,
+    assert_audit_passes, assert_conserved, metric, owner_of, ring_members, start_three, status,
+    wait_members, Load,
 };
 use e2e::{agent, open_funded, request};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -60,16 +59,7 @@ fn transfer(url: &str, from: &str, to: &str, amount: u64, key: &str) -> (u16, Va
 #[test]
 fn hang_sigstopped_member_is_dropped_its_accounts_move_and_it_rejoins_after_sigcont() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("data");
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let configs: Vec<PathBuf> = (0..3)
-        .map(|i| write_config(dir.path(), i, &ports, "hang-cookie", &data, ""))
-        .collect();
-    let log = |i: usize| dir.path().join(format!("n{}.log", i + 1));
-    let nodes = start_nodes(&configs, log);
-    for n in &nodes {
-        wait_members(&n.url, &["n1", "n2", "n3"]);
-    }
+    let (_, nodes) = start_three(dir.path(), "hang-cookie", "");
     let (n1, n2, n3) = (&nodes[0].url, &nodes[1].url, &nodes[2].url);
 
     // Accounts on every node; n3's are the ones that will have to move.
