@@ -98,15 +98,8 @@ enum Command {
         /// Legs as TO:AMOUNT (minor units), 1 to 256, each to a different account.
         #[arg(required = true, value_name = "TO:AMOUNT")]
         legs: Vec<String>,
-        /// Idempotency key (generated when absent).
-        #[arg(long, value_name = "K")]
-        key: Option<String>,
-        /// Free text kept with the entries.
-        #[arg(long, value_name = "R")]
-        reference: Option<String>,
-        /// How long the node waits for it to settle, in ms (node default 5000, max 60000).
-        #[arg(long, value_name = "MS")]
-        wait_ms: Option<u64>,
+        #[command(flatten)]
+        saga: SagaOptions,
     },
     /// Hold money for a later payment, then capture it (in full or in part) or void it.
     #[command(subcommand)]
@@ -262,13 +255,20 @@ struct TransferArgs {
     /// Amount in minor units (integer).
     #[arg(allow_hyphen_values = true)]
     amount: String,
+    #[command(flatten)]
+    saga: SagaOptions,
+}
+
+/// The options of a request that starts a saga (a transfer, a disbursement).
+#[derive(clap::Args, Debug)]
+struct SagaOptions {
     /// Idempotency key (generated when absent).
     #[arg(long, value_name = "K")]
     key: Option<String>,
     /// Free text kept with the entries.
     #[arg(long, value_name = "R")]
     reference: Option<String>,
-    /// How long the node waits for the transfer to settle, in ms (node default 5000, max 60000).
+    /// How long the node waits for it to settle, in ms (node default 5000, max 60000).
     #[arg(long, value_name = "MS")]
     wait_ms: Option<u64>,
 }
@@ -325,9 +325,9 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
                 from: &t.from,
                 to: &t.to,
                 amount: &t.amount,
-                key: t.key.as_deref(),
-                reference: t.reference,
-                wait_ms: t.wait_ms,
+                key: t.saga.key.as_deref(),
+                reference: t.saga.reference,
+                wait_ms: t.saga.wait_ms,
             },
         ),
         Command::Hold(h) => match h {
@@ -358,13 +358,14 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             } => hold_cmd::capture(&ctx, &id, amount.as_deref(), wait_ms, key.as_deref()),
             HoldCommand::Void { id, key } => hold_cmd::void(&ctx, &id, key.as_deref()),
         },
-        Command::Disburse {
-            from,
-            legs,
-            key,
-            reference,
-            wait_ms,
-        } => disburse_cmd::run(&ctx, &from, &legs, key.as_deref(), reference, wait_ms),
+        Command::Disburse { from, legs, saga } => disburse_cmd::run(
+            &ctx,
+            &from,
+            &legs,
+            saga.key.as_deref(),
+            saga.reference,
+            saga.wait_ms,
+        ),
         Command::Audit { wait_secs } => audit_cmd::run(&ctx, wait_secs),
         Command::Bench(b) => bench::run(&ctx, &b),
         Command::Token(TokenCommand::New(_)) => unreachable!("handled above"),
