@@ -235,6 +235,7 @@ impl Node {
             ready: ready_rx,
             admission: Arc::new(gateway::admission::Admission::new(&config.limits)),
             auth: auth.clone(),
+            layouts: gateway::sharded::Layouts::default(),
         });
         let (serve, admin_serve, admin_addr) = match admin_listener {
             None => {

@@ -206,6 +206,9 @@ fn example(r: &RouteSpec, a: &str, b: &str, m: &Made) -> (String, Option<Value>,
         | "/admin/holds" => (r.path.to_owned(), None, 200),
         "/admin/owner/{id}" => (format!("/admin/owner/{a}"), None, 200),
         "/admin/accounts/{id}/entries" => (format!("/admin/accounts/{a}/entries"), None, 200),
+        // The example account is not sharded: an admin gets the route's 404 (the listing of
+        // a sharded account's shards is covered by tests/sharded.rs).
+        "/admin/accounts/{id}/shards" => (format!("/admin/accounts/{a}/shards"), None, 404),
         "/admin/drain" => (r.path.to_owned(), None, 200),
         "/healthz" | "/readyz" | "/metrics" => (r.path.to_owned(), None, 200),
         other => panic!("route {other} has no example in the auth matrix: add one"),

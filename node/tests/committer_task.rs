@@ -41,6 +41,7 @@ fn open_batch(store: &Store, name: &str) -> Batch {
     let id = AccountId::new(name).unwrap();
     let act = activate(store, &Keys::default(), "n1", &id, SagaTiming::default(), 1).unwrap();
     let open = Command::Open {
+        shards: None,
         currency: Currency::new("EUR").unwrap(),
     };
     let deposit = Command::Deposit {

@@ -40,6 +40,7 @@ fn open_funded(store: &Store, keys: &Keys, name: &str, amount: u64) -> Activatio
         vec![Input::Command(
             1,
             Command::Open {
+                shards: None,
                 currency: Currency::new("EUR").unwrap(),
             },
         )],
@@ -177,6 +178,7 @@ fn exec_open_committed_but_reported_unknown_keeps_the_new_lease() {
         vec![Input::Command(
             1,
             Command::Open {
+                shards: None,
                 currency: Currency::new("EUR").unwrap(),
             },
         )],
@@ -231,7 +233,15 @@ fn exec_racing_opens_never_share_a_lease() {
     let eur = Currency::new("EUR").unwrap();
     let p1 = activate(&store, &keys, "n1", &id("r"), SagaTiming::default(), 11).unwrap();
     let p2 = activate(&store, &keys, "n2", &id("r"), SagaTiming::default(), 22).unwrap();
-    let open = || vec![Input::Command(1, Command::Open { currency: eur })];
+    let open = || {
+        vec![Input::Command(
+            1,
+            Command::Open {
+                shards: None,
+                currency: eur,
+            },
+        )]
+    };
     let (p2, _) = run(&store, &keys, &p2, open());
     // P1's first attempt is reported unknown without committing; its retry then sees P2's
     // lease and record (same currency, same time) and must not take them for its own.

@@ -212,6 +212,7 @@ fn cluster_corpus() -> Vec<Vec<u8>> {
         cluster::encode(&PeerReply::Failed(protocol::ErrorCode::Overloaded.into())),
         cluster::encode(&PeerReply::Done(Box::new(Reply::Account {
             view: protocol::api::AccountView {
+                shards: None,
                 id: AccountId::new("alice").unwrap(),
                 currency: Currency::new("EUR").unwrap(),
                 status: AccountStatus::Active,
@@ -235,6 +236,7 @@ fn check_cluster(bytes: &[u8]) -> (u64, u64) {
 
 fn stored_corpus() -> Vec<Vec<u8>> {
     let record = AccountRecord {
+        shards: None,
         currency: protocol::Currency::new("EUR").unwrap(),
         status: AccountStatus::Active,
         balance: 1_000,
@@ -256,6 +258,7 @@ fn stored_corpus() -> Vec<Vec<u8>> {
     ];
     let tid = TransferId::new("t_01a228f2d25e044dcc038580f96000d6").unwrap();
     let entry = Entry {
+        shard: None,
         seq: 118,
         kind: EntryKind::TransferOut,
         amount: 2_500,

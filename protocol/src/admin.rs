@@ -242,3 +242,22 @@ pub struct AuditReport {
     /// Violations found beyond those listed.
     pub violations_not_listed: u64,
 }
+
+/// One shard of a sharded account, as `GET /admin/accounts/{id}/shards` lists it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardView {
+    /// Its number, 0 to K-1.
+    pub shard: u16,
+    /// Its internal account id (`id~shard`).
+    pub account: AccountId,
+    /// The node the ring gives it to.
+    pub node_id: String,
+    /// Booked balance (a move to a sibling is in it, held, until settled).
+    pub balance: u64,
+    /// Balance minus holds.
+    pub available: u64,
+    /// Held.
+    pub held: u64,
+    /// Its journal's last sequence.
+    pub seq: u64,
+}

@@ -35,10 +35,14 @@ pub struct OpenAccount {
     pub id: AccountId,
     /// The currency it holds.
     pub currency: Currency,
+    /// Shards of a hot account, 1 to [`crate::ids::SHARDS_MAX`] (default 1: not sharded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shards: Option<u16>,
 }
 
-/// An account as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// An account as the API shows it. A sharded account's view carries `shards` and no `seq`
+/// (each shard has its own); a view read back without `seq` has 0 there.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct AccountView {
     /// Account id.
     pub id: AccountId,
@@ -52,8 +56,30 @@ pub struct AccountView {
     pub available: u64,
     /// Sum of open holds, minor units.
     pub held: u64,
-    /// Sequence number of the last journal entry (0 before any).
+    /// Sequence number of the last journal entry (0 before any; 0 for a sharded account).
+    #[serde(default)]
     pub seq: u64,
+    /// Shards of a sharded account (`None` for an account with one).
+    #[serde(default)]
+    pub shards: Option<u16>,
+}
+
+impl Serialize for AccountView {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = ser.serialize_struct("AccountView", 7)?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("currency", &self.currency)?;
+        st.serialize_field("status", &self.status)?;
+        st.serialize_field("balance", &self.balance)?;
+        st.serialize_field("available", &self.available)?;
+        st.serialize_field("held", &self.held)?;
+        match self.shards {
+            None => st.serialize_field("seq", &self.seq)?,
+            Some(k) => st.serialize_field("shards", &k)?,
+        }
+        st.end()
+    }
 }
 
 /// `POST /v1/deposits` and `POST /v1/withdrawals` body.
@@ -456,6 +482,10 @@ pub struct Entry {
     pub reference: Option<String>,
     /// When it was written, milliseconds since the Unix epoch.
     pub at: u64,
+    /// The shard whose journal holds it, for a sharded account's entries (each shard has its
+    /// own `seq`); never stored, set when the entry is read or streamed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u16>,
 }
 
 /// A page of journal entries.
@@ -476,6 +506,9 @@ pub struct EntriesQuery {
     /// Page size, 1 to 1000 (default 100).
     #[serde(default)]
     pub limit: Option<u32>,
+    /// The shard whose journal to read, for a sharded account (required there).
+    #[serde(default)]
+    pub shard: Option<u16>,
 }
 
 /// Largest page of `GET /v1/accounts/{id}/transfers`.
@@ -506,6 +539,43 @@ pub struct TransfersQuery {
     /// Page size, 1 to 1000 (default 100).
     #[serde(default)]
     pub limit: Option<u32>,
+}
+
+impl MovementView {
+    /// The view a client sees: a shard's id replaced by its account's.
+    pub fn public(mut self) -> Self {
+        self.account = self.account.public();
+        self
+    }
+}
+
+impl TransferView {
+    /// The view a client sees: shards' ids replaced by their accounts'.
+    pub fn public(mut self) -> Self {
+        self.from = self.from.public();
+        self.to = self.to.public();
+        self
+    }
+}
+
+impl HoldView {
+    /// The view a client sees: shards' ids replaced by their accounts'.
+    pub fn public(mut self) -> Self {
+        self.from = self.from.public();
+        self.to = self.to.public();
+        self
+    }
+}
+
+impl DisbursementView {
+    /// The view a client sees: shards' ids replaced by their accounts'.
+    pub fn public(mut self) -> Self {
+        self.from = self.from.public();
+        for leg in &mut self.legs {
+            leg.to = leg.to.public();
+        }
+        self
+    }
 }
 
 #[cfg(test)]

@@ -29,6 +29,10 @@ pub enum Command {
     Open {
         /// Currency.
         currency: Currency,
+        /// Shards, for the record of a sharded account (its shards are opened first, each
+        /// with `None`); `None` for an account with one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shards: Option<u16>,
     },
     /// Money in.
     Deposit {

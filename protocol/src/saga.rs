@@ -89,6 +89,16 @@ pub enum SagaMsg {
         /// When the payer created the disbursement.
         created_at: u64,
     },
+    /// A shard of a sharded account to a sibling shard: a debit found too little here, so
+    /// move up to `want` of your available money to me (as a transfer between the two).
+    Gather {
+        /// The shard that asks (receives the move).
+        from: AccountId,
+        /// The shard asked.
+        to: AccountId,
+        /// How much is missing.
+        want: Amount,
+    },
     /// Receiver to payer: where its leg stands.
     LegOutcome {
         /// Disbursement.
@@ -110,7 +120,8 @@ impl SagaMsg {
             | SagaMsg::Abort { to, .. }
             | SagaMsg::Try { to, .. }
             | SagaMsg::Confirm { to, .. }
-            | SagaMsg::Cancel { to, .. } => to,
+            | SagaMsg::Cancel { to, .. }
+            | SagaMsg::Gather { to, .. } => to,
             SagaMsg::Outcome { from, .. } | SagaMsg::LegOutcome { from, .. } => from,
         }
     }

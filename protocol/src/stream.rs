@@ -15,11 +15,17 @@ pub enum ClientFrame {
         /// Replay entries after this sequence; omit for live updates only.
         #[serde(default)]
         from_seq: Option<u64>,
+        /// The shard to stream, for a sharded account (required there).
+        #[serde(default)]
+        shard: Option<u16>,
     },
     /// Stop streaming an account.
     Unsubscribe {
         /// The account.
         account: AccountId,
+        /// The shard, for a sharded account.
+        #[serde(default)]
+        shard: Option<u16>,
     },
     /// Liveness check, answered with `pong`.
     Ping,
@@ -90,18 +96,27 @@ pub enum ServerFrame {
     Subscribed {
         /// Account.
         account: AccountId,
-        /// Current sequence.
+        /// The shard streamed, for a sharded account.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard: Option<u16>,
+        /// Current sequence (the shard's, for a sharded account).
         seq: u64,
     },
     /// A subscription ended.
     Unsubscribed {
         /// Account.
         account: AccountId,
+        /// The shard, for a sharded account.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard: Option<u16>,
     },
-    /// One journal entry and the balances after it.
+    /// One journal entry and the balances after it (the shard's, for a sharded account).
     Balance {
         /// Account.
         account: AccountId,
+        /// The shard whose journal holds the entry, for a sharded account.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        shard: Option<u16>,
         /// The entry's sequence.
         seq: u64,
         /// Balance after the entry.

@@ -73,6 +73,7 @@ fn a_load_that_panics_answers_outcome_unknown_and_stops() {
         assert!(!node.shell().is_active(&a));
         // A stored balance over the largest amount breaks an invariant that loading asserts.
         let bad = AccountRecord {
+            shards: None,
             currency: Currency::new("EUR").unwrap(),
             status: protocol::api::AccountStatus::Active,
             balance: AMOUNT_MAX + 1,
@@ -124,6 +125,7 @@ fn one_idle_scan_passivates_every_idle_account_of_a_host_in_chunks() {
                 let (shell, a) = (shell.clone(), a.clone());
                 tokio::spawn(async move {
                     let open = Command::Open {
+                        shards: None,
                         currency: Currency::new("EUR").unwrap(),
                     };
                     shell.execute(&a, open, Duration::ZERO).await.unwrap();

@@ -39,6 +39,7 @@ pub fn deposit(v: u64) -> Command {
 /// Opens `a` in EUR and deposits `amount`.
 pub async fn open_and_fund(shell: &Shell, a: &AccountId, amount: u64) {
     let open = Command::Open {
+        shards: None,
         currency: Currency::new("EUR").unwrap(),
     };
     shell.execute(a, open, Duration::ZERO).await.unwrap();

@@ -2,7 +2,7 @@
 
 use super::auth::Caller;
 use super::error::{invalid, ApiJson, ApiQuery, HttpError};
-use super::{blocking, parse_account, AppState};
+use super::{blocking, parse_account, sharded, AppState};
 use crate::ledger::account::{Command, Reply};
 use crate::ledger::exec;
 use axum::extract::{Path, State};
@@ -14,6 +14,7 @@ use protocol::api::{
     EntriesQuery, OpenAccount, TransfersQuery, ENTRIES_PAGE_DEFAULT, ENTRIES_PAGE_MAX,
     TRANSFERS_PAGE_DEFAULT, TRANSFERS_PAGE_MAX,
 };
+use protocol::ids::SHARDS_MAX;
 use protocol::{AccountId, ErrorCode};
 use std::time::Duration;
 
@@ -24,11 +25,34 @@ pub async fn open(
     ApiJson(body): ApiJson<OpenAccount>,
 ) -> Result<Response, HttpError> {
     caller.permits(Scope::Write, Some(&body.id))?;
+    sharded::client_id(&body.id)?;
+    let k = body.shards.unwrap_or(1);
+    if !(1..=SHARDS_MAX).contains(&k) {
+        return Err(invalid(format!("shards must be from 1 to {SHARDS_MAX}")));
+    }
+    let shards = (k > 1).then_some(k);
     let open = Command::Open {
         currency: body.currency,
+        shards,
     };
+    // The shards first, then the account's own record: an account is found only once every
+    // shard exists, and a retry after a failure part way opens what is missing. An account
+    // that exists is not touched (its record answers, with `account_exists` if it differs).
+    if shards.is_some() && sharded::layout(&st, &body.id).await?.is_none() {
+        for j in 0..k {
+            st.shell
+                .execute(&body.id.shard(j), open.clone(), Duration::ZERO)
+                .await?;
+        }
+    }
     let reply = st.shell.execute(&body.id, open, Duration::ZERO).await?;
-    account_response(reply)
+    match (shards, reply) {
+        (Some(_), Reply::Account { created, .. }) => {
+            let view = sharded::whole(&st, &body.id).await?;
+            account_response(Reply::Account { view, created })
+        }
+        (_, reply) => account_response(reply),
+    }
 }
 
 /// `GET /v1/accounts/{id}`: strongly consistent, served by the account's actor.
@@ -69,8 +93,25 @@ async fn on_account(
 ) -> Result<Response, HttpError> {
     let id = parse_account(id)?;
     caller.permits(scope, Some(&id))?;
-    let reply = st.shell.execute(&id, cmd, Duration::ZERO).await?;
-    account_response(reply)
+    let Some(k) = sharded::shards_of(&st, &id).await? else {
+        let reply = st.shell.execute(&id, cmd, Duration::ZERO).await?;
+        return account_response(reply);
+    };
+    if cmd != Command::Get {
+        // Freeze or unfreeze every shard, then the account's own record (whose status the
+        // account shows); a retry after a failure part way does the rest.
+        for j in 0..k {
+            st.shell
+                .execute(&id.shard(j), cmd.clone(), Duration::ZERO)
+                .await?;
+        }
+        st.shell.execute(&id, cmd, Duration::ZERO).await?;
+    }
+    let view = sharded::whole(&st, &id).await?;
+    account_response(Reply::Account {
+        view,
+        created: false,
+    })
 }
 
 fn account_response(reply: Reply) -> Result<Response, HttpError> {
@@ -96,7 +137,9 @@ pub async fn entries(
 ) -> Result<Response, HttpError> {
     let id = parse_account(id)?;
     caller.permits(Scope::Read, Some(&id))?;
-    entries_page(&st, id, q).await
+    let shard = shard_param(&st, &id, q.shard).await?;
+    let journal = shard.map_or_else(|| id.clone(), |j| id.shard(j));
+    entries_page(&st, journal, shard, q).await
 }
 
 /// `GET /v1/accounts/{id}/transfers?status=&after=&limit=`: the account's transfers (either
@@ -138,15 +181,21 @@ pub async fn transfers(
     })
     .await?;
     match page {
-        Some(p) => Ok(Json(p).into_response()),
+        Some(mut p) => {
+            // A sharded account's list holds every shard's transfers, shown as its own.
+            p.transfers = p.transfers.into_iter().map(|t| t.public()).collect();
+            Ok(Json(p).into_response())
+        }
         None => Err(ErrorCode::AccountNotFound.into()),
     }
 }
 
-/// A page of an account's journal (the `/v1` route, and the admin one the audit reads).
+/// A page of the journal of `journal` (an account's, or a shard's, then tagged `shard`): the
+/// `/v1` route, and the admin one the audit reads.
 pub(super) async fn entries_page(
     st: &AppState,
-    id: AccountId,
+    journal: AccountId,
+    shard: Option<u16>,
     q: EntriesQuery,
 ) -> Result<Response, HttpError> {
     let limit = q.limit.unwrap_or(ENTRIES_PAGE_DEFAULT);
@@ -157,10 +206,37 @@ pub(super) async fn entries_page(
     }
     let after = q.after_seq.unwrap_or(0);
     let (store, keys) = (st.shell.store().clone(), st.shell.keys().clone());
-    let page =
-        blocking(move || exec::read_entries(&store, &keys, &id, after, limit as usize)).await?;
+    let page = blocking(move || exec::read_entries(&store, &keys, &journal, after, limit as usize))
+        .await?;
     match page {
-        Some(p) => Ok(Json(p).into_response()),
+        Some(mut p) => {
+            for e in &mut p.entries {
+                e.shard = shard;
+            }
+            Ok(Json(p).into_response())
+        }
         None => Err(ErrorCode::AccountNotFound.into()),
+    }
+}
+
+/// Checks a `shard` parameter against the account: required and in range for a sharded
+/// account (each shard has its own journal and `seq`), absent for any other.
+pub(super) async fn shard_param(
+    st: &AppState,
+    id: &AccountId,
+    shard: Option<u16>,
+) -> Result<Option<u16>, HttpError> {
+    match (sharded::shards_of(st, id).await?, shard) {
+        (None, None) => Ok(None),
+        (None, Some(_)) => Err(invalid(format!("account {id} is not sharded: omit shard"))),
+        (Some(k), None) => Err(invalid(format!(
+            "account {id} has {k} shards, each with its own journal and seq: add shard (0 to {})",
+            k - 1
+        ))),
+        (Some(k), Some(j)) if j >= k => Err(invalid(format!(
+            "shard must be from 0 to {} for account {id}",
+            k - 1
+        ))),
+        (Some(_), Some(j)) => Ok(Some(j)),
     }
 }

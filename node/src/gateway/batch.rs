@@ -20,7 +20,7 @@ use super::auth::Caller;
 use super::error::{invalid, ApiJson, HttpError};
 use super::movements::check_reference;
 use super::transfers::new_transfer_id;
-use super::AppState;
+use super::{sharded, AppState};
 use crate::ledger::account::{Command, Reply};
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -59,24 +59,36 @@ pub async fn create(
     // Each sender's items, in the order given, with their places in the request.
     let mut by_sender: BTreeMap<AccountId, Vec<(usize, Command)>> = BTreeMap::new();
     for (i, item) in items.into_iter().enumerate() {
-        match item {
+        match sharded_item(&st, item).await {
             Ok((from, cmd)) => by_sender.entry(from).or_default().push((i, cmd)),
             Err(error) => results[i] = Some(BatchResult::Error { error }),
         }
     }
     let mut senders = JoinSet::new();
     for (from, items) in by_sender {
-        let shell = st.shell.clone();
+        let st = st.clone();
         senders.spawn(async move {
             let (places, cmds): (Vec<usize>, Vec<Command>) = items.into_iter().unzip();
-            let replies = shell.execute_many(&from, cmds, wait).await;
+            let replies = match sharded::shards_of(&st, &from).await {
+                Ok(None) => st.shell.execute_many(&from, cmds, wait).await,
+                // A sharded sender's items run one after another (in order), each on the
+                // shard its key picks.
+                Ok(Some(_)) => {
+                    let mut replies = Vec::with_capacity(cmds.len());
+                    for cmd in cmds {
+                        replies.push(sharded_debit(&st, &from, cmd, wait).await);
+                    }
+                    replies
+                }
+                Err(HttpError(e)) => cmds.iter().map(|_| Err(e.clone())).collect(),
+            };
             places.into_iter().zip(replies).collect::<Vec<_>>()
         });
     }
     while let Some(done) = senders.join_next().await {
         for (i, reply) in done.expect("a sender's items do not panic") {
             results[i] = Some(match reply {
-                Ok(Reply::Transfer(view)) => BatchResult::Transfer(view),
+                Ok(Reply::Transfer(view)) => BatchResult::Transfer(view.public()),
                 Ok(_) => panic!("a transfer command answered another reply"),
                 Err(error) => BatchResult::Error { error },
             });
@@ -87,6 +99,51 @@ pub async fn create(
         .map(|r| r.expect("every item has a result"))
         .collect();
     Ok((StatusCode::OK, Json(BatchTransfersResponse { results })).into_response())
+}
+
+/// An item with its receiver resolved to the shard that takes its credit, if sharded.
+async fn sharded_item(
+    st: &AppState,
+    item: Result<(AccountId, Command), ApiError>,
+) -> Result<(AccountId, Command), ApiError> {
+    let (from, mut cmd) = item?;
+    sharded::client_id(&from).map_err(|HttpError(e)| e)?;
+    if let Command::Transfer {
+        transfer_id,
+        to,
+        idem_key,
+        ..
+    } = &mut cmd
+    {
+        let seed = sharded::seed(idem_key, transfer_id);
+        *to = sharded::credit_target(st, to, &seed)
+            .await
+            .map_err(|HttpError(e)| e)?;
+    }
+    Ok((from, cmd))
+}
+
+/// One transfer of a sharded sender, on the shard its key (or id) picks.
+async fn sharded_debit(
+    st: &AppState,
+    from: &AccountId,
+    cmd: Command,
+    wait: std::time::Duration,
+) -> Result<Reply, ApiError> {
+    let Command::Transfer {
+        transfer_id,
+        amount,
+        idem_key,
+        ..
+    } = &cmd
+    else {
+        unreachable!("batch items are transfers");
+    };
+    let seed = sharded::seed(idem_key, transfer_id);
+    let amount = amount.get();
+    sharded::debit(st, from, &seed, amount, cmd, wait)
+        .await
+        .map_err(|HttpError(e)| e)
 }
 
 /// Decodes and validates one item as `POST /v1/transfers` validates its body: its sender

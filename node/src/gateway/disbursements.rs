@@ -8,7 +8,7 @@ use super::auth::Caller;
 use super::error::{invalid, ApiJson, HttpError};
 use super::movements::{debit_request, wait_of};
 use super::transfers::new_time_id;
-use super::{blocking, AppState};
+use super::{blocking, sharded, AppState};
 use crate::ledger::account::{Command, Reply};
 use crate::ledger::exec;
 use axum::extract::{Path, State};
@@ -54,22 +54,33 @@ pub async fn create(
     if receivers.len() != body.legs.len() {
         return Err(invalid("each leg must pay a different account"));
     }
-    let legs = body.legs.into_iter().map(|l| (l.to, l.amount)).collect();
+    let disbursement_id = new_time_id("d");
+    let seed = sharded::seed(&idem_key, &disbursement_id);
+    let total = body
+        .legs
+        .iter()
+        .fold(0u64, |t, l| t.saturating_add(l.amount.get()));
+    let mut legs = Vec::with_capacity(body.legs.len());
+    for l in body.legs {
+        let to = sharded::credit_target(&st, &l.to, &format!("{seed}:{}", l.to)).await?;
+        legs.push((to, l.amount));
+    }
     let cmd = Command::Disburse {
-        disbursement_id: new_time_id("d"),
+        disbursement_id,
         legs,
         reference: body.reference,
         idem_key,
     };
     // Settled, the reply carries every leg as recorded (`Reply::settled`).
-    match st.shell.execute(&body.from, cmd, wait).await? {
+    match sharded::debit(&st, &body.from, &seed, total, cmd, wait).await? {
         Reply::Disbursement(view) => Ok(response(*view)),
         other => panic!("a disbursement answered {other:?}"),
     }
 }
 
-/// The response for a disbursement in any state.
+/// The response for a disbursement in any state (shards' ids shown as their accounts').
 fn response(view: DisbursementView) -> Response {
+    let view = view.public();
     match view.status {
         TransferStatus::Completed => (StatusCode::OK, Json(view)).into_response(),
         TransferStatus::Pending => (StatusCode::ACCEPTED, Json(view)).into_response(),
@@ -107,7 +118,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
-    let mut view = read(&st, &id).await?;
+    let mut view = read(&st, &id).await?.public();
     if !caller.may_access(&view.from) {
         view.legs.retain(|l| caller.may_access(&l.to));
         if view.legs.is_empty() {

@@ -11,7 +11,7 @@ use super::auth::Caller;
 use super::error::{idempotency_key, invalid, ApiJson, HttpError};
 use super::movements::{debit_request, wait_of};
 use super::transfers::{new_time_id, new_transfer_id};
-use super::{blocking, AppState};
+use super::{blocking, sharded, AppState};
 use crate::ledger::account::{Command, Reply};
 use crate::ledger::exec;
 use axum::body::Bytes;
@@ -52,16 +52,19 @@ pub async fn create(
     if body.from == body.to {
         return Err(ErrorCode::SameAccount.into());
     }
+    let hold_id = new_time_id("h");
+    let seed = sharded::seed(&idem_key, &hold_id);
     let cmd = Command::Hold {
-        hold_id: new_time_id("h"),
-        to: body.to,
+        hold_id,
+        to: sharded::credit_target(&st, &body.to, &seed).await?,
         amount: body.amount,
         expires_in_ms,
         reference: body.reference,
         idem_key,
     };
-    match st.shell.execute(&body.from, cmd, Duration::ZERO).await? {
-        Reply::Hold(view) => Ok((StatusCode::CREATED, Json(*view)).into_response()),
+    let amount = body.amount.get();
+    match sharded::debit(&st, &body.from, &seed, amount, cmd, Duration::ZERO).await? {
+        Reply::Hold(view) => Ok((StatusCode::CREATED, Json(view.public())).into_response()),
         other => panic!("a hold command answered {other:?}"),
     }
 }
@@ -73,7 +76,7 @@ pub async fn get(
     caller: Caller,
     Path(id): Path<String>,
 ) -> Result<Response, HttpError> {
-    let view = read(&st, &id).await?;
+    let view = read(&st, &id).await?.public();
     if !caller.may_access(&view.from) && !caller.may_access(&view.to) {
         return Err(HttpError(ApiError::new(
             ErrorCode::Forbidden,
@@ -104,7 +107,7 @@ pub async fn capture(
     let idem_key = idempotency_key(&headers)?.map(String::from);
     let hold = read(&st, &id).await?;
     // Money moves out of the payer: that is the account the token must name.
-    caller.permits(Scope::Write, Some(&hold.from))?;
+    caller.permits(Scope::Write, Some(&hold.from.public()))?;
     let cmd = Command::Capture {
         hold_id: hold.id.clone(),
         capture_id: new_transfer_id(),
@@ -128,7 +131,8 @@ async fn capture_response(
     let hold = match transfer.status {
         TransferStatus::Pending => hold,
         _ => read(st, hold.id.as_str()).await?,
-    };
+    }
+    .public();
     Ok(match transfer.status {
         TransferStatus::Completed => (StatusCode::OK, Json(hold)).into_response(),
         TransferStatus::Pending => (StatusCode::ACCEPTED, Json(hold)).into_response(),
@@ -163,18 +167,18 @@ pub async fn void(
 ) -> Result<Response, HttpError> {
     let idem_key = idempotency_key(&headers)?.map(String::from);
     let hold = read(&st, &id).await?;
-    caller.permits(Scope::Write, Some(&hold.from))?;
+    caller.permits(Scope::Write, Some(&hold.from.public()))?;
     let cmd = Command::Void {
         hold_id: hold.id.clone(),
         idem_key,
     };
     match st.shell.execute(&hold.from, cmd, Duration::ZERO).await? {
-        Reply::Hold(view) => Ok((StatusCode::OK, Json(*view)).into_response()),
+        Reply::Hold(view) => Ok((StatusCode::OK, Json(view.public())).into_response()),
         other => panic!("a void answered {other:?}"),
     }
 }
 
-/// The hold `id` as stored, or `hold_not_found`.
+/// The hold `id` as stored (shards' ids as they are), or `hold_not_found`.
 async fn read(st: &AppState, id: &str) -> Result<HoldView, HttpError> {
     let id = TransferId::new(id).map_err(invalid)?;
     let (store, keys) = (st.shell.store().clone(), st.shell.keys().clone());

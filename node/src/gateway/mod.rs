@@ -27,6 +27,7 @@ pub mod error;
 pub mod holds;
 pub mod movements;
 pub mod routes;
+pub mod sharded;
 pub mod stream;
 pub mod transfers;
 
@@ -84,6 +85,8 @@ pub struct AppShared {
     pub admission: Arc<admission::Admission>,
     /// The accepted tokens; `None` without `[auth]` (every route open).
     pub auth: Option<Arc<auth::Auth>>,
+    /// The layouts (sharded or not) of the accounts seen.
+    pub layouts: sharded::Layouts,
 }
 
 /// Which routes a listener serves.
@@ -150,6 +153,7 @@ fn handlers() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/admin/pending", get(admin::pending)),
         ("GET", "/admin/holds", get(admin::holds)),
         ("GET", "/admin/owner/{id}", get(admin::owner)),
+        ("GET", "/admin/accounts/{id}/shards", get(admin::shards)),
         ("GET", "/admin/accounts/{id}/entries", get(admin::entries)),
         ("GET", "/admin/audit", get(admin::audit)),
         ("POST", "/admin/drain", post(admin::drain)),
@@ -291,7 +295,9 @@ pub async fn blocking<T: Send + 'static>(
     }
 }
 
-/// Validates an account id from a path.
+/// Validates an account id from a path (a shard's internal id is refused).
 pub fn parse_account(raw: String) -> Result<AccountId, HttpError> {
-    AccountId::new(raw).map_err(invalid)
+    let id = AccountId::new(raw).map_err(invalid)?;
+    sharded::client_id(&id)?;
+    Ok(id)
 }

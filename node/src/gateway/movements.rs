@@ -2,7 +2,7 @@
 
 use super::auth::Caller;
 use super::error::{idempotency_key, invalid, ApiJson, HttpError};
-use super::AppState;
+use super::{sharded, AppState};
 use crate::ledger::account::{Command, Reply};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -44,6 +44,11 @@ async fn movement(
 ) -> Result<Response, HttpError> {
     let idem_key = idempotency_key(&headers)?.map(String::from);
     check_reference(body.reference.as_deref())?;
+    // A sharded account: the shard the key picks (so a repeat finds its record), else any.
+    let seed = idem_key
+        .clone()
+        .unwrap_or_else(|| super::transfers::random_hex_id("m"));
+    let amount = body.amount.get();
     let cmd = if deposit {
         Command::Deposit {
             amount: body.amount,
@@ -57,9 +62,14 @@ async fn movement(
             idem_key,
         }
     };
-    let reply = st.shell.execute(&body.account, cmd, Duration::ZERO).await?;
+    let reply = if deposit {
+        let target = sharded::credit_target(&st, &body.account, &seed).await?;
+        st.shell.execute(&target, cmd, Duration::ZERO).await?
+    } else {
+        sharded::debit(&st, &body.account, &seed, amount, cmd, Duration::ZERO).await?
+    };
     match reply {
-        Reply::Movement(view) => Ok((StatusCode::CREATED, Json(view)).into_response()),
+        Reply::Movement(view) => Ok((StatusCode::CREATED, Json(view.public())).into_response()),
         other => panic!("movement answered {other:?}"),
     }
 }

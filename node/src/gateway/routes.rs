@@ -64,6 +64,7 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/admin/pending", ADMIN),
     route("GET", "/admin/holds", ADMIN),
     route("GET", "/admin/owner/{id}", ADMIN),
+    route("GET", "/admin/accounts/{id}/shards", ADMIN),
     route("GET", "/admin/accounts/{id}/entries", ADMIN),
     route("GET", "/admin/audit", ADMIN),
     route("POST", "/admin/drain", ADMIN),

@@ -26,6 +26,7 @@
 //! period late).
 
 use super::auth::Caller;
+use super::error::HttpError;
 use super::AppState;
 use crate::ledger::account::BalanceUpdate;
 use crate::ledger::account::{Command, Reply};
@@ -204,7 +205,7 @@ impl Connection {
         self.caller = Caller::Token(token);
         let accounts: Vec<AccountId> = self.subs.keys().cloned().collect();
         for a in accounts {
-            if let Err(e) = self.caller.permits(Scope::Read, Some(&a)) {
+            if let Err(e) = self.caller.permits(Scope::Read, Some(&a.public())) {
                 self.subs.remove(&a);
                 self.st.shell.metrics().auth_refused(ErrorCode::Forbidden);
                 let msg = format!("subscription to {a} ended: {}", e.message);
@@ -251,10 +252,16 @@ impl Connection {
         };
         match frame {
             ClientFrame::Ping => self.send(&ServerFrame::Pong).await,
-            ClientFrame::Subscribe { account, from_seq } => self.subscribe(account, from_seq).await,
-            ClientFrame::Unsubscribe { account } => {
-                self.subs.remove(&account);
-                self.send(&ServerFrame::Unsubscribed { account }).await
+            ClientFrame::Subscribe {
+                account,
+                from_seq,
+                shard,
+            } => self.subscribe(account, shard, from_seq).await,
+            ClientFrame::Unsubscribe { account, shard } => {
+                let key = shard.map_or_else(|| account.clone(), |j| account.public().shard(j));
+                self.subs.remove(&key);
+                self.send(&ServerFrame::Unsubscribed { account, shard })
+                    .await
             }
             ClientFrame::Get { req_id, account } => {
                 self.command(req_id, Scope::Read, account, Command::Get)
@@ -314,12 +321,24 @@ impl Connection {
         }
     }
 
-    async fn subscribe(&mut self, account: AccountId, from_seq: Option<u64>) -> Result<(), Closed> {
+    /// Subscribes to an account's journal, or to one shard's of a sharded account (the
+    /// subscription is then kept under the shard's id, which its updates carry).
+    async fn subscribe(
+        &mut self,
+        account: AccountId,
+        shard: Option<u16>,
+        from_seq: Option<u64>,
+    ) -> Result<(), Closed> {
         if !self.permitted(Scope::Read, &account, None).await? {
             return Ok(());
         }
+        let shard = match super::accounts::shard_param(&self.st, &account, shard).await {
+            Ok(s) => s,
+            Err(HttpError(e)) => return self.error(e.code, e.message, None).await,
+        };
+        let journal = shard.map_or_else(|| account.clone(), |j| account.shard(j));
         let max = self.st.admission.subscriptions_max;
-        if !self.subs.contains_key(&account) && self.subs.len() >= max {
+        if !self.subs.contains_key(&journal) && self.subs.len() >= max {
             self.st.shell.metrics().overloaded.inc();
             let msg = format!("at most {max} subscriptions per socket (limits.ws_subscriptions_max); nothing was subscribed");
             return self.error(ErrorCode::Overloaded, msg, None).await;
@@ -328,20 +347,21 @@ impl Connection {
         let seq = match self
             .st
             .shell
-            .execute(&account, Command::Get, Duration::ZERO)
+            .execute(&journal, Command::Get, Duration::ZERO)
             .await
         {
             Ok(Reply::Account { view, .. }) => view.seq,
             Ok(other) => panic!("get answered {other:?}"),
             Err(e) => return self.error(e.code, e.message, None).await,
         };
-        self.subs.insert(account.clone(), from_seq.unwrap_or(seq));
+        self.subs.insert(journal.clone(), from_seq.unwrap_or(seq));
         self.send(&ServerFrame::Subscribed {
-            account: account.clone(),
+            account,
+            shard,
             seq,
         })
         .await?;
-        self.catch_up(&account, None).await
+        self.catch_up(&journal, None).await
     }
 
     /// Runs a command on `account` if the token has `scope` on it (money moves out of it, or
@@ -362,22 +382,22 @@ impl Connection {
             return self.error(ErrorCode::Overloaded, msg, Some(req_id)).await;
         }
         self.in_flight += 1;
-        let (shell, results) = (self.st.shell.clone(), self.results.clone());
+        let (st, results) = (self.st.clone(), self.results.clone());
         tokio::spawn(async move {
             let wait = Duration::from_millis(TRANSFER_WAIT_MS_DEFAULT);
-            let frame = match shell.execute(&account, cmd, wait).await {
+            let frame = match super::sharded::run(&st, &account, cmd, wait).await {
                 Ok(reply) => {
                     let result = match reply {
                         Reply::Account { view, .. } => CommandResult::Account(view),
-                        Reply::Movement(m) => CommandResult::Movement(m),
-                        Reply::Transfer(view) => CommandResult::Transfer(view),
+                        Reply::Movement(m) => CommandResult::Movement(m.public()),
+                        Reply::Transfer(view) => CommandResult::Transfer(view.public()),
                         Reply::Hold(_) | Reply::Capture { .. } | Reply::Disbursement(_) => {
                             unreachable!("the socket sends no hold or disbursement command")
                         }
                     };
                     ServerFrame::Result { req_id, result }
                 }
-                Err(ApiError { code, message }) => ServerFrame::Error {
+                Err(HttpError(ApiError { code, message })) => ServerFrame::Error {
                     code,
                     message,
                     req_id: Some(req_id),
@@ -492,13 +512,19 @@ impl Connection {
             "stream of {account} would skip or repeat"
         );
         *last = entry.seq;
+        // A shard's subscription is shown as its account's, with the shard named.
+        let shard = account.shard_index();
         let frame = ServerFrame::Balance {
-            account: account.clone(),
+            account: account.public(),
+            shard,
             seq: entry.seq,
             balance: entry.balance,
             available: entry.available,
             held,
-            entry: entry.clone(),
+            entry: Entry {
+                shard,
+                ..entry.clone()
+            },
         };
         self.send(&frame).await
     }

@@ -3,7 +3,7 @@
 use super::auth::Caller;
 use super::error::{invalid, ApiJson, HttpError};
 use super::movements::{debit_request, wait_of};
-use super::{blocking, AppState};
+use super::{blocking, sharded, AppState};
 use crate::ledger::account::{Command, Reply};
 use crate::ledger::exec;
 use axum::extract::{Path, State};
@@ -41,14 +41,15 @@ pub async fn create(
         reference: body.reference,
         idem_key,
     };
-    let Reply::Transfer(view) = st.shell.execute(&body.from, cmd, wait).await? else {
+    let Reply::Transfer(view) = sharded::transfer(&st, &body.from, cmd, wait).await? else {
         panic!("a transfer command answered another reply");
     };
     Ok(transfer_response(view))
 }
 
-/// The response for a transfer in any state.
+/// The response for a transfer in any state (shards' ids shown as their accounts').
 pub fn transfer_response(view: TransferView) -> Response {
+    let view = view.public();
     match view.status {
         TransferStatus::Completed => (StatusCode::OK, Json(view)).into_response(),
         TransferStatus::Pending => (StatusCode::ACCEPTED, Json(view)).into_response(),
@@ -79,7 +80,10 @@ pub async fn get(
 ) -> Result<Response, HttpError> {
     let id = TransferId::new(id).map_err(invalid)?;
     let (store, keys) = (st.shell.store().clone(), st.shell.keys().clone());
-    match blocking(move || exec::read_transfer(&store, &keys, &id)).await? {
+    match blocking(move || exec::read_transfer(&store, &keys, &id))
+        .await?
+        .map(TransferView::public)
+    {
         Some(view) if caller.may_access(&view.from) || caller.may_access(&view.to) => {
             Ok((StatusCode::OK, Json(view)).into_response())
         }

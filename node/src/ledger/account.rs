@@ -11,11 +11,13 @@
 
 mod disbursements;
 mod holds;
+mod shards;
 mod transfers;
 
 use transfers::{listed_at, Credit};
 
 pub use disbursements::{OpenDisbursement, LEGS_RESERVED_MAX};
+pub use shards::{is_move, move_id, MOVES_OUT_MAX, MOVE_PREFIX};
 
 use super::planted::{planted, Bug};
 use super::records::{
@@ -129,6 +131,8 @@ pub enum Write {
     HoldDue(TransferId, u64, bool),
     /// Add (true) or remove (false) a disbursement from the index of unsettled ones.
     Disbursing(TransferId, bool),
+    /// Mark (true) or unmark (false) a move of this shard's money to a sibling, in flight.
+    Moving(TransferId, bool),
 }
 
 /// A balance change to publish on the account's stream.
@@ -424,9 +428,10 @@ impl AccountCore {
                 idem_key: None,
                 saga: Some(disbursement_id.clone()),
             },
-            Input::Saga(SagaMsg::Outcome { .. } | SagaMsg::LegOutcome { .. }) | Input::Timer(_) => {
-                Needs::default()
-            }
+            Input::Saga(
+                SagaMsg::Outcome { .. } | SagaMsg::LegOutcome { .. } | SagaMsg::Gather { .. },
+            )
+            | Input::Timer(_) => Needs::default(),
         }
     }
 
@@ -435,8 +440,18 @@ impl AccountCore {
         let mut step = Step::default();
         match input {
             Input::Command(req, cmd) => {
+                let debit = shards::debit_of(&cmd);
                 let result = self.command(cmd, reads, now_ms, &mut step);
+                if let (Err(e), Some(amount)) = (&result, debit) {
+                    if e.code == ErrorCode::InsufficientFunds {
+                        self.gather_for(amount, &mut step);
+                    }
+                }
                 step.effects.push(Effect::Reply(req, result));
+            }
+            Input::Saga(SagaMsg::Gather { from, to, want }) => {
+                assert_eq!(to, self.id, "a gather delivered to the wrong account");
+                self.gather(from, want, now_ms, &mut step);
             }
             Input::Saga(SagaMsg::Credit {
                 transfer_id,
@@ -521,7 +536,7 @@ impl AccountCore {
         step: &mut Step,
     ) -> Result<Reply, ApiError> {
         match cmd {
-            Command::Open { currency } => self.open_account(currency, now_ms, step),
+            Command::Open { currency, shards } => self.open_account(currency, shards, now_ms, step),
             Command::Get => Ok(Reply::Account {
                 view: self.active_or_any()?.view(&self.id),
                 created: false,
@@ -583,9 +598,11 @@ impl AccountCore {
                 reference,
                 idem_key,
             } => {
+                // The receiver as the client named it: a shard of a sharded receiver is a
+                // routing choice, not part of the request.
                 let fingerprint = format!(
                     "transfer|{}|{}|{}",
-                    to,
+                    to.public(),
                     amount.get(),
                     reference.as_deref().unwrap_or("")
                 );
@@ -612,7 +629,7 @@ impl AccountCore {
             } => {
                 let fingerprint = format!(
                     "hold|{}|{}|{}|{}",
-                    to,
+                    to.public(),
                     amount.get(),
                     expires_in_ms,
                     reference.as_deref().unwrap_or("")
@@ -662,7 +679,7 @@ impl AccountCore {
             } => {
                 let legs_text: Vec<String> = legs
                     .iter()
-                    .map(|(to, a)| format!("{to}:{}", a.get()))
+                    .map(|(to, a)| format!("{}:{}", to.public(), a.get()))
                     .collect();
                 let fingerprint = format!(
                     "disburse|{}|{}",
@@ -688,6 +705,10 @@ impl AccountCore {
     /// The record if it accepts movements, or the reason it does not.
     fn movable(&self) -> Result<&AccountRecord, ErrorCode> {
         let r = self.record.as_ref().ok_or(ErrorCode::AccountNotFound)?;
+        if r.shards.is_some() && !self.id.is_shard() {
+            // A sharded account's own record: its money is in its shards (see `shards`).
+            return Err(ErrorCode::AccountNotFound);
+        }
         match r.status {
             AccountStatus::Active => Ok(r),
             AccountStatus::Frozen => Err(ErrorCode::AccountFrozen),
@@ -698,14 +719,26 @@ impl AccountCore {
     fn open_account(
         &mut self,
         currency: Currency,
+        shards: Option<u16>,
         now_ms: u64,
         step: &mut Step,
     ) -> Result<Reply, ApiError> {
+        assert!(
+            shards.is_none_or(|k| (2..=protocol::ids::SHARDS_MAX).contains(&k)),
+            "{}: opened with {shards:?} shards",
+            self.id
+        );
         if let Some(r) = &self.record {
-            if r.currency != currency {
+            if r.currency != currency || r.shards != shards {
+                let shards_text = |k: Option<u16>| k.unwrap_or(1);
                 return Err(ApiError::new(
                     ErrorCode::AccountExists,
-                    format!("account {} exists with currency {}", self.id, r.currency),
+                    format!(
+                        "account {} exists with currency {} and {} shard(s)",
+                        self.id.public(),
+                        r.currency,
+                        shards_text(r.shards)
+                    ),
                 ));
             }
             return Ok(Reply::Account {
@@ -720,6 +753,7 @@ impl AccountCore {
             held: 0,
             seq: 0,
             opened_at: now_ms,
+            shards,
         };
         let view = r.view(&self.id);
         self.record = Some(r);
@@ -764,6 +798,7 @@ impl AccountCore {
             transfer_id,
             reference,
             at: now_ms,
+            shard: None,
         };
         step.writes.push(Write::Journal(entry.clone()));
         step.effects.push(Effect::Publish(BalanceUpdate {

@@ -743,6 +743,7 @@ mod tests {
 
     fn view(id: &str, balance: u64, held: u64, seq: u64) -> AccountView {
         AccountView {
+            shards: None,
             id: AccountId::new(id).unwrap(),
             currency: Currency::new("EUR").unwrap(),
             status: AccountStatus::Active,
@@ -770,6 +771,7 @@ mod tests {
                     EntryKind::Release => h -= a,
                 }
                 Entry {
+                    shard: None,
                     seq: i as u64 + 1,
                     kind,
                     amount: a,
@@ -914,6 +916,7 @@ mod tests {
         );
         let mut j = journal(&[(Deposit, 10, None)]);
         j.push(Entry {
+            shard: None,
             seq: 2,
             kind: Withdrawal,
             amount: 11,

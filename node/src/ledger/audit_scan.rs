@@ -197,6 +197,7 @@ fn view(id: &AccountId, r: &AccountRecord) -> AccountView {
         available: r.balance.saturating_sub(r.held),
         held: r.held,
         seq: r.seq,
+        shards: None,
     }
 }
 
@@ -296,6 +297,7 @@ mod tests {
                 for (i, a) in amounts.iter().enumerate() {
                     b += a;
                     let e = Entry {
+                        shard: None,
                         seq: i as u64 + 1,
                         kind: EntryKind::Deposit,
                         amount: *a,
@@ -308,6 +310,7 @@ mod tests {
                     txn.set(&keys.journal(id, e.seq), &encode(&e))?;
                 }
                 let r = AccountRecord {
+                    shards: None,
                     currency: Currency::new("EUR").unwrap(),
                     status: AccountStatus::Active,
                     balance,

@@ -548,10 +548,17 @@ fn apply_write(
             txn.set(&keys.pending(tid.as_str()), &encode(work.core.id()))?
         }
         Write::Pending(tid, false) => txn.clear(&keys.pending(tid.as_str()))?,
+        // Under the account's id: a sharded account's list covers every shard.
         Write::Listed(tid, at_ms, sender) => txn.set(
-            &keys.listed(&id, listed_rank(*at_ms), tid.as_str()),
+            &keys.listed(
+                work.core.id().public_str(),
+                listed_rank(*at_ms),
+                tid.as_str(),
+            ),
             &encode(sender),
         )?,
+        Write::Moving(tid, true) => txn.set(&keys.moving(&id, tid.as_str()), b"")?,
+        Write::Moving(tid, false) => txn.clear(&keys.moving(&id, tid.as_str()))?,
         Write::HoldDue(hid, at_ms, true) => txn.set(
             &keys.hold_due(*at_ms, hid.as_str()),
             &encode(work.core.id()),
@@ -569,7 +576,7 @@ fn apply_write(
 /// it (read when the first is absent; in a group both are fetched in its one batched read, so
 /// the second lookup costs a local B-tree miss on the embedded store and nothing more on
 /// FoundationDB).
-fn get_saga(
+pub(super) fn get_saga(
     txn: &mut dyn Txn,
     keys: &Keys,
     account: &str,
@@ -814,7 +821,7 @@ pub fn read_due_holds(
     })
 }
 
-fn get<T: Stored>(txn: &mut dyn Txn, key: &[u8]) -> Result<Option<T>, StorageError> {
+pub(super) fn get<T: Stored>(txn: &mut dyn Txn, key: &[u8]) -> Result<Option<T>, StorageError> {
     txn.get(key)?.map(|b| decode(&b)).transpose()
 }
 
@@ -1115,6 +1122,7 @@ mod tests {
         // instead of panicking on it (a view asserts holds within the balance).
         let (store, keys) = (Store::new(Arc::new(MemoryBackend::new())), Keys::default());
         let rec = |balance, held| AccountRecord {
+            shards: None,
             currency: Currency::new("EUR").unwrap(),
             status: AccountStatus::Active,
             balance,

@@ -43,6 +43,10 @@
 //! and which legs answered it, and each receiver's, which reserves its leg (room under
 //! 2^53-1, not money) and decides once per disbursement, like a credit.
 //!
+//! A sharded (hot) account keeps its money in K shard accounts, each an ordinary account
+//! core with a few more rules (`account/shards.rs`); [`shards`] routes requests to them and
+//! sums them in reads, counting money moving between two shards once.
+//!
 //! Left out on purpose: closing accounts (no API yet), overdraft limits (no account setting
 //! yet; available never goes below zero), expiry of idempotency records (kept forever, which
 //! satisfies "at least 24 hours"), and currency conversion.
@@ -55,6 +59,8 @@ pub mod driver;
 pub mod exec;
 pub mod planted;
 pub mod records;
+pub mod shard_reads;
+pub mod shards;
 pub mod stored;
 
 #[cfg(test)]

@@ -24,6 +24,9 @@ pub struct AccountRecord {
     pub seq: u64,
     /// When the account was opened, ms since the Unix epoch.
     pub opened_at: u64,
+    /// Shards of a sharded account (2 to 64): this record is then the account's, holding
+    /// no money, and `id~0` to `id~K-1` hold it. `None` for an account with one.
+    pub shards: Option<u16>,
 }
 
 impl AccountRecord {
@@ -44,6 +47,8 @@ impl AccountRecord {
             available: self.available(),
             held: self.held,
             seq: self.seq,
+            // The account's own record names its shards; a shard shows as a plain account.
+            shards: self.shards.filter(|_| !id.is_shard()),
         }
     }
 }

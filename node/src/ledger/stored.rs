@@ -129,12 +129,24 @@ impl Stored for AccountRecord {
             seq: self.seq,
             opened_at: self.opened_at,
         };
-        to_postcard(&w, out)
+        to_postcard(&w, out);
+        // The shard count of a sharded account's record follows; an account with one shard
+        // writes the same bytes as releases before sharding.
+        if let Some(k) = self.shards {
+            to_postcard(&k, out);
+        }
     }
 
     fn read_wire(bytes: &[u8]) -> Result<Self, String> {
-        let w: AccountWire = from_postcard(bytes)?;
+        let (w, rest): (AccountWire, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|e| e.to_string())?;
+        let shards = if rest.is_empty() {
+            None
+        } else {
+            Some(from_postcard::<u16>(rest)?)
+        };
         Ok(AccountRecord {
+            shards,
             currency: w.currency,
             status: status_of(w.status)?,
             balance: w.balance,
@@ -210,6 +222,7 @@ impl Stored for Entry {
             transfer_id: w.transfer_id.map(TransferId::new).transpose()?,
             reference: w.reference.map(str::to_owned),
             at: w.at,
+            shard: None,
         })
     }
 }
@@ -688,6 +701,7 @@ mod tests {
 
     fn entry(kind: EntryKind, transfer: Option<&str>) -> Entry {
         Entry {
+            shard: None,
             seq: 118,
             kind,
             amount: 2_500,
@@ -716,14 +730,17 @@ mod tests {
             AccountStatus::Frozen,
             AccountStatus::Closed,
         ] {
-            both_ways(AccountRecord {
-                currency: Currency::new("EUR").unwrap(),
-                status,
-                balance: 10,
-                held: 3,
-                seq: 7,
-                opened_at: 1,
-            });
+            for shards in [None, Some(2), Some(64)] {
+                both_ways(AccountRecord {
+                    shards,
+                    currency: Currency::new("EUR").unwrap(),
+                    status,
+                    balance: 10,
+                    held: 3,
+                    seq: 7,
+                    opened_at: 1,
+                });
+            }
         }
         both_ways(Lease {
             node: "n1".into(),

@@ -23,6 +23,7 @@ pub fn opened(store: &Store, keys: &Keys, name: &str, funds: u64) -> Activation 
     let mut inputs = vec![Input::Command(
         1,
         Command::Open {
+            shards: None,
             currency: Currency::new("EUR").unwrap(),
         },
     )];

@@ -26,7 +26,13 @@ fn amt(v: u64) -> Amount {
 fn funded(name: &str, balance: u64) -> AccountCore {
     let mut c = AccountCore::new(id(name), None, Unsettled::default(), SagaTiming::default());
     c.step(
-        Input::Command(1, Command::Open { currency: eur() }),
+        Input::Command(
+            1,
+            Command::Open {
+                shards: None,
+                currency: eur(),
+            },
+        ),
         Reads::default(),
         10,
     );
@@ -79,7 +85,13 @@ fn open_creates_once_and_refuses_other_currency() {
     // Proves open is idempotent for the same currency and account_exists for another.
     let mut c = AccountCore::new(id("a"), None, Unsettled::default(), SagaTiming::default());
     let s = c.step(
-        Input::Command(1, Command::Open { currency: eur() }),
+        Input::Command(
+            1,
+            Command::Open {
+                shards: None,
+                currency: eur(),
+            },
+        ),
         Reads::default(),
         5,
     );
@@ -89,7 +101,13 @@ fn open_creates_once_and_refuses_other_currency() {
         Ok(Reply::Account { created: true, .. })
     ));
     let s = c.step(
-        Input::Command(2, Command::Open { currency: eur() }),
+        Input::Command(
+            2,
+            Command::Open {
+                shards: None,
+                currency: eur(),
+            },
+        ),
         Reads::default(),
         6,
     );
@@ -102,6 +120,7 @@ fn open_creates_once_and_refuses_other_currency() {
         Input::Command(
             3,
             Command::Open {
+                shards: None,
                 currency: Currency::new("USD").unwrap(),
             },
         ),

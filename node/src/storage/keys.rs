@@ -7,7 +7,8 @@
 //! | `("acct", id, "jrnl", seq)` | `Entry`: immutable journal entry |
 //! | `("acct", id, "idem", key)` | `IdemRecord`: request fingerprint and result |
 //! | `("acct", id, "open", transfer_id)` | empty: sender sagas of this account not yet settled |
-//! | `("acct", id, "xfers", rank, transfer_id)` | account id of the sender: the account's transfers, either side, newest first (`rank` falls as the transfer's creation time grows) |
+//! | `("acct", id, "xfers", rank, transfer_id)` | account id of the sender: the account's transfers, either side, newest first (`rank` falls as the transfer's creation time grows); a sharded account's shards all write their rows under the account's id |
+//! | `("acct", shard, "moving", transfer_id)` | empty: a move of this shard's money to a sibling, not settled (a sharded account's reads count it once) |
 //! | `("accts", id)` | empty: index of every opened account, for listings and the audit |
 //! | `("saga", transfer_id, id)` | `SagaRecord`: account `id`'s side of a transfer; the sender's is also the transfer's summary |
 //! | `("pending", transfer_id)` | account id of the sender: unsettled sagas, so none is forgotten |
@@ -128,6 +129,25 @@ impl Keys {
     pub fn open_transfer_id(&self, account: &str, key: &[u8]) -> Option<String> {
         self.root
             .subspace(&("acct", account, "open"))
+            .unpack::<(String,)>(key)
+            .ok()
+            .map(|(t,)| t)
+    }
+
+    /// Marker of a move of a shard's money to a sibling shard, in flight.
+    pub fn moving(&self, shard: &str, transfer_id: &str) -> Vec<u8> {
+        self.root.pack(&("acct", shard, "moving", transfer_id))
+    }
+
+    /// The range of a shard's move markers.
+    pub fn moving_range(&self, shard: &str) -> (Vec<u8>, Vec<u8>) {
+        self.root.subspace(&("acct", shard, "moving")).range()
+    }
+
+    /// Decodes the transfer id of a move marker key.
+    pub fn moving_transfer_id(&self, shard: &str, key: &[u8]) -> Option<String> {
+        self.root
+            .subspace(&("acct", shard, "moving"))
             .unpack::<(String,)>(key)
             .ok()
             .map(|(t,)| t)

@@ -122,6 +122,7 @@ pub fn fed(ledger: &Ledger) -> Result<Fed, String> {
         }
         let id = AccountId::new(id.clone()).map_err(|e| format!("account id {id:?}: {e}"))?;
         let view = AccountView {
+            shards: None,
             id,
             currency: s.currency,
             status: s.status,
@@ -231,6 +232,7 @@ mod tests {
 
     fn entry(seq: u64, kind: EntryKind, amount: u64, balance: u64, available: u64) -> Entry {
         Entry {
+            shard: None,
             seq,
             kind,
             amount,
@@ -252,6 +254,7 @@ mod tests {
             states: vec![(
                 1,
                 AccountRecord {
+                    shards: None,
                     currency: Currency::new("EUR").unwrap(),
                     status: AccountStatus::Active,
                     balance,

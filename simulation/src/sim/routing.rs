@@ -214,7 +214,10 @@ impl Sim {
                 hold_id: hold.clone(),
                 idem_key: spec.idem_key.clone(),
             },
-            OpKind::Open(c) => Command::Open { currency: *c },
+            OpKind::Open(c) => Command::Open {
+                shards: None,
+                currency: *c,
+            },
             OpKind::Deposit(a) => Command::Deposit {
                 amount: Amount::new(*a).expect("workload amounts are valid"),
                 reference: Some(spec.reference.clone()),
@@ -289,6 +292,7 @@ fn describe_saga(m: &SagaMsg) -> String {
             amount,
             ..
         } => format!("try {disbursement_id} ->{to} {}", amount.get()),
+        SagaMsg::Gather { from, to, want } => format!("gather {from}<-{to} {}", want.get()),
         SagaMsg::Confirm {
             disbursement_id,
             to,

@@ -500,6 +500,7 @@ fn open_and_fund(
     let open = OpenAccount {
         id: id.clone(),
         currency: plan.currency,
+        shards: None,
     };
     let key = format!("bench-{run_id}-{i}-open");
     let _: AccountView = client

@@ -7,12 +7,12 @@
 use crate::client::{CliError, Client, ATTEMPTS, REQUEST_TIMEOUT};
 use crate::output;
 use crate::rng::random_key;
-use protocol::admin::{NodeStatus, OwnerView};
+use protocol::admin::{NodeStatus, OwnerView, ShardView};
 use protocol::api::{
     AccountView, EntriesPage, Movement, MovementView, OpenAccount, TransferRequest, TransferStatus,
     TransferView, ENTRIES_PAGE_MAX, TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX,
 };
-use protocol::ids::REFERENCE_LEN_MAX;
+use protocol::ids::{REFERENCE_LEN_MAX, SHARDS_MAX};
 use protocol::{AccountId, Amount, ApiError, Currency, IdempotencyKey};
 use std::io::Write as _;
 use std::time::Duration;
@@ -121,11 +121,15 @@ pub fn owner(ctx: &Ctx, id: &str) -> Result<(), Failure> {
     Ok(())
 }
 
-/// `account open ID --currency CUR`.
-pub fn open(ctx: &Ctx, id: &str, cur: &str) -> Result<(), Failure> {
+/// `account open ID --currency CUR [--shards K]`.
+pub fn open(ctx: &Ctx, id: &str, cur: &str, shards: u16) -> Result<(), Failure> {
+    if !(1..=SHARDS_MAX).contains(&shards) {
+        return Err(CliError::Usage(format!("--shards {shards}: from 1 to {SHARDS_MAX}")).into());
+    }
     let body = OpenAccount {
         id: account_id("account", id)?,
         currency: currency(cur)?,
+        shards: (shards > 1).then_some(shards),
     };
     // Opening is idempotent by itself (same id and currency answer 200), so there is no --key;
     // the generated key still makes the client's own retries replay the first answer.
@@ -141,21 +145,31 @@ pub fn open(ctx: &Ctx, id: &str, cur: &str) -> Result<(), Failure> {
         let what = if created {
             "opened"
         } else {
-            "already open with the same currency"
+            "already open with the same settings"
         };
         output::line(format!("account {} {what}\n{}", v.id, output::account(&v)))?;
     }
     Ok(())
 }
 
-/// `account show ID`.
+/// `account show ID`: the account, and for a sharded one each shard and its node.
 pub fn show(ctx: &Ctx, id: &str) -> Result<(), Failure> {
     let id = account_id("account", id)?;
     let v: AccountView = ctx.client.get(&format!("/v1/accounts/{id}"))?;
+    let shards: Option<Vec<ShardView>> = match v.shards {
+        Some(_) => Some(ctx.client.get(&format!("/admin/accounts/{id}/shards"))?),
+        None => None,
+    };
     if ctx.json {
-        output::json(&v)?;
+        match &shards {
+            Some(s) => output::json(&serde_json::json!({"account": v, "shards": s}))?,
+            None => output::json(&v)?,
+        }
     } else {
         output::line(output::account(&v))?;
+        if let Some(s) = &shards {
+            output::line(output::shards(s))?;
+        }
     }
     Ok(())
 }
@@ -185,6 +199,7 @@ pub fn history(
     after_seq: Option<u64>,
     limit: Option<u32>,
     all: bool,
+    shard: Option<u16>,
 ) -> Result<(), Failure> {
     let id = account_id("account", id)?;
     if let Some(l) = limit {
@@ -197,6 +212,9 @@ pub fn history(
     }
     let page_url = |after: u64, limit: Option<u32>| {
         let mut url = format!("/v1/accounts/{id}/entries?after_seq={after}");
+        if let Some(j) = shard {
+            url.push_str(&format!("&shard={j}"));
+        }
         if let Some(l) = limit {
             url.push_str(&format!("&limit={l}"));
         }

@@ -182,8 +182,12 @@ enum AccountCommand {
         /// Currency: three upper-case letters.
         #[arg(long, value_name = "CUR")]
         currency: String,
+        /// Keep the money in K shards (1 to 64), for a very busy account; fixed at opening.
+        #[arg(long, value_name = "K", default_value_t = 1)]
+        shards: u16,
     },
-    /// Show an account's balances (strongly consistent).
+    /// Show an account's balances (strongly consistent); a sharded account's shards too,
+    /// with the node each lives on.
     Show {
         /// Account id.
         id: String,
@@ -201,6 +205,9 @@ enum AccountCommand {
         /// Follow every page to the end.
         #[arg(long)]
         all: bool,
+        /// The shard whose journal to list, for a sharded account.
+        #[arg(long, value_name = "J")]
+        shard: Option<u16>,
     },
     /// List an account's transfers (either side), newest first.
     Transfers {
@@ -295,14 +302,19 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Owner { id } => commands::owner(&ctx, &id),
         Command::Drain { node_id } => drain_cmd::run(&ctx, &node_id),
         Command::Account(a) => match a {
-            AccountCommand::Open { id, currency } => commands::open(&ctx, &id, &currency),
+            AccountCommand::Open {
+                id,
+                currency,
+                shards,
+            } => commands::open(&ctx, &id, &currency, shards),
             AccountCommand::Show { id } => commands::show(&ctx, &id),
             AccountCommand::History {
                 id,
                 after_seq,
                 limit,
                 all,
-            } => commands::history(&ctx, &id, after_seq, limit, all),
+                shard,
+            } => commands::history(&ctx, &id, after_seq, limit, all, shard),
             AccountCommand::Transfers {
                 id,
                 status,

@@ -5,7 +5,7 @@
 
 use crate::client::CliError;
 use protocol::admin::AuditReport;
-use protocol::admin::{NodeStatus, OwnerView};
+use protocol::admin::{NodeStatus, OwnerView, ShardView};
 use protocol::api::{
     AccountView, DisbursementView, Entry, HoldView, MovementView, TransferStatus, TransferView,
 };
@@ -105,10 +105,29 @@ pub fn table(headers: &[&str], right: &[bool], rows: &[Vec<String>]) -> String {
 /// An account as aligned `key  value` lines.
 pub fn account(v: &AccountView) -> String {
     let status = serde_plain(&v.status);
+    let last = match v.shards {
+        Some(k) => format!("shards     {k}"),
+        None => format!("seq        {}", v.seq),
+    };
     format!(
-        "account    {}\ncurrency   {}\nstatus     {status}\nbalance    {}\navailable  {}\nheld       {}\nseq        {}",
-        v.id, v.currency, v.balance, v.available, v.held, v.seq
+        "account    {}\ncurrency   {}\nstatus     {status}\nbalance    {}\navailable  {}\nheld       {}\n{last}",
+        v.id, v.currency, v.balance, v.available, v.held
     )
+}
+
+/// A table of a sharded account's shards: each one's node and balances.
+pub fn shards(s: &[ShardView]) -> String {
+    let mut out = format!(
+        "{:>5}  {:<12} {:>16} {:>16} {:>16} {:>10}",
+        "shard", "node", "balance", "available", "held", "seq"
+    );
+    for v in s {
+        out.push_str(&format!(
+            "\n{:>5}  {:<12} {:>16} {:>16} {:>16} {:>10}",
+            v.shard, v.node_id, v.balance, v.available, v.held, v.seq
+        ));
+    }
+    out
 }
 
 /// One line for a deposit or withdrawal result.

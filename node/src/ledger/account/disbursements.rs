@@ -84,7 +84,11 @@ impl AccountCore {
             )));
         }
         let receivers: BTreeSet<&AccountId> = legs.iter().map(|(to, _)| to).collect();
-        if receivers.len() != legs.len() || receivers.contains(&self.id) {
+        let publics: BTreeSet<AccountId> = legs.iter().map(|(to, _)| to.public()).collect();
+        if receivers.len() != legs.len()
+            || publics.len() != legs.len()
+            || publics.contains(&self.id.public())
+        {
             return Err(invalid(
                 "the legs' receivers must be distinct and not the paying account".into(),
             ));

@@ -46,7 +46,7 @@ impl AccountCore {
         step: &mut Step,
     ) -> Result<Reply, ApiError> {
         let r = self.movable()?;
-        if h.to == self.id {
+        if h.to.public() == self.id.public() {
             return Err(ErrorCode::SameAccount.into());
         }
         let a = h.amount.get();

@@ -310,6 +310,7 @@ fn drivers_of_three_accounts_commit_in_one_transaction() {
     for (i, d) in drivers.iter_mut().enumerate() {
         load(d, &store, i as u64 + 1);
         d.command(Command::Open {
+            shards: None,
             currency: Currency::new("EUR").unwrap(),
         });
         assert_eq!(d.take_out(), vec![Out::Flush]);

@@ -23,6 +23,7 @@ fn acct(s: &str) -> AccountId {
 
 fn open() -> Command {
     Command::Open {
+        shards: None,
         currency: Currency::new("EUR").unwrap(),
     }
 }

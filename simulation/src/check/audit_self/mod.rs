@@ -222,6 +222,7 @@ fn add_max_account(fed: &mut Fed, more: u64) {
         |(_, v, _)| v.currency,
     );
     let deposit = |seq: u64, amount: u64, balance: u64| Entry {
+        shard: None,
         seq,
         kind: EntryKind::Deposit,
         amount,
@@ -237,6 +238,7 @@ fn add_max_account(fed: &mut Fed, more: u64) {
     }
     let balance = AMOUNT_MAX + more;
     let view = AccountView {
+        shards: None,
         id: AccountId::new(MAX_ACCOUNT).expect("valid id"),
         currency,
         status: AccountStatus::Active,
