@@ -138,16 +138,20 @@ pub enum AuditCheck {
     Conservation,
     /// Every transfer is completed (debited once, credited once) or failed (neither) (invariant 3).
     AtomicTransfers,
+    /// A sharded account's own record holds no money, and each of its shards exists, in its
+    /// currency (its money is counted in them, once).
+    Shards,
 }
 
 impl AuditCheck {
     /// Every check, in report order.
-    pub const ALL: [AuditCheck; 5] = [
+    pub const ALL: [AuditCheck; 6] = [
         AuditCheck::Settled,
         AuditCheck::Replay,
         AuditCheck::NoOverdraft,
         AuditCheck::Conservation,
         AuditCheck::AtomicTransfers,
+        AuditCheck::Shards,
     ];
 
     /// The name used in reports.
@@ -158,6 +162,7 @@ impl AuditCheck {
             AuditCheck::NoOverdraft => "no_overdraft",
             AuditCheck::Conservation => "conservation",
             AuditCheck::AtomicTransfers => "atomic_transfers",
+            AuditCheck::Shards => "shards",
         }
     }
 
@@ -173,6 +178,7 @@ impl AuditCheck {
             AuditCheck::AtomicTransfers => {
                 "transfers completed or failed, never half (invariant 3)"
             }
+            AuditCheck::Shards => "sharded accounts: money only in shards, every shard there",
         }
     }
 }

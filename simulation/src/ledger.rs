@@ -30,6 +30,8 @@ pub enum Row {
     Saga(String, String, Option<SagaRecord>),
     /// `("acct", id, "open", transfer_id)`.
     Open(String, String, bool),
+    /// `("acct", shard, "moving", transfer_id)`: a move of a shard's money in flight.
+    Moving(String, String, bool),
     /// `("accts", id)`.
     Index(String, bool),
     /// `("pending", transfer_id)` and the sender.
@@ -98,6 +100,9 @@ pub fn decode_row(key: &[u8], value: Option<&[u8]>) -> Result<Row, String> {
                 (Some("open"), Some(Element::String(t))) => {
                     Row::Open(id, t.to_string(), value.is_some())
                 }
+                (Some("moving"), Some(Element::String(t))) => {
+                    Row::Moving(id, t.to_string(), value.is_some())
+                }
                 _ => return Err(dec("account")),
             }
         }
@@ -150,6 +155,8 @@ pub struct AccountObs {
     pub sagas: BTreeMap<String, SagaRecord>,
     /// Open sender sagas.
     pub open: BTreeSet<String>,
+    /// Moves of this shard's money to a sibling, marked in flight.
+    pub moving: BTreeSet<String>,
     /// The transfer list: transfer id to rank (newest first by rank) and sender.
     pub listed: BTreeMap<String, (u64, String)>,
     /// Listed in the account index.
@@ -318,6 +325,14 @@ impl Ledger {
                     a.open.insert(t.clone());
                 } else {
                     a.open.remove(t);
+                }
+            }
+            Row::Moving(id, t, on) => {
+                let a = self.accounts.entry(id.clone()).or_default();
+                if *on {
+                    a.moving.insert(t.clone());
+                } else {
+                    a.moving.remove(t);
                 }
             }
             Row::Index(id, on) => self.accounts.entry(id.clone()).or_default().indexed = *on,

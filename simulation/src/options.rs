@@ -26,6 +26,11 @@ pub struct Options {
     pub accounts: usize,
     /// Currencies in use (1 or 2).
     pub currencies: usize,
+    /// Shards of the run's hot account `hot-0` (0: no sharded account; else 2 to 4).
+    pub hot_shards: u16,
+    /// Share of operations aimed at the hot account (as the account acted on, and as a
+    /// transfer's receiver), ppm.
+    pub hot_share_ppm: u32,
     /// Client operations in the safety phase (all clients together).
     pub ops: u64,
     /// A client gives up waiting for a reply after this long (then the outcome is unknown).
@@ -146,6 +151,8 @@ impl Options {
             clients: rng.range(1, CLIENTS_MAX) as usize,
             accounts: rng.range(2, 24) as usize,
             currencies: rng.range(1, 2) as usize,
+            hot_shards: 0,
+            hot_share_ppm: 0,
             ops,
             client_timeout_ms: rng.range(100, 3_000),
             think_max_ms: rng.range(0, 200),
@@ -244,6 +251,13 @@ impl Options {
             options.heartbeat_ms * rng.range(3, 8) + options.net_delay_max_ms;
         options.hang_every_ms = every(rng, o_hang, 1_000, 15_000);
         options.hang_max_ms = rng.range(100, 3 * options.failure_timeout_ms);
+        // Drawn last, for the same reason. Most seeds have a hot account of a few shards
+        // (few, so that debits often find their shard short and money moves between them),
+        // and aim a large share of their operations at it.
+        if rng.chance(700_000) {
+            options.hot_shards = rng.range(2, 4) as u16;
+            options.hot_share_ppm = rng.range(200_000, 600_000) as u32;
+        }
         options
     }
 
@@ -294,6 +308,13 @@ impl fmt::Display for Options {
             self.client_timeout_ms,
             self.think_max_ms
         )?;
+        if self.hot_shards > 0 {
+            writeln!(
+                f,
+                "hot:      hot-0 in {} shards, {} ppm of the operations",
+                self.hot_shards, self.hot_share_ppm
+            )?;
+        }
         writeln!(
             f,
             "saga:     credit timeout {} ms, abort backoff <= {} ms",

@@ -13,6 +13,7 @@
 
 use crate::rng::Rng;
 use node::ledger::account::Reply;
+use node::ledger::shards::shard_for;
 use protocol::api::EntriesPage;
 use protocol::{AccountId, ApiError, Currency, TransferId, AMOUNT_MAX};
 use std::collections::{BTreeMap, VecDeque};
@@ -141,12 +142,16 @@ impl ClientResult {
 /// The account universe of a run.
 #[derive(Clone, Debug)]
 pub struct Universe {
-    /// Account ids clients open.
+    /// Account ids clients open (the hot account first, when there is one).
     pub accounts: Vec<AccountId>,
     /// Their currencies.
     pub currencies: Vec<Currency>,
     /// Ids never opened.
     pub ghosts: Vec<AccountId>,
+    /// The sharded (hot) account and its shard count, if the run has one.
+    pub hot: Option<(AccountId, u16)>,
+    /// Share of operations aimed at the hot account, ppm.
+    pub hot_share_ppm: u32,
 }
 
 const CURRENCIES: [&str; 2] = ["EUR", "USD"];
@@ -164,19 +169,102 @@ pub const HOLD_LIFE_MS: (u64, u64) = (500, 12_000);
 const EXACT_AMOUNT_PPM: u32 = 150_000;
 
 impl Universe {
-    /// `n` accounts over `currencies` currencies, plus the ghosts.
-    pub fn new(n: usize, currencies: usize) -> Self {
+    /// `n` accounts over `currencies` currencies, plus the ghosts; with `hot_shards` > 0,
+    /// the sharded account `hot-0` of that many shards besides.
+    pub fn new(n: usize, currencies: usize, hot_shards: u16, hot_share_ppm: u32) -> Self {
+        let hot =
+            (hot_shards > 0).then(|| (AccountId::new("hot-0").expect("valid id"), hot_shards));
+        let mut accounts: Vec<AccountId> = (0..n)
+            .map(|i| AccountId::new(format!("acc-{i}")).expect("valid id"))
+            .collect();
+        let mut currencies: Vec<Currency> = (0..n)
+            .map(|i| Currency::new(CURRENCIES[i % currencies]).expect("valid currency"))
+            .collect();
+        if let Some((id, _)) = &hot {
+            accounts.insert(0, id.clone());
+            currencies.insert(0, currencies[0]);
+        }
         Universe {
-            accounts: (0..n)
-                .map(|i| AccountId::new(format!("acc-{i}")).expect("valid id"))
-                .collect(),
-            currencies: (0..n)
-                .map(|i| Currency::new(CURRENCIES[i % currencies]).expect("valid currency"))
-                .collect(),
+            accounts,
+            currencies,
             ghosts: (0..GHOSTS)
                 .map(|i| AccountId::new(format!("ghost-{i}")).expect("valid id"))
                 .collect(),
+            hot,
+            hot_share_ppm,
         }
+    }
+
+    /// The shard count of `id` when it is the hot account or one of its shards.
+    pub fn shards_of(&self, id: &AccountId) -> Option<u16> {
+        self.hot
+            .as_ref()
+            .filter(|(h, _)| *h == id.public())
+            .map(|(_, k)| *k)
+    }
+
+    /// The journals a stream follows: every account's, each shard's for the hot account.
+    pub fn journals(&self) -> Vec<AccountId> {
+        let mut out = Vec::with_capacity(self.accounts.len() + 4);
+        for a in &self.accounts {
+            match self.shards_of(a) {
+                Some(k) => out.extend((0..k).map(|j| a.shard(j))),
+                None => out.push(a.clone()),
+            }
+        }
+        out
+    }
+
+    /// An operation on the hot account routed as the gateway routes it
+    /// (`node::ledger::shards`): a credit or debit to the shard its key (else its reference)
+    /// picks, each receiver that is the hot account to the shard the same seed picks (or to
+    /// the payer itself when that is a shard of it: `same_account`), an open, freeze or
+    /// history to the account or one shard (`pick`); a read of the hot account stays on it
+    /// (the gateway sums the shards).
+    pub fn route(&self, mut op: OpSpec, pick: u64) -> OpSpec {
+        let Some((hot, k)) = self.hot.clone() else {
+            return op;
+        };
+        let seed = op.idem_key.clone().unwrap_or_else(|| op.reference.clone());
+        let shard = |seed: &str| hot.shard(shard_for(k, seed));
+        let payer_is_hot = op.account == hot;
+        let receiver = |to: &AccountId, payer: &AccountId, seed: &str| {
+            if *to != hot {
+                to.clone()
+            } else if payer.public() == hot {
+                payer.clone()
+            } else {
+                shard(seed)
+            }
+        };
+        match &mut op.kind {
+            OpKind::Deposit(_) | OpKind::Withdraw(_) if payer_is_hot => op.account = shard(&seed),
+            OpKind::Transfer { to, .. } | OpKind::Hold { to, .. } => {
+                if payer_is_hot {
+                    op.account = shard(&seed);
+                }
+                *to = receiver(to, &op.account, &seed);
+            }
+            OpKind::Disburse { legs } => {
+                if payer_is_hot {
+                    op.account = shard(&seed);
+                }
+                for (to, _) in legs.iter_mut() {
+                    *to = receiver(to, &op.account, &format!("{seed}:{to}"));
+                }
+            }
+            OpKind::Open(_) | OpKind::Freeze | OpKind::Unfreeze | OpKind::History(_)
+                if payer_is_hot =>
+            {
+                // The account's own record, or one shard's.
+                let j = pick % (u64::from(k) + 1);
+                if j < u64::from(k) {
+                    op.account = hot.shard(j as u16);
+                }
+            }
+            _ => {}
+        }
+        op
     }
 }
 
@@ -248,13 +336,37 @@ impl Generator {
     /// The next operation of `client`, given the specs issued so far; returns a new spec or
     /// the index of an old one to repeat verbatim.
     pub fn next(&mut self, client: usize, issued: &[OpSpec], keyed_of_client: &[usize]) -> Drawn {
+        match self.draw(client, issued, keyed_of_client) {
+            Drawn::New(op) if self.universe.hot.is_some() => {
+                let pick = self.rng.below(1 << 20);
+                Drawn::New(self.universe.route(op, pick))
+            }
+            drawn => drawn,
+        }
+    }
+
+    /// The next operation before routing (on the hot account's id, not its shards').
+    fn draw(&mut self, client: usize, issued: &[OpSpec], keyed_of_client: &[usize]) -> Drawn {
         let r = &mut self.rng;
         let u = &self.universe;
         let n = issued.len();
         let reference = format!("o{n}");
         let key = |r: &mut Rng| r.chance(800_000).then(|| format!("k{client}-{n}"));
-        let ai = r.below(u.accounts.len() as u64) as usize;
+        // The hot account (first in the list) takes its share of the operations.
+        let hot = |r: &mut Rng| u.hot.is_some() && r.chance(u.hot_share_ppm);
+        let ai = if hot(r) {
+            0
+        } else {
+            r.below(u.accounts.len() as u64) as usize
+        };
         let account = u.accounts[ai].clone();
+        let any = |r: &mut Rng| {
+            if hot(r) {
+                u.accounts[0].clone()
+            } else {
+                r.pick(&u.accounts).clone()
+            }
+        };
         let amount = |r: &mut Rng, hi: u64| {
             if r.chance(10_000) {
                 AMOUNT_MAX - r.below(1_000)
@@ -361,7 +473,7 @@ impl Generator {
                 let to = match r.below(20) {
                     0 => account.clone(),
                     1 => r.pick(&u.ghosts).clone(),
-                    _ => r.pick(&u.accounts).clone(),
+                    _ => any(r),
                 };
                 (
                     OpKind::Transfer {
@@ -380,7 +492,7 @@ impl Generator {
                     let to = if r.chance(50_000) {
                         r.pick(&u.ghosts).clone()
                     } else {
-                        r.pick(&u.accounts).clone()
+                        any(r)
                     };
                     if to != account && legs.iter().all(|(t, _)| *t != to) {
                         legs.push((to, amount(r, 800)));
@@ -401,7 +513,7 @@ impl Generator {
                 let to = match r.below(20) {
                     0 => account.clone(),
                     1 => r.pick(&u.ghosts).clone(),
-                    _ => r.pick(&u.accounts).clone(),
+                    _ => any(r),
                 };
                 let expires_in_ms = r.range(HOLD_LIFE_MS.0, HOLD_LIFE_MS.1);
                 (

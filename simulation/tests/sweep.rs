@@ -17,7 +17,7 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
     let failures = Mutex::new(Vec::new());
     let ops = AtomicU64::new(0);
     // How often the driver's rarer paths ran, summed over the seeds.
-    let exercised: Mutex<[u64; 17]> = Mutex::new([0; 17]);
+    let exercised: Mutex<[u64; 19]> = Mutex::new([0; 19]);
     // The corruptions the audit was shown (a mask per seed, united).
     let corruptions = AtomicU64::new(0);
     let jobs = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -54,6 +54,8 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
                     st.holds[3],
                     st.disbursements[1],
                     st.disbursements[2],
+                    st.gathers,
+                    st.moves[1],
                 ]) {
                     *sum += n;
                 }
@@ -79,7 +81,8 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
     // several batches, a batch fenced in a group whose other batches committed, and batches
     // handed back by a full commit queue, and leases that moved between two attempts of one
     // transaction; and holds that ended captured, voided and expired, and disbursements that
-    // completed and failed.
+    // completed and failed; and debits of the hot account sent again to a short shard, and
+    // moves of money between its shards that completed.
     let e = exercised.into_inner().unwrap();
     let names = [
         "fenced",
@@ -99,6 +102,8 @@ fn sweep_200_seeds_of_1000_ops_find_no_failure() {
         "expired holds",
         "completed disbursements",
         "failed disbursements",
+        "debits tried again on a shard",
+        "moves between shards",
     ];
     for (name, n) in names.iter().zip(e) {
         assert!(n > 0, "no seed exercised {name}: {e:?}");

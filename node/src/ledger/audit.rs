@@ -112,6 +112,10 @@ pub struct Auditor {
     entries: u64,
     listed: Vec<AuditViolation>,
     counts: BTreeMap<AuditCheck, u64>,
+    /// Sharded accounts fed: shard count and currency.
+    sharded: BTreeMap<String, (u16, Currency)>,
+    /// Shards fed, by their account's id: number and currency.
+    shards: BTreeMap<String, Vec<(u16, Currency)>>,
 }
 
 impl Auditor {
@@ -162,6 +166,48 @@ impl Auditor {
         self.set_pending(ids);
     }
 
+    /// Notes a sharded account's own record (it must hold nothing) or a shard.
+    fn note_shards(&mut self, v: &AccountView) {
+        let id = v.id.as_str();
+        if let Some(k) = v.shards {
+            self.sharded.insert(id.to_owned(), (k, v.currency));
+            if (v.balance, v.held, v.seq) != (0, 0, 0) {
+                let message = format!(
+                    "account of {k} shards holds balance {} held {} seq {} in its own record (its money belongs in its shards)",
+                    v.balance, v.held, v.seq
+                );
+                self.violation(AuditCheck::Shards, Some(id), None, message);
+            }
+        }
+        if let Some(j) = v.id.shard_index() {
+            let account = v.id.public_str().to_owned();
+            self.shards
+                .entry(account)
+                .or_default()
+                .push((j, v.currency));
+        }
+    }
+
+    /// Every sharded account has each of its shards, in its currency. (A shard whose account
+    /// is missing is an opening still under way or cut short: shards are opened first.)
+    fn judge_shards(&mut self) {
+        let sharded = std::mem::take(&mut self.sharded);
+        let shards = std::mem::take(&mut self.shards);
+        for (id, (k, currency)) in &sharded {
+            let seen = shards.get(id).map(Vec::as_slice).unwrap_or(&[]);
+            for j in 0..*k {
+                let message = match seen.iter().find(|(s, _)| *s == j) {
+                    None => format!("shard {j} of {k} is missing"),
+                    Some((_, c)) if c != currency => {
+                        format!("shard {j} holds {c}, the account {currency}")
+                    }
+                    Some(_) => continue,
+                };
+                self.violation(AuditCheck::Shards, Some(id), None, message);
+            }
+        }
+    }
+
     /// Records a violation found outside the journals (e.g. transfers still pending).
     pub fn violation(
         &mut self,
@@ -188,6 +234,7 @@ impl Auditor {
         let index = u32::try_from(self.accounts.len()).unwrap_or(u32::MAX);
         self.accounts
             .push((view.id.as_str().to_owned(), view.currency));
+        self.note_shards(view);
         self.current = Some(Replay {
             index,
             view: view.clone(),
@@ -470,6 +517,7 @@ impl Auditor {
     /// Runs the cross-account checks (conservation, atomic transfers) and builds the report.
     pub fn finish(mut self) -> AuditReport {
         self.end_account();
+        self.judge_shards();
         let transfers = std::mem::take(&mut self.transfers);
         // Money a pending transfer credited before its sender captured it is in flight: it is
         // in the receiver's balance and still in the sender's (DESIGN.md 6.1 counts it once).
@@ -828,6 +876,34 @@ mod tests {
         r.violations
             .iter()
             .any(|v| v.check == check && v.message.contains(words))
+    }
+
+    #[test]
+    fn audit_checks_sharded_accounts_hold_money_only_in_their_shards() {
+        // Proves the shards check: a sharded account with every shard passes; one with a
+        // shard missing, or with money in its own record, fails; a shard whose account is
+        // not there (an opening still under way) passes.
+        let run = |accounts: &[AccountView]| {
+            let mut a = Auditor::new();
+            for v in accounts {
+                a.begin_account(v);
+            }
+            a.finish()
+        };
+        let sharded = |balance| AccountView {
+            shards: Some(2),
+            ..view("m", balance, 0, 0)
+        };
+        let whole = run(&[sharded(0), view("m~0", 0, 0, 0), view("m~1", 0, 0, 0)]);
+        assert!(whole.ok, "{whole:?}");
+        let r = run(&[sharded(0), view("m~1", 0, 0, 0)]);
+        assert!(
+            has(&r, AuditCheck::Shards, "shard 0 of 2 is missing"),
+            "{r:?}"
+        );
+        let r = run(&[sharded(5), view("m~0", 0, 0, 0), view("m~1", 0, 0, 0)]);
+        assert!(has(&r, AuditCheck::Shards, "holds balance 5"), "{r:?}");
+        assert!(run(&[view("n~0", 0, 0, 0)]).ok);
     }
 
     #[test]

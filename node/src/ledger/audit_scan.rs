@@ -197,7 +197,8 @@ fn view(id: &AccountId, r: &AccountRecord) -> AccountView {
         available: r.balance.saturating_sub(r.held),
         held: r.held,
         seq: r.seq,
-        shards: None,
+        // As the record's own view: a sharded account's record names its shards.
+        shards: r.shards.filter(|_| !id.is_shard()),
     }
 }
 

@@ -60,11 +60,14 @@ pub enum Bug {
     /// A receiver answering a leg it already recorded leaves its reservations in memory as
     /// they were (a retry after an unknown commit that landed leaves memory behind storage).
     LegReplayKeepsMemory,
+    /// A read of a sharded account counts a move between two shards at both ends once its
+    /// destination applied it (its source still holds it).
+    MoveCountedTwice,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 18] = [
+    pub const ALL: [Bug; 19] = [
         Bug::SkipEpochCheck,
         Bug::ReleaseOnTimeout,
         Bug::CreditTwice,
@@ -83,6 +86,7 @@ impl Bug {
         Bug::TryAfterCancel,
         Bug::ConfirmTwice,
         Bug::LegReplayKeepsMemory,
+        Bug::MoveCountedTwice,
     ];
 
     /// The bug's name on the command line.
@@ -106,6 +110,7 @@ impl Bug {
             Bug::TryAfterCancel => "try-after-cancel",
             Bug::ConfirmTwice => "confirm-twice",
             Bug::LegReplayKeepsMemory => "leg-replay-keeps-memory",
+            Bug::MoveCountedTwice => "move-counted-twice",
         }
     }
 

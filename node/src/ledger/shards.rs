@@ -20,6 +20,7 @@
 //! money, not held for anyone) and each applied move out of the balance (it is counted at its
 //! destination).
 
+use super::planted::{planted, Bug};
 use super::records::AccountRecord;
 use protocol::api::{AccountStatus, AccountView};
 use protocol::AccountId;
@@ -66,7 +67,7 @@ pub fn sum(id: &AccountId, account: &AccountRecord, shards: &[ShardState]) -> Ac
         let applied: u64 = s
             .moves_out
             .iter()
-            .filter(|m| m.applied)
+            .filter(|m| m.applied && !planted(Bug::MoveCountedTwice))
             .map(|m| m.amount)
             .sum();
         balance += r.balance - applied;

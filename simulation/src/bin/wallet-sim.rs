@@ -120,6 +120,10 @@ fn print_summary(r: &Report) {
         s.holds[0], s.holds[1], s.holds[2], s.holds[3], s.disbursements[0], s.disbursements[1], s.disbursements[2]
     );
     println!(
+        "         hot account: {} debits tried again on their shard, {} moves between shards ({} completed)",
+        s.gathers, s.moves[0], s.moves[1]
+    );
+    println!(
         "         {} commits, {} activations, {} fenced batches, {} failed batches; storage {} attempts, {} faults, {} conflicts detected, {} leases moved between attempts, {} outages",
         s.commits, s.activations, s.fenced, s.failed_batches, s.attempts, s.storage_faults, s.storage_conflicts, s.leases_moved, s.outages
     );

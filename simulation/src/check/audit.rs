@@ -122,7 +122,7 @@ pub fn fed(ledger: &Ledger) -> Result<Fed, String> {
         }
         let id = AccountId::new(id.clone()).map_err(|e| format!("account id {id:?}: {e}"))?;
         let view = AccountView {
-            shards: None,
+            shards: s.shards.filter(|_| !id.is_shard()),
             id,
             currency: s.currency,
             status: s.status,

@@ -6,13 +6,17 @@
 //! release and credit each appear at most once; and the requests applied under one
 //! idempotency key of an account are all the same request. A hold (`POST /v1/holds`) holds
 //! again what a refused capture gave back, so only its first `hold` entry is a request's; its
-//! sums are checked by the atomic-transfers check, and its captures are transfers.
+//! sums are checked by the atomic-transfers check, and its captures are transfers. A move of
+//! money between two shards of an account is asked by the shard that holds it, whose entry it
+//! names in its id.
 
 use super::Check;
 use crate::ledger::{Commit, Ledger, Row};
 use crate::workload::{OpKind, OpSpec};
+use node::ledger::account::{move_id, MOVE_PREFIX};
 use node::ledger::records::{LegRecord, SagaRecord};
 use protocol::api::EntryKind;
+use protocol::AccountId;
 use std::collections::BTreeMap;
 
 /// What has been applied.
@@ -118,6 +122,20 @@ impl Check for ExactlyOnce {
                         e.amount
                     ));
                 }
+            }
+            // A move between two shards of an account is asked by a shard, not a client: its
+            // id names the shard and the journal entry that holds it, so it holds once.
+            if let Some(t) = tid.filter(|t| t.starts_with(MOVE_PREFIX)) {
+                let own = AccountId::new(id.clone())
+                    .ok()
+                    .filter(|a| a.is_shard())
+                    .map(|a| move_id(&a, *seq));
+                if e.kind == EntryKind::Hold && own.as_ref().map(|m| m.as_str()) != Some(t) {
+                    return Err(format!(
+                        "{id} entry {seq}: hold of move {t}, which is not this shard's move of this entry"
+                    ));
+                }
+                continue;
             }
             let by_request = match e.kind {
                 EntryKind::Deposit | EntryKind::Withdrawal => true,

@@ -34,6 +34,7 @@ mod model_disbursements;
 mod model_holds;
 mod overdraft;
 mod replay;
+mod sharded_reads;
 mod single_writer;
 pub mod store_reads;
 
@@ -115,6 +116,7 @@ impl Checks {
                 Box::new(audit::Audit),
                 Box::new(durability::Durability::default()),
                 Box::new(model::ClientModel),
+                Box::new(sharded_reads::ShardedReads),
             ],
         }
     }

@@ -250,6 +250,8 @@ impl Check for ClientModel {
                 let other = ctx.ledger.accounts.get(acct).and_then(|a| a.state()).is_some_and(|s| s.currency != *c);
                 if other { Ok(()) } else { Err(format!("open {acct} {c}: account_exists without another currency")) }
             }
+            // A sharded account's read is a sum over its shards: `sharded_reads` checks it.
+            (Ok(Reply::Account { view, created: false }), OpKind::Get) if view.shards.is_some() => Ok(()),
             (Ok(Reply::Account { view, created: false }), OpKind::Get | OpKind::Freeze | OpKind::Unfreeze) => {
                 let want = match op.kind {
                     OpKind::Freeze => Some(AccountStatus::Frozen),

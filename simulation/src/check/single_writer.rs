@@ -53,12 +53,20 @@ impl Check for SingleWriter {
             | Row::Idem(a, _, _)
             | Row::Saga(a, _, _)
             | Row::Open(a, _, _)
-            | Row::Listed(a, ..)
-            | Row::Index(a, _) => Some(a.clone()),
+            | Row::Moving(a, _, _)
+            | Row::Index(a, _) => Some((a.clone(), false)),
+            // A sharded account's list is written by its shards.
+            Row::Listed(a, ..) => Some((a.clone(), true)),
             Row::Pending(..) | Row::HoldDue(..) | Row::Disbursing(..) => None,
         };
-        for owner in commit.rows.iter().filter_map(owner_of) {
-            if !commit.writers.iter().any(|(w, _)| w.account == owner) {
+        for (owner, by_shards) in commit.rows.iter().filter_map(owner_of) {
+            let wrote = |w: &crate::store::Writer| {
+                w.account == owner
+                    || (by_shards
+                        && w.account.split(protocol::ids::SHARD_SEPARATOR).next()
+                            == Some(owner.as_str()))
+            };
+            if !commit.writers.iter().any(|(w, _)| wrote(w)) {
                 let (w, _) = &commit.writers[0];
                 return Err(format!(
                     "activation of {} on {} wrote {owner}'s keys",
@@ -74,7 +82,11 @@ impl Check for SingleWriter {
                 || commit
                     .rows
                     .iter()
-                    .any(|r| owner_of(r).as_deref() == Some(w.account.as_str()));
+                    // (A list row is never an account's only write; one under a sharded
+                    // account's id is its shards', not the account record's.)
+                    .any(|r| {
+                        owner_of(r).is_some_and(|(o, by_shards)| !by_shards && o == w.account)
+                    });
             if w.activating || !wrote {
                 continue;
             }

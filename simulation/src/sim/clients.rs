@@ -5,8 +5,14 @@
 //! the same idempotency key when it has one (or is naturally idempotent), with exponential
 //! backoff, up to [`RETRIES_MAX`] tries; otherwise its outcome stays unknown. Every reply is
 //! handed to the checkers, even a late one for an attempt the client gave up on.
+//!
+//! A debit refused `insufficient_funds` by a shard of the hot account is decided as the
+//! gateway decides it (`node::ledger::shards::after_short`, on the whole account read from
+//! storage): refused for good, or sent again to the same shard after a backoff (its siblings
+//! are moving money to it), up to [`GATHER_TRIES_MAX`] times.
 
 use super::*;
+use node::ledger::shards::{after_short, Short};
 
 /// Where a client is in its loop.
 pub(super) enum ClientState {
@@ -20,10 +26,18 @@ pub(super) enum ClientState {
     Done,
 }
 
+/// Most times a client sends a debit again to a shard that found too little money while the
+/// account as a whole had it.
+pub(super) const GATHER_TRIES_MAX: u32 = 8;
+/// First wait before such a try; doubles per try.
+const GATHER_BACKOFF_MS: u64 = 5;
+
 /// One client.
 pub(super) struct Client {
     pub(super) state: ClientState,
     pub(super) keyed: Vec<usize>,
+    /// Tries of the current operation on a shard that found too little money.
+    pub(super) gathers: u32,
 }
 
 impl Sim {
@@ -127,6 +141,9 @@ impl Sim {
         if result.is_unknown() {
             return self.client_unknown(c);
         }
+        if self.shard_short(c, op, &result) {
+            return;
+        }
         match &result {
             ClientResult::Reply(Ok(_)) | ClientResult::Page(Ok(_)) => self.stats.acked += 1,
             _ => self.stats.refused += 1,
@@ -163,7 +180,48 @@ impl Sim {
         }
     }
 
+    /// A shard of the hot account refused a debit for want of money: true when the client
+    /// sends it again (the whole account has the money), as the gateway would.
+    fn shard_short(&mut self, c: usize, op: usize, result: &ClientResult) -> bool {
+        let ClientResult::Reply(Err(e)) = result else {
+            return false;
+        };
+        let spec = &self.ops[op];
+        let amount = match &spec.kind {
+            OpKind::Withdraw(a) => *a,
+            OpKind::Transfer { amount, .. } | OpKind::Hold { amount, .. } => *amount,
+            OpKind::Disburse { legs } => legs.iter().fold(0u64, |t, (_, a)| t.saturating_add(*a)),
+            _ => return false,
+        };
+        if e.code != ErrorCode::InsufficientFunds
+            || !spec.account.is_shard()
+            || self.clients[c].gathers >= GATHER_TRIES_MAX
+        {
+            return false;
+        }
+        let ClientState::Waiting { tries, .. } = self.clients[c].state else {
+            return false;
+        };
+        let account = spec.account.public();
+        let (whole, _) = self.storage(Vec::new(), |s, k| shard_reads::read_whole(s, k, &account));
+        let retry = match whole {
+            Ok(Some(v)) => after_short(&v, amount) == Short::Retry,
+            Ok(None) => false,
+            // The gateway answers `unavailable` when it cannot read: try again.
+            Err(_) => true,
+        };
+        if retry {
+            let g = self.clients[c].gathers;
+            self.clients[c].gathers = g + 1;
+            self.clients[c].state = ClientState::Retrying { op, tries };
+            self.stats.gathers += 1;
+            self.at(GATHER_BACKOFF_MS << g.min(6), Event::ClientWake(c));
+        }
+        retry
+    }
+
     pub(super) fn client_next(&mut self, c: usize) {
+        self.clients[c].gathers = 0;
         self.clients[c].state = ClientState::Idle;
         let think = self.gen.think(self.opts.think_max_ms);
         self.at(think, Event::ClientWake(c));

@@ -57,6 +57,7 @@ use node::cluster::placement::{Member, Ring};
 use node::cluster::SAGA_HOPS_MAX;
 use node::ledger::account::{Command, Effect, Input, Reply, ReqId, SagaTiming, CREDIT_RESENDS_MAX};
 use node::ledger::exec::{self, Activation};
+use node::ledger::shard_reads;
 use node::storage::keys::Keys;
 use node::storage::{RetryPolicy, StorageError, Store};
 use protocol::saga::SagaMsg;
@@ -249,6 +250,11 @@ pub struct Stats {
     pub holds: [u64; 4],
     /// Disbursements started, and how many completed and failed.
     pub disbursements: [u64; 3],
+    /// Debits a shard of the hot account refused for want of money that were sent again
+    /// (the account as a whole had it).
+    pub gathers: u64,
+    /// Moves of money between the hot account's shards, and how many completed.
+    pub moves: [u64; 2],
     /// Events handled.
     pub events: u64,
     /// Simulated time at the end of the safety phase.
@@ -281,6 +287,8 @@ pub struct Sim {
     rng_ids: Rng,
     rng_streams: Rng,
     gen: Generator,
+    /// The accounts of the run (which one is sharded, in how many shards).
+    universe: Universe,
     backend: Arc<SimBackend>,
     store: Store,
     keys: Keys,
@@ -363,12 +371,17 @@ impl Sim {
                 liveness: liveness::Liveness::new(0, &opts),
             })
             .collect();
-        let universe = Universe::new(opts.accounts, opts.currencies);
+        let universe = Universe::new(
+            opts.accounts,
+            opts.currencies,
+            opts.hot_shards,
+            opts.hot_share_ppm,
+        );
         let mut rng_subs = Rng::stream(seed, 7);
         let subscribers = (0..opts.subscribers)
             .map(|_| {
                 let node = rng_subs.below(opts.nodes as u64) as usize;
-                streams::Subscriber::new(node, &universe.accounts)
+                streams::Subscriber::new(node, &universe.journals())
             })
             .collect();
         let mut sim = Sim {
@@ -379,7 +392,8 @@ impl Sim {
             rng_fault: Rng::stream(seed, 3),
             rng_ids: Rng::stream(seed, 4),
             rng_streams: Rng::stream(seed, 6),
-            gen: Generator::new(Rng::stream(seed, 5), universe),
+            gen: Generator::new(Rng::stream(seed, 5), universe.clone()),
+            universe,
             backend,
             store,
             keys,
@@ -394,6 +408,7 @@ impl Sim {
                 .map(|_| Client {
                     state: ClientState::Idle,
                     keyed: Vec::new(),
+                    gathers: 0,
                 })
                 .collect(),
             ops: Vec::new(),
@@ -489,6 +504,14 @@ impl Sim {
                     self.stats.disbursements[2] += 1
                 }
                 _ => {}
+            }
+        }
+        for (id, t) in &self.ledger.transfers {
+            if id.starts_with(node::ledger::account::MOVE_PREFIX) {
+                self.stats.moves[0] += 1;
+                if t.status == protocol::api::TransferStatus::Completed {
+                    self.stats.moves[1] += 1;
+                }
             }
         }
         for (_, h) in self.ledger.holds.values() {

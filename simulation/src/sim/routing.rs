@@ -214,10 +214,27 @@ impl Sim {
                 hold_id: hold.clone(),
                 idem_key: spec.idem_key.clone(),
             },
+            // The hot account and its shards are opened with its shard count.
             OpKind::Open(c) => Command::Open {
-                shards: None,
+                shards: self.universe.shards_of(&spec.account),
                 currency: *c,
             },
+            // A sharded account is read as the gateway reads it: its shards summed from one
+            // storage snapshot.
+            OpKind::Get if self.universe.shards_of(&spec.account).is_some() => {
+                let (read, lat) = self.storage(Vec::new(), |s, k| {
+                    shard_reads::read_whole(s, k, &spec.account)
+                });
+                let r = ClientResult::Reply(match read {
+                    Ok(Some(view)) => Ok(Reply::Account {
+                        view,
+                        created: false,
+                    }),
+                    Ok(None) => Err(ApiError::new(ErrorCode::AccountNotFound, "no such account")),
+                    Err(e) => Err(unavailable(&e.to_string())),
+                });
+                return self.answer_read(node, client, attempt, r, lat);
+            }
             OpKind::Deposit(a) => Command::Deposit {
                 amount: Amount::new(*a).expect("workload amounts are valid"),
                 reference: Some(spec.reference.clone()),

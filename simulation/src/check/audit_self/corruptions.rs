@@ -739,7 +739,38 @@ pub(super) const EXACT: [&str; 7] = [
 ];
 
 /// Every corruption, with its name for failures.
-pub(super) const CORRUPTIONS: [(&str, Corruption); 35] = [
+/// A shard of a sharded account left out of the store: the account misses it.
+fn shard_dropped(fed: &mut Fed, _: &Index) -> Option<Vec<Expect>> {
+    let (account, k) = stored(fed).find_map(|(_, v, _)| Some((v.id.clone(), v.shards?)))?;
+    let i = stored(fed)
+        .find_map(|(i, v, _)| (v.id.public() == account && v.id.is_shard()).then_some(i))?;
+    let FedAccount::Stored(v, _) = fed.accounts.remove(i) else {
+        return None;
+    };
+    let j = v.id.shard_index().expect("a shard");
+    let words = format!("shard {j} of {k} is missing");
+    Some(vec![expect(
+        AuditCheck::Shards,
+        Some(account.as_str()),
+        None,
+        words,
+    )])
+}
+
+/// Money in a sharded account's own record (it belongs in its shards).
+fn sharded_record_holds_money(fed: &mut Fed, _: &Index) -> Option<Vec<Expect>> {
+    let i = stored(fed).find_map(|(i, v, _)| v.shards.is_some().then_some(i))?;
+    let FedAccount::Stored(v, _) = &mut fed.accounts[i] else {
+        return None;
+    };
+    v.balance += 7;
+    v.available += 7;
+    let (id, k) = (v.id.as_str().to_owned(), v.shards.expect("sharded"));
+    let words = format!("account of {k} shards holds balance 7 held 0 seq 0 in its own record");
+    Some(vec![expect(AuditCheck::Shards, Some(&id), None, words)])
+}
+
+pub(super) const CORRUPTIONS: [(&str, Corruption); 37] = [
     ("deposit amount", deposit_amount),
     ("entry dropped", entry_dropped),
     ("journal short", journal_short),
@@ -775,4 +806,6 @@ pub(super) const CORRUPTIONS: [(&str, Corruption); 35] = [
     ("balance too large", balance_too_large),
     ("money created", money_created),
     ("flood", flood),
+    ("shard dropped", shard_dropped),
+    ("sharded record holds money", sharded_record_holds_money),
 ];
