@@ -138,7 +138,7 @@ pub enum AuditCheck {
     Conservation,
     /// Every transfer is completed (debited once, credited once) or failed (neither) (invariant 3).
     AtomicTransfers,
-    /// A sharded account's own record holds no money, and each of its shards exists, in its
+    /// A sharded account's own record holds no money, and each of its shards holds its
     /// currency (its money is counted in them, once).
     Shards,
 }
@@ -178,7 +178,7 @@ impl AuditCheck {
             AuditCheck::AtomicTransfers => {
                 "transfers completed or failed, never half (invariant 3)"
             }
-            AuditCheck::Shards => "sharded accounts: money only in shards, every shard there",
+            AuditCheck::Shards => "sharded accounts: money only in shards, in one currency",
         }
     }
 }

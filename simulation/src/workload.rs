@@ -460,7 +460,10 @@ impl Generator {
         let (kind, idem_key) = match roll {
             0..=12 => {
                 // Mostly the account's own currency; sometimes the other (account_exists).
-                let c = if r.chance(100_000) {
+                // The hot account and its shards always in its own: the gateway opens them
+                // together, in the settings of the account's record.
+                let hot_account = u.hot.is_some() && ai == 0;
+                let c = if !hot_account && r.chance(100_000) {
                     Currency::new(CURRENCIES[r.below(2) as usize]).expect("valid")
                 } else {
                     u.currencies[ai]

@@ -374,3 +374,52 @@ pub fn listed_transfers(url: &str, account: &str) -> Vec<String> {
     );
     ids
 }
+
+/// POSTs `body` under idempotency key `key` to `path` through `urls` in turn until a node
+/// gives a definitive answer (anything but 503 or no answer, which leave the outcome unknown:
+/// the same key again), and returns it; panics at `deadline`.
+pub fn post_answered(
+    urls: &[String],
+    path: &str,
+    key: &str,
+    body: &Value,
+    deadline: Instant,
+) -> (u16, Value) {
+    let a = agent();
+    let mut attempt = 0;
+    while Instant::now() < deadline {
+        let url = &urls[attempt % urls.len()];
+        attempt += 1;
+        match request(&a, "POST", &format!("{url}{path}"), Some(body), Some(key)) {
+            Ok((503, _)) | Err(_) => std::thread::sleep(Duration::from_millis(100)),
+            Ok(answer) => return answer,
+        }
+    }
+    panic!("{path} {key}: no definitive answer before the deadline")
+}
+
+/// SIGKILLs node `i` of a three-node cluster, waits until the others dropped it, and starts
+/// it again from its config; returns once every node sees all three members.
+pub fn kill_and_restart(nodes: &mut [Option<Walletd>], configs: &[PathBuf], dir: &Path, i: usize) {
+    let ids = ["n1", "n2", "n3"];
+    nodes[i].take().expect("the node runs").kill9();
+    let others: Vec<&str> = ids
+        .iter()
+        .enumerate()
+        .filter(|(j, _)| *j != i)
+        .map(|(_, n)| *n)
+        .collect();
+    let survivor = nodes
+        .iter()
+        .flatten()
+        .next()
+        .expect("a node runs")
+        .url
+        .clone();
+    wait_members(&survivor, &others);
+    std::thread::sleep(Duration::from_secs(1));
+    nodes[i] = Some(Walletd::start_config(&configs[i], &node_log(dir, i)));
+    for n in nodes.iter().flatten() {
+        wait_members(&n.url, &ids);
+    }
+}

@@ -3,7 +3,7 @@
 //! once) or failed (none credited), never partial, and `walletctl audit` passes.
 
 use e2e::cluster::{
-    assert_audit_passes, assert_conserved, node_log, owner_of, start_three, wait_members,
+    assert_audit_passes, assert_conserved, kill_and_restart, owner_of, post_answered, start_three,
 };
 use e2e::{agent, open_funded, request, Walletd};
 use serde_json::{json, Value};
@@ -29,40 +29,24 @@ fn receiver(i: usize) -> String {
     format!("dr-{i}")
 }
 
-/// Sends disbursement `key` through `urls` (the first that answers), retrying an unknown
-/// outcome with the same key; returns its id once an answer names one.
+/// Sends disbursement `key` through `urls` until a node answers definitively; returns its
+/// id once an answer names one.
 fn send(urls: &[String], key: &str, body: &Value, deadline: Instant) -> Option<String> {
-    let a = agent();
-    let mut attempt = 0;
-    while Instant::now() < deadline {
-        let url = &urls[attempt % urls.len()];
-        attempt += 1;
-        match request(
-            &a,
-            "POST",
-            &format!("{url}/v1/disbursements"),
-            Some(body),
-            Some(key),
-        ) {
-            Ok((200 | 202, v)) => return v["id"].as_str().map(str::to_owned),
-            Ok((422, v)) if v["disbursement"]["id"].is_string() => {
-                return v["disbursement"]["id"].as_str().map(str::to_owned)
-            }
-            // Refused before it ran (insufficient funds after many payouts): nothing to track.
-            Ok((422, _)) => return None,
-            // Unknown outcome (a node down, an owner moving): the same key again.
-            Ok((503, _)) | Err(_) => std::thread::sleep(Duration::from_millis(100)),
-            Ok((s, v)) => panic!("disbursement {key}: unexpected {s} {v}"),
+    match post_answered(urls, "/v1/disbursements", key, body, deadline) {
+        (200 | 202, v) => v["id"].as_str().map(str::to_owned),
+        (422, v) if v["disbursement"]["id"].is_string() => {
+            v["disbursement"]["id"].as_str().map(str::to_owned)
         }
+        // Refused before it ran (insufficient funds after many payouts): nothing to track.
+        (422, _) => None,
+        (s, v) => panic!("disbursement {key}: unexpected {s} {v}"),
     }
-    panic!("disbursement {key}: no definitive answer before the deadline")
 }
 
 #[test]
 fn disbursements_across_three_nodes_survive_a_sigkill_whole_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
     let (configs, started) = start_three(dir.path(), "test-cookie", SAGA_TOML);
-    let log = |i: usize| node_log(dir.path(), i);
     let mut nodes: Vec<Option<Walletd>> = started.into_iter().map(Some).collect();
     let url = |nodes: &Vec<Option<Walletd>>, i: usize| nodes[i].as_ref().unwrap().url.clone();
     let (n1, n3) = (url(&nodes, 0), url(&nodes, 2));
@@ -116,13 +100,7 @@ fn disbursements_across_three_nodes_survive_a_sigkill_whole_or_not_at_all() {
     };
     answered(ANSWERED_PER_PHASE);
     let before_kill = ids.lock().unwrap().len();
-    nodes[1].take().unwrap().kill9();
-    wait_members(&n1, &["n1", "n3"]);
-    std::thread::sleep(Duration::from_secs(1));
-    nodes[1] = Some(Walletd::start_config(&configs[1], &log(1)));
-    for i in 0..3 {
-        wait_members(&url(&nodes, i), &["n1", "n2", "n3"]);
-    }
+    kill_and_restart(&mut nodes, &configs, dir.path(), 1);
     let after_restart = ids.lock().unwrap().len();
     answered(after_restart + ANSWERED_PER_PHASE);
     stop.store(true, Ordering::SeqCst);

@@ -35,24 +35,28 @@ pub async fn open(
         currency: body.currency,
         shards,
     };
-    // The shards first, then the account's own record: an account is found only once every
-    // shard exists, and a retry after a failure part way opens what is missing. An account
-    // that exists is not touched (its record answers, with `account_exists` if it differs).
-    if shards.is_some() && sharded::layout(&st, &body.id).await?.is_none() {
-        for j in 0..k {
-            st.shell
-                .execute(&body.id.shard(j), open.clone(), Duration::ZERO)
-                .await?;
-        }
+    // The account's own record first: its actor decides, once, which settings win (a
+    // concurrent open with another currency or shard count gets `account_exists` and touches
+    // no shard). Then its shards, in those settings; an open cut short part way is completed
+    // by a retry (the record answers 200, the missing shards are opened). Until then a
+    // request routed to a missing shard answers `account_not_found`.
+    let reply = st
+        .shell
+        .execute(&body.id, open.clone(), Duration::ZERO)
+        .await?;
+    let Some(k) = shards else {
+        return account_response(reply);
+    };
+    let Reply::Account { created, .. } = reply else {
+        panic!("an open answered {reply:?}");
+    };
+    for j in 0..k {
+        st.shell
+            .execute(&body.id.shard(j), open.clone(), Duration::ZERO)
+            .await?;
     }
-    let reply = st.shell.execute(&body.id, open, Duration::ZERO).await?;
-    match (shards, reply) {
-        (Some(_), Reply::Account { created, .. }) => {
-            let view = sharded::whole(&st, &body.id).await?;
-            account_response(Reply::Account { view, created })
-        }
-        (_, reply) => account_response(reply),
-    }
+    let view = sharded::whole(&st, &body.id).await?;
+    account_response(Reply::Account { view, created })
 }
 
 /// `GET /v1/accounts/{id}`: strongly consistent, served by the account's actor.

@@ -739,16 +739,22 @@ pub(super) const EXACT: [&str; 7] = [
 ];
 
 /// Every corruption, with its name for failures.
-/// A shard of a sharded account left out of the store: the account misses it.
-fn shard_dropped(fed: &mut Fed, _: &Index) -> Option<Vec<Expect>> {
-    let (account, k) = stored(fed).find_map(|(_, v, _)| Some((v.id.clone(), v.shards?)))?;
+/// A shard of a sharded account in another currency than the account's.
+fn shard_other_currency(fed: &mut Fed, _: &Index) -> Option<Vec<Expect>> {
+    let (account, currency) =
+        stored(fed).find_map(|(_, v, _)| v.shards.map(|_| (v.id.clone(), v.currency)))?;
     let i = stored(fed)
         .find_map(|(i, v, _)| (v.id.public() == account && v.id.is_shard()).then_some(i))?;
-    let FedAccount::Stored(v, _) = fed.accounts.remove(i) else {
+    let FedAccount::Stored(v, _) = &mut fed.accounts[i] else {
         return None;
     };
+    let other = ["EUR", "USD"]
+        .into_iter()
+        .map(|c| Currency::new(c).expect("valid"))
+        .find(|c| *c != currency)?;
+    v.currency = other;
     let j = v.id.shard_index().expect("a shard");
-    let words = format!("shard {j} of {k} is missing");
+    let words = format!("shard {j} holds {other}, the account {currency}");
     Some(vec![expect(
         AuditCheck::Shards,
         Some(account.as_str()),
@@ -806,6 +812,6 @@ pub(super) const CORRUPTIONS: [(&str, Corruption); 37] = [
     ("balance too large", balance_too_large),
     ("money created", money_created),
     ("flood", flood),
-    ("shard dropped", shard_dropped),
+    ("shard in another currency", shard_other_currency),
     ("sharded record holds money", sharded_record_holds_money),
 ];
