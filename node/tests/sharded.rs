@@ -204,7 +204,13 @@ fn entries_streams_freezing_and_client_ids_follow_the_shards() {
     for (j, amount) in [(0u16, 7u64), (2, 9), (2, 11)] {
         let key = key_for_shard(3, j, &format!("e{amount}"));
         let body = json!({"account": "h", "amount": amount});
-        post_ok(&n, "/v1/deposits", body, Some(&key), 201);
+        let m = post_ok(&n, "/v1/deposits", body, Some(&key), 201);
+        // The shard that took it is named: the balance and seq are that shard's.
+        assert_eq!(
+            (m["account"].as_str(), m["shard"].as_u64()),
+            (Some("h"), Some(u64::from(j))),
+            "{m}"
+        );
     }
     let (s, v) = n.get("/v1/accounts/h/entries");
     assert_eq!((s, code(&v)), (400, "invalid_request"), "{v}");
@@ -300,6 +306,13 @@ fn entries_streams_freezing_and_client_ids_follow_the_shards() {
             (Some(3), Some(25)),
             "{f}"
         );
+        // Unsubscribing from a shard number past the largest is answered, and the socket
+        // (and the node) go on.
+        let bad = json!({"op": "unsubscribe", "account": "h", "shard": 64});
+        ws_send(&mut ws, bad).await;
+        assert_eq!(ws_next(&mut ws).await["type"], "unsubscribed");
+        ws_send(&mut ws, json!({"op": "ping"})).await;
+        assert_eq!(ws_next(&mut ws).await["type"], "pong");
     });
 
     // walletctl: open with --shards, show lists each shard and its node.

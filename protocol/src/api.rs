@@ -108,6 +108,10 @@ pub struct MovementView {
     pub balance: u64,
     /// Journal sequence of the movement's entry.
     pub seq: u64,
+    /// The shard that took it, for a sharded account (`balance` and `seq` are then that
+    /// shard's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<u16>,
 }
 
 /// `POST /v1/transfers` body.
@@ -542,8 +546,9 @@ pub struct TransfersQuery {
 }
 
 impl MovementView {
-    /// The view a client sees: a shard's id replaced by its account's.
+    /// The view a client sees: a shard's id replaced by its account's, and the shard named.
     pub fn public(mut self) -> Self {
+        self.shard = self.account.shard_index();
         self.account = self.account.public();
         self
     }

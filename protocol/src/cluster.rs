@@ -29,8 +29,8 @@ pub enum Command {
     Open {
         /// Currency.
         currency: Currency,
-        /// Shards, for the record of a sharded account (its shards are opened first, each
-        /// with `None`); `None` for an account with one.
+        /// Shards of a sharded account, for its own record and for each of its shards (the
+        /// record is opened first, then the shards); `None` for an account with one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         shards: Option<u16>,
     },

@@ -65,6 +65,7 @@ pub async fn create(
         }
     }
     let mut senders = JoinSet::new();
+    let deadline = tokio::time::Instant::now() + wait;
     for (from, items) in by_sender {
         let st = st.clone();
         senders.spawn(async move {
@@ -72,11 +73,12 @@ pub async fn create(
             let replies = match sharded::shards_of(&st, &from).await {
                 Ok(None) => st.shell.execute_many(&from, cmds, wait).await,
                 // A sharded sender's items run one after another (in order), each on the
-                // shard its key picks.
+                // shard its key picks, all of them within the request's one `wait_ms`.
                 Ok(Some(_)) => {
                     let mut replies = Vec::with_capacity(cmds.len());
                     for cmd in cmds {
-                        replies.push(sharded_debit(&st, &from, cmd, wait).await);
+                        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                        replies.push(sharded_debit(&st, &from, cmd, left).await);
                     }
                     replies
                 }

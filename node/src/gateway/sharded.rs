@@ -120,8 +120,10 @@ pub async fn debit(
             other => return Ok(other?),
         };
         let whole = whole(st, from).await?;
-        if after_short(&whole, amount) == Short::Insufficient {
-            return Err(HttpError(refusal));
+        match after_short(&whole, amount) {
+            Short::Refuse(code) if code == refusal.code => return Err(HttpError(refusal)),
+            Short::Refuse(code) => return Err(code.into()),
+            Short::Retry => {}
         }
         if tokio::time::Instant::now() + backoff > deadline {
             return Err(HttpError(unavailable(

@@ -36,6 +36,7 @@ use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use cluster_config::Scope;
 use protocol::api::{Entry, TRANSFER_WAIT_MS_DEFAULT};
+use protocol::ids::SHARD_SEPARATOR;
 use protocol::stream::{ClientFrame, CommandResult, ServerFrame};
 use protocol::{AccountId, ApiError, ErrorCode};
 use std::collections::BTreeMap;
@@ -258,8 +259,15 @@ impl Connection {
                 shard,
             } => self.subscribe(account, shard, from_seq).await,
             ClientFrame::Unsubscribe { account, shard } => {
-                let key = shard.map_or_else(|| account.clone(), |j| account.public().shard(j));
-                self.subs.remove(&key);
+                // The subscription's key: the account's id, or its shard's (validated like any
+                // id: a shard number past the largest is no subscription).
+                let key = match shard {
+                    None => Ok(account.clone()),
+                    Some(j) => AccountId::new(format!("{}{SHARD_SEPARATOR}{j}", account.public())),
+                };
+                if let Ok(key) = key {
+                    self.subs.remove(&key);
+                }
                 self.send(&ServerFrame::Unsubscribed { account, shard })
                     .await
             }

@@ -838,6 +838,7 @@ impl AccountCore {
         self.record.as_mut().expect("movable").balance = balance;
         let entry = self.journal(kind, a, None, reference, now_ms, step);
         let view = MovementView {
+            shard: None,
             id: format!("{}:{}", self.id, entry.seq),
             account: self.id.clone(),
             amount: a,

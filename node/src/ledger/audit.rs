@@ -881,9 +881,10 @@ mod tests {
 
     #[test]
     fn audit_checks_sharded_accounts_hold_money_only_in_their_shards() {
-        // Proves the shards check: a sharded account with every shard passes; one with a
-        // shard missing, or with money in its own record, fails; a shard whose account is
-        // not there (an opening still under way) passes.
+        // Proves the shards check: a sharded account with every shard passes, and so does
+        // one whose shards are not all there yet (an opening under way); a shard in another
+        // currency, a shard number past the account's count, or money in the account's own
+        // record fails.
         let run = |accounts: &[AccountView]| {
             let mut a = Auditor::new();
             for v in accounts {

@@ -36,7 +36,9 @@ pub fn read_whole(
         let shards = (0..k)
             .map(|j| shard_state(txn, keys, &id.shard(j)))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Some(sum(id, &r, &shards)))
+        sum(id, &r, &shards)
+            .map(Some)
+            .map_err(StorageError::Corrupt)
     })
 }
 

@@ -23,7 +23,7 @@
 use super::planted::{planted, Bug};
 use super::records::AccountRecord;
 use protocol::api::{AccountStatus, AccountView};
-use protocol::AccountId;
+use protocol::{AccountId, ErrorCode};
 
 /// The shard of K that `seed` picks: FNV-1a of the seed, modulo K (stable across nodes,
 /// releases and restarts).
@@ -57,9 +57,23 @@ pub struct ShardState {
 
 /// The account as a whole, from its own record and its shards' states of one snapshot:
 /// every shard's money counted once, money in motion at its source until applied.
-pub fn sum(id: &AccountId, account: &AccountRecord, shards: &[ShardState]) -> AccountView {
-    let k = account.shards.expect("the record of a sharded account");
-    assert_eq!(shards.len(), usize::from(k), "{id}: one state per shard");
+///
+/// Stored records that contradict each other (a shard holding less than its moves in flight)
+/// are reported as an error, never summed into a wrong figure.
+pub fn sum(
+    id: &AccountId,
+    account: &AccountRecord,
+    shards: &[ShardState],
+) -> Result<AccountView, String> {
+    let k = account
+        .shards
+        .ok_or_else(|| format!("{id} is not sharded"))?;
+    if shards.len() != usize::from(k) {
+        return Err(format!(
+            "{id}: {} shard states for {k} shards",
+            shards.len()
+        ));
+    }
     let (mut balance, mut held) = (0u64, 0u64);
     for s in shards {
         let Some(r) = &s.record else { continue };
@@ -70,27 +84,40 @@ pub fn sum(id: &AccountId, account: &AccountRecord, shards: &[ShardState]) -> Ac
             .filter(|m| m.applied && !planted(Bug::MoveCountedTwice))
             .map(|m| m.amount)
             .sum();
-        balance += r.balance - applied;
-        held += r.held - moving;
+        // A move applied is in its source's balance, and every move in flight in its held.
+        let (b, h) = (r.balance.checked_sub(applied), r.held.checked_sub(moving));
+        let (Some(b), Some(h)) = (b, h) else {
+            return Err(format!(
+                "{id}: a shard holds less than its moves in flight: {r:?}, {s:?}"
+            ));
+        };
+        balance = balance
+            .checked_add(b)
+            .ok_or_else(|| format!("{id}: balance overflow"))?;
+        held += h;
     }
-    AccountView {
+    let available = balance
+        .checked_sub(held)
+        .ok_or_else(|| format!("{id}: held {held} above balance {balance}"))?;
+    Ok(AccountView {
         id: id.clone(),
         currency: account.currency,
         status: account.status,
         balance,
-        available: balance - held,
+        available,
         held,
         seq: 0,
         shards: Some(k),
-    }
+    })
 }
 
 /// What a router does after a shard refused a debit for want of money.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Short {
-    /// The account as a whole has less available than the debit: answer
-    /// `insufficient_funds`.
-    Insufficient,
+    /// Refuse the debit with this code: `insufficient_funds` when the account as a whole has
+    /// less available than the debit, `account_frozen` or `account_closed` when the account
+    /// is (a freeze reaching its shards one after the other).
+    Refuse(ErrorCode),
     /// The account has it, spread over shards: the refusing shard gathers it; try it again.
     Retry,
 }
@@ -98,10 +125,13 @@ pub enum Short {
 /// The verdict on a debit of `amount` a shard refused, from a read of the whole account
 /// made after the refusal.
 pub fn after_short(whole: &AccountView, amount: u64) -> Short {
-    if whole.status != AccountStatus::Active || whole.available < amount {
-        Short::Insufficient
-    } else {
-        Short::Retry
+    match whole.status {
+        AccountStatus::Frozen => Short::Refuse(ErrorCode::AccountFrozen),
+        AccountStatus::Closed => Short::Refuse(ErrorCode::AccountClosed),
+        AccountStatus::Active if whole.available < amount => {
+            Short::Refuse(ErrorCode::InsufficientFunds)
+        }
+        AccountStatus::Active => Short::Retry,
     }
 }
 
@@ -152,6 +182,7 @@ mod tests {
                     },
                 ],
             )
+            .unwrap()
         };
         // 150 on shard 0 (30 of it held by a hold), 20 on shard 1.
         for v in [
@@ -162,6 +193,15 @@ mod tests {
             assert_eq!((v.balance, v.held, v.available), (170, 30, 140));
             assert_eq!((v.shards, v.seq), (Some(2), 0));
         }
+        // Records that contradict their markers are an error, not a figure.
+        let bad = ShardState {
+            record: Some(record(50, 30, Some(1))),
+            moves_out: vec![MoveInFlight {
+                amount: 100,
+                applied: true,
+            }],
+        };
+        assert!(sum(&id, &record(0, 0, Some(1)), &[bad]).is_err());
     }
 
     #[test]
@@ -177,7 +217,7 @@ mod tests {
     #[test]
     fn a_short_shard_retries_only_when_the_account_has_the_money() {
         // Proves the verdict: the whole account's available decides, and a frozen account
-        // never retries.
+        // never retries (it answers `account_frozen`, as any frozen account).
         let mut v = sum(
             &AccountId::new("m").unwrap(),
             &record(0, 0, Some(1)),
@@ -185,10 +225,12 @@ mod tests {
                 record: Some(record(100, 0, Some(1))),
                 moves_out: vec![],
             }],
-        );
+        )
+        .unwrap();
         assert_eq!(after_short(&v, 100), Short::Retry);
-        assert_eq!(after_short(&v, 101), Short::Insufficient);
+        let refused = Short::Refuse(ErrorCode::InsufficientFunds);
+        assert_eq!(after_short(&v, 101), refused);
         v.status = AccountStatus::Frozen;
-        assert_eq!(after_short(&v, 1), Short::Insufficient);
+        assert_eq!(after_short(&v, 1), Short::Refuse(ErrorCode::AccountFrozen));
     }
 }

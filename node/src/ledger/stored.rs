@@ -306,6 +306,7 @@ impl Stored for IdemRecord {
                 balance,
                 seq,
             } => StoredReply::Movement(MovementView {
+                shard: None,
                 id: id.to_owned(),
                 account: AccountId::new(account)?,
                 amount,
@@ -760,6 +761,7 @@ mod tests {
         };
         for reply in [
             StoredReply::Movement(MovementView {
+                shard: None,
                 id: "a:1".into(),
                 account: AccountId::new("a").unwrap(),
                 amount: 5,

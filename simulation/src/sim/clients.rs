@@ -205,6 +205,8 @@ impl Sim {
         let account = spec.account.public();
         let (whole, _) = self.storage(Vec::new(), |s, k| shard_reads::read_whole(s, k, &account));
         let retry = match whole {
+            // (A refusal for another reason, a freeze reaching the shards one after the
+            // other, is the gateway's answer; the client keeps the shard's.)
             Ok(Some(v)) => after_short(&v, amount) == Short::Retry,
             Ok(None) => false,
             // The gateway answers `unavailable` when it cannot read: try again.
