@@ -26,7 +26,7 @@ pub struct Options {
     pub accounts: usize,
     /// Currencies in use (1 or 2).
     pub currencies: usize,
-    /// Shards of the run's hot account `hot-0` (0: no sharded account; else 2 to 4).
+    /// Shards of the run's hot account `hot-0` (0: no sharded account; else 2 to 4, or 9 to 12).
     pub hot_shards: u16,
     /// Share of operations aimed at the hot account (as the account acted on, and as a
     /// transfer's receiver), ppm.
@@ -257,6 +257,11 @@ impl Options {
         if rng.chance(700_000) {
             options.hot_shards = rng.range(2, 4) as u16;
             options.hot_share_ppm = rng.range(200_000, 600_000) as u32;
+            // Some with many shards: a shard then has more siblings than moves it may send
+            // at once, so the limit is reached.
+            if rng.chance(200_000) {
+                options.hot_shards = rng.range(9, 12) as u16;
+            }
         }
         options
     }

@@ -63,11 +63,17 @@ pub enum Bug {
     /// A read of a sharded account counts a move between two shards at both ends once its
     /// destination applied it (its source still holds it).
     MoveCountedTwice,
+    /// A move between two shards that settles leaves its marker (reads then take it out of
+    /// `held` and, once applied, out of the balance, for ever).
+    ForgetMoveMark,
+    /// A debit its shard found short is refused `insufficient_funds` when the account as a
+    /// whole has exactly the amount.
+    ShortVerdictOffByOne,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 19] = [
+    pub const ALL: [Bug; 21] = [
         Bug::SkipEpochCheck,
         Bug::ReleaseOnTimeout,
         Bug::CreditTwice,
@@ -87,6 +93,8 @@ impl Bug {
         Bug::ConfirmTwice,
         Bug::LegReplayKeepsMemory,
         Bug::MoveCountedTwice,
+        Bug::ForgetMoveMark,
+        Bug::ShortVerdictOffByOne,
     ];
 
     /// The bug's name on the command line.
@@ -111,6 +119,8 @@ impl Bug {
             Bug::ConfirmTwice => "confirm-twice",
             Bug::LegReplayKeepsMemory => "leg-replay-keeps-memory",
             Bug::MoveCountedTwice => "move-counted-twice",
+            Bug::ForgetMoveMark => "forget-move-mark",
+            Bug::ShortVerdictOffByOne => "short-verdict-off-by-one",
         }
     }
 

@@ -128,7 +128,10 @@ pub fn after_short(whole: &AccountView, amount: u64) -> Short {
     match whole.status {
         AccountStatus::Frozen => Short::Refuse(ErrorCode::AccountFrozen),
         AccountStatus::Closed => Short::Refuse(ErrorCode::AccountClosed),
-        AccountStatus::Active if whole.available < amount => {
+        AccountStatus::Active
+            if whole.available < amount
+                || (planted(Bug::ShortVerdictOffByOne) && whole.available == amount) =>
+        {
             Short::Refuse(ErrorCode::InsufficientFunds)
         }
         AccountStatus::Active => Short::Retry,

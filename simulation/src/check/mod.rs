@@ -34,7 +34,7 @@ mod model_disbursements;
 mod model_holds;
 mod overdraft;
 mod replay;
-mod sharded_reads;
+pub mod sharded_reads;
 mod single_writer;
 pub mod store_reads;
 

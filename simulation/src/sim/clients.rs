@@ -12,6 +12,7 @@
 //! are moving money to it), up to [`GATHER_TRIES_MAX`] times.
 
 use super::*;
+use crate::check::sharded_reads;
 use node::ledger::shards::{after_short, Short};
 
 /// Where a client is in its loop.
@@ -186,17 +187,14 @@ impl Sim {
         let ClientResult::Reply(Err(e)) = result else {
             return false;
         };
-        let spec = &self.ops[op];
+        let spec = self.ops[op].clone();
         let amount = match &spec.kind {
             OpKind::Withdraw(a) => *a,
             OpKind::Transfer { amount, .. } | OpKind::Hold { amount, .. } => *amount,
             OpKind::Disburse { legs } => legs.iter().fold(0u64, |t, (_, a)| t.saturating_add(*a)),
             _ => return false,
         };
-        if e.code != ErrorCode::InsufficientFunds
-            || !spec.account.is_shard()
-            || self.clients[c].gathers >= GATHER_TRIES_MAX
-        {
+        if e.code != ErrorCode::InsufficientFunds || !spec.account.is_shard() {
             return false;
         }
         let ClientState::Waiting { tries, .. } = self.clients[c].state else {
@@ -204,14 +202,43 @@ impl Sim {
         };
         let account = spec.account.public();
         let (whole, _) = self.storage(Vec::new(), |s, k| shard_reads::read_whole(s, k, &account));
+        let at = self.ledger.commits;
         let retry = match whole {
             // (A refusal for another reason, a freeze reaching the shards one after the
             // other, is the gateway's answer; the client keeps the shard's.)
-            Ok(Some(v)) => after_short(&v, amount) == Short::Retry,
+            Ok(Some(v)) => match after_short(&v, amount) {
+                Short::Retry => true,
+                Short::Refuse(code) => {
+                    // Refused for want of money only when the account as a whole lacked it.
+                    let k = v.shards.unwrap_or(1);
+                    let truth = sharded_reads::money_at(&self.ledger, &account, k, at);
+                    if let (ErrorCode::InsufficientFunds, Ok((b, h))) = (code, &truth) {
+                        let available = b.saturating_sub(*h);
+                        if available >= amount {
+                            let msg = format!(
+                                "{}: refused insufficient_funds for {amount} while {account} had {available} available (read {v:?})",
+                                spec.reference
+                            );
+                            self.fail(FailureKind::Correctness, "sharded accounts", msg);
+                        }
+                    }
+                    false
+                }
+            },
             Ok(None) => false,
+            Err(StorageError::Corrupt(e)) => {
+                let msg = format!("{}: the read of {account} found {e}", spec.reference);
+                self.fail(FailureKind::Correctness, "sharded accounts", msg);
+                return true;
+            }
             // The gateway answers `unavailable` when it cannot read: try again.
             Err(_) => true,
         };
+        if retry && self.clients[c].gathers >= GATHER_TRIES_MAX {
+            // As the gateway after its 2 s: `unavailable`, nothing ran.
+            self.client_unknown(c);
+            return true;
+        }
         if retry {
             let g = self.clients[c].gathers;
             self.clients[c].gathers = g + 1;

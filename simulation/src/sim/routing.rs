@@ -231,6 +231,11 @@ impl Sim {
                         created: false,
                     }),
                     Ok(None) => Err(ApiError::new(ErrorCode::AccountNotFound, "no such account")),
+                    Err(StorageError::Corrupt(e)) => {
+                        let msg =
+                            format!("{}: the read of {} found {e}", spec.reference, spec.account);
+                        return self.fail(FailureKind::Correctness, "sharded accounts", msg);
+                    }
                     Err(e) => Err(unavailable(&e.to_string())),
                 });
                 return self.answer_read(node, client, attempt, r, lat);

@@ -271,7 +271,7 @@ impl AccountCore {
         )));
         step.writes
             .push(Write::OpenMark(transfer_id.clone(), false));
-        if shards::is_move(&transfer_id) {
+        if shards::is_move(&transfer_id) && !planted(Bug::ForgetMoveMark) {
             step.writes.push(Write::Moving(transfer_id.clone(), false));
         }
         step.writes.push(Write::Pending(transfer_id, false));
