@@ -22,11 +22,7 @@ fn hold(n: &TestNode, from: &str, to: &str, amount: u64, extra: Value) -> Value 
 
 /// (kind, amount, transfer_id) of every entry of an account.
 fn entries(n: &TestNode, id: &str) -> Vec<(String, u64, String)> {
-    let (s, v) = n.get(&format!("/v1/accounts/{id}/entries"));
-    assert_eq!(s, 200, "{v}");
-    v["entries"]
-        .as_array()
-        .unwrap()
+    n.entries(&format!("/v1/accounts/{id}/entries"))
         .iter()
         .map(|e| {
             (

@@ -423,3 +423,19 @@ pub fn kill_and_restart(nodes: &mut [Option<Walletd>], configs: &[PathBuf], dir:
         wait_members(&n.url, &ids);
     }
 }
+
+/// Three nodes started as [`start_three`] does, each in a slot a test can empty (to kill
+/// it) and fill again (to restart it), with their configs.
+pub fn start_three_slots(
+    dir: &Path,
+    cookie: &str,
+    extra: &str,
+) -> (Vec<PathBuf>, Vec<Option<Walletd>>) {
+    let (configs, started) = start_three(dir, cookie, extra);
+    (configs, started.into_iter().map(Some).collect())
+}
+
+/// The URL of the node in slot `i` (which must be running).
+pub fn url_of(nodes: &[Option<Walletd>], i: usize) -> String {
+    nodes[i].as_ref().expect("the node runs").url.clone()
+}

@@ -3,9 +3,10 @@
 //! once) or failed (none credited), never partial, and `walletctl audit` passes.
 
 use e2e::cluster::{
-    assert_audit_passes, assert_conserved, kill_and_restart, owner_of, post_answered, start_three,
+    assert_audit_passes, assert_conserved, kill_and_restart, owner_of, post_answered,
+    start_three_slots, url_of,
 };
-use e2e::{agent, open_funded, request, Walletd};
+use e2e::{agent, open_funded, request};
 use serde_json::{json, Value};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,10 +47,8 @@ fn send(urls: &[String], key: &str, body: &Value, deadline: Instant) -> Option<S
 #[test]
 fn disbursements_across_three_nodes_survive_a_sigkill_whole_or_not_at_all() {
     let dir = tempfile::tempdir().unwrap();
-    let (configs, started) = start_three(dir.path(), "test-cookie", SAGA_TOML);
-    let mut nodes: Vec<Option<Walletd>> = started.into_iter().map(Some).collect();
-    let url = |nodes: &Vec<Option<Walletd>>, i: usize| nodes[i].as_ref().unwrap().url.clone();
-    let (n1, n3) = (url(&nodes, 0), url(&nodes, 2));
+    let (configs, mut nodes) = start_three_slots(dir.path(), "test-cookie", SAGA_TOML);
+    let (n1, n3) = (url_of(&nodes, 0), url_of(&nodes, 2));
     let a = agent();
     let mut owners = BTreeSet::new();
     let accounts: Vec<String> = (0..PAYERS)

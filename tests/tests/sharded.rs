@@ -4,9 +4,10 @@
 //! money is conserved, and `walletctl audit` passes.
 
 use e2e::cluster::{
-    assert_audit_passes, assert_conserved, kill_and_restart, post_answered, start_three,
+    assert_audit_passes, assert_conserved, kill_and_restart, post_answered, start_three_slots,
+    url_of,
 };
-use e2e::{agent, open_funded, request, Walletd};
+use e2e::{agent, open_funded, request};
 use serde_json::{json, Value};
 use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -34,10 +35,8 @@ fn send(urls: &[String], key: &str, body: &Value, deadline: Instant) -> Option<V
 #[test]
 fn a_sharded_account_on_three_nodes_survives_a_sigkill_and_reads_its_sum() {
     let dir = tempfile::tempdir().unwrap();
-    let (configs, started) = start_three(dir.path(), "test-cookie", SAGA_TOML);
-    let mut nodes: Vec<Option<Walletd>> = started.into_iter().map(Some).collect();
-    let url = |nodes: &Vec<Option<Walletd>>, i: usize| nodes[i].as_ref().unwrap().url.clone();
-    let (n1, n3) = (url(&nodes, 0), url(&nodes, 2));
+    let (configs, mut nodes) = start_three_slots(dir.path(), "test-cookie", SAGA_TOML);
+    let (n1, n3) = (url_of(&nodes, 0), url_of(&nodes, 2));
     let a = agent();
     let body = json!({"id": "merchant", "currency": "EUR", "shards": SHARDS});
     let (s, v) = request(&a, "POST", &format!("{n1}/v1/accounts"), Some(&body), None).unwrap();

@@ -203,6 +203,14 @@ impl TestNode {
         call("GET", &format!("{}{path}", self.url), None, None)
     }
 
+    /// The entries of a page of a journal (`path` is the entries route with its query),
+    /// asserting it reads.
+    pub fn entries(&self, path: &str) -> Vec<Value> {
+        let (s, v) = self.get(path);
+        assert_eq!(s, 200, "{v}");
+        v["entries"].as_array().expect("a page of entries").clone()
+    }
+
     /// (balance, available, held) of an account, asserting it reads.
     pub fn money(&self, id: &str) -> (u64, u64, u64) {
         let (s, v) = self.get(&format!("/v1/accounts/{id}"));
