@@ -16,7 +16,7 @@
 use crate::client::{CliError, Client, ATTEMPTS, REQUEST_TIMEOUT};
 use crate::commands::{transfer_outcome, Ctx, Failure};
 use crate::output;
-use crate::rng::Rng;
+use crate::rng;
 use hdrhistogram::Histogram;
 use indicatif::{ProgressBar, ProgressStyle};
 use protocol::api::{
@@ -25,6 +25,7 @@ use protocol::api::{
     TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX,
 };
 use protocol::{AccountId, Amount, Currency, IdempotencyKey};
+use rand::Rng as _;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -328,7 +329,7 @@ struct Shared {
 
 /// `bench ...`.
 pub fn run(ctx: &Ctx, args: &BenchArgs) -> Result<(), Failure> {
-    let plan = args.validate(Rng::from_entropy().next_u64())?;
+    let plan = args.validate(rng::os_u64())?;
     let run_id = run_id();
     let ids: Vec<AccountId> = (0..plan.accounts)
         .map(|i| AccountId::new(format!("bench-{run_id}-{i}")))
@@ -430,10 +431,7 @@ fn run_id() -> String {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    format!(
-        "{secs:x}{:08x}",
-        Rng::from_entropy().next_u64() & 0xffff_ffff
-    )
+    format!("{secs:x}{:08x}", rng::os_u64() & 0xffff_ffff)
 }
 
 fn bar(len: u64, template: &str) -> ProgressBar {
@@ -606,7 +604,7 @@ fn worker(
 ) -> Result<WorkerStats, CliError> {
     let client = ctx.client.fresh()?;
     // Each worker's stream is fixed by the seed and its number, so --seed replays the workload.
-    let mut rng = Rng::seeded(plan.seed ^ w.wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng = rng::seeded(plan.seed ^ w.wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let n = ids.len() as u64;
     let wait = Duration::from_millis(plan.wait_ms.unwrap_or(TRANSFER_WAIT_MS_DEFAULT));
     let mut st = WorkerStats {
@@ -635,17 +633,17 @@ fn worker(
         }
         let mut items = Vec::with_capacity(k as usize);
         for _ in 0..k {
-            let from = rng.below(n);
-            let mut to = rng.below(n - 1);
+            let from = rng.random_range(0..n);
+            let mut to = rng.random_range(0..n - 1);
             if to >= from {
                 to += 1;
             }
             let hot = plan
                 .hot
                 .as_ref()
-                .filter(|(_, share)| rng.below(100) < *share)
+                .filter(|(_, share)| rng.random_range(0..100) < *share)
                 .map(|(h, _)| h.clone());
-            let amount = Amount::new(1 + rng.below(TRANSFER_AMOUNT_MAX))
+            let amount = Amount::new(rng.random_range(1..=TRANSFER_AMOUNT_MAX))
                 .map_err(|m| CliError::Usage(format!("bench amount: {m}")))?;
             let key = format!("bench-{run_id}-w{w}-{}", st.attempted);
             st.attempted += 1;
