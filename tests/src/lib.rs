@@ -127,9 +127,12 @@ impl Walletd {
             .split_whitespace()
             .filter(|w| w.starts_with("http://"))
             .map(|w| w.trim_end_matches(')').to_owned());
-        let url = urls
-            .next()
-            .unwrap_or_else(|| panic!("no address in {line:?}; see {}", log_path.display()));
+        let url = urls.next().unwrap_or_else(|| {
+            // The node stopped before it served: its log says why (the directory holding it
+            // may be gone by the time anyone looks).
+            let log = std::fs::read_to_string(log_path).unwrap_or_default();
+            panic!("no address in {line:?}; {}:\n{log}", log_path.display())
+        });
         let admin_url = urls.next();
         Walletd {
             child,
