@@ -44,11 +44,6 @@ async fn movement(
 ) -> Result<Response, HttpError> {
     let idem_key = idempotency_key(&headers)?.map(String::from);
     check_reference(body.reference.as_deref())?;
-    // A sharded account: the shard the key picks (so a repeat finds its record), else any.
-    let seed = idem_key
-        .clone()
-        .unwrap_or_else(|| super::transfers::random_hex_id("m"));
-    let amount = body.amount.get();
     let cmd = if deposit {
         Command::Deposit {
             amount: body.amount,
@@ -62,13 +57,8 @@ async fn movement(
             idem_key,
         }
     };
-    let reply = if deposit {
-        let target = sharded::credit_target(&st, &body.account, &seed).await?;
-        st.shell.execute(&target, cmd, Duration::ZERO).await?
-    } else {
-        sharded::debit(&st, &body.account, &seed, amount, cmd, Duration::ZERO).await?
-    };
-    match reply {
+    // On a sharded account, the shard the key picks (so a repeat finds its record).
+    match sharded::run(&st, &body.account, cmd, Duration::ZERO).await? {
         Reply::Movement(view) => Ok((StatusCode::CREATED, Json(view.public())).into_response()),
         other => panic!("movement answered {other:?}"),
     }

@@ -21,7 +21,7 @@ use super::error::{invalid, HttpError};
 use super::{blocking, AppState};
 use crate::cluster::unavailable;
 use crate::ledger::account::{Command, Reply};
-use crate::ledger::shard_reads::{self, Layout};
+use crate::ledger::shard_reads;
 use crate::ledger::shards::{after_short, shard_for, Short};
 use protocol::api::AccountView;
 use protocol::{AccountId, ErrorCode, TransferId};
@@ -38,10 +38,10 @@ const GATHER_BACKOFF_INITIAL: Duration = Duration::from_millis(2);
 /// Longest wait between two tries.
 const GATHER_BACKOFF_MAX: Duration = Duration::from_millis(50);
 
-/// The layouts of accounts seen, by id.
+/// The shard counts of the opened accounts seen, by id (`None`: an account of one).
 #[derive(Default)]
 pub struct Layouts {
-    known: Mutex<HashMap<AccountId, Layout>>,
+    known: Mutex<HashMap<AccountId, Option<u16>>>,
 }
 
 /// Refuses a shard's internal id from a client.
@@ -54,36 +54,25 @@ pub fn client_id(id: &AccountId) -> Result<(), HttpError> {
     Ok(())
 }
 
-/// The layout of `id`, `None` when it was never opened.
-pub async fn layout(st: &AppState, id: &AccountId) -> Result<Option<Layout>, HttpError> {
+/// The shard count of `id` when it is sharded (`None` for an account of one, and for one
+/// never opened, which is not kept: it may be opened later).
+pub async fn shards_of(st: &AppState, id: &AccountId) -> Result<Option<u16>, HttpError> {
     client_id(id)?;
-    if let Some(l) = st.layouts.known.lock().expect("layouts lock").get(id) {
-        return Ok(Some(*l));
+    if let Some(k) = st.layouts.known.lock().expect("layouts lock").get(id) {
+        return Ok(*k);
     }
-    let found = match st.shell.execute(id, Command::Get, Duration::ZERO).await {
-        Ok(Reply::Account { view, .. }) => {
-            Some(view.shards.map_or(Layout::Single, Layout::Sharded))
-        }
+    let shards = match st.shell.execute(id, Command::Get, Duration::ZERO).await {
+        Ok(Reply::Account { view, .. }) => view.shards,
         Ok(other) => panic!("a read answered {other:?}"),
-        Err(e) if e.code == ErrorCode::AccountNotFound => None,
+        Err(e) if e.code == ErrorCode::AccountNotFound => return Ok(None),
         Err(e) => return Err(HttpError(e)),
     };
-    if let Some(l) = found {
-        let mut known = st.layouts.known.lock().expect("layouts lock");
-        if known.len() >= LAYOUTS_MAX {
-            known.clear();
-        }
-        known.insert(id.clone(), l);
+    let mut known = st.layouts.known.lock().expect("layouts lock");
+    if known.len() >= LAYOUTS_MAX {
+        known.clear();
     }
-    Ok(found)
-}
-
-/// The shard count of `id` when it is sharded.
-pub async fn shards_of(st: &AppState, id: &AccountId) -> Result<Option<u16>, HttpError> {
-    Ok(match layout(st, id).await? {
-        Some(Layout::Sharded(k)) => Some(k),
-        _ => None,
-    })
+    known.insert(id.clone(), shards);
+    Ok(shards)
 }
 
 /// Where a credit of `id` runs: the shard `seed` picks, or the account itself.
@@ -148,8 +137,8 @@ pub async fn whole(st: &AppState, id: &AccountId) -> Result<AccountView, HttpErr
         .ok_or_else(|| ErrorCode::AccountNotFound.into())
 }
 
-/// Runs a command of the WebSocket API (read, deposit, withdrawal, transfer) on `account`,
-/// routed as its HTTP route routes it.
+/// Runs a read, deposit, withdrawal or transfer on `account`, routed over its shards when it
+/// is sharded (the HTTP deposit and withdrawal routes and the WebSocket's commands).
 pub async fn run(
     st: &AppState,
     account: &AccountId,
@@ -164,25 +153,23 @@ pub async fn run(
             }),
             None => Ok(st.shell.execute(account, Command::Get, wait).await?),
         },
-        Command::Deposit { ref idem_key, .. } => {
+        Command::Deposit { ref idem_key, .. } | Command::Withdraw { ref idem_key, .. } => {
+            // A movement has no id of its own: without a key, any shard.
             let seed = idem_key
                 .clone()
                 .unwrap_or_else(|| super::transfers::random_hex_id("m"));
-            let target = credit_target(st, account, &seed).await?;
-            Ok(st.shell.execute(&target, cmd, wait).await?)
-        }
-        Command::Withdraw {
-            amount,
-            ref idem_key,
-            ..
-        } => {
-            let seed = idem_key
-                .clone()
-                .unwrap_or_else(|| super::transfers::random_hex_id("m"));
-            debit(st, account, &seed, amount.get(), cmd, wait).await
+            match cmd {
+                Command::Withdraw { amount, .. } => {
+                    debit(st, account, &seed, amount.get(), cmd, wait).await
+                }
+                _ => {
+                    let target = credit_target(st, account, &seed).await?;
+                    Ok(st.shell.execute(&target, cmd, wait).await?)
+                }
+            }
         }
         cmd @ Command::Transfer { .. } => transfer(st, account, cmd, wait).await,
-        other => unreachable!("the socket sends no {other:?}"),
+        other => unreachable!("no route runs {other:?} here"),
     }
 }
 

@@ -9,16 +9,6 @@ use protocol::api::AccountView;
 use protocol::saga::CreditOutcome;
 use protocol::AccountId;
 
-/// How an opened account keeps its money (its shard count never changes once opened, so a
-/// caller may keep it).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Layout {
-    /// In its own record.
-    Single,
-    /// In this many shards.
-    Sharded(u16),
-}
-
 /// A sharded account as a whole, from one snapshot: `None` when it was never opened, the
 /// record's own view when it is not sharded.
 pub fn read_whole(
