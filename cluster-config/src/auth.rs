@@ -163,8 +163,17 @@ impl TokenConfig {
     }
 }
 
+/// Whether `account` matches a pattern of the config: the same id, or, for a pattern ending
+/// in `*`, any id starting with what precedes it.
+pub fn account_matches(pattern: &str, account: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => account.starts_with(prefix),
+        None => pattern == account,
+    }
+}
+
 /// Checks an account pattern: account-id characters, with at most one `*`, at the end.
-fn check_pattern(p: &str) -> Result<(), String> {
+pub(crate) fn check_pattern(p: &str) -> Result<(), String> {
     let body = p.strip_suffix('*').unwrap_or(p);
     if p.is_empty() || p.len() > ACCOUNT_PATTERN_LEN_MAX || (body.len() == p.len() && p.len() > 64)
     {

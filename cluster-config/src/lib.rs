@@ -24,8 +24,15 @@ use std::path::{Path, PathBuf};
 mod auth;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod webhook_tests;
+mod webhooks;
 
-pub use auth::{AuthConfig, Scope, TokenConfig, ACCOUNT_PATTERN_LEN_MAX};
+pub use auth::{account_matches, AuthConfig, Scope, TokenConfig, ACCOUNT_PATTERN_LEN_MAX};
+pub use webhooks::{
+    EventType, WebhookConfig, WEBHOOKS_MAX, WEBHOOK_ID_LEN_MAX, WEBHOOK_SECRET_LEN_MIN,
+    WEBHOOK_URL_LEN_MAX,
+};
 
 /// Longest node id, in characters.
 pub const NODE_ID_LEN_MAX: usize = 64;
@@ -62,6 +69,9 @@ pub struct Config {
     /// `[auth]`: bearer tokens; present (even empty), every route but health needs a token.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub auth: Option<AuthConfig>,
+    /// `[[webhooks]]`: the receivers of events (default none: no outbox is written).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 /// `[node]` section.
@@ -274,6 +284,10 @@ pub struct LimitsConfig {
     pub ws_connections_max: u64,
     /// Subscriptions per WebSocket connection (default 1000).
     pub ws_subscriptions_max: u64,
+    /// Events waiting in one webhook's outbox, among the accounts this node owns (default
+    /// 100000); past it, requests that move money are refused until the receiver catches up
+    /// (extension of API.md).
+    pub webhook_outbox_max: u64,
 }
 
 impl Default for LimitsConfig {
@@ -283,6 +297,7 @@ impl Default for LimitsConfig {
             actor_queue_max: 10_000,
             ws_connections_max: 10_000,
             ws_subscriptions_max: 1_000,
+            webhook_outbox_max: 100_000,
         }
     }
 }
@@ -575,6 +590,7 @@ impl Config {
         if let Some(auth) = &self.auth {
             auth.validate()?;
         }
+        webhooks::validate(&self.webhooks)?;
         if self.cluster.cookie.is_empty() {
             return Err(ConfigError::invalid(
                 "cluster.cookie",
@@ -669,6 +685,7 @@ impl Config {
                 "limits.ws_subscriptions_max",
                 self.limits.ws_subscriptions_max,
             ),
+            ("limits.webhook_outbox_max", self.limits.webhook_outbox_max),
         ] {
             if value < 1 {
                 return Err(ConfigError::invalid(

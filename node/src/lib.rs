@@ -7,6 +7,7 @@
 //! - [`cluster`]: the ractor shell: one actor per active account, activation, passivation,
 //!   timers, the saga message routing, the pending-saga sweeper;
 //! - [`gateway`]: the axum HTTP, WebSocket and admin API, and metrics;
+//! - [`webhooks`]: the publishers that deliver the outbox's events to webhook receivers;
 //! - [`server`]: wiring the above into a running node with graceful shutdown (`walletd`).
 
 pub mod cluster;
@@ -16,3 +17,4 @@ pub mod metrics;
 pub mod server;
 pub mod storage;
 pub mod tls;
+pub mod webhooks;

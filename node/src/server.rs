@@ -43,6 +43,7 @@ pub struct Node {
     network: Option<Network>,
     drained: watch::Receiver<bool>,
     grace: Duration,
+    publishers: crate::webhooks::Publishers,
 }
 
 /// Why a node could not start.
@@ -114,7 +115,8 @@ impl Node {
         let keys = match config.storage.backend {
             cluster_config::Backend::Fdb => Keys::new(&config.storage.prefix),
             _ => Keys::default(),
-        };
+        }
+        .with_webhooks(&config.webhooks);
         let shell_config = ShellConfig {
             node_id: config.node.id.clone(),
             idle_passivate_ms: config.actors.idle_passivate_ms,
@@ -227,6 +229,14 @@ impl Node {
             let ids: Vec<&str> = a.tokens.iter().map(|t| t.id.as_str()).collect();
             tracing::info!(tokens = ?ids, "authentication on: every route but /healthz and /readyz needs a token");
         }
+        let outbox_gate = Arc::new(crate::webhooks::OutboxGate::default());
+        let publishers = crate::webhooks::Publishers::start(
+            shell.store(),
+            shell.keys(),
+            shell.membership(),
+            &outbox_gate,
+            config.limits.webhook_outbox_max,
+        );
         let state = AppState::new(AppShared {
             shell: shell.clone(),
             drained: Arc::new(drained_tx),
@@ -236,6 +246,8 @@ impl Node {
             admission: Arc::new(gateway::admission::Admission::new(&config.limits)),
             auth: auth.clone(),
             layouts: gateway::sharded::Layouts::default(),
+            outbox_gate,
+            webhooks: publishers.stats().to_vec(),
         });
         let (serve, admin_serve, admin_addr) = match admin_listener {
             None => {
@@ -276,6 +288,7 @@ impl Node {
             network,
             drained,
             grace: Duration::from_millis(config.node.shutdown_grace_ms),
+            publishers,
         })
     }
 
@@ -328,6 +341,8 @@ impl Node {
             let _ = tokio::time::timeout(self.grace, self.shell.leave_cluster()).await;
         }
         let _ = self.shutdown.send(true);
+        let publishers = self.publishers;
+        let _ = tokio::task::spawn_blocking(move || publishers.stop()).await;
         let network = self.network;
         let grace = self.grace;
         let shell = self.shell.clone();

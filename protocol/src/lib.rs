@@ -3,7 +3,8 @@
 //! This crate is the vocabulary of the system: validated identifiers and amounts ([`AccountId`],
 //! [`Currency`], [`Amount`]), the business error enum with stable codes ([`ErrorCode`]), the
 //! HTTP request and response bodies ([`api`]), the WebSocket frames ([`stream`]), the admin
-//! bodies used by `walletctl` ([`admin`]) and the actor-to-actor saga messages ([`saga`]).
+//! bodies used by `walletctl` ([`admin`]), the webhook events ([`events`]) and the
+//! actor-to-actor saga messages ([`saga`]).
 //!
 //! Validation happens at deserialization: a value of one of these types is always in range, so
 //! the ledger core never re-checks an id's characters or an amount's bound.
@@ -14,6 +15,7 @@ pub mod admin;
 pub mod api;
 pub mod cluster;
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod saga;
 pub mod stream;

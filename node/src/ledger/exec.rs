@@ -29,6 +29,7 @@ use super::account::{
     AccountCore, Effect, Input, OpenDisbursement, OpenSaga, Reads, Replay, Reply, SagaTiming,
     Unsettled, Write, LEGS_RESERVED_MAX,
 };
+use super::outbox;
 use super::planted::{planted, Bug};
 use super::records::{
     AccountRecord, HoldRecord, IdemRecord, Lease, LegState, SagaRecord, SenderStatus, StoredReply,
@@ -437,7 +438,8 @@ fn batch_body(
             for w in writes {
                 apply_write(txn, keys, node, &mut work, w)?;
             }
-            (work, effects.clone(), !writes.is_empty())
+            let events = write_events(txn, keys, &work, writes, effects, now_ms)?;
+            (work, effects.clone(), !writes.is_empty() || events)
         }
         Plan::InTxn => {
             let mut work = act.clone();
@@ -459,7 +461,8 @@ fn batch_body(
                 for w in &step.writes {
                     apply_write(txn, keys, node, &mut work, w)?;
                 }
-                wrote |= !step.writes.is_empty();
+                let events = write_events(txn, keys, &work, &step.writes, &step.effects, now_ms)?;
+                wrote |= !step.writes.is_empty() || events;
                 effects.extend(step.effects);
             }
             (work, effects, wrote)
@@ -475,6 +478,24 @@ fn batch_body(
         wrote,
     });
     Ok(earlier.len() - 1)
+}
+
+/// Writes the outbox records of what a step or batch did (see [`outbox`]); true when there
+/// were some.
+fn write_events(
+    txn: &mut dyn Txn,
+    keys: &Keys,
+    work: &Activation,
+    writes: &[Write],
+    effects: &[Effect],
+    now_ms: u64,
+) -> Result<bool, StorageError> {
+    let seq = work.core.record().map_or(0, |r| r.seq);
+    let records = outbox::records(keys, work.core.id(), seq, writes, effects, now_ms);
+    for (k, v) in &records {
+        txn.set(k, v)?;
+    }
+    Ok(!records.is_empty())
 }
 
 /// Whether the account was ever opened (its state is stored), read without a lease or a

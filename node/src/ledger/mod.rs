@@ -43,6 +43,9 @@
 //! and which legs answered it, and each receiver's, which reserves its leg (room under
 //! 2^53-1, not money) and decides once per disbursement, like a credit.
 //!
+//! [`outbox`] turns a batch's entries and settlements into webhook events, written in the
+//! batch's own transaction; the node's publisher (`crate::webhooks`) delivers them.
+//!
 //! A sharded (hot) account keeps its money in K shard accounts, each an ordinary account
 //! core with a few more rules (`account/shards.rs`); [`shards`] routes requests to them and
 //! sums them in reads, counting money moving between two shards once.
@@ -57,6 +60,7 @@ pub mod audit_scan;
 pub mod committer;
 pub mod driver;
 pub mod exec;
+pub mod outbox;
 pub mod planted;
 pub mod records;
 pub mod shard_reads;
@@ -71,6 +75,8 @@ mod group_reads_tests;
 mod hold_tests;
 #[cfg(test)]
 mod legacy_tests;
+#[cfg(test)]
+mod outbox_tests;
 #[cfg(test)]
 pub(crate) mod test_support;
 #[cfg(test)]

@@ -14,6 +14,7 @@
 //! | `("pending", transfer_id)` | account id of the sender: unsettled sagas, so none is forgotten |
 //! | `("holds", expires_at, hold_id)` | account id of the payer: open holds by expiry, so an expiry due while the payer was not active still happens |
 //! | `("disbs", disbursement_id)` | account id of the payer: unsettled disbursements, so none is forgotten |
+//! | `("outbox", webhook, id, seq, kind, event_id)` | the event's JSON, as delivered: webhook events not yet delivered, per receiver, in `seq` order per account (see `ledger::outbox`) |
 //!
 //! Transfer ids sort by creation time, so the records of new transfers (`saga`, `pending`) go
 //! to the end of their ranges: a group commit of a thousand transfers dirties a few pages
@@ -30,12 +31,25 @@
 //! (for example a few bits of a hash of the transfer id before it), which the embedded
 //! store, where the end of the range is what makes group commits cheap, does not want.
 
+use cluster_config::WebhookConfig;
 use foundationdb_tuple::Subspace;
+use std::sync::Arc;
 
-/// Builds every key of the ledger under one prefix.
+/// Builds every key of the ledger under one prefix, and knows which outboxes the layout holds
+/// (one per webhook of the config).
 #[derive(Clone, Debug)]
 pub struct Keys {
     root: Subspace,
+    webhooks: Arc<[OutboxHook]>,
+}
+
+/// A webhook whose events the ledger writes to an outbox of its own.
+#[derive(Clone, Debug)]
+pub struct OutboxHook {
+    /// The outbox's id (the webhook's `id`, or the one derived from its URL).
+    pub id: String,
+    /// The webhook.
+    pub config: WebhookConfig,
 }
 
 impl Default for Keys {
@@ -52,7 +66,28 @@ impl Keys {
         } else {
             Subspace::all().subspace(&prefix)
         };
-        Keys { root }
+        Keys {
+            root,
+            webhooks: Arc::from(Vec::new()),
+        }
+    }
+
+    /// These keys, with an outbox for each webhook.
+    pub fn with_webhooks(mut self, hooks: &[WebhookConfig]) -> Self {
+        let hooks: Vec<OutboxHook> = hooks
+            .iter()
+            .map(|h| OutboxHook {
+                id: h.outbox_id(),
+                config: h.clone(),
+            })
+            .collect();
+        self.webhooks = Arc::from(hooks);
+        self
+    }
+
+    /// The webhooks that have an outbox (none: no outbox record is written).
+    pub fn webhooks(&self) -> &[OutboxHook] {
+        &self.webhooks
     }
 
     /// An account's state record.
@@ -313,6 +348,33 @@ impl Keys {
             .subspace(&("holds",))
             .unpack::<(u64, String)>(key)
             .ok()
+    }
+}
+
+impl Keys {
+    /// An event waiting in a webhook's outbox: ordered by account, then `seq`, then `kind`
+    /// (0 for an entry, which comes before the settlements written at its `seq`).
+    pub fn outbox(&self, hook: &str, account: &str, seq: u64, kind: u64, event: &str) -> Vec<u8> {
+        self.root.pack(&("outbox", hook, account, seq, kind, event))
+    }
+
+    /// Every event of a webhook's outbox.
+    pub fn outbox_range(&self, hook: &str) -> (Vec<u8>, Vec<u8>) {
+        self.root.subspace(&("outbox", hook)).range()
+    }
+
+    /// The first key after every event of `account` in a webhook's outbox.
+    pub fn outbox_account_end(&self, hook: &str, account: &str) -> Vec<u8> {
+        self.root.subspace(&("outbox", hook, account)).range().1
+    }
+
+    /// Decodes the account and `seq` of an outbox key.
+    pub fn outbox_row(&self, hook: &str, key: &[u8]) -> Option<(String, u64)> {
+        self.root
+            .subspace(&("outbox", hook))
+            .unpack::<(String, u64, u64, String)>(key)
+            .ok()
+            .map(|(a, seq, _, _)| (a, seq))
     }
 }
 

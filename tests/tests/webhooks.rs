@@ -1,0 +1,431 @@
+//! Webhooks end to end: a local receiver that fails its first deliveries, then goes down
+//! while events pile up in the outbox, and the node SIGKILLed meanwhile. Every event must
+//! still arrive, in `seq` order per account, each delivery signed, and a repeated delivery
+//! must carry the same id and body. A second test fills a small outbox and checks that
+//! requests moving money are refused until the receiver takes events again.
+
+use e2e::{agent, request, Walletd};
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const SECRET: &str = "whsec_test_0123456789";
+/// Deliveries the receiver refuses (500) before it takes any.
+const FAIL_FIRST: usize = 3;
+/// Longest a test waits for its events.
+const DELIVERY_TIME_MAX: Duration = Duration::from_secs(60);
+
+/// One delivery as the receiver got it.
+#[derive(Clone, Debug)]
+struct Delivery {
+    signature: String,
+    body: String,
+}
+
+/// A webhook receiver on a loopback port: refuses the first `FAIL_FIRST` deliveries and every
+/// delivery while `down`, takes the others; records each one it took.
+struct Receiver {
+    url: String,
+    seen: Arc<AtomicUsize>,
+    down: Arc<AtomicBool>,
+    taken: Arc<Mutex<Vec<Delivery>>>,
+}
+
+impl Receiver {
+    fn start(fail_first: usize) -> Receiver {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}/events", listener.local_addr().unwrap());
+        let seen = Arc::new(AtomicUsize::new(0));
+        let down = Arc::new(AtomicBool::new(false));
+        let taken = Arc::new(Mutex::new(Vec::new()));
+        let (s, d, t) = (seen.clone(), down.clone(), taken.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (s, d, t) = (s.clone(), d.clone(), t.clone());
+                std::thread::spawn(move || serve(conn, fail_first, &s, &d, &t));
+            }
+        });
+        Receiver {
+            url,
+            seen,
+            down,
+            taken,
+        }
+    }
+
+    fn taken(&self) -> Vec<Delivery> {
+        self.taken.lock().unwrap().clone()
+    }
+}
+
+/// Answers one connection's requests (HTTP/1.1, kept alive) until it closes.
+fn serve(
+    conn: TcpStream,
+    fail_first: usize,
+    seen: &AtomicUsize,
+    down: &AtomicBool,
+    taken: &Mutex<Vec<Delivery>>,
+) {
+    let mut out = conn.try_clone().unwrap();
+    let mut r = BufReader::new(conn);
+    loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap_or(0) == 0 {
+            return;
+        }
+        let (mut len, mut signature) = (0usize, String::new());
+        loop {
+            let mut h = String::new();
+            if r.read_line(&mut h).unwrap_or(0) == 0 {
+                return;
+            }
+            let h = h.trim_end();
+            if h.is_empty() {
+                break;
+            }
+            let (name, value) = h.split_once(':').unwrap();
+            match name.to_ascii_lowercase().as_str() {
+                "content-length" => len = value.trim().parse().unwrap(),
+                "wallet-signature" => signature = value.trim().to_owned(),
+                _ => {}
+            }
+        }
+        let mut body = vec![0; len];
+        if r.read_exact(&mut body).is_err() {
+            return;
+        }
+        let n = seen.fetch_add(1, Ordering::SeqCst);
+        let ok = n >= fail_first && !down.load(Ordering::SeqCst);
+        if ok {
+            taken.lock().unwrap().push(Delivery {
+                signature,
+                body: String::from_utf8(body).unwrap(),
+            });
+        }
+        let status = if ok {
+            "200 OK"
+        } else {
+            "500 Internal Server Error"
+        };
+        let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+        if out.write_all(reply.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+/// Whether `header` signs `body` with [`SECRET`]: `t=<ms>,v1=<hex HMAC-SHA256("<t>.<body>")>`.
+fn signed(header: &str, body: &str) -> bool {
+    let parts: BTreeMap<&str, &str> = header
+        .split(',')
+        .filter_map(|p| p.split_once('='))
+        .collect();
+    let (Some(t), Some(v1)) = (parts.get("t"), parts.get("v1")) else {
+        return false;
+    };
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(SECRET.as_bytes()).unwrap();
+    mac.update(format!("{t}.{body}").as_bytes());
+    let want: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    want == *v1
+}
+
+fn write_config(dir: &Path, receiver: &Receiver, extra: &str) -> std::path::PathBuf {
+    let toml = format!(
+        "[node]\nid = \"n1\"\nlisten = \"127.0.0.1:0\"\n\
+         {storage}\
+         [[webhooks]]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\n\
+         {extra}",
+        storage = e2e::storage_toml(&dir.join("data")),
+        url = receiver.url,
+    );
+    let path = dir.join("walletd.toml");
+    std::fs::write(&path, toml).unwrap();
+    path
+}
+
+fn post(url: &str, route: &str, body: Value, key: &str) -> (u16, Value) {
+    request(
+        &agent(),
+        "POST",
+        &format!("{url}{route}"),
+        Some(&body),
+        Some(key),
+    )
+    .unwrap()
+}
+
+fn open(url: &str, id: &str) {
+    let (s, v) = post(
+        url,
+        "/v1/accounts",
+        json!({"id": id, "currency": "EUR"}),
+        id,
+    );
+    assert!(s == 201 || s == 200, "{v}");
+}
+
+fn seq_of(url: &str, id: &str) -> u64 {
+    let (s, v) = request(
+        &agent(),
+        "GET",
+        &format!("{url}/v1/accounts/{id}"),
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(s, 200, "{v}");
+    v["seq"].as_u64().unwrap()
+}
+
+/// Deposits into each account and transfers around them; returns the ids of the transfers
+/// that completed.
+fn traffic(url: &str, accounts: &[&str], round: &str, transfers: usize) -> Vec<String> {
+    for a in accounts {
+        let (s, v) = post(
+            url,
+            "/v1/deposits",
+            json!({"account": a, "amount": 1_000}),
+            &format!("{round}-dep-{a}"),
+        );
+        assert_eq!(s, 201, "{v}");
+    }
+    let mut done = Vec::new();
+    for i in 0..transfers {
+        let (from, to) = (
+            accounts[i % accounts.len()],
+            accounts[(i + 1) % accounts.len()],
+        );
+        let body = json!({"from": from, "to": to, "amount": 1 + i as u64 % 7});
+        let (s, v) = post(url, "/v1/transfers", body, &format!("{round}-t{i}"));
+        assert_eq!(s, 200, "{v}");
+        assert_eq!(v["status"], "completed", "{v}");
+        done.push(v["id"].as_str().unwrap().to_owned());
+    }
+    done
+}
+
+#[test]
+fn every_event_arrives_in_order_signed_across_failures_and_a_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(FAIL_FIRST);
+    let config = write_config(dir.path(), &receiver, "");
+    let log = dir.path().join("walletd.log");
+    let node = Walletd::start_config(&config, &log);
+    let accounts = ["wh-a", "wh-b", "wh-c"];
+    for a in accounts {
+        open(&node.url, a);
+    }
+    let mut settled = traffic(&node.url, &accounts, "r1", 12);
+
+    // The receiver goes down; events pile up; the node dies with them outstanding.
+    receiver.down.store(true, Ordering::SeqCst);
+    let before_kill = receiver.taken().len();
+    settled.extend(traffic(&node.url, &accounts, "r2", 12));
+    let written: u64 = accounts.iter().map(|a| seq_of(&node.url, a)).sum();
+    // The publisher meets the refusals (and backs off) before the node dies.
+    let attempts = receiver.seen.load(Ordering::SeqCst);
+    let deadline = Instant::now() + DELIVERY_TIME_MAX;
+    while receiver.seen.load(Ordering::SeqCst) < attempts + 2 {
+        assert!(
+            Instant::now() < deadline,
+            "no delivery attempted while down"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    node.kill9();
+    let outstanding_at_kill = receiver.taken().len();
+    assert_eq!(
+        before_kill, outstanding_at_kill,
+        "nothing is taken while the receiver is down"
+    );
+    assert!(
+        (outstanding_at_kill as u64) < written,
+        "events were outstanding when the node was killed ({outstanding_at_kill} of {written} entries taken)"
+    );
+
+    let node = Walletd::start_config(&config, &log);
+    receiver.down.store(false, Ordering::SeqCst);
+    settled.extend(traffic(&node.url, &accounts, "r3", 6));
+
+    // Every entry of every account, and every settlement, arrives.
+    let mut want: BTreeSet<String> = settled
+        .iter()
+        .map(|t| format!("transfer.settled:{t}"))
+        .collect();
+    for a in accounts {
+        for seq in 1..=seq_of(&node.url, a) {
+            want.insert(format!("entry:{a}:{seq}"));
+        }
+    }
+    let deadline = Instant::now() + DELIVERY_TIME_MAX;
+    let taken = loop {
+        let taken = receiver.taken();
+        let ids: BTreeSet<String> = taken
+            .iter()
+            .map(|d| {
+                serde_json::from_str::<Value>(&d.body).unwrap()["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        let missing: Vec<&String> = want.difference(&ids).collect();
+        if missing.is_empty() {
+            break taken;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} events never arrived, for example {:?}; log: {}",
+            missing.len(),
+            &missing[..missing.len().min(5)],
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(
+        receiver.seen.load(Ordering::SeqCst) >= FAIL_FIRST + taken.len(),
+        "the refused deliveries were retried"
+    );
+
+    // Signed; a repeated id carries the same body; per account, in seq order.
+    let mut bodies: BTreeMap<String, String> = BTreeMap::new();
+    let mut last: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    let mut repeats = 0;
+    for d in &taken {
+        assert!(
+            signed(&d.signature, &d.body),
+            "bad signature {:?} on {}",
+            d.signature,
+            d.body
+        );
+        let v: Value = serde_json::from_str(&d.body).unwrap();
+        let id = v["id"].as_str().unwrap().to_owned();
+        for field in ["id", "type", "account", "seq", "at", "data"] {
+            assert!(v.get(field).is_some(), "{field} missing in {v}");
+        }
+        if let Some(first) = bodies.get(&id) {
+            assert_eq!(first, &d.body, "a repeated delivery of {id} changed");
+            repeats += 1;
+            continue;
+        }
+        bodies.insert(id.clone(), d.body.clone());
+        let account = v["account"].as_str().unwrap().to_owned();
+        let seq = v["seq"].as_u64().unwrap();
+        if let Some((prev_seq, prev_id)) = last.get(&account) {
+            assert!(
+                seq >= *prev_seq,
+                "{account}: {id} (seq {seq}) arrived after {prev_id} (seq {prev_seq})"
+            );
+        }
+        if v["type"] == "entry" {
+            assert_eq!(v["data"]["entry"]["seq"], seq, "{v}");
+        }
+        last.insert(account, (seq, id));
+    }
+    // Entries of one account arrive without a gap: each new one is the next seq.
+    for a in accounts {
+        let seqs: Vec<u64> = taken
+            .iter()
+            .map(|d| serde_json::from_str::<Value>(&d.body).unwrap())
+            .filter(|v| v["account"] == a && v["type"] == "entry")
+            .map(|v| v["seq"].as_u64().unwrap())
+            .collect();
+        let mut next = 1;
+        for s in seqs {
+            assert!(s <= next, "{a}: entry {s} arrived before entry {next}");
+            next = next.max(s + 1);
+        }
+    }
+    eprintln!(
+        "{} events, {} deliveries taken ({repeats} repeated), {} attempts",
+        bodies.len(),
+        taken.len(),
+        receiver.seen.load(Ordering::SeqCst)
+    );
+}
+
+#[test]
+fn a_full_outbox_refuses_money_movements_until_the_receiver_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(0);
+    receiver.down.store(true, Ordering::SeqCst);
+    let config = write_config(dir.path(), &receiver, "[limits]\nwebhook_outbox_max = 5\n");
+    let log = dir.path().join("walletd.log");
+    let node = Walletd::start_config(&config, &log);
+    open(&node.url, "full-a");
+    let deposit = |i: usize| {
+        post(
+            &node.url,
+            "/v1/deposits",
+            json!({"account": "full-a", "amount": 1}),
+            &format!("d{i}"),
+        )
+    };
+    // Each deposit is one event; once the publisher has counted 5 waiting, deposits are
+    // refused with `overloaded`, nothing applied.
+    let deadline = Instant::now() + DELIVERY_TIME_MAX;
+    let mut i = 0;
+    let refused = loop {
+        let (s, v) = deposit(i);
+        if s == 503 {
+            break v;
+        }
+        assert_eq!(s, 201, "{v}");
+        i += 1;
+        assert!(Instant::now() < deadline, "never refused");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(refused["error"]["code"], "overloaded", "{refused}");
+    assert!(
+        refused["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("webhook"),
+        "{refused}"
+    );
+    assert!(i >= 5, "refused after {i} events");
+    assert_eq!(
+        seq_of(&node.url, "full-a"),
+        i as u64,
+        "the refused deposit did not apply"
+    );
+    // Reads still work.
+    let (s, _) = request(
+        &agent(),
+        "GET",
+        &format!("{}/v1/accounts/full-a", node.url),
+        None,
+        None,
+    )
+    .unwrap();
+    assert_eq!(s, 200);
+
+    // The receiver recovers: the outbox drains and the same deposit (same key) is admitted.
+    receiver.down.store(false, Ordering::SeqCst);
+    let deadline = Instant::now() + DELIVERY_TIME_MAX;
+    loop {
+        let (s, v) = deposit(i);
+        if s == 201 {
+            break;
+        }
+        assert_eq!(s, 503, "{v}");
+        assert!(Instant::now() < deadline, "still refused: {v}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(seq_of(&node.url, "full-a"), i as u64 + 1);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("the webhook outbox is full"), "{log}");
+    assert!(log.contains("a webhook receiver is failing"), "{log}");
+}
