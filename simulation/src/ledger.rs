@@ -11,6 +11,7 @@ use node::ledger::records::{
 };
 use node::storage::codec::decode;
 use protocol::api::{Entry, HoldStatus, TransferStatus, TransferView};
+use protocol::events::Event;
 use protocol::AccountId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -43,6 +44,9 @@ pub enum Row {
     HoldDue(u64, String, Option<String>),
     /// `("disbs", disbursement_id)` and the payer: the index of unsettled disbursements.
     Disbursing(String, Option<String>),
+    /// `("outbox", webhook, id, seq, kind, event_id)`: a webhook event (the simulation has
+    /// one webhook, and nothing delivers its events).
+    Outbox(String, u64, String, Option<Event>),
 }
 
 /// A decoded commit with its place in the global commit order.
@@ -129,6 +133,18 @@ pub fn decode_row(key: &[u8], value: Option<&[u8]>) -> Result<Row, String> {
             s(1).ok_or("disbursement id")?,
             val!(AccountId).map(String::from),
         ),
+        (Some("outbox"), 6) => match (s(2), elems.get(3), s(5)) {
+            (Some(id), Some(Element::Int(seq)), Some(event)) => {
+                let body = match value {
+                    Some(v) => Some(
+                        serde_json::from_slice(v).map_err(|e| format!("bad event {event}: {e}"))?,
+                    ),
+                    None => None,
+                };
+                Row::Outbox(id, *seq as u64, event, body)
+            }
+            _ => return Err(dec("outbox")),
+        },
         (Some("pending"), 2) => Row::Pending(
             s(1).ok_or("transfer id")?,
             val!(AccountId).map(String::from),
@@ -199,6 +215,8 @@ pub struct Ledger {
     pub disbursement_commits: BTreeMap<String, (u64, Option<u64>)>,
     /// The index of unsettled disbursements: id to payer.
     pub disbursing: BTreeMap<String, String>,
+    /// The webhook outbox: event id to the account (its stored id) and the event.
+    pub outbox: BTreeMap<String, (String, Event)>,
     /// Commits applied.
     pub commits: u64,
     /// Per account, batches with two commands that set its status (open, freeze, unfreeze),
@@ -353,6 +371,12 @@ impl Ledger {
                 match payer {
                     Some(p) => self.disbursing.insert(d.clone(), p.clone()),
                     None => self.disbursing.remove(d),
+                };
+            }
+            Row::Outbox(id, _, event, body) => {
+                match body {
+                    Some(e) => self.outbox.insert(event.clone(), (id.clone(), e.clone())),
+                    None => self.outbox.remove(event),
                 };
             }
             Row::HoldDue(at, h, payer) => {

@@ -20,6 +20,7 @@
 //! own: two settlements at one `seq` are ordered by kind and id.
 
 use super::account::{is_move, Effect, Write};
+use super::planted::{planted, Bug};
 use super::records::{DisbursementPhase, SagaRecord, SenderStatus};
 use crate::storage::keys::Keys;
 use cluster_config::{account_matches, EventType};
@@ -112,15 +113,20 @@ fn events(
         let settled = match rec {
             SagaRecord::Sender {
                 transfer_id,
-                status: SenderStatus::Completed | SenderStatus::Failed(_),
+                status: status @ (SenderStatus::Completed | SenderStatus::Failed(_)),
                 ..
-            } if !is_move(transfer_id) => rec.view(account).map(|v| {
-                (
-                    EventType::TransferSettled,
-                    v.id.clone(),
-                    EventData::Transfer(v.public()),
-                )
-            }),
+            } if !is_move(transfer_id)
+                && !(planted(Bug::OutboxForgetsFailures)
+                    && matches!(status, SenderStatus::Failed(_))) =>
+            {
+                rec.view(account).map(|v| {
+                    (
+                        EventType::TransferSettled,
+                        v.id.clone(),
+                        EventData::Transfer(v.public()),
+                    )
+                })
+            }
             SagaRecord::Hold(h)
                 if matches!(
                     h.status,

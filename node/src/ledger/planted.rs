@@ -69,11 +69,14 @@ pub enum Bug {
     /// A debit its shard found short is refused `insufficient_funds` when the account as a
     /// whole has exactly the amount.
     ShortVerdictOffByOne,
+    /// A transfer that failed gets no `transfer.settled` event in the outbox (only completed
+    /// ones are told).
+    OutboxForgetsFailures,
 }
 
 impl Bug {
     /// Every plantable bug.
-    pub const ALL: [Bug; 21] = [
+    pub const ALL: [Bug; 22] = [
         Bug::SkipEpochCheck,
         Bug::ReleaseOnTimeout,
         Bug::CreditTwice,
@@ -95,6 +98,7 @@ impl Bug {
         Bug::MoveCountedTwice,
         Bug::ForgetMoveMark,
         Bug::ShortVerdictOffByOne,
+        Bug::OutboxForgetsFailures,
     ];
 
     /// The bug's name on the command line.
@@ -121,6 +125,7 @@ impl Bug {
             Bug::MoveCountedTwice => "move-counted-twice",
             Bug::ForgetMoveMark => "forget-move-mark",
             Bug::ShortVerdictOffByOne => "short-verdict-off-by-one",
+            Bug::OutboxForgetsFailures => "outbox-forgets-failures",
         }
     }
 

@@ -32,6 +32,7 @@ mod exactly_once;
 mod model;
 mod model_disbursements;
 mod model_holds;
+pub mod outbox;
 mod overdraft;
 mod replay;
 pub mod sharded_reads;
@@ -117,6 +118,7 @@ impl Checks {
                 Box::new(durability::Durability::default()),
                 Box::new(model::ClientModel),
                 Box::new(sharded_reads::ShardedReads),
+                Box::new(outbox::Outbox),
             ],
         }
     }

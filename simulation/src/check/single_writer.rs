@@ -54,7 +54,8 @@ impl Check for SingleWriter {
             | Row::Saga(a, _, _)
             | Row::Open(a, _, _)
             | Row::Moving(a, _, _)
-            | Row::Index(a, _) => Some((a.clone(), false)),
+            | Row::Index(a, _)
+            | Row::Outbox(a, ..) => Some((a.clone(), false)),
             // A sharded account's list is written by its shards.
             Row::Listed(a, ..) => Some((a.clone(), true)),
             Row::Pending(..) | Row::HoldDue(..) | Row::Disbursing(..) => None,

@@ -336,7 +336,7 @@ fn unavailable(why: &str) -> ApiError {
 impl Sim {
     /// A cluster for `seed` with `opts`, its stores empty and its clients about to start.
     pub fn new(seed: u64, opts: Options, keep_trace: bool) -> Self {
-        let keys = Keys::default();
+        let keys = Keys::default().with_webhooks(&[crate::check::outbox::webhook()]);
         let backend = SimBackend::new(Rng::stream(seed, 1), keys.clone());
         backend.set_faults(StorageFaults {
             conflict_ppm: opts.conflict_ppm,
