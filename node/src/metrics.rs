@@ -1,40 +1,20 @@
-//! Prometheus metrics of a node, rendered as text for `GET /metrics`.
+//! Prometheus metrics of a node, served by `GET /metrics`.
 //!
-//! Counters and histograms are atomics; the per-route request counts sit in a small map
-//! behind a lock (routes are a fixed set of templates, so it is bounded).
+//! The counters, gauges, histograms and the text exposition are `prometheus-client`'s; this
+//! file names the node's metrics, with their help texts and bucket bounds, and adds the values
+//! that other parts of the node own, read at scrape time ([`Gauges`]).
 
+use prometheus_client::encoding::{prometheus_text, EncodeLabelSet};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::{ConstGauge, Gauge};
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 use protocol::api::TransferStatus;
 use protocol::ErrorCode;
-use std::collections::BTreeMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
-/// A monotonically increasing count.
-#[derive(Debug, Default)]
-pub struct Counter(AtomicU64);
-
-impl Counter {
-    /// Adds one.
-    pub fn inc(&self) {
-        self.0.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// The current value.
-    pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
-    }
-}
-
-/// A histogram with fixed upper bounds.
-#[derive(Debug)]
-pub struct Histogram {
-    bounds: &'static [f64],
-    counts: Vec<AtomicU64>,
-    /// Sum of observations, in millionths.
-    sum_micros: AtomicU64,
-    count: AtomicU64,
-}
+/// The `Content-Type` of [`Metrics::render`]: the Prometheus text format, version 0.0.4.
+pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
 
 /// Bucket bounds of latencies, in seconds.
 pub const LATENCY_BOUNDS_S: &[f64] = &[
@@ -46,47 +26,6 @@ pub const BATCH_BOUNDS: &[f64] = &[1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 
 pub const GROUP_BOUNDS: &[f64] = &[
     1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0,
 ];
-
-impl Histogram {
-    /// A histogram with these bucket bounds.
-    pub fn new(bounds: &'static [f64]) -> Self {
-        Histogram {
-            bounds,
-            counts: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            sum_micros: AtomicU64::new(0),
-            count: AtomicU64::new(0),
-        }
-    }
-
-    /// Records one observation.
-    pub fn observe(&self, v: f64) {
-        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
-            self.counts[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.sum_micros
-            .fetch_add((v * 1e6) as u64, Ordering::Relaxed);
-        self.count.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, labels: &str) {
-        let mut cumulative = 0;
-        let sep = if labels.is_empty() { "" } else { "," };
-        for (b, c) in self.bounds.iter().zip(&self.counts) {
-            cumulative += c.load(Ordering::Relaxed);
-            let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"{b}\"}} {cumulative}");
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{{labels}{sep}le=\"+Inf\"}} {count}");
-        let sum = self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
-        let braces = if labels.is_empty() {
-            String::new()
-        } else {
-            format!("{{{labels}}}")
-        };
-        let _ = writeln!(out, "{name}_sum{braces} {sum}");
-        let _ = writeln!(out, "{name}_count{braces} {count}");
-    }
-}
 
 /// Gauges read at scrape time from the rest of the node.
 #[derive(Debug, Default, Clone, Copy)]
@@ -105,10 +44,29 @@ pub struct Gauges {
     pub storage_failures: u64,
 }
 
+/// Labels of `wallet_http_requests_total`, in the order they are exposed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RequestLabels {
+    route: &'static str,
+    method: &'static str,
+    status: u16,
+}
+
+/// The label of `wallet_auth_refused_total`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct RefusalLabels {
+    code: &'static str,
+}
+
 /// Every metric of a node.
+///
+/// Names are registered without the `_total` of counters: the encoder adds it, so that the
+/// exposed names are `wallet_…_total`. Help texts are registered without their final period,
+/// which the registry adds.
 #[derive(Debug)]
 pub struct Metrics {
-    requests: Mutex<BTreeMap<(&'static str, &'static str, u16), u64>>,
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
     /// HTTP request latency, seconds.
     pub request_latency: Histogram,
     /// Account activations.
@@ -132,7 +90,7 @@ pub struct Metrics {
     /// Duration of one group's storage transaction, retries included, seconds.
     pub group_commit_latency: Histogram,
     /// Open WebSocket connections.
-    pub ws_connections: AtomicU64,
+    pub ws_connections: Gauge,
     /// Requests and WebSocket frames refused `unauthorized` (no or bad token).
     pub auth_unauthorized: Counter,
     /// Requests and WebSocket frames refused `forbidden` (scope or account not allowed).
@@ -141,22 +99,102 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
+        let mut r = Registry::default();
+        let requests = Family::<RequestLabels, Counter>::default();
+        r.register(
+            "wallet_http_requests",
+            "HTTP requests by route, method and status",
+            requests.clone(),
+        );
+        let histogram = |r: &mut Registry, name: &str, help: &str, bounds: &[f64]| {
+            let h = Histogram::new(bounds.iter().copied());
+            r.register(name, help, h.clone());
+            h
+        };
+        let request_latency = histogram(
+            &mut r,
+            "wallet_http_request_duration_seconds",
+            "HTTP request latency",
+            LATENCY_BOUNDS_S,
+        );
+        let batch_inputs = histogram(
+            &mut r,
+            "wallet_batch_inputs",
+            "Inputs committed per account batch",
+            BATCH_BOUNDS,
+        );
+        let group_batches = histogram(
+            &mut r,
+            "wallet_group_batches",
+            "Account batches committed per storage transaction",
+            GROUP_BOUNDS,
+        );
+        let group_commit_latency = histogram(
+            &mut r,
+            "wallet_group_commit_seconds",
+            "Duration of one group commit (its storage transaction, retries included)",
+            LATENCY_BOUNDS_S,
+        );
+        let refusals = Family::<RefusalLabels, Counter>::default();
+        r.register(
+            "wallet_auth_refused",
+            "Requests and WebSocket frames refused by token checks, by code",
+            refusals.clone(),
+        );
+        // Both codes are exposed from the start, at zero.
+        let refused = |code| refusals.get_or_create(&RefusalLabels { code }).clone();
+        let counter = |r: &mut Registry, name: &str, help: &str| {
+            let c = Counter::default();
+            r.register(name, help, c.clone());
+            c
+        };
+        let activations = counter(&mut r, "wallet_activations", "Account actor activations");
+        let saga_messages = counter(
+            &mut r,
+            "wallet_saga_messages",
+            "Saga messages sent between accounts",
+        );
+        let overloaded = counter(
+            &mut r,
+            "wallet_overloaded",
+            "Requests, WebSocket connections and frames refused by admission control (503 overloaded)",
+        );
+        let peers_dropped = counter(
+            &mut r,
+            "wallet_peers_dropped",
+            "Peers dropped from this node's ring after failure_timeout_ms of silence",
+        );
+        let rejoins = counter(
+            &mut r,
+            "wallet_rejoins",
+            "Times this node passivated its accounts and rejoined after its peers dropped it",
+        );
+        let transfers_completed =
+            counter(&mut r, "wallet_transfers_completed", "Transfers completed");
+        let transfers_failed = counter(&mut r, "wallet_transfers_failed", "Transfers failed");
+        let ws_connections = Gauge::default();
+        r.register(
+            "wallet_ws_connections",
+            "Open WebSocket connections",
+            ws_connections.clone(),
+        );
         Metrics {
-            requests: Mutex::new(BTreeMap::new()),
-            request_latency: Histogram::new(LATENCY_BOUNDS_S),
-            activations: Counter::default(),
-            saga_messages: Counter::default(),
-            overloaded: Counter::default(),
-            peers_dropped: Counter::default(),
-            rejoins: Counter::default(),
-            transfers_completed: Counter::default(),
-            transfers_failed: Counter::default(),
-            batch_inputs: Histogram::new(BATCH_BOUNDS),
-            group_batches: Histogram::new(GROUP_BOUNDS),
-            group_commit_latency: Histogram::new(LATENCY_BOUNDS_S),
-            ws_connections: AtomicU64::new(0),
-            auth_unauthorized: Counter::default(),
-            auth_forbidden: Counter::default(),
+            auth_unauthorized: refused("unauthorized"),
+            auth_forbidden: refused("forbidden"),
+            registry: r,
+            requests,
+            request_latency,
+            activations,
+            saga_messages,
+            overloaded,
+            peers_dropped,
+            rejoins,
+            transfers_completed,
+            transfers_failed,
+            batch_inputs,
+            group_batches,
+            group_commit_latency,
+            ws_connections,
         }
     }
 }
@@ -164,156 +202,268 @@ impl Default for Metrics {
 impl Metrics {
     /// Counts one HTTP request by route template, method and status, and its latency.
     pub fn request(&self, route: &'static str, method: &'static str, status: u16, seconds: f64) {
-        *self
-            .requests
-            .lock()
-            .expect("metrics lock")
-            .entry((route, method, status))
-            .or_default() += 1;
+        let labels = RequestLabels {
+            route,
+            method,
+            status,
+        };
+        self.requests.get_or_create(&labels).inc();
         self.request_latency.observe(seconds);
     }
 
     /// Counts a refusal by authentication (`unauthorized`) or authorization (`forbidden`).
     pub fn auth_refused(&self, code: ErrorCode) {
-        match code {
-            ErrorCode::Unauthorized => self.auth_unauthorized.inc(),
-            ErrorCode::Forbidden => self.auth_forbidden.inc(),
-            other => debug_assert!(false, "{other:?} is not an auth refusal"),
-        }
+        let counter = match code {
+            ErrorCode::Unauthorized => &self.auth_unauthorized,
+            ErrorCode::Forbidden => &self.auth_forbidden,
+            other => {
+                debug_assert!(false, "{other:?} is not an auth refusal");
+                return;
+            }
+        };
+        counter.inc();
     }
 
     /// Counts a settled transfer.
     pub fn transfers_settled(&self, status: TransferStatus) {
-        match status {
-            TransferStatus::Completed => self.transfers_completed.inc(),
-            TransferStatus::Failed => self.transfers_failed.inc(),
-            TransferStatus::Pending => {}
-        }
+        let counter = match status {
+            TransferStatus::Completed => &self.transfers_completed,
+            TransferStatus::Failed => &self.transfers_failed,
+            TransferStatus::Pending => return,
+        };
+        counter.inc();
     }
 
-    /// The Prometheus text exposition.
+    /// The Prometheus text exposition (version 0.0.4, [`CONTENT_TYPE`]): this node's metrics
+    /// and the values read at scrape time.
     pub fn render(&self, g: Gauges) -> String {
-        let mut out = String::with_capacity(4096);
-        out.push_str(
-            "# HELP wallet_http_requests_total HTTP requests by route, method and status.\n",
-        );
-        out.push_str("# TYPE wallet_http_requests_total counter\n");
-        for ((route, method, status), n) in self.requests.lock().expect("metrics lock").iter() {
-            let _ = writeln!(
-                out,
-                "wallet_http_requests_total{{route=\"{route}\",method=\"{method}\",status=\"{status}\"}} {n}"
-            );
-        }
-        out.push_str("# HELP wallet_http_request_duration_seconds HTTP request latency.\n");
-        out.push_str("# TYPE wallet_http_request_duration_seconds histogram\n");
-        self.request_latency
-            .render(&mut out, "wallet_http_request_duration_seconds", "");
-        out.push_str("# HELP wallet_batch_inputs Inputs committed per account batch.\n");
-        out.push_str("# TYPE wallet_batch_inputs histogram\n");
-        self.batch_inputs
-            .render(&mut out, "wallet_batch_inputs", "");
-        out.push_str(
-            "# HELP wallet_group_batches Account batches committed per storage transaction.\n",
-        );
-        out.push_str("# TYPE wallet_group_batches histogram\n");
-        self.group_batches
-            .render(&mut out, "wallet_group_batches", "");
-        out.push_str(
-            "# HELP wallet_group_commit_seconds Duration of one group commit (its storage transaction, retries included).\n",
-        );
-        out.push_str("# TYPE wallet_group_commit_seconds histogram\n");
-        self.group_commit_latency
-            .render(&mut out, "wallet_group_commit_seconds", "");
-        let counters = [
+        let mut out = String::with_capacity(8192);
+        prometheus_text::encode(&mut out, &self.registry).expect("writing to a String");
+        prometheus_text::encode(&mut out, &scraped(g)).expect("writing to a String");
+        out
+    }
+}
+
+/// A registry of the values that other parts of the node own, as they are now.
+fn scraped(g: Gauges) -> Registry {
+    let mut r = Registry::default();
+    for (name, help, v) in [
+        (
+            "wallet_storage_commits",
+            "Committed storage transactions",
+            g.commits,
+        ),
+        (
+            "wallet_storage_retries",
+            "Storage attempts retried",
+            g.retries,
+        ),
+        (
+            "wallet_storage_failures",
+            "Storage transactions failed after retries",
+            g.storage_failures,
+        ),
+    ] {
+        r.register(name, help, ConstCounter::new(v));
+    }
+    for (name, help, v) in [
+        (
+            "wallet_active_actors",
+            "Active account actors on this node",
+            g.active_actors,
+        ),
+        (
+            "wallet_http_inflight",
+            "HTTP requests in progress, against limits.http_inflight_max",
+            g.http_inflight,
+        ),
+        (
+            "wallet_pending_sagas",
+            "Unsettled transfers in the pending index",
+            g.pending_sagas,
+        ),
+    ] {
+        r.register(name, help, ConstGauge::new(v));
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The value of the sample `line` (name and labels) in `text`.
+    fn sample(text: &str, line: &str) -> String {
+        text.lines()
+            .find_map(|l| l.strip_prefix(line)?.strip_prefix(' '))
+            .unwrap_or_else(|| panic!("no {line} in\n{text}"))
+            .to_owned()
+    }
+
+    #[test]
+    fn metrics_keep_their_names_help_types_and_buckets() {
+        let m = Metrics::default();
+        m.request("/v1/deposits", "POST", 201, 0.003);
+        m.request("/v1/deposits", "POST", 201, 0.02);
+        m.auth_refused(ErrorCode::Forbidden);
+        m.transfers_settled(TransferStatus::Completed);
+        m.batch_inputs.observe(3.0);
+        m.ws_connections.inc();
+        let text = m.render(Gauges {
+            active_actors: 4,
+            http_inflight: 1,
+            pending_sagas: 2,
+            commits: 7,
+            retries: 1,
+            storage_failures: 0,
+        });
+        for (name, kind, help) in [
+            (
+                "wallet_http_requests_total",
+                "counter",
+                "HTTP requests by route, method and status.",
+            ),
+            (
+                "wallet_http_request_duration_seconds",
+                "histogram",
+                "HTTP request latency.",
+            ),
+            (
+                "wallet_batch_inputs",
+                "histogram",
+                "Inputs committed per account batch.",
+            ),
+            (
+                "wallet_group_batches",
+                "histogram",
+                "Account batches committed per storage transaction.",
+            ),
+            (
+                "wallet_group_commit_seconds",
+                "histogram",
+                "Duration of one group commit (its storage transaction, retries included).",
+            ),
+            (
+                "wallet_auth_refused_total",
+                "counter",
+                "Requests and WebSocket frames refused by token checks, by code.",
+            ),
             (
                 "wallet_activations_total",
+                "counter",
                 "Account actor activations.",
-                self.activations.get(),
             ),
             (
                 "wallet_saga_messages_total",
+                "counter",
                 "Saga messages sent between accounts.",
-                self.saga_messages.get(),
             ),
             (
                 "wallet_overloaded_total",
+                "counter",
                 "Requests, WebSocket connections and frames refused by admission control (503 overloaded).",
-                self.overloaded.get(),
             ),
             (
                 "wallet_peers_dropped_total",
+                "counter",
                 "Peers dropped from this node's ring after failure_timeout_ms of silence.",
-                self.peers_dropped.get(),
             ),
             (
                 "wallet_rejoins_total",
+                "counter",
                 "Times this node passivated its accounts and rejoined after its peers dropped it.",
-                self.rejoins.get(),
             ),
             (
                 "wallet_transfers_completed_total",
+                "counter",
                 "Transfers completed.",
-                self.transfers_completed.get(),
             ),
-            (
-                "wallet_transfers_failed_total",
-                "Transfers failed.",
-                self.transfers_failed.get(),
-            ),
+            ("wallet_transfers_failed_total", "counter", "Transfers failed."),
             (
                 "wallet_storage_commits_total",
+                "counter",
                 "Committed storage transactions.",
-                g.commits,
             ),
             (
                 "wallet_storage_retries_total",
+                "counter",
                 "Storage attempts retried.",
-                g.retries,
             ),
             (
                 "wallet_storage_failures_total",
+                "counter",
                 "Storage transactions failed after retries.",
-                g.storage_failures,
             ),
-        ];
-        out.push_str("# HELP wallet_auth_refused_total Requests and WebSocket frames refused by token checks, by code.\n# TYPE wallet_auth_refused_total counter\n");
-        for (code, n) in [
-            ("unauthorized", self.auth_unauthorized.get()),
-            ("forbidden", self.auth_forbidden.get()),
-        ] {
-            let _ = writeln!(out, "wallet_auth_refused_total{{code=\"{code}\"}} {n}");
-        }
-        for (name, help, v) in counters {
-            let _ = writeln!(
-                out,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}"
-            );
-        }
-        let gauges = [
             (
                 "wallet_active_actors",
+                "gauge",
                 "Active account actors on this node.",
-                g.active_actors,
             ),
             (
                 "wallet_http_inflight",
+                "gauge",
                 "HTTP requests in progress, against limits.http_inflight_max.",
-                g.http_inflight,
             ),
             (
                 "wallet_pending_sagas",
+                "gauge",
                 "Unsettled transfers in the pending index.",
-                g.pending_sagas,
             ),
-            (
-                "wallet_ws_connections",
-                "Open WebSocket connections.",
-                self.ws_connections.load(Ordering::Relaxed),
-            ),
-        ];
-        for (name, help, v) in gauges {
-            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+            ("wallet_ws_connections", "gauge", "Open WebSocket connections."),
+        ] {
+            let head = format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
+            assert!(text.contains(&head), "missing\n{head}in\n{text}");
         }
-        out
+        assert_eq!(text.matches("# TYPE ").count(), 20, "{text}");
+        let requests =
+            r#"wallet_http_requests_total{route="/v1/deposits",method="POST",status="201"}"#;
+        assert_eq!(sample(&text, requests), "2");
+        assert_eq!(
+            sample(&text, r#"wallet_auth_refused_total{code="forbidden"}"#),
+            "1"
+        );
+        assert_eq!(
+            sample(&text, r#"wallet_auth_refused_total{code="unauthorized"}"#),
+            "0"
+        );
+        assert_eq!(sample(&text, "wallet_transfers_completed_total"), "1");
+        assert_eq!(sample(&text, "wallet_transfers_failed_total"), "0");
+        assert_eq!(sample(&text, "wallet_storage_commits_total"), "7");
+        assert_eq!(sample(&text, "wallet_active_actors"), "4");
+        assert_eq!(sample(&text, "wallet_pending_sagas"), "2");
+        assert_eq!(sample(&text, "wallet_ws_connections"), "1");
+        // Bucket bounds as they were always written, cumulative counts, then +Inf.
+        let latency = "wallet_http_request_duration_seconds";
+        for (le, n) in [("0.0025", "0"), ("0.005", "1"), ("0.025", "2"), ("10", "2")] {
+            assert_eq!(
+                sample(&text, &format!("{latency}_bucket{{le=\"{le}\"}}")),
+                n
+            );
+        }
+        assert_eq!(
+            sample(&text, &format!("{latency}_bucket{{le=\"+Inf\"}}")),
+            "2"
+        );
+        assert_eq!(sample(&text, &format!("{latency}_count")), "2");
+        let sum: f64 = sample(&text, &format!("{latency}_sum")).parse().unwrap();
+        assert!((sum - 0.023).abs() < 1e-9, "{sum}");
+        for (name, bounds) in [
+            (latency, LATENCY_BOUNDS_S),
+            ("wallet_batch_inputs", BATCH_BOUNDS),
+            ("wallet_group_batches", GROUP_BOUNDS),
+            ("wallet_group_commit_seconds", LATENCY_BOUNDS_S),
+        ] {
+            let les: Vec<String> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix(&format!("{name}_bucket{{le=\"")))
+                .filter_map(|l| l.split('"').next())
+                .map(str::to_owned)
+                .collect();
+            let mut want: Vec<String> = bounds.iter().map(|b| b.to_string()).collect();
+            want.push("+Inf".into());
+            assert_eq!(les, want, "{name}");
+        }
+        assert_eq!(sample(&text, r#"wallet_batch_inputs_bucket{le="2"}"#), "0");
+        assert_eq!(sample(&text, r#"wallet_batch_inputs_bucket{le="4"}"#), "1");
     }
 }

@@ -427,6 +427,13 @@ fn api_health_ready_metrics_and_admin() {
         .get(format!("{}/metrics", n.url))
         .call()
         .unwrap();
+    // The Prometheus text format, as Prometheus scrapes it.
+    assert_eq!(
+        resp.headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok()),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
     let text = resp.body_mut().read_to_string().unwrap();
     for family in [
         "wallet_http_requests_total{route=\"/v1/deposits\",method=\"POST\",status=\"201\"} 1",

@@ -322,7 +322,9 @@ impl HostState {
             Event::Done(done) => match *done {
                 Done::Loaded(r) => {
                     match &r {
-                        Ok(_) => self.shell.metrics().activations.inc(),
+                        Ok(_) => {
+                            self.shell.metrics().activations.inc();
+                        }
                         Err(e) => {
                             tracing::warn!(account = %id, error = %e, "account could not be loaded")
                         }

@@ -273,7 +273,7 @@ async fn metrics(_: auth::MetricsScope, State(st): State<AppState>) -> Response 
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            "text/plain; version=0.0.4",
+            crate::metrics::CONTENT_TYPE,
         )],
         st.shell.metrics().render(g),
     )

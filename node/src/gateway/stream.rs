@@ -40,7 +40,6 @@ use protocol::ids::SHARD_SEPARATOR;
 use protocol::stream::{ClientFrame, CommandResult, ServerFrame};
 use protocol::{AccountId, ApiError, ErrorCode};
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
@@ -103,10 +102,7 @@ struct Connection {
 struct Closed;
 
 async fn serve(st: AppState, caller: Caller, socket: WebSocket) {
-    st.shell
-        .metrics()
-        .ws_connections
-        .fetch_add(1, Ordering::Relaxed);
+    st.shell.metrics().ws_connections.inc();
     let mut updates = st.shell.subscribe_updates();
     let mut shutdown = st.shutdown.clone();
     let (results, mut results_rx) = mpsc::channel(COMMANDS_IN_FLIGHT_MAX);
@@ -149,10 +145,7 @@ async fn serve(st: AppState, caller: Caller, socket: WebSocket) {
             break;
         }
     }
-    st.shell
-        .metrics()
-        .ws_connections
-        .fetch_sub(1, Ordering::Relaxed);
+    st.shell.metrics().ws_connections.dec();
 }
 
 impl Connection {
