@@ -28,7 +28,7 @@ pub const GROUP_BOUNDS: &[f64] = &[
 ];
 
 /// Gauges read at scrape time from the rest of the node.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub struct Gauges {
     /// Active account actors.
     pub active_actors: u64,
@@ -42,6 +42,29 @@ pub struct Gauges {
     pub retries: u64,
     /// Storage transactions that failed for good.
     pub storage_failures: u64,
+    /// Each webhook's outbox and deliveries on this node.
+    pub webhooks: Vec<WebhookCounts>,
+}
+
+/// One webhook's counts on this node, read at scrape time.
+#[derive(Debug, Default, Clone)]
+pub struct WebhookCounts {
+    /// The webhook's id (its outbox's).
+    pub id: String,
+    /// Events waiting in its outbox for this node's accounts.
+    pub waiting: u64,
+    /// Events delivered.
+    pub delivered: u64,
+    /// Delivery attempts that failed.
+    pub failed: u64,
+    /// Events dropped after failing for 24 hours.
+    pub expired: u64,
+}
+
+/// The label of the webhook metrics.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct WebhookLabels {
+    webhook: String,
 }
 
 /// Labels of `wallet_http_requests_total`, in the order they are exposed.
@@ -285,6 +308,51 @@ fn scraped(g: Gauges) -> Registry {
     ] {
         r.register(name, help, ConstGauge::new(v));
     }
+    if !g.webhooks.is_empty() {
+        let waiting = Family::<WebhookLabels, Gauge>::default();
+        let counters: [(
+            &str,
+            &str,
+            Family<WebhookLabels, Counter>,
+            fn(&WebhookCounts) -> u64,
+        ); 3] = [
+            (
+                "wallet_webhook_deliveries",
+                "Webhook events delivered (2xx)",
+                Family::default(),
+                |h| h.delivered,
+            ),
+            (
+                "wallet_webhook_failures",
+                "Webhook delivery attempts that failed",
+                Family::default(),
+                |h| h.failed,
+            ),
+            (
+                "wallet_webhook_events_expired",
+                "Webhook events dropped after failing for 24 hours",
+                Family::default(),
+                |h| h.expired,
+            ),
+        ];
+        for h in &g.webhooks {
+            let labels = WebhookLabels {
+                webhook: h.id.clone(),
+            };
+            waiting.get_or_create(&labels).set(h.waiting as i64);
+            for (_, _, family, value) in &counters {
+                family.get_or_create(&labels).inc_by(value(h));
+            }
+        }
+        r.register(
+            "wallet_webhook_outbox_events",
+            "Events waiting in a webhook's outbox for this node's accounts, against limits.webhook_outbox_max",
+            waiting,
+        );
+        for (name, help, family, _) in counters {
+            r.register(name, help, family);
+        }
+    }
     r
 }
 
@@ -316,7 +384,22 @@ mod tests {
             commits: 7,
             retries: 1,
             storage_failures: 0,
+            webhooks: vec![WebhookCounts {
+                id: "shop".into(),
+                waiting: 3,
+                delivered: 10,
+                failed: 2,
+                expired: 1,
+            }],
         });
+        for (line, value) in [
+            ("wallet_webhook_outbox_events{webhook=\"shop\"}", "3"),
+            ("wallet_webhook_deliveries_total{webhook=\"shop\"}", "10"),
+            ("wallet_webhook_failures_total{webhook=\"shop\"}", "2"),
+            ("wallet_webhook_events_expired_total{webhook=\"shop\"}", "1"),
+        ] {
+            assert_eq!(sample(&text, line), value, "{line}");
+        }
         for (name, kind, help) in [
             (
                 "wallet_http_requests_total",
@@ -410,11 +493,31 @@ mod tests {
                 "Unsettled transfers in the pending index.",
             ),
             ("wallet_ws_connections", "gauge", "Open WebSocket connections."),
+            (
+                "wallet_webhook_outbox_events",
+                "gauge",
+                "Events waiting in a webhook's outbox for this node's accounts, against limits.webhook_outbox_max.",
+            ),
+            (
+                "wallet_webhook_deliveries_total",
+                "counter",
+                "Webhook events delivered (2xx).",
+            ),
+            (
+                "wallet_webhook_failures_total",
+                "counter",
+                "Webhook delivery attempts that failed.",
+            ),
+            (
+                "wallet_webhook_events_expired_total",
+                "counter",
+                "Webhook events dropped after failing for 24 hours.",
+            ),
         ] {
             let head = format!("# HELP {name} {help}\n# TYPE {name} {kind}\n");
             assert!(text.contains(&head), "missing\n{head}in\n{text}");
         }
-        assert_eq!(text.matches("# TYPE ").count(), 20, "{text}");
+        assert_eq!(text.matches("# TYPE ").count(), 24, "{text}");
         let requests =
             r#"wallet_http_requests_total{route="/v1/deposits",method="POST",status="201"}"#;
         assert_eq!(sample(&text, requests), "2");

@@ -17,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 const SECRET: &str = "whsec_test_0123456789";
+/// The webhook's id (its metrics' label).
+const HOOK: &str = "test-hook";
 /// Deliveries the receiver refuses (500) before it takes any.
 const FAIL_FIRST: usize = 3;
 /// Longest a test waits for its events.
@@ -145,7 +147,7 @@ fn write_config(dir: &Path, receiver: &Receiver, extra: &str) -> std::path::Path
     let toml = format!(
         "[node]\nid = \"n1\"\nlisten = \"127.0.0.1:0\"\n\
          {storage}\
-         [[webhooks]]\nurl = \"{url}\"\nsecret = \"{SECRET}\"\n\
+         [[webhooks]]\nid = \"{HOOK}\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\n\
          {extra}",
         storage = e2e::storage_toml(&dir.join("data")),
         url = receiver.url,
@@ -348,6 +350,18 @@ fn every_event_arrives_in_order_signed_across_failures_and_a_sigkill() {
             next = next.max(s + 1);
         }
     }
+    // The node's counts: what this process delivered, and an empty outbox.
+    let hook_metric =
+        |name: &str| e2e::cluster::metric(&node.url, &format!("{name}{{webhook=\"{HOOK}\"}}"));
+    let deadline = Instant::now() + DELIVERY_TIME_MAX;
+    while hook_metric("wallet_webhook_outbox_events") != 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the outbox gauge never fell to 0"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(hook_metric("wallet_webhook_deliveries_total") > 0);
     eprintln!(
         "{} events, {} deliveries taken ({repeats} repeated), {} attempts",
         bodies.len(),
@@ -388,6 +402,16 @@ fn a_full_outbox_refuses_money_movements_until_the_receiver_recovers() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert_eq!(refused["error"]["code"], "overloaded", "{refused}");
+    let waiting = e2e::cluster::metric(
+        &node.url,
+        &format!("wallet_webhook_outbox_events{{webhook=\"{HOOK}\"}}"),
+    );
+    assert!(waiting >= 5, "{waiting} events waiting");
+    let failures = e2e::cluster::metric(
+        &node.url,
+        &format!("wallet_webhook_failures_total{{webhook=\"{HOOK}\"}}"),
+    );
+    assert!(failures >= 1, "{failures} failures counted");
     assert!(
         refused["error"]["message"]
             .as_str()

@@ -269,6 +269,17 @@ async fn metrics(_: auth::MetricsScope, State(st): State<AppState>) -> Response 
         commits: stats.commits.load(Ordering::Relaxed),
         retries: stats.retries.load(Ordering::Relaxed),
         storage_failures: stats.failures.load(Ordering::Relaxed),
+        webhooks: st
+            .webhooks
+            .iter()
+            .map(|(id, s)| crate::metrics::WebhookCounts {
+                id: id.clone(),
+                waiting: s.waiting.load(Ordering::Relaxed),
+                delivered: s.delivered.load(Ordering::Relaxed),
+                failed: s.failed.load(Ordering::Relaxed),
+                expired: s.expired.load(Ordering::Relaxed),
+            })
+            .collect(),
     };
     (
         [(
