@@ -61,6 +61,14 @@ pub struct WebhookCounts {
     pub expired: u64,
 }
 
+/// A webhook counter: name, help, family, and its value in a webhook's counts.
+type WebhookCounter = (
+    &'static str,
+    &'static str,
+    Family<WebhookLabels, Counter>,
+    fn(&WebhookCounts) -> u64,
+);
+
 /// The label of the webhook metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct WebhookLabels {
@@ -310,12 +318,7 @@ fn scraped(g: Gauges) -> Registry {
     }
     if !g.webhooks.is_empty() {
         let waiting = Family::<WebhookLabels, Gauge>::default();
-        let counters: [(
-            &str,
-            &str,
-            Family<WebhookLabels, Counter>,
-            fn(&WebhookCounts) -> u64,
-        ); 3] = [
+        let counters: [WebhookCounter; 3] = [
             (
                 "wallet_webhook_deliveries",
                 "Webhook events delivered (2xx)",
