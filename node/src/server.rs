@@ -236,6 +236,7 @@ impl Node {
             admission: Arc::new(gateway::admission::Admission::new(&config.limits)),
             auth: auth.clone(),
             layouts: gateway::sharded::Layouts::default(),
+            stats: gateway::stats::Window::new(),
         });
         let (serve, admin_serve, admin_addr) = match admin_listener {
             None => {

@@ -28,8 +28,10 @@ pub mod holds;
 pub mod movements;
 pub mod routes;
 pub mod sharded;
+pub mod stats;
 pub mod stream;
 pub mod transfers;
+pub mod ui;
 
 use crate::cluster::Shell;
 use crate::metrics::Gauges;
@@ -87,6 +89,8 @@ pub struct AppShared {
     pub auth: Option<Arc<auth::Auth>>,
     /// The layouts (sharded or not) of the accounts seen.
     pub layouts: sharded::Layouts,
+    /// Per-second request samples of the last minutes (the dashboard's charts).
+    pub stats: stats::Window,
 }
 
 /// Which routes a listener serves.
@@ -96,7 +100,7 @@ pub enum Listener {
     All,
     /// Every route but `/admin/*` and `/metrics`.
     Public,
-    /// `/admin/*`, `/metrics`, and the health routes.
+    /// `/admin/*`, `/metrics`, the health routes and the dashboard.
     Admin,
 }
 
@@ -105,7 +109,12 @@ impl Listener {
         match self {
             Listener::All => true,
             Listener::Public => !routes::is_admin(path),
-            Listener::Admin => routes::is_admin(path) || path == "/healthz" || path == "/readyz",
+            Listener::Admin => {
+                routes::is_admin(path)
+                    || routes::is_dashboard(path)
+                    || path == "/healthz"
+                    || path == "/readyz"
+            }
         }
     }
 }
@@ -156,10 +165,13 @@ fn handlers() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/admin/accounts/{id}/shards", get(admin::shards)),
         ("GET", "/admin/accounts/{id}/entries", get(admin::entries)),
         ("GET", "/admin/audit", get(admin::audit)),
+        ("GET", "/admin/stats", get(stats::stats)),
         ("POST", "/admin/drain", post(admin::drain)),
         ("GET", "/healthz", get(healthz)),
         ("GET", "/readyz", get(readyz)),
         ("GET", "/metrics", get(metrics)),
+        ("GET", "/ui", get(ui::page)),
+        ("GET", "/ui/{name}", get(ui::asset)),
     ]
 }
 
@@ -219,6 +231,8 @@ async fn track(State(st): State<AppState>, mut req: Request, next: Next) -> Resp
         resp.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
+    st.stats
+        .record(route, resp.status().as_u16(), started.elapsed());
     resp
 }
 
