@@ -31,6 +31,9 @@
   const KINDS_IN = new Set(['deposit', 'transfer_in', 'release']);
   const KINDS_OUT = new Set(['withdrawal', 'transfer_out', 'hold']);
 
+  /** What the token field says when no token is set. */
+  const TOKEN_PLACEHOLDER = 'bearer token (admin + read)';
+
   const $ = (id) => document.getElementById(id);
 
   // ---------------------------------------------------------------- token and requests
@@ -136,8 +139,9 @@
   function tokenRefused(message) {
     stopSession();
     sessionStorage.removeItem(TOKEN_KEY);
-    setBanner('token', 'The token was refused (401 unauthorized: ' + message +
-      '). Enter a valid token and press Connect.');
+    setBanner('token', 'The token was refused (401 unauthorized): ' + message +
+      '. Enter a valid token and press Connect.');
+    $('token').placeholder = TOKEN_PLACEHOLDER;
     $('welcome').hidden = false;
     $('token').focus();
   }
@@ -276,7 +280,8 @@
 
   // ---------------------------------------------------------------- throughput and latency
 
-  let lastSamples = null;
+  /** The last samples read; none yet draws empty charts. */
+  let lastSamples = [];
 
   async function refreshStats() {
     let w;
@@ -293,7 +298,6 @@
 
   function drawStats() {
     const samples = lastSamples;
-    if (!samples) return;
     // The node's clock places the window, so a skewed browser clock does not shift it.
     const end = samples.length ? samples[samples.length - 1].at_ms + 1000 : Date.now();
     const start = end - WINDOW_SECS * 1000;
@@ -783,7 +787,7 @@
     $('token-forget').addEventListener('click', () => {
       sessionStorage.removeItem(TOKEN_KEY);
       stopSession();
-      $('token').placeholder = 'bearer token (admin + read)';
+      $('token').placeholder = TOKEN_PLACEHOLDER;
       $('welcome').hidden = false;
       setLive(null);
     });
@@ -801,6 +805,7 @@
       showAccount(id);
     });
     window.addEventListener('resize', drawStats);
+    drawStats();
     // `/ui#token=SECRET` (or `#token=` for a node without [auth]) connects at once, for a
     // kiosk screen or a screenshot; the fragment never reaches the server, and it is removed
     // from the address bar as soon as it is read.

@@ -2,8 +2,8 @@
 //! page loads clean (no console error, no failed request, nothing outside its own origin),
 //! asks nothing before a token is entered, then shows the members, the request charts'
 //! data, and an account whose balance follows deposits made through the HTTP API over the
-//! WebSocket stream (an ordinary account and a sharded one); a refused token and a token
-//! without the admin scope are shown on the page.
+//! WebSocket stream (an ordinary account and a sharded one); a refused token, a token
+//! without the admin scope and a node that stopped are shown on the page.
 //!
 //! Without Chromium (`chromium` on the PATH, or `$CHROMIUM`) the test says so and passes,
 //! unless `CI` is set: there a missing browser fails it.
@@ -278,5 +278,29 @@ fn dashboard_shows_members_stats_and_a_live_balance_with_auth_on() {
         b.eval("sessionStorage.getItem('walletd.dashboard.token')"),
         Value::Null,
         "a refused token is forgotten"
+    );
+
+    // The node stops: the banner says it does not answer, and the stream is down.
+    b.eval(&submit("token", DASHBOARD_TOKEN));
+    b.wait_for(
+        "the refusal is cleared by a good token",
+        "document.getElementById('banner').hidden",
+        SHOWN_WITHIN,
+    );
+    drop(n);
+    let shown = b.wait_for(
+        "the banner shows the node is down",
+        "(() => { const e = document.getElementById('banner'); \
+         return e.hidden ? null : e.textContent; })()",
+        SHOWN_WITHIN,
+    );
+    assert!(
+        shown.as_str().unwrap().contains("does not answer"),
+        "{shown}"
+    );
+    b.wait_for(
+        "the account view says its stream is down",
+        "document.getElementById('account-live').textContent === 'stream down'",
+        SHOWN_WITHIN,
     );
 }
