@@ -493,7 +493,7 @@
     const shown = p.transfers.length + ds.length;
     $('pending-count').textContent = p.truncated
       ? 'the oldest ' + shown + ' of more'
-      : shown + (shown === 1 ? ' open' : ' open');
+      : shown + ' open';
   }
 
   // ---------------------------------------------------------------- account view

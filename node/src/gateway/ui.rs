@@ -25,13 +25,35 @@
 use super::error::HttpError;
 use axum::extract::Path;
 use axum::http::header::{self, HeaderValue};
+use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 
-/// The policy of every dashboard answer: this origin only, no inline code. `'self'` covers
-/// the page's WebSocket to its own host and port (`ws:`/`wss:` of the same origin).
+/// The policy of every dashboard answer: this origin only, no inline code.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
     style-src 'self'; img-src 'self'; connect-src 'self'; base-uri 'none'; \
     form-action 'none'; frame-ancestors 'none'";
+
+/// Longest `Host` header named in the page's policy.
+const HOST_BYTES_MAX: usize = 255;
+
+/// The page's policy: [`CONTENT_SECURITY_POLICY`] with the page's own host's `ws:` and `wss:`
+/// added to `connect-src` (the stream), for browsers whose `'self'` does not cover
+/// WebSockets yet. A `Host` that is not a plain `host[:port]` adds nothing.
+pub fn page_policy(host: Option<&str>) -> String {
+    let plain = |h: &str| {
+        !h.is_empty()
+            && h.len() <= HOST_BYTES_MAX
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b))
+    };
+    match host.filter(|h| plain(h)) {
+        Some(h) => CONTENT_SECURITY_POLICY.replace(
+            "connect-src 'self'",
+            &format!("connect-src 'self' ws://{h} wss://{h}"),
+        ),
+        None => CONTENT_SECURITY_POLICY.to_owned(),
+    }
+}
 
 /// One embedded file: its name under `/ui/`, content type and bytes.
 struct Asset {
@@ -67,8 +89,14 @@ const ASSETS: &[Asset] = &[
 ];
 
 /// `GET /ui`: the dashboard's page.
-pub async fn page() -> Response {
-    serve(&PAGE)
+pub async fn page(headers: HeaderMap) -> Response {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok());
+    let mut resp = serve(&PAGE);
+    if let Ok(policy) = HeaderValue::from_str(&page_policy(host)) {
+        resp.headers_mut()
+            .insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
+    resp
 }
 
 /// `GET /ui/{name}`: one of the page's assets; another name is `not_found`.
@@ -107,6 +135,28 @@ fn serve(asset: &Asset) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ui_policy_names_only_the_pages_own_host() {
+        // Proves the page's policy adds its own host's WebSocket origins, and that a Host
+        // header trying to widen the policy adds nothing.
+        let p = page_policy(Some("127.0.0.1:8080"));
+        assert!(
+            p.contains("connect-src 'self' ws://127.0.0.1:8080 wss://127.0.0.1:8080;"),
+            "{p}"
+        );
+        assert!(p.contains("default-src 'none'") && p.contains("script-src 'self';"));
+        for bad in [
+            "evil.example; script-src *",
+            "a b",
+            "",
+            "x\"",
+            &"h".repeat(HOST_BYTES_MAX + 1),
+        ] {
+            assert_eq!(page_policy(Some(bad)), CONTENT_SECURITY_POLICY, "{bad:?}");
+        }
+        assert_eq!(page_policy(None), CONTENT_SECURITY_POLICY);
+    }
 
     #[test]
     fn ui_page_loads_only_embedded_assets() {

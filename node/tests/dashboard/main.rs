@@ -140,7 +140,13 @@ fn dashboard_shows_members_stats_and_a_live_balance_with_auth_on() {
     assert_eq!(resp.status().as_u16(), 200);
     let csp = resp.headers()["content-security-policy"].to_str().unwrap();
     assert!(
-        csp.contains("default-src 'none'") && csp.contains("script-src 'self'"),
+        csp.contains("default-src 'none'")
+            && csp.contains("script-src 'self';")
+            && csp.contains(&format!(
+                "connect-src 'self' ws://{} wss://{};",
+                n.host(),
+                n.host()
+            )),
         "{csp}"
     );
 
