@@ -16,8 +16,9 @@ step() { printf '\n==> %s\n' "$*"; }
 #   needed: the gate only compiles and lints that feature, it does not link it.
 # - wrk: the outside load generator of the flood tests (tests/tests/flood.rs).
 # - openssl: the TLS test makes its certificate with it (node/tests/tls.rs).
+# - chromium: the dashboard's end-to-end test drives it headless (node/tests/dashboard/).
 missing=()
-for pkg in libclang-dev wrk openssl; do
+for pkg in libclang-dev wrk openssl chromium; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$pkg")
   fi

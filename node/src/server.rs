@@ -248,6 +248,7 @@ impl Node {
             layouts: gateway::sharded::Layouts::default(),
             outbox_gate,
             webhooks: publishers.stats().to_vec(),
+            stats: gateway::stats::Window::new(),
         });
         let (serve, admin_serve, admin_addr) = match admin_listener {
             None => {

@@ -203,14 +203,15 @@ fn example(r: &RouteSpec, a: &str, b: &str, m: &Made) -> (String, Option<Value>,
         // A plain GET without the upgrade headers: the upgrade itself refuses it.
         "/v1/stream" => (r.path.to_owned(), None, 400),
         "/admin/status" | "/admin/accounts" | "/admin/pending" | "/admin/audit"
-        | "/admin/holds" => (r.path.to_owned(), None, 200),
+        | "/admin/holds" | "/admin/stats" => (r.path.to_owned(), None, 200),
         "/admin/owner/{id}" => (format!("/admin/owner/{a}"), None, 200),
         "/admin/accounts/{id}/entries" => (format!("/admin/accounts/{a}/entries"), None, 200),
         // The example account is not sharded: an admin gets the route's 404 (the listing of
         // a sharded account's shards is covered by tests/sharded.rs).
         "/admin/accounts/{id}/shards" => (format!("/admin/accounts/{a}/shards"), None, 404),
         "/admin/drain" => (r.path.to_owned(), None, 200),
-        "/healthz" | "/readyz" | "/metrics" => (r.path.to_owned(), None, 200),
+        "/healthz" | "/readyz" | "/metrics" | "/ui" => (r.path.to_owned(), None, 200),
+        "/ui/{name}" => ("/ui/app.js".to_owned(), None, 200),
         other => panic!("route {other} has no example in the auth matrix: add one"),
     };
     (path, body, status)
@@ -581,7 +582,7 @@ mod ws {
 fn auth_admin_listen_serves_admin_and_metrics_only_there() {
     // Proves node.admin_listen takes /admin/* and /metrics off the public listener (404
     // there, with a valid token) and serves them on its own address under the same token
-    // rules, while /v1 stays on the public one.
+    // rules, while /v1 stays on the public one and the dashboard's page is on both.
     let n = start(true);
     let admin = n.admin_url.clone().expect("an admin listener");
     for path in ["/admin/status", "/metrics"] {
@@ -619,6 +620,13 @@ fn auth_admin_listen_serves_admin_and_metrics_only_there() {
     assert_eq!((got.status, got.code()), (403, "forbidden"));
     let got = send("GET", &format!("{admin}/healthz"), None, None);
     assert_eq!(got.status, 200);
+    // The dashboard's static page is on both listeners, without a token.
+    for base in [&n.url, &admin] {
+        for path in ["/ui", "/ui/app.js"] {
+            let got = send("GET", &format!("{base}{path}"), None, None);
+            assert_eq!(got.status, 200, "{base}{path}");
+        }
+    }
     let got = send(
         "GET",
         &format!("{admin}/v1/accounts/x"),

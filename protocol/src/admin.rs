@@ -267,3 +267,36 @@ pub struct ShardView {
     /// Its journal's last sequence.
     pub seq: u64,
 }
+
+/// Seconds of per-second samples `GET /admin/stats` keeps and answers.
+pub const STATS_WINDOW_SECS: u64 = 300;
+
+/// `GET /admin/stats`: this node's `/v1` requests of each of the last seconds (the dashboard's
+/// throughput and latency charts).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsWindow {
+    /// This node's id (each node counts its own requests).
+    pub node_id: String,
+    /// Length of one sample, in milliseconds (1000).
+    pub interval_ms: u64,
+    /// The finished seconds, oldest first, at most [`STATS_WINDOW_SECS`], one per second
+    /// without gaps (a second without requests is a sample of zeros).
+    pub samples: Vec<StatsSample>,
+}
+
+/// The `/v1` requests a node answered in one second.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatsSample {
+    /// Start of the second, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// Requests answered in it.
+    pub requests: u64,
+    /// Of those, answered with a 5xx status (`unavailable`, `overloaded`).
+    pub errors: u64,
+    /// Median latency, microseconds (0 without requests).
+    pub p50_us: u64,
+    /// 99th percentile latency, microseconds.
+    pub p99_us: u64,
+    /// Slowest request, microseconds.
+    pub max_us: u64,
+}

@@ -28,8 +28,10 @@ pub mod holds;
 pub mod movements;
 pub mod routes;
 pub mod sharded;
+pub mod stats;
 pub mod stream;
 pub mod transfers;
+pub mod ui;
 
 use crate::cluster::Shell;
 use crate::metrics::Gauges;
@@ -91,6 +93,8 @@ pub struct AppShared {
     pub outbox_gate: Arc<crate::webhooks::OutboxGate>,
     /// Each webhook's id and delivery counts on this node.
     pub webhooks: Vec<(String, Arc<crate::webhooks::HookStats>)>,
+    /// Per-second request samples of the last minutes (the dashboard's charts).
+    pub stats: stats::Window,
 }
 
 /// Which routes a listener serves.
@@ -100,7 +104,7 @@ pub enum Listener {
     All,
     /// Every route but `/admin/*` and `/metrics`.
     Public,
-    /// `/admin/*`, `/metrics`, and the health routes.
+    /// `/admin/*`, `/metrics`, the health routes and the dashboard.
     Admin,
 }
 
@@ -109,7 +113,12 @@ impl Listener {
         match self {
             Listener::All => true,
             Listener::Public => !routes::is_admin(path),
-            Listener::Admin => routes::is_admin(path) || path == "/healthz" || path == "/readyz",
+            Listener::Admin => {
+                routes::is_admin(path)
+                    || routes::is_dashboard(path)
+                    || path == "/healthz"
+                    || path == "/readyz"
+            }
         }
     }
 }
@@ -160,10 +169,13 @@ fn handlers() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("GET", "/admin/accounts/{id}/shards", get(admin::shards)),
         ("GET", "/admin/accounts/{id}/entries", get(admin::entries)),
         ("GET", "/admin/audit", get(admin::audit)),
+        ("GET", "/admin/stats", get(stats::stats)),
         ("POST", "/admin/drain", post(admin::drain)),
         ("GET", "/healthz", get(healthz)),
         ("GET", "/readyz", get(readyz)),
         ("GET", "/metrics", get(metrics)),
+        ("GET", "/ui", get(ui::page)),
+        ("GET", "/ui/{name}", get(ui::asset)),
     ]
 }
 
@@ -223,6 +235,8 @@ async fn track(State(st): State<AppState>, mut req: Request, next: Next) -> Resp
         resp.status().as_u16(),
         started.elapsed().as_secs_f64(),
     );
+    st.stats
+        .record(route, resp.status().as_u16(), started.elapsed());
     resp
 }
 

@@ -67,10 +67,14 @@ pub const ROUTES: &[RouteSpec] = &[
     route("GET", "/admin/accounts/{id}/shards", ADMIN),
     route("GET", "/admin/accounts/{id}/entries", ADMIN),
     route("GET", "/admin/audit", ADMIN),
+    route("GET", "/admin/stats", ADMIN),
     route("POST", "/admin/drain", ADMIN),
     route("GET", "/healthz", Access::Open),
     route("GET", "/readyz", Access::Open),
     route("GET", "/metrics", Access::Scope(Scope::Metrics)),
+    // The dashboard's page and assets: static code without data (see `super::ui`).
+    route("GET", "/ui", Access::Open),
+    route("GET", "/ui/{name}", Access::Open),
 ];
 
 /// The route of a method and path template.
@@ -86,4 +90,9 @@ pub fn label(path: &str) -> Option<&'static str> {
 /// Whether a route belongs on the admin listener (`node.admin_listen`) when there is one.
 pub fn is_admin(path: &str) -> bool {
     path.starts_with("/admin/") || path == "/metrics"
+}
+
+/// Whether a route is the dashboard's page or one of its assets (served on every listener).
+pub fn is_dashboard(path: &str) -> bool {
+    path == "/ui" || path.starts_with("/ui/")
 }
