@@ -218,6 +218,103 @@ fn traffic(url: &str, accounts: &[&str], round: &str, transfers: usize) -> Vec<S
     done
 }
 
+/// The ids of every event the accounts' journals and the settled transfers must have given.
+fn expected_events(url: &str, accounts: &[&str], settled: &[String]) -> BTreeSet<String> {
+    let mut want: BTreeSet<String> = settled
+        .iter()
+        .map(|t| format!("transfer.settled:{t}"))
+        .collect();
+    for a in accounts {
+        for seq in 1..=seq_of(url, a) {
+            want.insert(format!("entry:{a}:{seq}"));
+        }
+    }
+    want
+}
+
+fn event_id(d: &Delivery) -> String {
+    serde_json::from_str::<Value>(&d.body).unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Waits until the receiver took every event of `want`; returns what it took, in order.
+fn wait_for_all(receiver: &Receiver, want: &BTreeSet<String>, log: &Path) -> Vec<Delivery> {
+    let deadline = Instant::now() + DELIVERY_TIME_MAX;
+    loop {
+        let taken = receiver.taken();
+        let ids: BTreeSet<String> = taken.iter().map(event_id).collect();
+        let missing: Vec<&String> = want.difference(&ids).collect();
+        if missing.is_empty() {
+            return taken;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} events never arrived, for example {:?}; log: {}",
+            missing.len(),
+            &missing[..missing.len().min(5)],
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Asserts that every delivery is signed and has the API's fields, that a repeated id carries
+/// the same body, and that each account's events came in `seq` order, entries without a gap;
+/// returns the number of distinct events and of repeated deliveries.
+fn assert_ordered_and_signed(taken: &[Delivery], accounts: &[&str]) -> (usize, usize) {
+    let mut bodies: BTreeMap<String, String> = BTreeMap::new();
+    let mut last: BTreeMap<String, (u64, String)> = BTreeMap::new();
+    let mut repeats = 0;
+    for d in taken {
+        assert!(
+            signed(&d.signature, &d.body),
+            "bad signature {:?} on {}",
+            d.signature,
+            d.body
+        );
+        let v: Value = serde_json::from_str(&d.body).unwrap();
+        let id = v["id"].as_str().unwrap().to_owned();
+        for field in ["id", "type", "account", "seq", "at", "data"] {
+            assert!(v.get(field).is_some(), "{field} missing in {v}");
+        }
+        if let Some(first) = bodies.get(&id) {
+            assert_eq!(first, &d.body, "a repeated delivery of {id} changed");
+            repeats += 1;
+            continue;
+        }
+        bodies.insert(id.clone(), d.body.clone());
+        let account = v["account"].as_str().unwrap().to_owned();
+        let seq = v["seq"].as_u64().unwrap();
+        if let Some((prev_seq, prev_id)) = last.get(&account) {
+            assert!(
+                seq >= *prev_seq,
+                "{account}: {id} (seq {seq}) arrived after {prev_id} (seq {prev_seq})"
+            );
+        }
+        if v["type"] == "entry" {
+            assert_eq!(v["data"]["entry"]["seq"], seq, "{v}");
+        }
+        last.insert(account, (seq, id));
+    }
+    // Entries of one account arrive without a gap: each new one is the next seq.
+    for a in accounts {
+        let seqs: Vec<u64> = taken
+            .iter()
+            .map(|d| serde_json::from_str::<Value>(&d.body).unwrap())
+            .filter(|v| v["account"] == *a && v["type"] == "entry")
+            .map(|v| v["seq"].as_u64().unwrap())
+            .collect();
+        let mut next = 1;
+        for s in seqs {
+            assert!(s <= next, "{a}: entry {s} arrived before entry {next}");
+            next = next.max(s + 1);
+        }
+    }
+    (bodies.len(), repeats)
+}
+
 #[test]
 fn every_event_arrives_in_order_signed_across_failures_and_a_sigkill() {
     let dir = tempfile::tempdir().unwrap();
@@ -261,95 +358,13 @@ fn every_event_arrives_in_order_signed_across_failures_and_a_sigkill() {
     receiver.down.store(false, Ordering::SeqCst);
     settled.extend(traffic(&node.url, &accounts, "r3", 6));
 
-    // Every entry of every account, and every settlement, arrives.
-    let mut want: BTreeSet<String> = settled
-        .iter()
-        .map(|t| format!("transfer.settled:{t}"))
-        .collect();
-    for a in accounts {
-        for seq in 1..=seq_of(&node.url, a) {
-            want.insert(format!("entry:{a}:{seq}"));
-        }
-    }
-    let deadline = Instant::now() + DELIVERY_TIME_MAX;
-    let taken = loop {
-        let taken = receiver.taken();
-        let ids: BTreeSet<String> = taken
-            .iter()
-            .map(|d| {
-                serde_json::from_str::<Value>(&d.body).unwrap()["id"]
-                    .as_str()
-                    .unwrap()
-                    .to_owned()
-            })
-            .collect();
-        let missing: Vec<&String> = want.difference(&ids).collect();
-        if missing.is_empty() {
-            break taken;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{} events never arrived, for example {:?}; log: {}",
-            missing.len(),
-            &missing[..missing.len().min(5)],
-            std::fs::read_to_string(&log).unwrap_or_default()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let want = expected_events(&node.url, &accounts, &settled);
+    let taken = wait_for_all(&receiver, &want, &log);
     assert!(
         receiver.seen.load(Ordering::SeqCst) >= FAIL_FIRST + taken.len(),
         "the refused deliveries were retried"
     );
-
-    // Signed; a repeated id carries the same body; per account, in seq order.
-    let mut bodies: BTreeMap<String, String> = BTreeMap::new();
-    let mut last: BTreeMap<String, (u64, String)> = BTreeMap::new();
-    let mut repeats = 0;
-    for d in &taken {
-        assert!(
-            signed(&d.signature, &d.body),
-            "bad signature {:?} on {}",
-            d.signature,
-            d.body
-        );
-        let v: Value = serde_json::from_str(&d.body).unwrap();
-        let id = v["id"].as_str().unwrap().to_owned();
-        for field in ["id", "type", "account", "seq", "at", "data"] {
-            assert!(v.get(field).is_some(), "{field} missing in {v}");
-        }
-        if let Some(first) = bodies.get(&id) {
-            assert_eq!(first, &d.body, "a repeated delivery of {id} changed");
-            repeats += 1;
-            continue;
-        }
-        bodies.insert(id.clone(), d.body.clone());
-        let account = v["account"].as_str().unwrap().to_owned();
-        let seq = v["seq"].as_u64().unwrap();
-        if let Some((prev_seq, prev_id)) = last.get(&account) {
-            assert!(
-                seq >= *prev_seq,
-                "{account}: {id} (seq {seq}) arrived after {prev_id} (seq {prev_seq})"
-            );
-        }
-        if v["type"] == "entry" {
-            assert_eq!(v["data"]["entry"]["seq"], seq, "{v}");
-        }
-        last.insert(account, (seq, id));
-    }
-    // Entries of one account arrive without a gap: each new one is the next seq.
-    for a in accounts {
-        let seqs: Vec<u64> = taken
-            .iter()
-            .map(|d| serde_json::from_str::<Value>(&d.body).unwrap())
-            .filter(|v| v["account"] == a && v["type"] == "entry")
-            .map(|v| v["seq"].as_u64().unwrap())
-            .collect();
-        let mut next = 1;
-        for s in seqs {
-            assert!(s <= next, "{a}: entry {s} arrived before entry {next}");
-            next = next.max(s + 1);
-        }
-    }
+    let (distinct, repeats) = assert_ordered_and_signed(&taken, &accounts);
     // The node's counts: what this process delivered, and an empty outbox.
     let hook_metric =
         |name: &str| e2e::cluster::metric(&node.url, &format!("{name}{{webhook=\"{HOOK}\"}}"));
@@ -363,8 +378,7 @@ fn every_event_arrives_in_order_signed_across_failures_and_a_sigkill() {
     }
     assert!(hook_metric("wallet_webhook_deliveries_total") > 0);
     eprintln!(
-        "{} events, {} deliveries taken ({repeats} repeated), {} attempts",
-        bodies.len(),
+        "{distinct} events, {} deliveries taken ({repeats} repeated), {} attempts",
         taken.len(),
         receiver.seen.load(Ordering::SeqCst)
     );
@@ -452,4 +466,98 @@ fn a_full_outbox_refuses_money_movements_until_the_receiver_recovers() {
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains("the webhook outbox is full"), "{log}");
     assert!(log.contains("a webhook receiver is failing"), "{log}");
+}
+
+#[test]
+fn three_nodes_each_deliver_the_events_of_the_accounts_they_own() {
+    use e2e::cluster::{kill_and_restart, owner_of, post_answered, start_three_slots, url_of};
+    let dir = tempfile::tempdir().unwrap();
+    let receiver = Receiver::start(0);
+    let extra = format!(
+        "[[webhooks]]\nid = \"{HOOK}\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\n",
+        receiver.url
+    );
+    let (configs, mut nodes) = start_three_slots(dir.path(), "webhook-cookie", &extra);
+    let names: Vec<String> = (0..9).map(|i| format!("c-{i}")).collect();
+    let accounts: Vec<&str> = names.iter().map(String::as_str).collect();
+    let n1 = url_of(&nodes, 0);
+    for a in &accounts {
+        open(&n1, a);
+    }
+    let owners: BTreeSet<String> = accounts.iter().map(|a| owner_of(&n1, a)).collect();
+    assert!(owners.len() >= 2, "the accounts all sit on {owners:?}");
+    // Through n1 and n3 (n2 is killed meanwhile): deposits, then transfers around the ring.
+    let urls = [url_of(&nodes, 0), url_of(&nodes, 2)];
+    let mut settled = Vec::new();
+    let round = |tag: &str, settled: &mut Vec<String>| {
+        let deadline = Instant::now() + DELIVERY_TIME_MAX;
+        for a in &accounts {
+            let body = json!({"account": a, "amount": 500});
+            let (s, v) = post_answered(
+                &urls,
+                "/v1/deposits",
+                &format!("{tag}-d-{a}"),
+                &body,
+                deadline,
+            );
+            assert_eq!(s, 201, "{v}");
+        }
+        for i in 0..accounts.len() {
+            let (from, to) = (accounts[i], accounts[(i + 1) % accounts.len()]);
+            let body = json!({"from": from, "to": to, "amount": 3});
+            let (s, v) = post_answered(
+                &urls,
+                "/v1/transfers",
+                &format!("{tag}-t-{i}"),
+                &body,
+                deadline,
+            );
+            assert!(s == 200 || s == 202, "{v}");
+            settled.push(v["id"].as_str().unwrap().to_owned());
+        }
+    };
+    round("a", &mut settled);
+    receiver.down.store(true, Ordering::SeqCst);
+    round("b", &mut settled);
+    kill_and_restart(&mut nodes, &configs, dir.path(), 1);
+    receiver.down.store(false, Ordering::SeqCst);
+    round("c", &mut settled);
+
+    // Every transfer settles (a pending one is finished by its sender), then every event of
+    // every account arrives, whichever node owns it.
+    let deadline = Instant::now() + DELIVERY_TIME_MAX;
+    for t in &settled {
+        loop {
+            let (s, v) = request(
+                &agent(),
+                "GET",
+                &format!("{n1}/v1/transfers/{t}"),
+                None,
+                None,
+            )
+            .unwrap();
+            assert_eq!(s, 200, "{v}");
+            if v["status"] == "completed" {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{t} never completed: {v}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+    let want = expected_events(&n1, &accounts, &settled);
+    let taken = wait_for_all(&receiver, &want, &dir.path().join("n1.log"));
+    let (distinct, repeats) = assert_ordered_and_signed(&taken, &accounts);
+    let delivering: Vec<u64> = (0..3)
+        .map(|i| {
+            e2e::cluster::metric(
+                &url_of(&nodes, i),
+                &format!("wallet_webhook_deliveries_total{{webhook=\"{HOOK}\"}}"),
+            )
+        })
+        .collect();
+    assert!(
+        delivering.iter().filter(|n| **n > 0).count() >= 2,
+        "deliveries per node: {delivering:?}"
+    );
+    eprintln!("{distinct} events, {repeats} repeated; deliveries per node {delivering:?}");
 }

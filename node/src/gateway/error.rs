@@ -109,6 +109,6 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<IdempotencyKey>, Ht
 pub async fn not_found() -> HttpError {
     HttpError(ApiError::new(
         ErrorCode::NotFound,
-        "no such route; see API.md for the routes",
+        "no such route; the routes are in docs/api.md and GET /v1/openapi.json",
     ))
 }
