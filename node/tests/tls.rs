@@ -156,6 +156,44 @@ fn tls_serves_https_and_wss_to_a_client_that_trusts_the_certificate() {
         !untrusted.status.success(),
         "a certificate no root vouches for is refused"
     );
+
+    // walletctl watch streams over WSS with the same trust.
+    let cli = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_walletctl"));
+        cmd.args(["--node", &url, "--json", "--ca-cert"])
+            .arg(&cert)
+            .args(args)
+            .env_remove("WALLET_CA_CERT");
+        cmd
+    };
+    let deposit = cli(&["deposit", "a", "42"]).output().unwrap();
+    assert!(deposit.status.success(), "{deposit:?}");
+    let mut watch = cli(&["watch", "a", "--from-seq", "0"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = watch.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let line = rx
+        .recv_timeout(std::time::Duration::from_secs(20))
+        .expect("watch printed the deposit");
+    let update: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(
+        (update["seq"].as_u64(), update["balance"].as_u64()),
+        (Some(1), Some(42))
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
 }
 
 #[test]

@@ -336,6 +336,16 @@ impl Client {
         &self.base
     }
 
+    /// `Bearer <token>`, when the client has a token.
+    pub fn authorization(&self) -> Option<&str> {
+        self.authorization.as_deref()
+    }
+
+    /// The certificates trusted for an `https://` node (`None`: the public roots).
+    pub fn roots(&self) -> &Roots {
+        &self.roots
+    }
+
     /// `GET path` and decode a 2xx body, retrying while the outcome is unknown.
     pub fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, CliError> {
         self.with_retries(ATTEMPTS, || self.get_once(path))?

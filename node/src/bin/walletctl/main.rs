@@ -5,8 +5,10 @@
 //! HTTP through the library's `node::ledger::audit::Auditor`, the rules `GET /admin/audit` and the
 //! simulator run too), [`mod@bench`] (load generator), [`client`] (HTTP and error mapping),
 //! [`output`] (tables and JSON), [`token_cmd`] (new bearer tokens), [`list_cmd`] (an
-//! account's transfers), [`hold_cmd`] (holds), [`disburse_cmd`] (disbursements). It talks to a node over HTTP only; of the node's library it uses only
-//! pure functions: the audit, token digests and transfer-list cursors.
+//! account's transfers), [`hold_cmd`] (holds), [`disburse_cmd`] (disbursements), [`watch_cmd`]
+//! (live balance updates, over the WebSocket of [`stream_client`]). It talks to a node over
+//! HTTP and that WebSocket only; of the node's library it uses only pure functions: the audit,
+//! token digests and transfer-list cursors.
 //!
 //! Failures print `error: <code>: <sentence>` on stderr; when a mutation's outcome is unknown a
 //! second line gives the idempotency key to retry with.
@@ -21,7 +23,9 @@ mod hold_cmd;
 mod list_cmd;
 mod output;
 mod rng;
+mod stream_client;
 mod token_cmd;
+mod watch_cmd;
 
 use clap::{Parser, Subcommand};
 use client::{CliError, Client};
@@ -104,6 +108,8 @@ enum Command {
     /// Hold money for a later payment, then capture it (in full or in part) or void it.
     #[command(subcommand)]
     Hold(HoldCommand),
+    /// Print every balance update of some accounts as it commits, until Ctrl-C.
+    Watch(watch_cmd::WatchArgs),
     /// Check the ledger's invariants; exit 0 only when every check passes.
     Audit {
         /// Seconds to wait for pending transfers to settle before auditing.
@@ -378,6 +384,7 @@ fn dispatch(cli: Cli) -> Result<(), Failure> {
             saga.reference,
             saga.wait_ms,
         ),
+        Command::Watch(w) => watch_cmd::run(&ctx, &w),
         Command::Audit { wait_secs } => audit_cmd::run(&ctx, wait_secs),
         Command::Bench(b) => bench::run(&ctx, &b),
         Command::Token(TokenCommand::New(_)) => unreachable!("handled above"),
@@ -456,6 +463,11 @@ mod tests {
             "100",
         ]);
         ok(&["audit", "--wait-secs", "5"]);
+        let c = ok(&["watch", "a", "b", "--from-seq", "3", "--json"]);
+        assert!(
+            matches!(c.command, Command::Watch(ref w) if w.ids == ["a", "b"] && w.from_seq == Some(3))
+        );
+        assert!(Cli::try_parse_from(["walletctl", "watch"]).is_err());
         let c = ok(&[
             "bench",
             "--accounts",
