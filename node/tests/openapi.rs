@@ -32,8 +32,9 @@ fn described_routes(doc: &Value) -> BTreeSet<(String, String)> {
 fn openapi_describes_exactly_the_v1_routes_of_the_table() {
     // Proves the description and the route table name the same `/v1` routes both ways (a
     // route cannot be added without its description, nor described without being served),
-    // that every operation carries its route's scope, and that every mutating route but the
-    // batch (whose items carry their keys) documents `Idempotency-Key`.
+    // that every operation carries its route's scope and its path parameters, that no input is
+    // described as nullable, and that every mutating route but the batch (whose items carry
+    // their keys) documents `Idempotency-Key`.
     let doc = doc();
     let described = described_routes(&doc);
     let table: BTreeSet<(String, String)> = ROUTES
@@ -72,6 +73,14 @@ fn openapi_describes_exactly_the_v1_routes_of_the_table() {
             Access::Authenticated | Access::Open => vec![],
         };
         assert_eq!(scopes, want, "{} {}", r.method, r.path);
+        // Inputs are present or absent, never null (serde's `Option` of a request).
+        let inputs = json!([op["parameters"], op["requestBody"]]).to_string();
+        assert!(
+            !inputs.contains(r#""null""#),
+            "{} {}: an input described as nullable: {inputs}",
+            r.method,
+            r.path
+        );
         let params = op["parameters"].as_array().cloned().unwrap_or_default();
         let has_key = params
             .iter()

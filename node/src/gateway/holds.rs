@@ -137,7 +137,8 @@ pub async fn get(
         `capture_id` in the hold) and releases the rest; one capture per hold. Waits like a \
         transfer (`wait_ms`, default 5000). The body may be empty.",
     params(("id" = TransferId, Path, description = "The hold's id (`h_...`)."), IdempotencyKeyHeader),
-    request_body = Option<CaptureRequest>,
+    request_body(content = Option<CaptureRequest>,
+        description = "May be empty: captures all that is held, waiting up to 5000 ms."),
     responses(
         (status = 200, description = "The hold, `captured`.", body = HoldView),
         (status = 202, description = "The hold, `capturing`: the receiver has not answered \

@@ -24,9 +24,10 @@ use protocol::IdempotencyKey;
 use std::sync::LazyLock;
 use utoipa::openapi::header::HeaderBuilder;
 use utoipa::openapi::path::Operation;
+use utoipa::openapi::schema::{Schema, SchemaType};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{
-    ContentBuilder, InfoBuilder, LicenseBuilder, ObjectBuilder, Ref, RefOr, Response,
+    ContentBuilder, InfoBuilder, LicenseBuilder, ObjectBuilder, Ref, RefOr, Required, Response,
     ResponseBuilder, Type,
 };
 use utoipa::{IntoParams, Modify, OpenApi};
@@ -247,6 +248,7 @@ fn complete(op: &mut Operation, access: Option<Access>) {
     if access != Access::Open {
         op.security = Some(vec![SecurityRequirement::new(BEARER, scopes)]);
     }
+    absent_not_null(op);
     let takes_input =
         op.request_body.is_some() || op.parameters.as_ref().is_some_and(|p| !p.is_empty());
     for (name, status, _) in COMMON_ERRORS {
@@ -262,6 +264,30 @@ fn complete(op: &mut Operation, access: Option<Access>) {
                 .or_insert_with(|| RefOr::Ref(Ref::from_response_name(name)));
         }
     }
+}
+
+/// An optional request body (`Option<T>` in a path) is one the client may leave empty, never
+/// JSON `null` (which the route refuses): its schema is `T`'s, not `T` or null.
+fn absent_not_null(op: &mut Operation) {
+    let Some(body) = op.request_body.as_mut() else {
+        return;
+    };
+    if body.required == Some(Required::True) {
+        return;
+    }
+    for content in body.content.values_mut() {
+        if let Some(RefOr::T(Schema::OneOf(one))) = &content.schema {
+            let mut not_null = one.items.iter().filter(|s| !is_null(s));
+            if let (Some(only), None) = (not_null.next(), not_null.next()) {
+                content.schema = Some(only.clone());
+            }
+        }
+    }
+}
+
+/// Whether a schema is `{"type": "null"}`.
+fn is_null(schema: &RefOr<Schema>) -> bool {
+    matches!(schema, RefOr::T(Schema::Object(o)) if o.schema_type == SchemaType::Type(Type::Null))
 }
 
 /// The `Idempotency-Key` header of a route that records it.
