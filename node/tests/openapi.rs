@@ -13,6 +13,7 @@ use std::collections::BTreeSet;
 /// scripts/check.sh, which installs it).
 const VALIDATOR_ENV: &str = "WALLET_OPENAPI_VALIDATOR";
 
+/// The description, parsed.
 fn doc() -> Value {
     serde_json::from_str(document_json()).expect("the description is JSON")
 }
