@@ -3,8 +3,9 @@
 # the system packages it needs when they are missing (below).
 #   formatting, lints (warnings are errors), every test of the workspace (unit, API,
 #   storage conformance, end-to-end crash test, the simulator's determinism check and its
-#   200-seed sweep), the simulator's planted-bug proof, and the compile and lint check of the
-#   FoundationDB backend (`--features fdb`).
+#   200-seed sweep, the OpenAPI description checked by a standard validator), the simulator's
+#   planted-bug proof, and the compile and lint check of the FoundationDB backend
+#   (`--features fdb`).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,12 +18,16 @@ step() { printf '\n==> %s\n' "$*"; }
 # - wrk: the outside load generator of the flood tests (tests/tests/flood.rs).
 # - openssl: the TLS test makes its certificate with it (node/tests/tls.rs).
 # - chromium: the dashboard's end-to-end test drives it headless (node/tests/dashboard/).
+# - python3 with venv, when the machine's python3 lacks it: the OpenAPI validator's (below).
 missing=()
 for pkg in libclang-dev wrk openssl chromium; do
   if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
     missing+=("$pkg")
   fi
 done
+if ! python3 -c 'import ensurepip, venv' 2>/dev/null; then
+  missing+=(python3 python3-venv)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   step "installing ${missing[*]} (apt-get)"
   as_root=()
@@ -31,6 +36,22 @@ if [ ${#missing[@]} -gt 0 ]; then
     && "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null) \
     || { echo "error: the gate needs ${missing[*]}; install them (apt-get install ${missing[*]}) and run it again" >&2; exit 1; }
 fi
+
+# The OpenAPI validator: PyPI's openapi-spec-validator (it checks OpenAPI 3.1), in a virtual
+# environment under the target directory, so it needs neither root nor the system's pip.
+# node/tests/openapi.rs runs it on `GET /v1/openapi.json`'s description when
+# WALLET_OPENAPI_VALIDATOR names it (in CI it refuses to pass without it).
+validator_version=0.9.0
+venv="${CARGO_TARGET_DIR:-target}/tools/openapi-venv"
+if ! "$venv/bin/openapi-spec-validator" --version 2>/dev/null | grep -qxF "openapi-spec-validator $validator_version"; then
+  step "installing openapi-spec-validator $validator_version (pip, in $venv)"
+  rm -rf "$venv"
+  (python3 -m venv "$venv" \
+    && "$venv/bin/pip" install -q --disable-pip-version-check "openapi-spec-validator==$validator_version") \
+    || { echo "error: the gate needs openapi-spec-validator $validator_version from PyPI (pip install into $venv failed)" >&2; exit 1; }
+fi
+WALLET_OPENAPI_VALIDATOR="$(cd "$venv/bin" && pwd)/openapi-spec-validator"
+export WALLET_OPENAPI_VALIDATOR
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

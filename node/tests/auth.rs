@@ -202,6 +202,7 @@ fn example(r: &RouteSpec, a: &str, b: &str, m: &Made) -> (String, Option<Value>,
         "/v1/holds/{id}/void" => (format!("/v1/holds/{}/void", m.void), None, 200),
         // A plain GET without the upgrade headers: the upgrade itself refuses it.
         "/v1/stream" => (r.path.to_owned(), None, 400),
+        "/v1/openapi.json" => (r.path.to_owned(), None, 200),
         "/admin/status" | "/admin/accounts" | "/admin/pending" | "/admin/audit"
         | "/admin/holds" | "/admin/stats" => (r.path.to_owned(), None, 200),
         "/admin/owner/{id}" => (format!("/admin/owner/{a}"), None, 200),
@@ -219,7 +220,7 @@ fn example(r: &RouteSpec, a: &str, b: &str, m: &Made) -> (String, Option<Value>,
 
 /// Whether a route acts on the account its example names (and so obeys account patterns).
 fn names_account(r: &RouteSpec) -> bool {
-    r.path.starts_with("/v1/") && r.path != "/v1/stream"
+    r.path.starts_with("/v1/") && r.path != "/v1/stream" && r.path != "/v1/openapi.json"
 }
 
 /// What a route answers a token: `Ok(status)` when allowed, `Err((status, code))` when

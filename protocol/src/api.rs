@@ -2,6 +2,7 @@
 
 use crate::{AccountId, Amount, Currency, ErrorCode, IdempotencyKey, TransferId};
 use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 
 /// Default time a `POST /v1/transfers` waits for the saga to settle, in milliseconds.
 pub const TRANSFER_WAIT_MS_DEFAULT: u64 = 5_000;
@@ -16,7 +17,7 @@ pub const ENTRIES_PAGE_MAX: u32 = 1_000;
 pub const ENTRIES_PAGE_DEFAULT: u32 = 100;
 
 /// Status of an account.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum AccountStatus {
     /// Accepts every movement.
@@ -28,21 +29,22 @@ pub enum AccountStatus {
 }
 
 /// `POST /v1/accounts` body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OpenAccount {
     /// The new account's id.
     pub id: AccountId,
     /// The currency it holds.
     pub currency: Currency,
-    /// Shards of a hot account, 1 to [`crate::ids::SHARDS_MAX`] (default 1: not sharded).
+    /// Shards of a hot account, 1 to 64 (`SHARDS_MAX`; default 1: not sharded).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 1, maximum = 64)]
     pub shards: Option<u16>,
 }
 
 /// An account as the API shows it. A sharded account's view carries `shards` and no `seq`
 /// (each shard has its own); a view read back without `seq` has 0 there.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, ToSchema)]
 pub struct AccountView {
     /// Account id.
     pub id: AccountId,
@@ -56,11 +58,13 @@ pub struct AccountView {
     pub available: u64,
     /// Sum of open holds, minor units.
     pub held: u64,
-    /// Sequence number of the last journal entry (0 before any; 0 for a sharded account).
+    /// Sequence number of the last journal entry (0 before any); absent for a sharded account
+    /// (each shard has its own), read back as 0.
     #[serde(default)]
     pub seq: u64,
-    /// Shards of a sharded account (`None` for an account with one).
+    /// Shards of a sharded account; absent for an account with one.
     #[serde(default)]
+    #[schema(nullable = false, minimum = 2, maximum = 64)]
     pub shards: Option<u16>,
 }
 
@@ -83,7 +87,7 @@ impl Serialize for AccountView {
 }
 
 /// `POST /v1/deposits` and `POST /v1/withdrawals` body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Movement {
     /// The account credited or debited.
@@ -92,17 +96,19 @@ pub struct Movement {
     pub amount: Amount,
     /// Free text kept with the entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 256)]
     pub reference: Option<String>,
 }
 
 /// Reply to a deposit or withdrawal.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct MovementView {
     /// Id of the movement (the account and its journal sequence).
     pub id: String,
     /// The account.
     pub account: AccountId,
     /// Amount in minor units.
+    #[schema(minimum = 1, maximum = 9007199254740991u64)]
     pub amount: u64,
     /// Balance after the movement.
     pub balance: u64,
@@ -111,11 +117,12 @@ pub struct MovementView {
     /// The shard that took it, for a sharded account (`balance` and `seq` are then that
     /// shard's).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub shard: Option<u16>,
 }
 
 /// `POST /v1/transfers` body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TransferRequest {
     /// Debited account.
@@ -126,9 +133,11 @@ pub struct TransferRequest {
     pub amount: Amount,
     /// Free text kept with the entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 256)]
     pub reference: Option<String>,
     /// How long to wait for the saga to settle before answering 202 (default 5000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, maximum = 60000)]
     pub wait_ms: Option<u64>,
 }
 
@@ -136,7 +145,7 @@ pub struct TransferRequest {
 pub const BATCH_TRANSFERS_MAX: usize = 8_190;
 
 /// One item of `POST /v1/transfers/batch`: a transfer, with its own idempotency key.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchTransferItem {
     /// Debited account.
@@ -147,27 +156,31 @@ pub struct BatchTransferItem {
     pub amount: Amount,
     /// Free text kept with the entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 256)]
     pub reference: Option<String>,
     /// What the `Idempotency-Key` header means for one transfer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub idempotency_key: Option<IdempotencyKey>,
 }
 
 /// `POST /v1/transfers/batch` body. Items are kept as JSON until each is decoded on its own,
 /// so that a bad item is refused alone and only a malformed envelope fails the request.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BatchTransfersRequest {
-    /// 1 to [`BATCH_TRANSFERS_MAX`] items ([`BatchTransferItem`]s).
+    /// 1 to 8,190 items (`BATCH_TRANSFERS_MAX`), each a `BatchTransferItem`.
+    #[schema(value_type = Vec<BatchTransferItem>, min_items = 1, max_items = 8190)]
     pub transfers: Vec<serde_json::Value>,
     /// How long to wait for the sagas to settle before answering them pending (default 5000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, maximum = 60000)]
     pub wait_ms: Option<u64>,
 }
 
 /// The result of one item of a batch: the transfer, or the error that refused it before it
 /// ran (or left its outcome unknown: `unavailable`, retry with the same key).
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum BatchResult {
     /// The transfer: `completed`, `pending` (the wait ran out), or `failed` with its reason.
@@ -180,14 +193,14 @@ pub enum BatchResult {
 }
 
 /// `POST /v1/transfers/batch` answer: one result per item, in order.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BatchTransfersResponse {
     /// The results.
     pub results: Vec<BatchResult>,
 }
 
 /// Status of a transfer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TransferStatus {
     /// The hold is placed; the credit is not yet decided.
@@ -199,7 +212,7 @@ pub enum TransferStatus {
 }
 
 /// A transfer as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TransferView {
     /// Transfer id.
     pub id: TransferId,
@@ -208,11 +221,13 @@ pub struct TransferView {
     /// Credited account.
     pub to: AccountId,
     /// Amount in minor units.
+    #[schema(minimum = 1, maximum = 9007199254740991u64)]
     pub amount: u64,
     /// Status.
     pub status: TransferStatus,
     /// Why it failed, when it failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub reason: Option<ErrorCode>,
     /// When the transfer was accepted, milliseconds since the Unix epoch.
     pub created_at: u64,
@@ -226,7 +241,7 @@ pub const HOLD_EXPIRES_IN_MS_MIN: u64 = 1_000;
 pub const HOLD_EXPIRES_IN_MS_MAX: u64 = 30 * 24 * 3_600_000;
 
 /// `POST /v1/holds` body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HoldRequest {
     /// Account whose money is held.
@@ -235,29 +250,33 @@ pub struct HoldRequest {
     pub to: AccountId,
     /// Amount held, in minor units.
     pub amount: Amount,
-    /// Life of the hold (default [`HOLD_EXPIRES_IN_MS_DEFAULT`], from
-    /// [`HOLD_EXPIRES_IN_MS_MIN`] to [`HOLD_EXPIRES_IN_MS_MAX`]).
+    /// Life of the hold in ms: default 7 days, from 1 second to 30 days (the
+    /// `HOLD_EXPIRES_IN_MS_*` constants).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, minimum = 1000, maximum = 2592000000u64)]
     pub expires_in_ms: Option<u64>,
     /// Free text kept with the hold and its entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 256)]
     pub reference: Option<String>,
 }
 
 /// `POST /v1/holds/{id}/capture` body (may be empty).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CaptureRequest {
     /// Amount to move to `to` (default: all that is held); the rest is released.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub amount: Option<Amount>,
     /// How long to wait for the receiver before answering 202 (default 5000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, maximum = 60000)]
     pub wait_ms: Option<u64>,
 }
 
 /// Status of a hold.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum HoldStatus {
     /// The amount is held on `from`.
@@ -291,7 +310,7 @@ impl HoldStatus {
 }
 
 /// A hold as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct HoldView {
     /// Hold id.
     pub id: TransferId,
@@ -300,6 +319,7 @@ pub struct HoldView {
     /// Account a capture pays.
     pub to: AccountId,
     /// Amount held at creation.
+    #[schema(minimum = 1, maximum = 9007199254740991u64)]
     pub amount: u64,
     /// Amount moved to `to` (0 until captured).
     pub captured: u64,
@@ -311,10 +331,12 @@ pub struct HoldView {
     pub created_at: u64,
     /// Free text of the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 256)]
     pub reference: Option<String>,
     /// The transfer of the latest capture (extension): under way while `capturing`, completed
     /// once `captured`, failed when the receiver refused it (the hold is then `held` again).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub capture_id: Option<TransferId>,
 }
 
@@ -322,7 +344,7 @@ pub struct HoldView {
 pub const DISBURSEMENT_LEGS_MAX: usize = 256;
 
 /// One leg of `POST /v1/disbursements`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisbursementLegRequest {
     /// Credited account.
@@ -332,39 +354,44 @@ pub struct DisbursementLegRequest {
 }
 
 /// `POST /v1/disbursements` body.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DisbursementRequest {
     /// Debited account.
     pub from: AccountId,
-    /// 1 to [`DISBURSEMENT_LEGS_MAX`] legs, distinct receivers, none equal to `from`.
+    /// 1 to 256 legs (`DISBURSEMENT_LEGS_MAX`), distinct receivers, none equal to `from`.
+    #[schema(min_items = 1, max_items = 256)]
     pub legs: Vec<DisbursementLegRequest>,
     /// Free text kept with the entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 256)]
     pub reference: Option<String>,
     /// How long to wait for it to settle before answering 202 (default 5000).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, maximum = 60000)]
     pub wait_ms: Option<u64>,
 }
 
 /// One leg of a disbursement as the API shows it. Its `status` is the disbursement's while
 /// it is pending; once settled, `completed` (credited), `failed` (the leg whose receiver
 /// refused, with `reason`) or `cancelled`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DisbursementLeg {
     /// Credited account.
     pub to: AccountId,
     /// Amount in minor units.
+    #[schema(minimum = 1, maximum = 9007199254740991u64)]
     pub amount: u64,
     /// Status.
     pub status: LegStatus,
     /// Why the receiver refused, on the failing leg.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub reason: Option<ErrorCode>,
 }
 
 /// Status of a disbursement's leg.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LegStatus {
     /// Not settled yet.
@@ -378,13 +405,14 @@ pub enum LegStatus {
 }
 
 /// A disbursement as the API shows it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DisbursementView {
     /// Disbursement id.
     pub id: TransferId,
     /// Debited account.
     pub from: AccountId,
     /// Sum of the legs.
+    #[schema(minimum = 1)]
     pub total: u64,
     /// The legs, in the order given.
     pub legs: Vec<DisbursementLeg>,
@@ -392,11 +420,13 @@ pub struct DisbursementView {
     pub status: TransferStatus,
     /// The first refusal, when failed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub reason: Option<ErrorCode>,
     /// When it was accepted, ms since the Unix epoch.
     pub created_at: u64,
     /// Free text of the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 256)]
     pub reference: Option<String>,
 }
 
@@ -423,8 +453,8 @@ impl DisbursementView {
     }
 }
 
-/// Kind of a journal entry.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// Kind of a journal entry (more kinds may be added: clients ignore kinds they do not know).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EntryKind {
     /// Money in from outside.
@@ -466,7 +496,7 @@ impl EntryKind {
 }
 
 /// One immutable journal entry (the audit log).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Entry {
     /// Sequence number within the account, from 1, without gaps.
     pub seq: u64,
@@ -480,38 +510,47 @@ pub struct Entry {
     pub available: u64,
     /// The transfer, for transfer entries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub transfer_id: Option<TransferId>,
     /// Free text given with the movement.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false, max_length = 256)]
     pub reference: Option<String>,
     /// When it was written, milliseconds since the Unix epoch.
     pub at: u64,
     /// The shard whose journal holds it, for a sharded account's entries (each shard has its
     /// own `seq`); never stored, set when the entry is read or streamed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub shard: Option<u16>,
 }
 
 /// A page of journal entries.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EntriesPage {
     /// Entries in sequence order.
     pub entries: Vec<Entry>,
     /// Pass as `after_seq` for the next page; null when this page reached the end.
+    #[schema(required = true)]
     pub next_after_seq: Option<u64>,
 }
 
 /// Query of a history request.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct EntriesQuery {
     /// Return entries after this sequence (default 0: from the start).
     #[serde(default)]
+    #[param(nullable = false)]
     pub after_seq: Option<u64>,
     /// Page size, 1 to 1000 (default 100).
     #[serde(default)]
+    #[param(nullable = false, minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
-    /// The shard whose journal to read, for a sharded account (required there).
+    /// The shard whose journal to read, for a sharded account (required there, refused for
+    /// any other).
     #[serde(default)]
+    #[param(nullable = false, maximum = 63)]
     pub shard: Option<u16>,
 }
 
@@ -521,27 +560,32 @@ pub const TRANSFERS_PAGE_MAX: u32 = 1_000;
 pub const TRANSFERS_PAGE_DEFAULT: u32 = 100;
 
 /// A page of an account's transfers (either side), newest first.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TransfersPage {
     /// The transfers, newest first.
     pub transfers: Vec<TransferView>,
     /// Pass as `after` for the next page; null when this page reached the end. A page may
     /// hold fewer than `limit` transfers and still have a next one (a `status` filter reads a
     /// bounded number of rows per request).
+    #[schema(required = true)]
     pub next_after: Option<String>,
 }
 
 /// Query of an account's transfer list.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct TransfersQuery {
     /// Only transfers with this status.
     #[serde(default)]
+    #[param(nullable = false)]
     pub status: Option<TransferStatus>,
-    /// The cursor of the previous page (`next_after`).
+    /// The cursor of the previous page (`next_after`), opaque.
     #[serde(default)]
+    #[param(nullable = false)]
     pub after: Option<String>,
     /// Page size, 1 to 1000 (default 100).
     #[serde(default)]
+    #[param(nullable = false, minimum = 1, maximum = 1000)]
     pub limit: Option<u32>,
 }
 

@@ -2,11 +2,12 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use utoipa::ToSchema;
 
 /// A business outcome that is not success, or an infrastructure failure whose outcome is unknown.
 ///
 /// The string forms are part of the public contract (API.md) and never change.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// Malformed JSON, missing or ill-typed field, bad id, amount out of range.
@@ -182,7 +183,7 @@ impl fmt::Display for ErrorCode {
 }
 
 /// An error as clients see it: a stable code and a human sentence.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ApiError {
     /// The stable code.
     pub code: ErrorCode,
@@ -215,7 +216,7 @@ impl fmt::Display for ApiError {
 impl std::error::Error for ApiError {}
 
 /// The JSON body of an error response: `{"error": {"code", "message"}}`.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
     /// The error.
     pub error: ApiError,

@@ -9,7 +9,11 @@
 //! Validation happens at deserialization: a value of one of these types is always in range, so
 //! the ledger core never re-checks an id's characters or an amount's bound.
 //!
-//! Left out on purpose: anything that does IO. This crate depends on serde only.
+//! Every API type also derives its OpenAPI schema (`utoipa::ToSchema`; module `schema` for the
+//! validated scalars), read from the same serde attributes, for `GET /v1/openapi.json`.
+//!
+//! Left out on purpose: anything that does IO. This crate depends on serde (and utoipa, which
+//! only describes the types) only.
 
 pub mod admin;
 pub mod api;
@@ -18,6 +22,7 @@ pub mod error;
 pub mod events;
 pub mod ids;
 pub mod saga;
+mod schema;
 pub mod stream;
 
 pub use error::{ApiError, ErrorCode};

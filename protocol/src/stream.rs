@@ -3,9 +3,10 @@
 use crate::api::{AccountView, Entry, MovementView, TransferView};
 use crate::{AccountId, Amount, ErrorCode, IdempotencyKey};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 /// A frame from client to server.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
 pub enum ClientFrame {
     /// Stream an account's entries, replaying those after `from_seq` first.
@@ -14,9 +15,11 @@ pub enum ClientFrame {
         account: AccountId,
         /// Replay entries after this sequence; omit for live updates only.
         #[serde(default)]
+        #[schema(nullable = false)]
         from_seq: Option<u64>,
         /// The shard to stream, for a sharded account (required there).
         #[serde(default)]
+        #[schema(nullable = false)]
         shard: Option<u16>,
     },
     /// Stop streaming an account.
@@ -25,6 +28,7 @@ pub enum ClientFrame {
         account: AccountId,
         /// The shard, for a sharded account.
         #[serde(default)]
+        #[schema(nullable = false)]
         shard: Option<u16>,
     },
     /// Liveness check, answered with `pong`.
@@ -41,6 +45,7 @@ pub enum ClientFrame {
         amount: Amount,
         /// Idempotency key.
         #[serde(default)]
+        #[schema(nullable = false)]
         idempotency_key: Option<IdempotencyKey>,
     },
     /// Deposit command.
@@ -53,6 +58,7 @@ pub enum ClientFrame {
         amount: Amount,
         /// Idempotency key.
         #[serde(default)]
+        #[schema(nullable = false)]
         idempotency_key: Option<IdempotencyKey>,
     },
     /// Withdrawal command.
@@ -65,6 +71,7 @@ pub enum ClientFrame {
         amount: Amount,
         /// Idempotency key.
         #[serde(default)]
+        #[schema(nullable = false)]
         idempotency_key: Option<IdempotencyKey>,
     },
     /// Read an account.
@@ -77,7 +84,7 @@ pub enum ClientFrame {
 }
 
 /// The payload of a command result.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum CommandResult {
     /// A transfer's state.
@@ -89,7 +96,7 @@ pub enum CommandResult {
 }
 
 /// A frame from server to client.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerFrame {
     /// A subscription is live; `seq` is the account's sequence at that moment.
@@ -98,6 +105,7 @@ pub enum ServerFrame {
         account: AccountId,
         /// The shard streamed, for a sharded account.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         shard: Option<u16>,
         /// Current sequence (the shard's, for a sharded account).
         seq: u64,
@@ -108,6 +116,7 @@ pub enum ServerFrame {
         account: AccountId,
         /// The shard, for a sharded account.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         shard: Option<u16>,
     },
     /// One journal entry and the balances after it (the shard's, for a sharded account).
@@ -116,6 +125,7 @@ pub enum ServerFrame {
         account: AccountId,
         /// The shard whose journal holds the entry, for a sharded account.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         shard: Option<u16>,
         /// The entry's sequence.
         seq: u64,
@@ -145,6 +155,7 @@ pub enum ServerFrame {
         message: String,
         /// The command's `req_id`, when the frame had one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[schema(nullable = false)]
         req_id: Option<String>,
     },
 }

@@ -2,6 +2,7 @@
 
 use super::auth::Caller;
 use super::error::{invalid, ApiJson, ApiQuery, HttpError};
+use super::openapi::IdempotentAnyway;
 use super::{blocking, parse_account, sharded, AppState};
 use crate::ledger::account::{Command, Reply};
 use crate::ledger::exec;
@@ -11,14 +12,28 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cluster_config::Scope;
 use protocol::api::{
-    EntriesQuery, OpenAccount, TransfersQuery, ENTRIES_PAGE_DEFAULT, ENTRIES_PAGE_MAX,
-    TRANSFERS_PAGE_DEFAULT, TRANSFERS_PAGE_MAX,
+    AccountView, EntriesPage, EntriesQuery, OpenAccount, TransfersPage, TransfersQuery,
+    ENTRIES_PAGE_DEFAULT, ENTRIES_PAGE_MAX, TRANSFERS_PAGE_DEFAULT, TRANSFERS_PAGE_MAX,
 };
+use protocol::error::ErrorBody;
 use protocol::ids::SHARDS_MAX;
 use protocol::{AccountId, ErrorCode};
 use std::time::Duration;
 
 /// `POST /v1/accounts`: 201 when created, 200 when it existed with the same settings.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts",
+    operation_id = "open_account",
+    tag = "accounts",
+    params(IdempotentAnyway),
+    request_body = OpenAccount,
+    responses(
+        (status = 201, description = "Opened.", body = AccountView),
+        (status = 200, description = "It already existed with the same settings.", body = AccountView),
+        (status = 409, description = "`account_exists`: the id is used with another currency or shard count.", body = ErrorBody),
+    )
+)]
 pub async fn open(
     State(st): State<AppState>,
     caller: Caller,
@@ -60,6 +75,19 @@ pub async fn open(
 }
 
 /// `GET /v1/accounts/{id}`: strongly consistent, served by the account's actor.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}",
+    operation_id = "get_account",
+    tag = "accounts",
+    description = "Strongly consistent: sees every acknowledged write. A sharded account shows \
+        the sums of its shards and `shards`, and no `seq`.",
+    params(("id" = AccountId, Path, description = "The account.")),
+    responses(
+        (status = 200, description = "The account.", body = AccountView),
+        (status = 404, description = "`account_not_found`.", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(st): State<AppState>,
     caller: Caller,
@@ -69,6 +97,19 @@ pub async fn get(
 }
 
 /// `POST /v1/accounts/{id}/freeze`.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{id}/freeze",
+    operation_id = "freeze_account",
+    tag = "accounts",
+    description = "A frozen account refuses every movement until unfrozen.",
+    params(("id" = AccountId, Path, description = "The account."), IdempotentAnyway),
+    responses(
+        (status = 200, description = "The account, `frozen`.", body = AccountView),
+        (status = 404, description = "`account_not_found`.", body = ErrorBody),
+        (status = 422, description = "`account_closed`.", body = ErrorBody),
+    )
+)]
 pub async fn freeze(
     State(st): State<AppState>,
     caller: Caller,
@@ -78,6 +119,18 @@ pub async fn freeze(
 }
 
 /// `POST /v1/accounts/{id}/unfreeze`.
+#[utoipa::path(
+    post,
+    path = "/v1/accounts/{id}/unfreeze",
+    operation_id = "unfreeze_account",
+    tag = "accounts",
+    params(("id" = AccountId, Path, description = "The account."), IdempotentAnyway),
+    responses(
+        (status = 200, description = "The account, `active`.", body = AccountView),
+        (status = 404, description = "`account_not_found`.", body = ErrorBody),
+        (status = 422, description = "`account_closed`.", body = ErrorBody),
+    )
+)]
 pub async fn unfreeze(
     State(st): State<AppState>,
     caller: Caller,
@@ -133,6 +186,19 @@ fn account_response(reply: Reply) -> Result<Response, HttpError> {
 }
 
 /// `GET /v1/accounts/{id}/entries?after_seq=&limit=`: a page of the journal.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}/entries",
+    operation_id = "list_entries",
+    tag = "accounts",
+    description = "A page of the account's journal, in `seq` order. A sharded account's \
+        journal is per shard: `shard` is required there.",
+    params(("id" = AccountId, Path, description = "The account."), EntriesQuery),
+    responses(
+        (status = 200, description = "A page of entries.", body = EntriesPage),
+        (status = 404, description = "`account_not_found`.", body = ErrorBody),
+    )
+)]
 pub async fn entries(
     State(st): State<AppState>,
     caller: Caller,
@@ -150,6 +216,20 @@ pub async fn entries(
 /// side), newest first, read from its transfer list (written in the transaction that first
 /// recorded each transfer), so the list is exact. Reads storage only: a never-opened account
 /// answers `account_not_found` and activates nothing.
+#[utoipa::path(
+    get,
+    path = "/v1/accounts/{id}/transfers",
+    operation_id = "list_account_transfers",
+    tag = "accounts",
+    description = "The transfers that name the account on either side, newest first. With \
+        `status`, one request reads a bounded number of rows, so a page may hold fewer than \
+        `limit` transfers and still have a `next_after`.",
+    params(("id" = AccountId, Path, description = "The account."), TransfersQuery),
+    responses(
+        (status = 200, description = "A page of transfers.", body = TransfersPage),
+        (status = 404, description = "`account_not_found`.", body = ErrorBody),
+    )
+)]
 pub async fn transfers(
     State(st): State<AppState>,
     caller: Caller,

@@ -39,6 +39,25 @@ use tokio::task::JoinSet;
 pub const BATCH_BODY_BYTES_MAX: usize = 6 * 1024 * 1024;
 
 /// `POST /v1/transfers/batch`: 200 with one result per item, in order.
+#[utoipa::path(
+    post,
+    path = "/v1/transfers/batch",
+    operation_id = "create_transfer_batch",
+    tag = "transfers",
+    description = "1 to 8,190 transfers, each exactly as `POST /v1/transfers` (same \
+        validation, saga and durability); items are not atomic with each other, and the items \
+        of one sender are applied in the order given. Each item carries its own \
+        `idempotency_key` (what the header means for one transfer): the route takes no \
+        `Idempotency-Key` header. `wait_ms` bounds the whole request's wait. The body may be \
+        up to 6 MiB.",
+    request_body = BatchTransfersRequest,
+    responses(
+        (status = 200, description = "One result per item, in order: the transfer \
+            (`completed`, `pending`, or `failed` with `reason`), or the error that refused the \
+            item before it ran (`unavailable`: its outcome is unknown, retry with its key).",
+            body = BatchTransfersResponse),
+    )
+)]
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,

@@ -7,6 +7,7 @@
 use super::auth::Caller;
 use super::error::{invalid, ApiJson, HttpError};
 use super::movements::{debit_request, wait_of};
+use super::openapi::IdempotencyKeyHeader;
 use super::transfers::new_time_id;
 use super::{blocking, sharded, AppState};
 use crate::ledger::account::{Command, Reply};
@@ -16,18 +17,46 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use protocol::api::{DisbursementRequest, DisbursementView, TransferStatus, DISBURSEMENT_LEGS_MAX};
+use protocol::error::ErrorBody;
 use protocol::{ApiError, ErrorCode, TransferId};
 use serde::Serialize;
 use std::collections::BTreeSet;
+use utoipa::ToSchema;
 
-/// The body of a failed disbursement: the error, and the disbursement.
-#[derive(Serialize)]
-struct FailedBody {
-    error: ApiError,
-    disbursement: DisbursementView,
+/// The 422 body of `POST /v1/disbursements`: the error, and the disbursement when it ran and
+/// failed.
+#[derive(Serialize, ToSchema)]
+pub struct DisbursementFailed {
+    /// Why: the first refusal (the failing leg's), or the refusal of a request that never ran.
+    pub error: ApiError,
+    /// The disbursement, `failed`, its failing leg marked: present when it ran and failed;
+    /// absent when it was refused before it ran (for example `insufficient_funds`,
+    /// `same_account`), and then nothing was recorded.
+    #[schema(required = false)]
+    pub disbursement: DisbursementView,
 }
 
 /// `POST /v1/disbursements`: 200 completed within `wait_ms`, 202 pending, 422 failed.
+#[utoipa::path(
+    post,
+    path = "/v1/disbursements",
+    operation_id = "create_disbursement",
+    tag = "disbursements",
+    description = "One debit, 1 to 256 credits (distinct receivers, none the payer, all in its \
+        currency), all or nothing: every leg is credited or none. Waits like a transfer \
+        (`wait_ms`, default 5000).",
+    params(IdempotencyKeyHeader),
+    request_body = DisbursementRequest,
+    responses(
+        (status = 200, description = "`completed`: every leg credited.", body = DisbursementView),
+        (status = 202, description = "`pending`: not settled within `wait_ms`.", body = DisbursementView),
+        (status = 404, description = "`account_not_found` (the payer).", body = ErrorBody),
+        (status = 422, description = "`failed`, with the disbursement (a receiver refused or \
+            never answered: no leg credited), or refused before it ran, without it (for example \
+            `insufficient_funds`, `same_account`, `idempotency_key_reused`).",
+            body = DisbursementFailed),
+    )
+)]
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -101,7 +130,7 @@ fn response(view: DisbursementView) -> Response {
                     code.default_message()
                 ),
             );
-            let body = FailedBody {
+            let body = DisbursementFailed {
                 error,
                 disbursement: view,
             };
@@ -113,6 +142,19 @@ fn response(view: DisbursementView) -> Response {
 /// `GET /v1/disbursements/{id}`: a caller limited to accounts sees only disbursements that
 /// name one of them; one that may not act on the payer sees only its own legs (not the
 /// other receivers of a payroll).
+#[utoipa::path(
+    get,
+    path = "/v1/disbursements/{id}",
+    operation_id = "get_disbursement",
+    tag = "disbursements",
+    description = "A token limited to accounts reads a disbursement that names one of them; \
+        one that may not act on the payer sees only its own legs.",
+    params(("id" = TransferId, Path, description = "The disbursement's id (`d_...`).")),
+    responses(
+        (status = 200, description = "The disbursement.", body = DisbursementView),
+        (status = 404, description = "`disbursement_not_found`.", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(st): State<AppState>,
     caller: Caller,

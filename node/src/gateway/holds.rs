@@ -10,6 +10,7 @@
 use super::auth::Caller;
 use super::error::{idempotency_key, invalid, ApiJson, HttpError};
 use super::movements::{debit_request, wait_of};
+use super::openapi::IdempotencyKeyHeader;
 use super::transfers::{new_time_id, new_transfer_id};
 use super::{blocking, sharded, AppState};
 use crate::ledger::account::{Command, Reply};
@@ -24,18 +25,44 @@ use protocol::api::{
     CaptureRequest, HoldRequest, HoldView, TransferStatus, TransferView,
     HOLD_EXPIRES_IN_MS_DEFAULT, HOLD_EXPIRES_IN_MS_MAX, HOLD_EXPIRES_IN_MS_MIN,
 };
+use protocol::error::ErrorBody;
 use protocol::{ApiError, ErrorCode, TransferId};
 use serde::Serialize;
 use std::time::Duration;
+use utoipa::ToSchema;
 
-/// The body of a refused capture: the error, and the hold (`held` again).
-#[derive(Serialize)]
-struct RefusedBody {
-    error: ApiError,
-    hold: HoldView,
+/// The 422 body of a capture: the error, and the hold when the receiver refused the capture.
+#[derive(Serialize, ToSchema)]
+pub struct CaptureRefused {
+    /// Why: the receiver's refusal, or the refusal of a capture that never ran.
+    pub error: ApiError,
+    /// The hold, `held` again and capturable later: present when the receiver refused the
+    /// capture (`account_frozen`, `account_closed`, `currency_mismatch`, `balance_overflow`,
+    /// `transfer_aborted`); absent when the capture was refused before it ran
+    /// (`hold_not_active`, `capture_exceeds_hold`, `account_frozen` of the payer,
+    /// `idempotency_key_reused`).
+    #[schema(required = false)]
+    pub hold: HoldView,
 }
 
 /// `POST /v1/holds`: 201 and the hold.
+#[utoipa::path(
+    post,
+    path = "/v1/holds",
+    operation_id = "create_hold",
+    tag = "holds",
+    description = "Reserves `amount` on `from` for a later payment to `to`: it leaves `from`'s \
+        `available` (journal entry `hold`), with the same checks as a transfer's debit. It \
+        expires after `expires_in_ms` (default 7 days) unless captured or voided.",
+    params(IdempotencyKeyHeader),
+    request_body = HoldRequest,
+    responses(
+        (status = 201, description = "The hold, `held`.", body = HoldView),
+        (status = 404, description = "`account_not_found`.", body = ErrorBody),
+        (status = 422, description = "`insufficient_funds`, `same_account`, `account_frozen`, \
+            `account_closed` or `idempotency_key_reused`.", body = ErrorBody),
+    )
+)]
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -71,6 +98,17 @@ pub async fn create(
 
 /// `GET /v1/holds/{id}`: a caller limited to accounts sees only holds with one of them on
 /// either side.
+#[utoipa::path(
+    get,
+    path = "/v1/holds/{id}",
+    operation_id = "get_hold",
+    tag = "holds",
+    params(("id" = TransferId, Path, description = "The hold's id (`h_...`).")),
+    responses(
+        (status = 200, description = "The hold.", body = HoldView),
+        (status = 404, description = "`hold_not_found`.", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(st): State<AppState>,
     caller: Caller,
@@ -90,6 +128,27 @@ pub async fn get(
 }
 
 /// `POST /v1/holds/{id}/capture` (the body may be empty: capture everything).
+#[utoipa::path(
+    post,
+    path = "/v1/holds/{id}/capture",
+    operation_id = "capture_hold",
+    tag = "holds",
+    description = "Moves `amount` (default: all that is held) to `to` as a transfer (named \
+        `capture_id` in the hold) and releases the rest; one capture per hold. Waits like a \
+        transfer (`wait_ms`, default 5000). The body may be empty.",
+    params(("id" = TransferId, Path, description = "The hold's id (`h_...`)."), IdempotencyKeyHeader),
+    request_body(content = Option<CaptureRequest>,
+        description = "May be empty: captures all that is held, waiting up to 5000 ms."),
+    responses(
+        (status = 200, description = "The hold, `captured`.", body = HoldView),
+        (status = 202, description = "The hold, `capturing`: the receiver has not answered \
+            within `wait_ms`.", body = HoldView),
+        (status = 404, description = "`hold_not_found`.", body = ErrorBody),
+        (status = 422, description = "The receiver refused (the hold is `held` again), or the \
+            capture was refused before it ran (`hold_not_active`, `capture_exceeds_hold`).",
+            body = CaptureRefused),
+    )
+)]
 pub async fn capture(
     State(st): State<AppState>,
     caller: Caller,
@@ -151,7 +210,7 @@ async fn capture_response(
             );
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Json(RefusedBody { error, hold }),
+                Json(CaptureRefused { error, hold }),
             )
                 .into_response()
         }
@@ -159,6 +218,20 @@ async fn capture_response(
 }
 
 /// `POST /v1/holds/{id}/void`: 200 and the hold, `voided`.
+#[utoipa::path(
+    post,
+    path = "/v1/holds/{id}/void",
+    operation_id = "void_hold",
+    tag = "holds",
+    description = "Releases everything (journal entry `release`).",
+    params(("id" = TransferId, Path, description = "The hold's id (`h_...`)."), IdempotencyKeyHeader),
+    responses(
+        (status = 200, description = "The hold, `voided`.", body = HoldView),
+        (status = 404, description = "`hold_not_found`.", body = ErrorBody),
+        (status = 422, description = "`hold_not_active` (the message names the hold's status) \
+            or `idempotency_key_reused`.", body = ErrorBody),
+    )
+)]
 pub async fn void(
     State(st): State<AppState>,
     caller: Caller,

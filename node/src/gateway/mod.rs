@@ -15,6 +15,9 @@
 //! a request names. With `node.admin_listen`, `/admin/*` and `/metrics` are served by a router
 //! of their own on that address ([`Listener`]) and the public one answers them 404.
 //!
+//! Every `/v1` route is described in [`openapi`] (served at `GET /v1/openapi.json`), from the
+//! handlers' own annotations and the protocol types.
+//!
 //! Left out on purpose: TLS is served by [`crate::tls`], not here.
 
 pub mod accounts;
@@ -26,6 +29,7 @@ pub mod disbursements;
 pub mod error;
 pub mod holds;
 pub mod movements;
+pub mod openapi;
 pub mod routes;
 pub mod sharded;
 pub mod stats;
@@ -161,6 +165,7 @@ fn handlers() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
         ("POST", "/v1/holds/{id}/capture", post(holds::capture)),
         ("POST", "/v1/holds/{id}/void", post(holds::void)),
         ("GET", "/v1/stream", get(stream::upgrade)),
+        ("GET", openapi::PATH, get(openapi::document)),
         ("GET", "/admin/status", get(admin::status)),
         ("GET", "/admin/accounts", get(admin::accounts)),
         ("GET", "/admin/pending", get(admin::pending)),

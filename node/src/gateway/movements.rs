@@ -2,6 +2,7 @@
 
 use super::auth::Caller;
 use super::error::{idempotency_key, invalid, ApiJson, HttpError};
+use super::openapi::IdempotencyKeyHeader;
 use super::{sharded, AppState};
 use crate::ledger::account::{Command, Reply};
 use axum::extract::State;
@@ -9,12 +10,30 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use cluster_config::Scope;
-use protocol::api::{Movement, TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX};
+use protocol::api::{Movement, MovementView, TRANSFER_WAIT_MS_DEFAULT, TRANSFER_WAIT_MS_MAX};
+use protocol::error::ErrorBody;
 use protocol::ids::REFERENCE_LEN_MAX;
 use protocol::AccountId;
 use std::time::Duration;
 
 /// `POST /v1/deposits`.
+#[utoipa::path(
+    post,
+    path = "/v1/deposits",
+    operation_id = "deposit",
+    tag = "movements",
+    description = "Money in from outside. On a sharded account the credit goes to the shard \
+        the idempotency key picks: the answer names it, and its `balance` and `seq` are that \
+        shard's.",
+    params(IdempotencyKeyHeader),
+    request_body = Movement,
+    responses(
+        (status = 201, description = "Deposited.", body = MovementView),
+        (status = 404, description = "`account_not_found`.", body = ErrorBody),
+        (status = 422, description = "`account_frozen`, `account_closed`, `balance_overflow` or \
+            `idempotency_key_reused`.", body = ErrorBody),
+    )
+)]
 pub async fn deposit(
     State(st): State<AppState>,
     caller: Caller,
@@ -26,6 +45,21 @@ pub async fn deposit(
 }
 
 /// `POST /v1/withdrawals`.
+#[utoipa::path(
+    post,
+    path = "/v1/withdrawals",
+    operation_id = "withdraw",
+    tag = "movements",
+    description = "Money out to outside.",
+    params(IdempotencyKeyHeader),
+    request_body = Movement,
+    responses(
+        (status = 201, description = "Withdrawn.", body = MovementView),
+        (status = 404, description = "`account_not_found`.", body = ErrorBody),
+        (status = 422, description = "`insufficient_funds`, `account_frozen`, `account_closed` \
+            or `idempotency_key_reused`.", body = ErrorBody),
+    )
+)]
 pub async fn withdraw(
     State(st): State<AppState>,
     caller: Caller,

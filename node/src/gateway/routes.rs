@@ -59,6 +59,9 @@ pub const ROUTES: &[RouteSpec] = &[
     route("POST", "/v1/holds/{id}/capture", WRITE),
     route("POST", "/v1/holds/{id}/void", WRITE),
     route("GET", "/v1/stream", Access::Authenticated),
+    // The API's own description: a GET of /v1 like the others, so `read` (API.md: with
+    // `[auth]`, every route but the health probes needs a token).
+    route("GET", "/v1/openapi.json", READ),
     route("GET", "/admin/status", ADMIN),
     route("GET", "/admin/accounts", ADMIN),
     route("GET", "/admin/pending", ADMIN),

@@ -43,6 +43,32 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
+/// What the description of `GET /v1/stream` says of its frames.
+const STREAM_DOC: &str = "\
+A GET that upgrades to a WebSocket (RFC 6455). With `[auth]` the upgrade needs a token \
+(`Authorization: Bearer` or `?access_token=`) with the `read` or `write` scope; each \
+subscription and command is then checked against it (a refusal is a `forbidden` error frame \
+and the socket stays open). Past `limits.ws_connections_max` the upgrade is refused 503 \
+`overloaded`.
+
+Client to server, one JSON object per text frame (schema `ClientFrame`, tagged by `op`):
+- `{\"op\":\"subscribe\",\"account\":\"alice\",\"from_seq\":12}`: replays every entry after \
+`from_seq` (omit it for live updates only), then streams live; answered \
+`{\"type\":\"subscribed\",\"account\",\"seq\"}`. A sharded account is streamed per shard \
+(`\"shard\": J`, required there).
+- `{\"op\":\"unsubscribe\",\"account\":\"alice\"}`, `{\"op\":\"ping\"}` (answered `pong`).
+- Commands with a `req_id`: `transfer`, `deposit`, `withdraw` (with an optional \
+`idempotency_key`) and `get`; answered `{\"type\":\"result\",\"req_id\",\"result\"}` or an \
+error frame with the same `req_id`. Commands may be pipelined: up to 64 in flight on one \
+socket, each answered by its `req_id`, in any order.
+
+Server to client (schema `ServerFrame`, tagged by `type`):
+- `{\"type\":\"balance\",\"account\",\"seq\",\"balance\",\"available\",\"held\",\"entry\"}` for \
+every journal entry, in `seq` order, with no gap and no duplicate, across reconnects (resume \
+with `from_seq`) and ownership moves.
+- `{\"type\":\"error\",\"code\",\"message\",\"req_id\"?}`: a bad frame gets an error and the \
+socket stays open.";
+
 /// Largest frame a client may send, in bytes.
 pub const FRAME_BYTES_MAX: usize = 64 * 1024;
 /// Largest message the socket reads at all: a frame over [`FRAME_BYTES_MAX`] and up to this
@@ -58,6 +84,25 @@ pub const BACKFILL_PAGE: usize = 500;
 pub const REMOTE_POLL_EVERY: Duration = Duration::from_millis(200);
 
 /// Upgrades the connection.
+#[utoipa::path(
+    get,
+    path = "/v1/stream",
+    operation_id = "stream",
+    tag = "stream",
+    description = STREAM_DOC,
+    params(
+        ("access_token" = Option<String>, Query, nullable = false,
+         description = "The bearer token, for clients that cannot set `Authorization` on a \
+             WebSocket (this route only)."),
+    ),
+    responses(
+        (status = 101, description = "Switching Protocols: the connection is a WebSocket \
+            carrying JSON text frames, `ClientFrame` from the client and `ServerFrame` from \
+            the server."),
+        (status = 400, description = "Not a WebSocket upgrade request (plain text).",
+         content_type = "text/plain", body = String),
+    )
+)]
 pub async fn upgrade(State(st): State<AppState>, caller: Caller, ws: WebSocketUpgrade) -> Response {
     // A socket serves reads and commands: a token with neither scope (a scraper's, an
     // operator's) may not hold one of the node's connection places.

@@ -3,6 +3,7 @@
 use super::auth::Caller;
 use super::error::{invalid, ApiJson, HttpError};
 use super::movements::{debit_request, wait_of};
+use super::openapi::IdempotencyKeyHeader;
 use super::{blocking, sharded, AppState};
 use crate::ledger::account::{Command, Reply};
 use crate::ledger::exec;
@@ -11,17 +12,44 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use protocol::api::{TransferRequest, TransferStatus, TransferView};
+use protocol::error::ErrorBody;
 use protocol::{ApiError, ErrorCode, TransferId};
 use serde::Serialize;
+use utoipa::ToSchema;
 
-/// The body of a failed transfer: the error, and the transfer it refers to.
-#[derive(Serialize)]
-struct FailedBody {
-    error: ApiError,
-    transfer: TransferView,
+/// The 422 body of `POST /v1/transfers`: the error, and the transfer when it ran and failed.
+#[derive(Serialize, ToSchema)]
+pub struct TransferFailed {
+    /// Why: the transfer's `reason`, or the refusal of a request that never ran.
+    pub error: ApiError,
+    /// The transfer, `failed`: present when it ran and failed (its `reason` is `error.code`);
+    /// absent when it was refused before it ran (for example `insufficient_funds`), and then
+    /// nothing was recorded.
+    #[schema(required = false)]
+    pub transfer: TransferView,
 }
 
 /// `POST /v1/transfers`: 200 completed within `wait_ms`, 202 pending, 422 failed.
+#[utoipa::path(
+    post,
+    path = "/v1/transfers",
+    operation_id = "create_transfer",
+    tag = "transfers",
+    description = "Starts a transfer saga and waits up to `wait_ms` (default 5000) for it to \
+        settle. A `pending` transfer settles later: read it with `GET /v1/transfers/{id}`.",
+    params(IdempotencyKeyHeader),
+    request_body = TransferRequest,
+    responses(
+        (status = 200, description = "`completed`: debited once and credited once.", body = TransferView),
+        (status = 202, description = "`pending`: not settled within `wait_ms`.", body = TransferView),
+        (status = 404, description = "`account_not_found`.", body = ErrorBody),
+        (status = 422, description = "`failed`, with the transfer: the receiver refused \
+            (for example `account_frozen`, `currency_mismatch`, `balance_overflow`) or did not \
+            decide in time (`transfer_aborted`); or refused before it ran, without a transfer \
+            (for example `insufficient_funds`, `same_account`, `idempotency_key_reused`).",
+            body = TransferFailed),
+    )
+)]
 pub async fn create(
     State(st): State<AppState>,
     caller: Caller,
@@ -61,7 +89,7 @@ pub fn transfer_response(view: TransferView) -> Response {
             );
             (
                 StatusCode::UNPROCESSABLE_ENTITY,
-                Json(FailedBody {
+                Json(TransferFailed {
                     error,
                     transfer: view,
                 }),
@@ -73,6 +101,19 @@ pub fn transfer_response(view: TransferView) -> Response {
 
 /// `GET /v1/transfers/{id}`. A caller limited to accounts sees only transfers with one of
 /// them on either side; any other answers 403 `forbidden`.
+#[utoipa::path(
+    get,
+    path = "/v1/transfers/{id}",
+    operation_id = "get_transfer",
+    tag = "transfers",
+    description = "A token limited to accounts reads only transfers with one of them on \
+        either side (403 `forbidden` otherwise).",
+    params(("id" = TransferId, Path, description = "The transfer's id.")),
+    responses(
+        (status = 200, description = "The transfer.", body = TransferView),
+        (status = 404, description = "`transfer_not_found`.", body = ErrorBody),
+    )
+)]
 pub async fn get(
     State(st): State<AppState>,
     caller: Caller,
