@@ -30,8 +30,8 @@ mod webhooks;
 
 pub use auth::{account_matches, AuthConfig, Scope, TokenConfig, ACCOUNT_PATTERN_LEN_MAX};
 pub use webhooks::{
-    EventType, WebhookConfig, WEBHOOKS_MAX, WEBHOOK_ID_LEN_MAX, WEBHOOK_SECRET_LEN_MIN,
-    WEBHOOK_URL_LEN_MAX,
+    EventType, WebhookConfig, WEBHOOKS_MAX, WEBHOOK_ID_LEN_MAX, WEBHOOK_RETRY_MAX_MS_DEFAULT,
+    WEBHOOK_RETRY_MAX_MS_RANGE, WEBHOOK_SECRET_LEN_MIN, WEBHOOK_URL_LEN_MAX,
 };
 
 /// Longest node id, in characters.

@@ -45,6 +45,7 @@ secret = "another-secret-of-length"
     other.url.push('2');
     assert_ne!(other.outbox_id(), a.outbox_id());
     assert_eq!(c.limits.webhook_outbox_max, 100_000);
+    assert_eq!(a.retry_max_ms(), 300_000);
     // The secret stays out of debug output.
     assert!(!format!("{a:?}").contains("whsec_"));
     assert!(Config::default().webhooks.is_empty());
@@ -93,6 +94,12 @@ fn every_bad_entry_is_refused_naming_its_field() {
     )))
     .unwrap_err();
     assert!(matches!(err, ConfigError::Parse { .. }), "{err:?}");
+    assert_eq!(
+        refused_field(&hook(&format!(
+            "url = \"http://h/x\"\n{ok_secret}\nretry_max_ms = 100"
+        ))),
+        "webhooks[0].retry_max_ms"
+    );
     assert_eq!(
         refused_field("[limits]\nwebhook_outbox_max = 0\n"),
         "limits.webhook_outbox_max"

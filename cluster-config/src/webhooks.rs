@@ -20,6 +20,10 @@ pub const WEBHOOK_URL_LEN_MAX: usize = 2_048;
 pub const WEBHOOK_SECRET_LEN_MIN: usize = 16;
 /// Most `[[webhooks]]` entries of one config.
 pub const WEBHOOKS_MAX: usize = 16;
+/// Accepted `retry_max_ms`: the longest wait between two attempts of a delivery.
+pub const WEBHOOK_RETRY_MAX_MS_RANGE: std::ops::RangeInclusive<u64> = 500..=3_600_000;
+/// Default `retry_max_ms` (5 minutes).
+pub const WEBHOOK_RETRY_MAX_MS_DEFAULT: u64 = 300_000;
 
 /// The kinds of events a webhook receives.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -83,6 +87,10 @@ pub struct WebhookConfig {
     /// every account.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accounts: Option<Vec<String>>,
+    /// The longest wait between two attempts, in ms: failed deliveries are retried after
+    /// 500 ms, then twice as long each time up to this (500 to 3600000; default 300000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_max_ms: Option<u64>,
 }
 
 // The secret never appears in logs or debug output.
@@ -94,6 +102,7 @@ impl fmt::Debug for WebhookConfig {
             .field("secret", &"<redacted>")
             .field("events", &self.events)
             .field("accounts", &self.accounts)
+            .field("retry_max_ms", &self.retry_max_ms)
             .finish()
     }
 }
@@ -111,6 +120,11 @@ impl WebhookConfig {
                 format!("h{hash:016x}")
             }
         }
+    }
+
+    /// The longest wait between two attempts, in ms.
+    pub fn retry_max_ms(&self) -> u64 {
+        self.retry_max_ms.unwrap_or(WEBHOOK_RETRY_MAX_MS_DEFAULT)
     }
 
     /// Whether it receives events of this type.
@@ -157,6 +171,17 @@ impl WebhookConfig {
             return Err((
                 "secret",
                 format!("must be at least {WEBHOOK_SECRET_LEN_MIN} characters: a short secret makes signatures guessable"),
+            ));
+        }
+        if !WEBHOOK_RETRY_MAX_MS_RANGE.contains(&self.retry_max_ms()) {
+            return Err((
+                "retry_max_ms",
+                format!(
+                    "must be from {} to {}, got {}",
+                    WEBHOOK_RETRY_MAX_MS_RANGE.start(),
+                    WEBHOOK_RETRY_MAX_MS_RANGE.end(),
+                    self.retry_max_ms()
+                ),
             ));
         }
         if self.events.as_ref().is_some_and(Vec::is_empty) {

@@ -137,6 +137,7 @@ impl Node {
                 queue_inputs: config.limits.actor_queue_max as usize,
                 ..DriverLimits::default()
             },
+            outbox_gate: Arc::new(crate::webhooks::OutboxGate::default()),
         };
         // TLS for clients: the files are read before anything listens, so a bad one is a
         // clear error at start.
@@ -229,12 +230,11 @@ impl Node {
             let ids: Vec<&str> = a.tokens.iter().map(|t| t.id.as_str()).collect();
             tracing::info!(tokens = ?ids, "authentication on: every route but /healthz and /readyz needs a token");
         }
-        let outbox_gate = Arc::new(crate::webhooks::OutboxGate::default());
         let publishers = crate::webhooks::Publishers::start(
             shell.store(),
             shell.keys(),
             shell.membership(),
-            &outbox_gate,
+            &shell.config().outbox_gate,
             config.limits.webhook_outbox_max,
         );
         let state = AppState::new(AppShared {
@@ -246,7 +246,6 @@ impl Node {
             admission: Arc::new(gateway::admission::Admission::new(&config.limits)),
             auth: auth.clone(),
             layouts: gateway::sharded::Layouts::default(),
-            outbox_gate,
             webhooks: publishers.stats().to_vec(),
             stats: gateway::stats::Window::new(),
         });
@@ -342,8 +341,10 @@ impl Node {
             let _ = tokio::time::timeout(self.grace, self.shell.leave_cluster()).await;
         }
         let _ = self.shutdown.send(true);
+        // The publishers end their deliveries in flight (bounded by one delivery's timeout)
+        // while the rest stops.
         let publishers = self.publishers;
-        let _ = tokio::task::spawn_blocking(move || publishers.stop()).await;
+        let publishers_stopped = tokio::task::spawn_blocking(move || publishers.stop());
         let network = self.network;
         let grace = self.grace;
         let shell = self.shell.clone();
@@ -368,6 +369,7 @@ impl Node {
             }
         }
         self.shell.stop_hosts();
+        let _ = tokio::time::timeout(grace, publishers_stopped).await;
     }
 }
 

@@ -12,7 +12,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,50 +30,68 @@ struct Delivery {
     body: String,
 }
 
-/// A webhook receiver on a loopback port: refuses the first `FAIL_FIRST` deliveries and every
-/// delivery while `down`, takes the others; records each one it took.
+/// What the receiver has seen: every attempt counted, the deliveries it took, and whether it
+/// is down (then it answers 500). One lock, so a test that sets `down` knows that nothing is
+/// taken after.
+#[derive(Default)]
+struct Seen {
+    attempts: usize,
+    down: bool,
+    taken: Vec<Delivery>,
+    /// Every attempt: the event's id and the status answered.
+    log: Vec<(String, u16)>,
+}
+
+/// Decides a delivery's status from the attempts before it and its body (200 takes it).
+type Policy = Box<dyn Fn(usize, &str) -> u16 + Send + Sync>;
+
+/// A webhook receiver on a loopback port: answers each delivery as its policy says (500
+/// while down), and records each one it took.
 struct Receiver {
     url: String,
-    seen: Arc<AtomicUsize>,
-    down: Arc<AtomicBool>,
-    taken: Arc<Mutex<Vec<Delivery>>>,
+    seen: Arc<Mutex<Seen>>,
 }
 
 impl Receiver {
+    /// Refuses the first `fail_first` deliveries (500), takes the others.
     fn start(fail_first: usize) -> Receiver {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        Receiver::with_policy(
+            TcpListener::bind("127.0.0.1:0").unwrap(),
+            Box::new(move |n, _| if n < fail_first { 500 } else { 200 }),
+        )
+    }
+
+    fn with_policy(listener: TcpListener, policy: Policy) -> Receiver {
         let url = format!("http://{}/events", listener.local_addr().unwrap());
-        let seen = Arc::new(AtomicUsize::new(0));
-        let down = Arc::new(AtomicBool::new(false));
-        let taken = Arc::new(Mutex::new(Vec::new()));
-        let (s, d, t) = (seen.clone(), down.clone(), taken.clone());
+        let seen = Arc::new(Mutex::new(Seen::default()));
+        let (s, policy) = (seen.clone(), Arc::new(policy));
         std::thread::spawn(move || {
             for conn in listener.incoming().flatten() {
-                let (s, d, t) = (s.clone(), d.clone(), t.clone());
-                std::thread::spawn(move || serve(conn, fail_first, &s, &d, &t));
+                let (s, p) = (s.clone(), policy.clone());
+                std::thread::spawn(move || serve(conn, &s, &p));
             }
         });
-        Receiver {
-            url,
-            seen,
-            down,
-            taken,
-        }
+        Receiver { url, seen }
     }
 
     fn taken(&self) -> Vec<Delivery> {
-        self.taken.lock().unwrap().clone()
+        self.seen.lock().unwrap().taken.clone()
+    }
+
+    fn attempts(&self) -> usize {
+        self.seen.lock().unwrap().attempts
+    }
+
+    /// Sets `down`; returns how many deliveries were taken when it changed.
+    fn set_down(&self, down: bool) -> usize {
+        let mut g = self.seen.lock().unwrap();
+        g.down = down;
+        g.taken.len()
     }
 }
 
 /// Answers one connection's requests (HTTP/1.1, kept alive) until it closes.
-fn serve(
-    conn: TcpStream,
-    fail_first: usize,
-    seen: &AtomicUsize,
-    down: &AtomicBool,
-    taken: &Mutex<Vec<Delivery>>,
-) {
+fn serve(conn: TcpStream, seen: &Mutex<Seen>, policy: &Policy) {
     let mut out = conn.try_clone().unwrap();
     let mut r = BufReader::new(conn);
     loop {
@@ -103,20 +120,26 @@ fn serve(
         if r.read_exact(&mut body).is_err() {
             return;
         }
-        let n = seen.fetch_add(1, Ordering::SeqCst);
-        let ok = n >= fail_first && !down.load(Ordering::SeqCst);
-        if ok {
-            taken.lock().unwrap().push(Delivery {
-                signature,
-                body: String::from_utf8(body).unwrap(),
-            });
-        }
-        let status = if ok {
-            "200 OK"
-        } else {
-            "500 Internal Server Error"
+        let body = String::from_utf8(body).unwrap();
+        let status = {
+            let mut g = seen.lock().unwrap();
+            let status = if g.down {
+                500
+            } else {
+                policy(g.attempts, &body)
+            };
+            g.attempts += 1;
+            let id = serde_json::from_str::<Value>(&body).unwrap()["id"]
+                .as_str()
+                .unwrap()
+                .to_owned();
+            g.log.push((id, status));
+            if status == 200 {
+                g.taken.push(Delivery { signature, body });
+            }
+            status
         };
-        let reply = format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\n\r\n");
+        let reply = format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\n\r\n");
         if out.write_all(reply.as_bytes()).is_err() {
             return;
         }
@@ -143,14 +166,16 @@ fn signed(header: &str, body: &str) -> bool {
     want == *v1
 }
 
-fn write_config(dir: &Path, receiver: &Receiver, extra: &str) -> std::path::PathBuf {
+/// The `[[webhooks]]` entry of the tests: retries at most a second apart.
+fn webhook_toml(url: &str) -> String {
+    format!("[[webhooks]]\nid = \"{HOOK}\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\nretry_max_ms = 1000\n")
+}
+
+fn write_config(dir: &Path, url: &str, extra: &str) -> std::path::PathBuf {
     let toml = format!(
-        "[node]\nid = \"n1\"\nlisten = \"127.0.0.1:0\"\n\
-         {storage}\
-         [[webhooks]]\nid = \"{HOOK}\"\nurl = \"{url}\"\nsecret = \"{SECRET}\"\n\
-         {extra}",
+        "[node]\nid = \"n1\"\nlisten = \"127.0.0.1:0\"\n{storage}{hook}{extra}",
         storage = e2e::storage_toml(&dir.join("data")),
-        url = receiver.url,
+        hook = webhook_toml(url),
     );
     let path = dir.join("walletd.toml");
     std::fs::write(&path, toml).unwrap();
@@ -319,7 +344,7 @@ fn assert_ordered_and_signed(taken: &[Delivery], accounts: &[&str]) -> (usize, u
 fn every_event_arrives_in_order_signed_across_failures_and_a_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(FAIL_FIRST);
-    let config = write_config(dir.path(), &receiver, "");
+    let config = write_config(dir.path(), &receiver.url, "");
     let log = dir.path().join("walletd.log");
     let node = Walletd::start_config(&config, &log);
     let accounts = ["wh-a", "wh-b", "wh-c"];
@@ -329,14 +354,13 @@ fn every_event_arrives_in_order_signed_across_failures_and_a_sigkill() {
     let mut settled = traffic(&node.url, &accounts, "r1", 12);
 
     // The receiver goes down; events pile up; the node dies with them outstanding.
-    receiver.down.store(true, Ordering::SeqCst);
-    let before_kill = receiver.taken().len();
+    let before_kill = receiver.set_down(true);
     settled.extend(traffic(&node.url, &accounts, "r2", 12));
     let written: u64 = accounts.iter().map(|a| seq_of(&node.url, a)).sum();
     // The publisher meets the refusals (and backs off) before the node dies.
-    let attempts = receiver.seen.load(Ordering::SeqCst);
+    let attempts = receiver.attempts();
     let deadline = Instant::now() + DELIVERY_TIME_MAX;
-    while receiver.seen.load(Ordering::SeqCst) < attempts + 2 {
+    while receiver.attempts() < attempts + 2 {
         assert!(
             Instant::now() < deadline,
             "no delivery attempted while down"
@@ -355,13 +379,13 @@ fn every_event_arrives_in_order_signed_across_failures_and_a_sigkill() {
     );
 
     let node = Walletd::start_config(&config, &log);
-    receiver.down.store(false, Ordering::SeqCst);
+    receiver.set_down(false);
     settled.extend(traffic(&node.url, &accounts, "r3", 6));
 
     let want = expected_events(&node.url, &accounts, &settled);
     let taken = wait_for_all(&receiver, &want, &log);
     assert!(
-        receiver.seen.load(Ordering::SeqCst) >= FAIL_FIRST + taken.len(),
+        receiver.attempts() >= FAIL_FIRST + taken.len(),
         "the refused deliveries were retried"
     );
     let (distinct, repeats) = assert_ordered_and_signed(&taken, &accounts);
@@ -380,7 +404,7 @@ fn every_event_arrives_in_order_signed_across_failures_and_a_sigkill() {
     eprintln!(
         "{distinct} events, {} deliveries taken ({repeats} repeated), {} attempts",
         taken.len(),
-        receiver.seen.load(Ordering::SeqCst)
+        receiver.attempts()
     );
 }
 
@@ -388,8 +412,12 @@ fn every_event_arrives_in_order_signed_across_failures_and_a_sigkill() {
 fn a_full_outbox_refuses_money_movements_until_the_receiver_recovers() {
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(0);
-    receiver.down.store(true, Ordering::SeqCst);
-    let config = write_config(dir.path(), &receiver, "[limits]\nwebhook_outbox_max = 5\n");
+    receiver.set_down(true);
+    let config = write_config(
+        dir.path(),
+        &receiver.url,
+        "[limits]\nwebhook_outbox_max = 5\n",
+    );
     let log = dir.path().join("walletd.log");
     let node = Walletd::start_config(&config, &log);
     open(&node.url, "full-a");
@@ -439,7 +467,16 @@ fn a_full_outbox_refuses_money_movements_until_the_receiver_recovers() {
         i as u64,
         "the refused deposit did not apply"
     );
-    // Reads still work.
+    // Freezing moves no money: admitted. Reads still work.
+    for route in ["freeze", "unfreeze"] {
+        let (s, v) = post(
+            &node.url,
+            &format!("/v1/accounts/full-a/{route}"),
+            json!({}),
+            route,
+        );
+        assert_eq!(s, 200, "{route}: {v}");
+    }
     let (s, _) = request(
         &agent(),
         "GET",
@@ -451,7 +488,7 @@ fn a_full_outbox_refuses_money_movements_until_the_receiver_recovers() {
     assert_eq!(s, 200);
 
     // The receiver recovers: the outbox drains and the same deposit (same key) is admitted.
-    receiver.down.store(false, Ordering::SeqCst);
+    receiver.set_down(false);
     let deadline = Instant::now() + DELIVERY_TIME_MAX;
     loop {
         let (s, v) = deposit(i);
@@ -473,10 +510,7 @@ fn three_nodes_each_deliver_the_events_of_the_accounts_they_own() {
     use e2e::cluster::{kill_and_restart, owner_of, post_answered, start_three_slots, url_of};
     let dir = tempfile::tempdir().unwrap();
     let receiver = Receiver::start(0);
-    let extra = format!(
-        "[[webhooks]]\nid = \"{HOOK}\"\nurl = \"{}\"\nsecret = \"{SECRET}\"\n",
-        receiver.url
-    );
+    let extra = webhook_toml(&receiver.url);
     let (configs, mut nodes) = start_three_slots(dir.path(), "webhook-cookie", &extra);
     let names: Vec<String> = (0..9).map(|i| format!("c-{i}")).collect();
     let accounts: Vec<&str> = names.iter().map(String::as_str).collect();
@@ -517,10 +551,10 @@ fn three_nodes_each_deliver_the_events_of_the_accounts_they_own() {
         }
     };
     round("a", &mut settled);
-    receiver.down.store(true, Ordering::SeqCst);
+    receiver.set_down(true);
     round("b", &mut settled);
     kill_and_restart(&mut nodes, &configs, dir.path(), 1);
-    receiver.down.store(false, Ordering::SeqCst);
+    receiver.set_down(false);
     round("c", &mut settled);
 
     // Every transfer settles (a pending one is finished by its sender), then every event of
@@ -560,4 +594,89 @@ fn three_nodes_each_deliver_the_events_of_the_accounts_they_own() {
         "deliveries per node: {delivering:?}"
     );
     eprintln!("{distinct} events, {repeats} repeated; deliveries per node {delivering:?}");
+}
+
+#[test]
+fn an_unreachable_receiver_and_a_refused_event_hold_back_only_what_they_must() {
+    // A port with nothing listening: every delivery is refused a connection.
+    let parked = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = parked.local_addr().unwrap();
+    drop(parked);
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("http://{addr}/events");
+    let config = write_config(dir.path(), &url, "");
+    let log = dir.path().join("walletd.log");
+    let node = Walletd::start_config(&config, &log);
+    let accounts = ["u-hot", "u-a", "u-b"];
+    for a in accounts {
+        open(&node.url, a);
+    }
+    // More events of one account than the publisher reads in a page (256).
+    for i in 0..300 {
+        let body = json!({"account": "u-hot", "amount": 1});
+        let (s, v) = post(&node.url, "/v1/deposits", body, &format!("hot-{i}"));
+        assert_eq!(s, 201, "{v}");
+    }
+    for a in ["u-a", "u-b"] {
+        for i in 0..5 {
+            let (s, v) = post(
+                &node.url,
+                "/v1/deposits",
+                json!({"account": a, "amount": 1}),
+                &format!("{a}-{i}"),
+            );
+            assert_eq!(s, 201, "{v}");
+        }
+    }
+    // The receiver starts listening; it refuses one event of u-a three times (400).
+    let refused = "entry:u-a:2";
+    let refusals = Arc::new(Mutex::new(0));
+    let r = refusals.clone();
+    let receiver = Receiver::with_policy(
+        TcpListener::bind(addr).unwrap(),
+        Box::new(move |_, body| {
+            let mut n = r.lock().unwrap();
+            if body.contains(&format!("\"id\":\"{refused}\"")) && *n < 3 {
+                *n += 1;
+                400
+            } else {
+                200
+            }
+        }),
+    );
+    let want = expected_events(&node.url, &accounts, &[]);
+    let taken = wait_for_all(&receiver, &want, &log);
+    let (distinct, _) = assert_ordered_and_signed(&taken, &accounts);
+    assert_eq!(distinct, want.len());
+    // u-a waited alone: between its event's first refusal and its delivery, other accounts'
+    // events were taken, and none of u-a's later ones.
+    let attempts = receiver.seen.lock().unwrap().log.clone();
+    let first_refusal = attempts
+        .iter()
+        .position(|(id, s)| id == refused && *s == 400)
+        .unwrap();
+    let delivered = attempts
+        .iter()
+        .position(|(id, s)| id == refused && *s == 200)
+        .unwrap();
+    let between = &attempts[first_refusal..delivered];
+    assert!(
+        between
+            .iter()
+            .any(|(id, s)| *s == 200 && !id.starts_with("entry:u-a:")),
+        "nothing else was delivered while u-a waited: {between:?}"
+    );
+    assert!(
+        !between
+            .iter()
+            .any(|(id, _)| id.starts_with("entry:u-a:") && id != refused),
+        "u-a's later events went before its refused one: {between:?}"
+    );
+    assert_eq!(*refusals.lock().unwrap(), 3);
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(log.contains("a webhook receiver is failing"), "{log}");
+    assert!(
+        log.contains("a webhook receiver takes events again"),
+        "{log}"
+    );
 }

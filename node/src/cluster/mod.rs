@@ -142,6 +142,9 @@ pub struct ShellConfig {
     pub group: GroupLimits,
     /// Each account driver's limits (its queue: `limits.actor_queue_max`).
     pub driver_limits: DriverLimits,
+    /// Closed while a webhook's outbox is at its limit: commands that move money of this
+    /// node's accounts are refused.
+    pub outbox_gate: Arc<crate::webhooks::OutboxGate>,
 }
 
 /// The node's runtime: storage, actors, the balance stream.
@@ -307,6 +310,9 @@ impl Shell {
             }
         }
         if local {
+            if let Err(e) = self.refuse_while_outbox_full(&cmds) {
+                return cmds.iter().map(|_| Err(e.clone())).collect();
+            }
             let answers = self.call_local_many(id, cmds.clone()).await;
             let mut settling = Vec::new();
             for (i, answer) in answers.into_iter().enumerate() {
@@ -388,6 +394,8 @@ impl Shell {
             wait
         };
         self.refuse_never_opened(id, &cmd).await?;
+        self.refuse_while_outbox_full(std::slice::from_ref(&cmd))
+            .map_err(Refusal::Api)?;
         let (reply, settle) = self.call_local(id, cmd).await?;
         Ok(match settle {
             Some(rx) if reply.awaits().is_some() && !wait.is_zero() => {
@@ -399,6 +407,32 @@ impl Shell {
             }
             _ => reply,
         })
+    }
+
+    /// Refuses commands that move money (`overloaded`, nothing ran) while a webhook's outbox
+    /// on this node is at its limit; the others (reads, opening, freezing) go on.
+    fn refuse_while_outbox_full(&self, cmds: &[Command]) -> Result<(), ApiError> {
+        let moves_money = |c: &Command| {
+            matches!(
+                c,
+                Command::Deposit { .. }
+                    | Command::Withdraw { .. }
+                    | Command::Transfer { .. }
+                    | Command::Hold { .. }
+                    | Command::Capture { .. }
+                    | Command::Disburse { .. }
+            )
+        };
+        if !cmds.iter().any(moves_money) {
+            return Ok(());
+        }
+        match self.config().outbox_gate.refusal() {
+            Some(e) => {
+                self.metrics().overloaded.inc();
+                Err(e)
+            }
+            None => Ok(()),
+        }
     }
 
     /// Answers `account_not_found` for a command to an account that is not active here and

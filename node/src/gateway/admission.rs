@@ -7,9 +7,8 @@
 //! load), and a WebSocket holds a permit of its own pool for as long as it is open
 //! ([`Admission::try_socket`]) rather than one of the requests'. The other limits live where
 //! their queues are: each account's queue in its driver (`limits.actor_queue_max`), the
-//! subscriptions and commands of one socket in [`super::stream`]. While a webhook's outbox
-//! is past `limits.webhook_outbox_max` ([`crate::webhooks::OutboxGate`]), every request that
-//! may move money (a `POST` under `/v1`, a socket's commands) is refused the same way.
+//! subscriptions and commands of one socket in [`super::stream`], and the webhook outboxes'
+//! in the shell ([`crate::webhooks::OutboxGate`], checked by the node owning the account).
 
 use super::error::HttpError;
 use super::AppState;
@@ -71,28 +70,12 @@ pub fn overloaded(limit: &str) -> HttpError {
     ))
 }
 
-/// The refusal of a request that would move money while a webhook's outbox is full, if one
-/// is.
-pub fn outbox_full(st: &AppState) -> Option<HttpError> {
-    let hook = st.outbox_gate.full()?;
-    st.shell.metrics().overloaded.inc();
-    Some(HttpError(ApiError::new(
-        ErrorCode::Overloaded,
-        format!("the outbox of webhook {hook} is full (limits.webhook_outbox_max): its receiver is not taking events; nothing ran: retry after {RETRY_AFTER_SECS} s with the same idempotency key"),
-    )))
-}
-
-/// Runs a request unless it is past `limits.http_inflight_max` requests in progress, or it
-/// would move money while a webhook's outbox is full (part of the gateway's one middleware).
+/// Runs a request unless it is past `limits.http_inflight_max` requests in progress (part of
+/// the gateway's one middleware).
 pub async fn admit(st: &AppState, req: Request, next: Next) -> Response {
     let path = req.uri().path();
     if ALWAYS_ADMITTED.contains(&path) || path == "/v1/stream" {
         return next.run(req).await;
-    }
-    if req.method() == axum::http::Method::POST && path.starts_with("/v1/") {
-        if let Some(refused) = outbox_full(st) {
-            return axum::response::IntoResponse::into_response(refused);
-        }
     }
     let Some(_permit) = st.admission.try_request() else {
         st.shell.metrics().overloaded.inc();

@@ -93,8 +93,6 @@ pub struct AppShared {
     pub auth: Option<Arc<auth::Auth>>,
     /// The layouts (sharded or not) of the accounts seen.
     pub layouts: sharded::Layouts,
-    /// Closed while a webhook's outbox is past its limit.
-    pub outbox_gate: Arc<crate::webhooks::OutboxGate>,
     /// Each webhook's id and delivery counts on this node.
     pub webhooks: Vec<(String, Arc<crate::webhooks::HookStats>)>,
     /// Per-second request samples of the last minutes (the dashboard's charts).

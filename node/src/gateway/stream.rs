@@ -422,11 +422,6 @@ impl Connection {
         if !self.permitted(scope, &account, Some(&req_id)).await? {
             return Ok(());
         }
-        if scope == Scope::Write {
-            if let Some(HttpError(e)) = super::admission::outbox_full(&self.st) {
-                return self.error(e.code, e.message, Some(req_id)).await;
-            }
-        }
         if self.in_flight >= COMMANDS_IN_FLIGHT_MAX {
             self.st.shell.metrics().overloaded.inc();
             let msg = format!("at most {COMMANDS_IN_FLIGHT_MAX} commands in flight per socket; nothing ran: retry with the same idempotency key");

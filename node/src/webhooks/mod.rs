@@ -8,17 +8,19 @@
 //! between the answer and the delete, or an account changing owner during a delivery, sends
 //! an event again, with the same `id`. Each delivery is signed ([`sign`]).
 //!
-//! The outbox is bounded: a publisher counts the events waiting for the accounts its node
-//! owns, shows the count (`wallet_webhook_outbox_events`), and past `limits.webhook_outbox_max`
-//! closes the [`OutboxGate`], which makes the gateway refuse requests that move money with
-//! 503 `overloaded` until the receiver catches up. Changes already under way (a saga's later
+//! The outbox is bounded: a publisher counts the events waiting for the accounts this node
+//! owns (every second, up to the limit), shows the count (`wallet_webhook_outbox_events`),
+//! and at `limits.webhook_outbox_max` closes the node's [`OutboxGate`]: the node then refuses
+//! the commands that move money of the accounts it owns (deposits, withdrawals, transfers,
+//! holds, captures, disbursements; wherever the request entered the cluster) with 503
+//! `overloaded` until the receiver catches up. Changes already under way (a saga's later
 //! steps) still write their events, so the count can pass the limit by what was in flight.
 //! A receiver that fails is logged when it starts failing, every minute while it does, and
 //! when it recovers.
 //!
-//! Left out: several deliveries in flight per webhook (one at a time, in order, per node),
-//! batching events into one request, and a dead-letter store for events dropped after 24
-//! hours (they are logged and counted). Every node must list the same webhooks: a node
+//! Left out: batching events into one request, a dead-letter store for events dropped after
+//! 24 hours (they are logged and counted), and trust of a private CA for `https://`
+//! receivers (the public web roots only). Every node must list the same webhooks: a node
 //! writes outbox records for the webhooks of its own config.
 
 pub mod publisher;
@@ -27,8 +29,9 @@ pub mod sign;
 use crate::cluster::membership::Membership;
 use crate::storage::keys::Keys;
 use crate::storage::Store;
+use protocol::{ApiError, ErrorCode};
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
@@ -45,10 +48,12 @@ pub struct HookStats {
     pub expired: AtomicU64,
 }
 
-/// Which webhooks' outboxes are past their limit: while any is, requests that move money are
-/// refused.
+/// Which webhooks' outboxes are at their limit on this node: while any is, the node refuses
+/// the commands that move money of its accounts.
 #[derive(Debug, Default)]
 pub struct OutboxGate {
+    /// How many are full: the fast path of every command reads only this.
+    count: AtomicUsize,
     full: Mutex<BTreeSet<String>>,
 }
 
@@ -56,16 +61,31 @@ impl OutboxGate {
     /// Marks `hook`'s outbox full or not; true when that changed.
     pub fn set_full(&self, hook: &str, full: bool) -> bool {
         let mut g = self.full.lock().expect("outbox gate lock");
-        if full {
+        let changed = if full {
             g.insert(hook.to_owned())
         } else {
             g.remove(hook)
-        }
+        };
+        self.count.store(g.len(), Ordering::Release);
+        changed
     }
 
     /// The webhook whose outbox is full, if any.
     pub fn full(&self) -> Option<String> {
+        if self.count.load(Ordering::Acquire) == 0 {
+            return None;
+        }
         self.full.lock().expect("outbox gate lock").first().cloned()
+    }
+
+    /// The refusal of a command that moves money while an outbox is full (`overloaded`:
+    /// nothing ran), if one is.
+    pub fn refusal(&self) -> Option<ApiError> {
+        let hook = self.full()?;
+        Some(ApiError::new(
+            ErrorCode::Overloaded,
+            format!("the outbox of webhook {hook} is full (limits.webhook_outbox_max) on the node that owns this account: its receiver is not taking events; nothing ran: retry later with the same idempotency key"),
+        ))
     }
 }
 
@@ -123,15 +143,26 @@ impl Publishers {
         &self.stats
     }
 
-    /// Stops every publisher and waits for it (at most one delivery's timeout); what was not
-    /// delivered stays in the outbox.
-    pub fn stop(self) {
+    /// Stops every publisher and waits for it (the deliveries in flight end, at most one
+    /// delivery's timeout); what was not delivered stays in the outbox.
+    pub fn stop(mut self) {
+        self.signal_stop();
+        for t in std::mem::take(&mut self.threads) {
+            let _ = t.join();
+        }
+    }
+
+    fn signal_stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
         for t in &self.threads {
             t.thread().unpark();
         }
-        for t in self.threads {
-            let _ = t.join();
-        }
+    }
+}
+
+// A node dropped without its shutdown still stops its publishers (without waiting).
+impl Drop for Publishers {
+    fn drop(&mut self) {
+        self.signal_stop();
     }
 }

@@ -33,6 +33,7 @@ pub fn webhook() -> cluster_config::WebhookConfig {
         secret: "simulated-webhook-secret".into(),
         events: None,
         accounts: None,
+        retry_max_ms: None,
     }
 }
 
