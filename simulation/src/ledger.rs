@@ -5,13 +5,13 @@
 //! byte for byte with the store's own snapshot, so a write the observer missed is caught too.
 
 use crate::store::{RawCommit, Writer};
+use cluster_config::EventType;
 use foundationdb_tuple::Element;
 use node::ledger::records::{
     AccountRecord, DisbursementRecord, HoldRecord, IdemRecord, Lease, SagaRecord,
 };
 use node::storage::codec::decode;
 use protocol::api::{Entry, HoldStatus, TransferStatus, TransferView};
-use protocol::events::Event;
 use protocol::AccountId;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,9 +44,10 @@ pub enum Row {
     HoldDue(u64, String, Option<String>),
     /// `("disbs", disbursement_id)` and the payer: the index of unsettled disbursements.
     Disbursing(String, Option<String>),
-    /// `("outbox", webhook, id, seq, kind, event_id)`: a webhook event (the simulation has
-    /// one webhook, and nothing delivers its events).
-    Outbox(String, u64, String, Option<Event>),
+    /// `("outbox", webhook, id, seq, kind, record_id)`: a webhook event (the simulation has
+    /// one webhook, and nothing delivers its events): account, seq, its event id, and its
+    /// value (`None`: deleted).
+    Outbox(String, u64, String, Option<Vec<u8>>),
 }
 
 /// A decoded commit with its place in the global commit order.
@@ -133,15 +134,17 @@ pub fn decode_row(key: &[u8], value: Option<&[u8]>) -> Result<Row, String> {
             s(1).ok_or("disbursement id")?,
             val!(AccountId).map(String::from),
         ),
-        (Some("outbox"), 6) => match (s(2), elems.get(3), s(5)) {
-            (Some(id), Some(Element::Int(seq)), Some(event)) => {
-                let body = match value {
-                    Some(v) => Some(
-                        serde_json::from_slice(v).map_err(|e| format!("bad event {event}: {e}"))?,
-                    ),
-                    None => None,
+        (Some("outbox"), 6) => match (s(2), elems.get(3), elems.get(4), s(5)) {
+            (Some(id), Some(Element::Int(seq)), Some(Element::Int(kind)), Some(record)) => {
+                let ty = *EventType::ALL
+                    .get(*kind as usize)
+                    .ok_or_else(|| dec("outbox kind"))?;
+                let event = if record.is_empty() {
+                    format!("entry:{id}:{seq}")
+                } else {
+                    format!("{ty}:{record}")
                 };
-                Row::Outbox(id, *seq as u64, event, body)
+                Row::Outbox(id, *seq as u64, event, value.map(<[u8]>::to_vec))
             }
             _ => return Err(dec("outbox")),
         },
@@ -215,8 +218,9 @@ pub struct Ledger {
     pub disbursement_commits: BTreeMap<String, (u64, Option<u64>)>,
     /// The index of unsettled disbursements: id to payer.
     pub disbursing: BTreeMap<String, String>,
-    /// The webhook outbox: event id to the account (its stored id) and the event.
-    pub outbox: BTreeMap<String, (String, Event)>,
+    /// The webhook outbox: event id to the account (its stored id), the seq it is at, and
+    /// its value.
+    pub outbox: BTreeMap<String, (String, u64, Vec<u8>)>,
     /// Commits applied.
     pub commits: u64,
     /// Per account, batches with two commands that set its status (open, freeze, unfreeze),
@@ -373,9 +377,11 @@ impl Ledger {
                     None => self.disbursing.remove(d),
                 };
             }
-            Row::Outbox(id, _, event, body) => {
-                match body {
-                    Some(e) => self.outbox.insert(event.clone(), (id.clone(), e.clone())),
+            Row::Outbox(id, seq, event, value) => {
+                match value {
+                    Some(v) => self
+                        .outbox
+                        .insert(event.clone(), (id.clone(), *seq, v.clone())),
                     None => self.outbox.remove(event),
                 };
             }

@@ -3,6 +3,7 @@
 
 use super::account::{Command, Effect, Input};
 use super::exec::{self, Activation};
+use super::outbox;
 use super::test_support::{acct, load, opened};
 use crate::storage::keys::Keys;
 use crate::storage::memory::MemoryBackend;
@@ -78,15 +79,22 @@ impl Ledger {
         }
     }
 
-    /// The events waiting in `hook`'s outbox, in key order.
+    /// The events waiting in `hook`'s outbox, in key order, as they are delivered; each
+    /// outbox record is a few bytes (its key, and a settlement's time).
     fn outbox(&self, hook: &str) -> Vec<Event> {
         let (b, e) = self.keys.outbox_range(hook);
         self.store
-            .read(|txn| txn.get_range(&b, &e, 10_000))
+            .read(|txn| {
+                let rows = txn.get_range(&b, &e, 10_000)?;
+                rows.iter()
+                    .map(|(k, v)| {
+                        assert!(v.len() <= 8, "an outbox record is a reference: {v:?}");
+                        let json = outbox::read(txn, &self.keys, hook, k, v)?;
+                        Ok(serde_json::from_slice(&json).unwrap())
+                    })
+                    .collect()
+            })
             .unwrap()
-            .into_iter()
-            .map(|(_, v)| serde_json::from_slice(&v).unwrap())
-            .collect()
     }
 }
 

@@ -14,7 +14,7 @@
 //! | `("pending", transfer_id)` | account id of the sender: unsettled sagas, so none is forgotten |
 //! | `("holds", expires_at, hold_id)` | account id of the payer: open holds by expiry, so an expiry due while the payer was not active still happens |
 //! | `("disbs", disbursement_id)` | account id of the payer: unsettled disbursements, so none is forgotten |
-//! | `("outbox", webhook, id, seq, kind, event_id)` | the event's JSON, as delivered: webhook events not yet delivered, per receiver, in `seq` order per account (see `ledger::outbox`) |
+//! | `("outbox", webhook, id, seq, kind, record_id)` | a settlement's time (8 bytes), or empty for an entry: webhook events not yet delivered, per receiver, in `seq` order per account; each names the entry or saga record it is rendered from (see `ledger::outbox`) |
 //!
 //! Transfer ids sort by creation time, so the records of new transfers (`saga`, `pending`) go
 //! to the end of their ranges: a group commit of a thousand transfers dirties a few pages
@@ -353,9 +353,10 @@ impl Keys {
 
 impl Keys {
     /// An event waiting in a webhook's outbox: ordered by account, then `seq`, then `kind`
-    /// (0 for an entry, which comes before the settlements written at its `seq`).
-    pub fn outbox(&self, hook: &str, account: &str, seq: u64, kind: u64, event: &str) -> Vec<u8> {
-        self.root.pack(&("outbox", hook, account, seq, kind, event))
+    /// (0 for an entry, which comes before the settlements written at its `seq`); `id` names
+    /// the record it tells of (empty for the entry at `seq`).
+    pub fn outbox(&self, hook: &str, account: &str, seq: u64, kind: u64, id: &str) -> Vec<u8> {
+        self.root.pack(&("outbox", hook, account, seq, kind, id))
     }
 
     /// Every event of a webhook's outbox.
@@ -368,13 +369,13 @@ impl Keys {
         self.root.subspace(&("outbox", hook, account)).range().1
     }
 
-    /// Decodes the account and `seq` of an outbox key.
-    pub fn outbox_row(&self, hook: &str, key: &[u8]) -> Option<(String, u64)> {
+    /// Decodes the account, `seq` and record id (empty for an entry) of an outbox key.
+    pub fn outbox_row(&self, hook: &str, key: &[u8]) -> Option<(String, u64, String)> {
         self.root
             .subspace(&("outbox", hook))
             .unpack::<(String, u64, u64, String)>(key)
             .ok()
-            .map(|(a, seq, _, _)| (a, seq))
+            .map(|(a, seq, _, id)| (a, seq, id))
     }
 }
 

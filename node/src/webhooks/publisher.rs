@@ -22,6 +22,7 @@
 use super::sign;
 use super::{HookStats, OutboxGate};
 use crate::cluster::membership::Membership;
+use crate::ledger::outbox;
 use crate::storage::keys::{Keys, OutboxHook};
 use crate::storage::{StorageError, Store};
 use std::collections::{HashMap, HashSet};
@@ -225,7 +226,7 @@ impl Publisher {
             waiting += page
                 .iter()
                 .filter_map(|(k, _)| self.keys.outbox_row(id, k))
-                .filter(|(account, _)| self.membership.owns(account))
+                .filter(|(account, _, _)| self.membership.owns(account))
                 .count() as u64;
             if !full_page {
                 break;
@@ -284,17 +285,18 @@ impl Publisher {
         let mut held_back: HashSet<String> = HashSet::new();
         let now = Instant::now();
         while !stop.load(Ordering::Relaxed) {
-            let page = self
-                .store
-                .read(|txn| txn.get_range(&begin, &end, PAGE_MAX))?;
+            let page = self.read_page(&begin, &end)?;
             let full_page = page.len() == PAGE_MAX;
             let mut runs: Vec<Run> = Vec::new();
             let mut skipped_last = None;
+            let mut corrupt: Vec<Vec<u8>> = Vec::new();
             for (key, body) in page {
-                let Some((account, _seq)) = self.keys.outbox_row(&id, &key) else {
-                    tracing::error!(webhook = %id, "an outbox key does not decode; it is skipped");
-                    begin = key;
+                let (Some((account, _, _)), Ok(body)) = (self.keys.outbox_row(&id, &key), body)
+                else {
+                    tracing::error!(webhook = %id, key = ?key, "an outbox record names no event it can render; it is dropped");
+                    begin = key.clone();
                     begin.push(0);
+                    corrupt.push(key);
                     continue;
                 };
                 begin = key.clone();
@@ -318,7 +320,7 @@ impl Publisher {
                 begin = self.keys.outbox_account_end(&id, &account);
             }
             let results = self.deliver_runs(&runs, stop);
-            let mut done: Vec<Vec<u8>> = Vec::new();
+            let mut done: Vec<Vec<u8>> = corrupt;
             let mut receiver_failed = false;
             for (run, (delivered, stopped)) in runs.into_iter().zip(results) {
                 pass.delivered += delivered as u64;
@@ -382,6 +384,29 @@ impl Publisher {
         }
         self.receiver = None;
         Ok(pass)
+    }
+
+    /// A page of the outbox from `begin`: each record's key, and its event rendered (or why
+    /// it cannot be), all read in one transaction.
+    #[allow(clippy::type_complexity)]
+    fn read_page(
+        &self,
+        begin: &[u8],
+        end: &[u8],
+    ) -> Result<Vec<(Vec<u8>, Result<Vec<u8>, StorageError>)>, StorageError> {
+        let id = &self.hook.id;
+        self.store.read(|txn| {
+            let rows = txn.get_range(begin, end, PAGE_MAX)?;
+            let mut out = Vec::with_capacity(rows.len());
+            for (k, v) in rows {
+                let body = match outbox::read(txn, &self.keys, id, &k, &v) {
+                    Err(e @ StorageError::Corrupt(_)) => Err(e),
+                    other => Ok(other?),
+                };
+                out.push((k, body));
+            }
+            Ok(out)
+        })
     }
 
     /// Delivers each run's events in order, runs in parallel on up to [`DELIVERY_WORKERS`]

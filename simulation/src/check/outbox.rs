@@ -3,23 +3,22 @@
 //! a change that did not happen, under every fault (unknown commit results, retries,
 //! fencing, crashes).
 //!
-//! At every commit: each journal entry written has its `entry` event in that commit, with the
-//! entry and the balances after it; each `entry` event has its entry; each transfer, hold or
-//! disbursement record written in a final state (a move between shards excepted) has its
-//! settlement event in that commit, showing that record, and each settlement event has its
-//! record; nothing is deleted (nothing delivers in the simulation), and an event written again
-//! carries the same body. At phase ends: every entry and every settled transfer, hold and
-//! disbursement of the store has its event, and the outbox holds nothing else.
+//! An outbox record names the entry or saga record its event is rendered from. At every
+//! commit: each journal entry written has its `entry` record in that commit, at its `seq`;
+//! each transfer, hold or disbursement record written in a final state (a move between shards
+//! excepted) has its settlement record in that commit, with its time (8 bytes), and renders as
+//! that record's event; each outbox record written has its change in the commit; nothing
+//! is deleted (nothing delivers in the simulation), and a record written again is the same.
+//! At phase ends: every entry and settled record of the store has its event, each event
+//! renders from what the store holds, and the outbox holds nothing else.
 
 use super::Check;
 use crate::ledger::{Commit, Ledger, Row};
 use crate::workload::OpSpec;
-use node::ledger::account::is_move;
-use node::ledger::records::{DisbursementPhase, SagaRecord, SenderStatus};
-use protocol::api::{Entry, HoldStatus};
-use protocol::events::{EntryData, Event, EventData};
-use protocol::{AccountId, TransferId};
-use std::collections::{BTreeMap, BTreeSet};
+use node::ledger::outbox::{entry_event, settlement, settlement_event};
+use node::ledger::records::SagaRecord;
+use protocol::AccountId;
+use std::collections::BTreeMap;
 
 /// The webhook of every simulated cluster (it wants every event of every account).
 pub const HOOK: &str = "sim";
@@ -44,67 +43,23 @@ fn id(s: &str) -> AccountId {
     AccountId::new(s).expect("stored account ids are valid")
 }
 
-/// The `entry` event an entry of `account` must have: id and data.
-fn entry_event(account: &str, e: &Entry) -> (String, EventData) {
-    let shard = id(account).shard_index();
-    let entry = Entry { shard, ..e.clone() };
-    let data = EventData::Entry(EntryData {
-        balance: e.balance,
-        available: e.available,
-        held: e.balance - e.available,
-        entry,
-    });
-    (format!("entry:{account}:{}", e.seq), data)
+/// The event id a final saga record of `account` tells of, checked to render.
+fn settled_id(account: &str, rec: &SagaRecord, at: u64) -> Option<Result<String, String>> {
+    settlement(rec)?;
+    Some(match settlement_event(&id(account), rec, 0, at) {
+        Some(e) => Ok(e.id),
+        None => Err(format!(
+            "a final record of {account} renders no event: {rec:?}"
+        )),
+    })
 }
 
-/// The settlement event a saga record of `account` must have, when it is final.
-fn settlement(account: &str, t: &str, rec: &SagaRecord) -> Option<(String, EventData)> {
-    let a = id(account);
-    let (kind, data) = match rec {
-        SagaRecord::Sender {
-            status: SenderStatus::Completed | SenderStatus::Failed(_),
-            ..
-        } if !is_move(&TransferId::new(t).expect("stored transfer ids are valid")) => (
-            "transfer.settled",
-            EventData::Transfer(rec.view(&a)?.public()),
-        ),
-        SagaRecord::Hold(h)
-            if matches!(
-                h.status,
-                HoldStatus::Captured | HoldStatus::Voided | HoldStatus::Expired
-            ) =>
-        {
-            (
-                "hold.settled",
-                EventData::Hold(Box::new(h.view(&a).public())),
-            )
-        }
-        SagaRecord::Disbursement(d)
-            if matches!(
-                d.phase,
-                DisbursementPhase::Completed | DisbursementPhase::Failed { .. }
-            ) =>
-        {
-            (
-                "disbursement.settled",
-                EventData::Disbursement(Box::new(d.view(&a).public())),
-            )
-        }
-        _ => return None,
-    };
-    Some((format!("{kind}:{t}"), data))
-}
-
-/// Whether `e` is the event `want` of stored account `account`.
-fn matches(e: &Event, account: &str, want: &EventData) -> Result<(), String> {
-    let a = id(account);
-    if e.account != a.public() || e.shard != a.shard_index() || &e.data != want {
-        return Err(format!(
-            "event {} of {account} is {e:?}; its change says {want:?}",
-            e.id
-        ));
-    }
-    Ok(())
+/// A settlement's time, from its outbox value.
+fn time_of(event: &str, value: &[u8]) -> Result<u64, String> {
+    value
+        .try_into()
+        .map(u64::from_be_bytes)
+        .map_err(|_| format!("{event}: a settlement's value is its time, 8 bytes; got {value:?}"))
 }
 
 impl Check for Outbox {
@@ -113,50 +68,61 @@ impl Check for Outbox {
     }
 
     fn on_commit(&mut self, before: &Ledger, c: &Commit, _ops: &[OpSpec]) -> Result<(), String> {
-        let mut events: BTreeMap<&str, (&str, &Event)> = BTreeMap::new();
+        // The commit's outbox records: event id to account, seq and value.
+        let mut written: BTreeMap<&str, (&str, u64, &[u8])> = BTreeMap::new();
         for row in &c.rows {
-            if let Row::Outbox(account, _, event, body) = row {
-                let Some(e) = body else {
+            if let Row::Outbox(account, seq, event, value) = row {
+                let Some(v) = value else {
                     return Err(format!(
                         "event {event} of {account} was deleted, yet nothing delivers"
                     ));
                 };
-                if e.id != *event {
-                    return Err(format!("event stored as {event} names itself {}", e.id));
-                }
-                if let Some((_, prev)) = before.outbox.get(event) {
-                    if prev.data != e.data || prev.kind != e.kind {
-                        return Err(format!(
-                            "event {event} written again with another body: {prev:?}, then {e:?}"
-                        ));
+                if let Some(prev) = before.outbox.get(event) {
+                    if prev != &(account.clone(), *seq, v.clone()) {
+                        return Err(format!("event {event} written again otherwise: {prev:?}, then ({account}, {seq}, {v:?})"));
                     }
                 }
-                events.insert(event, (account, e));
+                written.insert(event, (account, *seq, v));
             }
         }
-        let mut told: BTreeSet<&str> = BTreeSet::new();
+        let mut told = 0;
         for row in &c.rows {
-            let want = match row {
-                Row::Journal(account, _, Some(e)) => Some((account, entry_event(account, e))),
-                Row::Saga(account, t, Some(rec)) => {
-                    settlement(account, t, rec).map(|w| (account, w))
+            let (account, event, seq) = match row {
+                Row::Journal(account, _, Some(e)) => {
+                    let ev = entry_event(&id(account), e);
+                    (account, ev.id, Some(e.seq))
                 }
-                _ => None,
+                Row::Saga(account, _, Some(rec)) => match settled_id(account, rec, 0) {
+                    None => continue,
+                    Some(ev) => (account, ev?, None),
+                },
+                _ => continue,
             };
-            let Some((account, (event, data))) = want else {
-                continue;
-            };
-            let Some((at, e)) = events.get(event.as_str()) else {
+            let Some((at, s, value)) = written.get(event.as_str()) else {
                 return Err(format!("{account} committed {event} without its event"));
             };
             if *at != account.as_str() {
                 return Err(format!("event {event} of {account} was written under {at}"));
             }
-            matches(e, account, &data)?;
-            told.insert(e.id.as_str());
+            match seq {
+                Some(seq) if *s != seq || !value.is_empty() => {
+                    return Err(format!(
+                        "entry event {event} is at seq {s} with value {value:?}"
+                    ));
+                }
+                None => {
+                    time_of(&event, value)?;
+                }
+                _ => {}
+            }
+            told += 1;
         }
-        if let Some(extra) = events.keys().find(|k| !told.contains(*k)) {
-            return Err(format!("event {extra} was written without its change"));
+        if told != written.len() {
+            return Err(format!(
+                "{} events were written without their change, among {:?}",
+                written.len() - told,
+                written.keys().collect::<Vec<_>>()
+            ));
         }
         Ok(())
     }
@@ -167,26 +133,24 @@ impl Check for Outbox {
         _ops: &[OpSpec],
         _quiescent: bool,
     ) -> Result<(), String> {
-        let mut want: BTreeMap<String, (&str, EventData)> = BTreeMap::new();
+        let mut want: BTreeMap<String, &str> = BTreeMap::new();
         for (account, obs) in &ledger.accounts {
             for (e, _) in obs.journal.values() {
-                let (event, data) = entry_event(account, e);
-                want.insert(event, (account, data));
+                want.insert(entry_event(&id(account), e).id, account);
             }
-            for (t, rec) in &obs.sagas {
-                if let Some((event, data)) = settlement(account, t, rec) {
-                    want.insert(event, (account, data));
+            for rec in obs.sagas.values() {
+                if let Some(ev) = settled_id(account, rec, 0) {
+                    want.insert(ev?, account);
                 }
             }
         }
-        for (event, (account, data)) in &want {
-            let Some((at, e)) = ledger.outbox.get(event) else {
+        for (event, account) in &want {
+            let Some((at, _, _)) = ledger.outbox.get(event) else {
                 return Err(format!("{account} has {event}'s change but no event"));
             };
             if at != account {
                 return Err(format!("event {event} of {account} is under {at}"));
             }
-            matches(e, account, data)?;
         }
         if let Some(extra) = ledger.outbox.keys().find(|k| !want.contains_key(*k)) {
             return Err(format!(
