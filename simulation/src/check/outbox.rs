@@ -15,8 +15,10 @@
 use super::Check;
 use crate::ledger::{Commit, Ledger, Row};
 use crate::workload::OpSpec;
-use node::ledger::outbox::{entry_event, settlement, settlement_event};
-use node::ledger::records::SagaRecord;
+use node::ledger::account::is_move;
+use node::ledger::outbox::{entry_event, settlement_event};
+use node::ledger::records::{DisbursementPhase, SagaRecord, SenderStatus};
+use protocol::api::HoldStatus;
 use protocol::AccountId;
 use std::collections::BTreeMap;
 
@@ -43,13 +45,45 @@ fn id(s: &str) -> AccountId {
     AccountId::new(s).expect("stored account ids are valid")
 }
 
-/// The event id a final saga record of `account` tells of, checked to render.
+/// The type and id of the settlement a saga record tells of when it is written in this
+/// state, decided here apart from the node's own rule: a transfer this account sent (a move
+/// between shards excepted) completed or failed; a hold captured, voided or expired; a
+/// disbursement completed or failed.
+fn settled(rec: &SagaRecord) -> Option<(&'static str, &str)> {
+    match rec {
+        SagaRecord::Sender {
+            transfer_id,
+            status: SenderStatus::Completed | SenderStatus::Failed(_),
+            ..
+        } if !is_move(transfer_id) => Some(("transfer.settled", transfer_id.as_str())),
+        SagaRecord::Hold(h)
+            if matches!(
+                h.status,
+                HoldStatus::Captured | HoldStatus::Voided | HoldStatus::Expired
+            ) =>
+        {
+            Some(("hold.settled", h.hold_id.as_str()))
+        }
+        SagaRecord::Disbursement(d)
+            if matches!(
+                d.phase,
+                DisbursementPhase::Completed | DisbursementPhase::Failed { .. }
+            ) =>
+        {
+            Some(("disbursement.settled", d.id.as_str()))
+        }
+        _ => None,
+    }
+}
+
+/// The event id a final saga record of `account` tells of, checked to render as that event.
 fn settled_id(account: &str, rec: &SagaRecord, at: u64) -> Option<Result<String, String>> {
-    settlement(rec)?;
+    let (ty, record) = settled(rec)?;
+    let want = format!("{ty}:{record}");
     Some(match settlement_event(&id(account), rec, 0, at) {
-        Some(e) => Ok(e.id),
-        None => Err(format!(
-            "a final record of {account} renders no event: {rec:?}"
+        Some(e) if e.id == want && e.kind == ty => Ok(want),
+        other => Err(format!(
+            "a final record of {account} renders {other:?}, not {want}: {rec:?}"
         )),
     })
 }
