@@ -553,16 +553,7 @@ fn apply_write(
         }
         Write::Journal(e) => txn.set(&keys.journal(&id, e.seq), &encode(e))?,
         Write::Idem(k, rec) => txn.set(&keys.idem(&id, k), &encode(rec))?,
-        Write::Saga(rec) => {
-            let tid = match rec {
-                SagaRecord::Sender { transfer_id, .. }
-                | SagaRecord::Receiver { transfer_id, .. } => transfer_id,
-                SagaRecord::Hold(h) => &h.hold_id,
-                SagaRecord::Disbursement(d) => &d.id,
-                SagaRecord::Leg(l) => &l.disbursement_id,
-            };
-            txn.set(&keys.saga(&id, tid.as_str()), &encode(rec))?
-        }
+        Write::Saga(rec) => txn.set(&keys.saga(&id, rec.id().as_str()), &encode(rec))?,
         Write::OpenMark(tid, true) => txn.set(&keys.open(&id, tid.as_str()), b"")?,
         Write::OpenMark(tid, false) => txn.clear(&keys.open(&id, tid.as_str()))?,
         Write::Pending(tid, true) => {

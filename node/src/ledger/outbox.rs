@@ -131,18 +131,6 @@ pub fn settlement(rec: &SagaRecord) -> Option<EventType> {
     }
 }
 
-/// The id of a saga record.
-fn record_id(rec: &SagaRecord) -> &str {
-    match rec {
-        SagaRecord::Sender { transfer_id, .. } | SagaRecord::Receiver { transfer_id, .. } => {
-            transfer_id.as_str()
-        }
-        SagaRecord::Hold(h) => h.hold_id.as_str(),
-        SagaRecord::Disbursement(d) => d.id.as_str(),
-        SagaRecord::Leg(l) => l.disbursement_id.as_str(),
-    }
-}
-
 /// The events of a step or batch, in the order they happened.
 fn events(seq: u64, writes: &[Write], effects: &[Effect], now_ms: u64) -> Vec<EventRef> {
     let mut out = Vec::new();
@@ -162,7 +150,7 @@ fn events(seq: u64, writes: &[Write], effects: &[Effect], now_ms: u64) -> Vec<Ev
                 out.push(EventRef {
                     ty,
                     seq,
-                    id: record_id(rec).to_owned(),
+                    id: rec.id().as_str().to_owned(),
                     at: now_ms,
                 });
             }
@@ -205,7 +193,7 @@ pub fn settlement_event(account: &AccountId, rec: &SagaRecord, seq: u64, at: u64
         _ => return None,
     };
     Some(Event {
-        id: format!("{}:{}", ty.as_str(), record_id(rec)),
+        id: format!("{}:{}", ty.as_str(), rec.id().as_str()),
         kind: ty.as_str().to_owned(),
         account: account.public(),
         shard: account.shard_index(),

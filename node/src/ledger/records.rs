@@ -146,6 +146,18 @@ pub enum SagaRecord {
 }
 
 impl SagaRecord {
+    /// The transfer, hold or disbursement the record is of (its key's id).
+    pub fn id(&self) -> &TransferId {
+        match self {
+            SagaRecord::Sender { transfer_id, .. } | SagaRecord::Receiver { transfer_id, .. } => {
+                transfer_id
+            }
+            SagaRecord::Hold(h) => &h.hold_id,
+            SagaRecord::Disbursement(d) => &d.id,
+            SagaRecord::Leg(l) => &l.disbursement_id,
+        }
+    }
+
     /// The transfer's summary, from the sender's record (`None` for a receiver's), `from`
     /// being the account the record belongs to.
     pub fn view(&self, from: &AccountId) -> Option<TransferView> {
