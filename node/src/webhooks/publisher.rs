@@ -89,6 +89,28 @@ enum Stop {
     Cut,
 }
 
+/// One outbox record of a page, as read.
+enum Row {
+    /// An event of an account this node owns, rendered.
+    Event {
+        key: Vec<u8>,
+        account: String,
+        body: Vec<u8>,
+    },
+    /// An event of an account another node owns: not rendered, not delivered here.
+    NotOwned { key: Vec<u8>, account: String },
+    /// A record that names no event it can render.
+    Corrupt { key: Vec<u8> },
+}
+
+impl Row {
+    fn key(&self) -> &[u8] {
+        match self {
+            Row::Event { key, .. } | Row::NotOwned { key, .. } | Row::Corrupt { key } => key,
+        }
+    }
+}
+
 /// One account's events of a page, in order.
 struct Run {
     account: String,
@@ -271,9 +293,7 @@ impl Publisher {
 
     /// Whether `account`'s events wait in this pass.
     fn waits(&self, account: &str, held_back: &HashSet<String>, now: Instant) -> bool {
-        !self.membership.owns(account)
-            || held_back.contains(account)
-            || self.accounts.get(account).is_some_and(|b| b.next > now)
+        held_back.contains(account) || self.accounts.get(account).is_some_and(|b| b.next > now)
     }
 
     /// One pass over the outbox (see the module's notes). Ends early when the receiver as a
@@ -290,22 +310,23 @@ impl Publisher {
             let mut runs: Vec<Run> = Vec::new();
             let mut skipped_last = None;
             let mut corrupt: Vec<Vec<u8>> = Vec::new();
-            for (key, body) in page {
-                let (Some((account, _, _)), Ok(body)) = (self.keys.outbox_row(&id, &key), body)
-                else {
-                    tracing::error!(webhook = %id, key = ?key, "an outbox record names no event it can render; it is dropped");
-                    begin = key.clone();
-                    begin.push(0);
-                    corrupt.push(key);
-                    continue;
-                };
-                begin = key.clone();
+            for row in page {
+                begin = row.key().to_vec();
                 begin.push(0);
-                if self.waits(&account, &held_back, now) {
+                let (key, account, body) = match row {
+                    Row::Event { key, account, body } => (key, account, Some(body)),
+                    Row::NotOwned { key, account } => (key, account, None),
+                    Row::Corrupt { key } => {
+                        tracing::error!(webhook = %id, key = ?key, "an outbox record names no event it can render; it is dropped");
+                        corrupt.push(key);
+                        continue;
+                    }
+                };
+                let Some(body) = body.filter(|_| !self.waits(&account, &held_back, now)) else {
                     held_back.insert(account.clone());
                     skipped_last = Some(account);
                     continue;
-                }
+                };
                 skipped_last = None;
                 match runs.last_mut() {
                     Some(r) if r.account == account => r.events.push((key, body)),
@@ -386,24 +407,27 @@ impl Publisher {
         Ok(pass)
     }
 
-    /// A page of the outbox from `begin`: each record's key, and its event rendered (or why
-    /// it cannot be), all read in one transaction.
-    #[allow(clippy::type_complexity)]
-    fn read_page(
-        &self,
-        begin: &[u8],
-        end: &[u8],
-    ) -> Result<Vec<(Vec<u8>, Result<Vec<u8>, StorageError>)>, StorageError> {
+    /// A page of the outbox from `begin`, read in one transaction; ownership is decided
+    /// once here, and only the events of accounts this node owns are rendered.
+    fn read_page(&self, begin: &[u8], end: &[u8]) -> Result<Vec<Row>, StorageError> {
         let id = &self.hook.id;
         self.store.read(|txn| {
             let rows = txn.get_range(begin, end, PAGE_MAX)?;
             let mut out = Vec::with_capacity(rows.len());
-            for (k, v) in rows {
-                let body = match outbox::read(txn, &self.keys, id, &k, &v) {
-                    Err(e @ StorageError::Corrupt(_)) => Err(e),
-                    other => Ok(other?),
+            for (key, v) in rows {
+                let Some((account, _, _)) = self.keys.outbox_row(id, &key) else {
+                    out.push(Row::Corrupt { key });
+                    continue;
                 };
-                out.push((k, body));
+                if !self.membership.owns(&account) {
+                    out.push(Row::NotOwned { key, account });
+                    continue;
+                }
+                out.push(match outbox::read(txn, &self.keys, id, &key, &v) {
+                    Ok(body) => Row::Event { key, account, body },
+                    Err(StorageError::Corrupt(_)) => Row::Corrupt { key },
+                    Err(e) => return Err(e),
+                });
             }
             Ok(out)
         })
